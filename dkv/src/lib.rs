@@ -1,0 +1,21 @@
+//! dkv: a Dynamo-style distributed in-memory key-value store.
+//!
+//! This crate is the core: storage, durability, and (in later layers) the
+//! node and its client. Layers, bottom up:
+//!
+//! | module        | owns                                                        |
+//! |---------------|-------------------------------------------------------------|
+//! | [`hash`]      | MurmurHash3 x64-128 (ring placement) and CRC-32 (records)   |
+//! | [`version`]   | `(timestamp, node_id)` versions and their order             |
+//! | [`clock`]     | the hybrid logical clock that stamps writes                 |
+//! | [`storage`]   | the sharded Last-Write-Wins map with tombstones             |
+//!
+//! See `../shared/DESIGN.md` for the whole design.
+
+pub mod clock;
+pub mod hash;
+pub mod storage;
+pub mod version;
+
+pub use storage::{Engine, EngineStats, Entry};
+pub use version::{NodeId, Timestamp, Version};

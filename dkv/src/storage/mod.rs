@@ -1,0 +1,282 @@
+//! The in-memory storage engine: a map split into shards, Last-Write-Wins.
+//!
+//! [`Engine`] owns every key of a node. Keys are spread over a power-of-two
+//! number of shards (32 by default), each a hash table behind a
+//! `parking_lot::RwLock`, so readers of one shard never block writers of
+//! another and a snapshot can copy one shard at a time.
+//!
+//! Every entry is a value or a tombstone with its [`Version`]. [`Engine::apply`]
+//! keeps the entry with the larger version, so applying one set of writes in
+//! any order, any number of times, yields the same contents: replicas
+//! converge and WAL replay, hint delivery and read repair are idempotent.
+//! Tombstones are dropped by [`Engine::purge_tombstones`] once older than the
+//! grace period, never before, so a late replica cannot resurrect a key.
+
+mod slot;
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use parking_lot::RwLock;
+
+use crate::version::{Timestamp, Version};
+use slot::Slot;
+pub use slot::MAX_KEY_LEN;
+
+/// Default number of shards.
+pub const DEFAULT_SHARDS: usize = 32;
+
+/// A stored entry as handed to and from the engine: a value or a tombstone,
+/// with the version of the write that produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The version of the write.
+    pub version: Version,
+    /// The value; `None` is a tombstone (the key was deleted).
+    pub value: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// A live value.
+    pub fn value(version: Version, value: impl Into<Vec<u8>>) -> Entry {
+        Entry {
+            version,
+            value: Some(value.into()),
+        }
+    }
+
+    /// A tombstone.
+    pub fn tombstone(version: Version) -> Entry {
+        Entry {
+            version,
+            value: None,
+        }
+    }
+
+    /// Whether this entry records a delete.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+/// Counters the engine reports (INFO, the C ABI, benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Live keys (tombstones not counted).
+    pub keys: usize,
+    /// Tombstones waiting for their grace period to pass.
+    pub tombstones: usize,
+    /// Bytes held: every entry's allocation plus the hash tables' buckets.
+    pub bytes: usize,
+}
+
+/// The sharded LWW map.
+pub struct Engine {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: RandomState,
+    shard_shift: u32,
+}
+
+#[derive(Default)]
+struct Shard {
+    table: HashTable<Slot>,
+    tombstones: usize,
+    entry_bytes: usize,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<&Slot> {
+        self.table.find(hash, |slot| slot.key() == key)
+    }
+
+    fn bytes(&self) -> usize {
+        self.entry_bytes + self.table.num_buckets() * (std::mem::size_of::<Slot>() + 1)
+    }
+}
+
+/// An engine configuration error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard count must be a power of two between 1 and 65536, got {0}")]
+pub struct ShardCountError(pub usize);
+
+impl Engine {
+    /// An empty engine with `shards` shards (a power of two, 1..=65536).
+    pub fn new(shards: usize) -> Result<Engine, ShardCountError> {
+        if !shards.is_power_of_two() || shards > 65536 {
+            return Err(ShardCountError(shards));
+        }
+        Ok(Engine {
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+            shard_shift: 64 - shards.trailing_zeros(),
+        })
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn locate(&self, key: &[u8]) -> (u64, &RwLock<Shard>) {
+        let hash = self.hasher.hash_one(key);
+        // The top bits pick the shard; the table uses the low bits and the
+        // top 7 for its control bytes, so both stay well spread.
+        let index = hash.checked_shr(self.shard_shift).unwrap_or(0) as usize;
+        (hash, &self.shards[index])
+    }
+
+    /// The entry for `key`, tombstones included.
+    pub fn get(&self, key: &[u8]) -> Option<Entry> {
+        let (hash, shard) = self.locate(key);
+        let shard = shard.read();
+        shard.find(hash, key).map(|slot| Entry {
+            version: slot.version(),
+            value: slot.value().map(<[u8]>::to_vec),
+        })
+    }
+
+    /// The version stored for `key`, tombstones included.
+    pub fn version_of(&self, key: &[u8]) -> Option<Version> {
+        let (hash, shard) = self.locate(key);
+        let shard = shard.read();
+        shard.find(hash, key).map(Slot::version)
+    }
+
+    /// Stores a value at `version` unless a newer version is held.
+    pub fn put(&self, key: &[u8], value: &[u8], version: Version) -> bool {
+        self.apply(key, version, Some(value))
+    }
+
+    /// Stores a tombstone at `version` unless a newer version is held.
+    pub fn delete(&self, key: &[u8], version: Version) -> bool {
+        self.apply(key, version, None)
+    }
+
+    /// Applies a write (value, or tombstone for `None`), keeping whichever of
+    /// it and the stored entry has the larger version. Returns whether the
+    /// write won. Keys longer than [`MAX_KEY_LEN`] are rejected (returns
+    /// false); callers bound keys far below that.
+    pub fn apply(&self, key: &[u8], version: Version, value: Option<&[u8]>) -> bool {
+        if key.len() > MAX_KEY_LEN {
+            return false;
+        }
+        let (hash, shard) = self.locate(key);
+        let mut guard = shard.write();
+        let shard = &mut *guard;
+        let hasher = &self.hasher;
+        match shard.table.entry(
+            hash,
+            |slot| slot.key() == key,
+            |slot| hasher.hash_one(slot.key()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
+                let slot = occupied.get_mut();
+                if slot.version() >= version {
+                    return false;
+                }
+                shard.tombstones -= usize::from(slot.is_tombstone());
+                shard.entry_bytes -= slot.heap_bytes();
+                slot.overwrite(version, value);
+                shard.tombstones += usize::from(slot.is_tombstone());
+                shard.entry_bytes += slot.heap_bytes();
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                let slot = Slot::new(key, version, value);
+                shard.tombstones += usize::from(slot.is_tombstone());
+                shard.entry_bytes += slot.heap_bytes();
+                vacant.insert(slot);
+            }
+        }
+        true
+    }
+
+    /// Applies an owned [`Entry`]; see [`Engine::apply`].
+    pub fn apply_entry(&self, key: &[u8], entry: &Entry) -> bool {
+        self.apply(key, entry.version, entry.value.as_deref())
+    }
+
+    /// Drops tombstones whose timestamp is older than `before`. Returns how
+    /// many were dropped. Holds one shard's write lock at a time.
+    pub fn purge_tombstones(&self, before: Timestamp) -> usize {
+        let mut purged = 0;
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let shard = &mut *guard;
+            let mut freed_bytes = 0;
+            let mut dropped = 0;
+            shard.table.retain(|slot| {
+                let expired = slot.is_tombstone() && slot.version().timestamp < before;
+                if expired {
+                    freed_bytes += slot.heap_bytes();
+                    dropped += 1;
+                }
+                !expired
+            });
+            shard.entry_bytes -= freed_bytes;
+            shard.tombstones -= dropped;
+            purged += dropped;
+        }
+        purged
+    }
+
+    /// Live keys, tombstones and bytes held.
+    pub fn stats(&self) -> EngineStats {
+        let mut stats = EngineStats::default();
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            stats.keys += shard.table.len() - shard.tombstones;
+            stats.tombstones += shard.tombstones;
+            stats.bytes += shard.bytes();
+        }
+        stats
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.stats().keys
+    }
+
+    /// Whether no live key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with every entry of shard `index` (tombstones included)
+    /// while holding that shard's read lock: writers to this shard wait
+    /// until it returns, writers to other shards do not.
+    ///
+    /// # Panics
+    /// If `index >= self.shard_count()`.
+    pub fn for_each_in_shard(
+        &self,
+        index: usize,
+        mut f: impl FnMut(&[u8], Version, Option<&[u8]>),
+    ) {
+        let shard = self.shards[index].read();
+        for slot in shard.table.iter() {
+            f(slot.key(), slot.version(), slot.value());
+        }
+    }
+
+    /// Every entry, sorted by key: for tests and tools, not the hot path.
+    pub fn to_sorted_vec(&self) -> Vec<(Vec<u8>, Entry)> {
+        let mut all = Vec::new();
+        for index in 0..self.shard_count() {
+            self.for_each_in_shard(index, |key, version, value| {
+                all.push((
+                    key.to_vec(),
+                    Entry {
+                        version,
+                        value: value.map(<[u8]>::to_vec),
+                    },
+                ));
+            });
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests;
