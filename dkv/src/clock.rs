@@ -73,6 +73,12 @@ impl HybridClock {
         Ok(())
     }
 
+    /// Moves the clock past `seen` with no drift check: for timestamps this
+    /// node wrote itself, such as those recovered from its own disk.
+    pub fn advance_to(&mut self, seen: Timestamp) {
+        self.last = self.last.max(seen);
+    }
+
     /// The last timestamp issued or observed.
     pub fn last(&self) -> Timestamp {
         self.last

@@ -13,9 +13,12 @@
 //! See `../shared/DESIGN.md` for the whole design.
 
 pub mod clock;
+pub mod config;
 pub mod hash;
+pub mod snapshot;
 pub mod storage;
 pub mod version;
+pub mod wal;
 
 pub use storage::{Engine, EngineStats, Entry};
 pub use version::{NodeId, Timestamp, Version};

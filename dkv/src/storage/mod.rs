@@ -259,6 +259,18 @@ impl Engine {
         }
     }
 
+    /// The largest timestamp of any entry (zero when empty): a reopened
+    /// store moves its clock past it so new writes win over recovered ones.
+    pub fn max_timestamp(&self) -> Timestamp {
+        let mut max = Timestamp(0);
+        for shard in self.shards.iter() {
+            for slot in shard.read().table.iter() {
+                max = max.max(slot.version().timestamp);
+            }
+        }
+        max
+    }
+
     /// Every entry, sorted by key: for tests and tools, not the hot path.
     pub fn to_sorted_vec(&self) -> Vec<(Vec<u8>, Entry)> {
         let mut all = Vec::new();
