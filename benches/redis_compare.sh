@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Side-by-side redis-benchmark runs against redis-server and a single
+# dkv-node on this machine, printing ops/s and dkv/redis ratios.
+#
+#   benches/redis_compare.sh            # full: -n 200000
+#   N=50000 benches/redis_compare.sh    # quicker
+#
+# Pairs compared (same workload, same machine, one after the other):
+#   dkv --fsync never   vs redis --save "" --appendonly no
+#   dkv --fsync always  vs redis --appendonly yes --appendfsync always
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-200000}
+CLIENTS=${CLIENTS:-50}
+SIZE=${SIZE:-64}
+REDIS_PORT=${REDIS_PORT:-16379}
+DKV_PORT=${DKV_PORT:-17001}
+WORKERS=${WORKERS:-}
+
+for tool in redis-server redis-benchmark; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools)" >&2; exit 1; }
+done
+cargo build --release --quiet --bin dkv-node
+work=$(mktemp -d "${TMPDIR:-/tmp}/dkv-bench.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2; exit 1
+}
+
+# bench <port> <pipeline> -> "SET_rps GET_rps"
+bench() {
+  redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$CLIENTS" -d "$SIZE" -n "$N" -P "$2" -r 100000 --csv 2>/dev/null \
+    | awk -F'","' '/^"SET/ {gsub(/"/,"",$2); set=$2} /^"GET/ {gsub(/"/,"",$2); get=$2} END {print set, get}'
+}
+
+start_redis() { # <mode: none|always>
+  local dir="$work/redis-$1"; mkdir -p "$dir"
+  if [ "$1" = always ]; then
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly yes --appendfsync always --daemonize no >/dev/null &
+  else
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no --daemonize no >/dev/null &
+  fi
+  pids+=($!); wait_port "$REDIS_PORT"
+}
+
+start_dkv() { # <fsync>
+  local args=(--port "$DKV_PORT" --data-dir "$work/dkv-$1" --fsync "$1")
+  [ -n "$WORKERS" ] && args+=(--worker-threads "$WORKERS")
+  RUST_LOG=warn target/release/dkv-node "${args[@]}" >/dev/null &
+  pids+=($!); wait_port "$DKV_PORT"
+}
+
+stop_all() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
+
+declare -A result
+for mode in never always; do
+  redis_mode=none; [ "$mode" = always ] && redis_mode=always
+  start_redis "$redis_mode"
+  for p in 1 16; do result[redis,$mode,$p]=$(bench "$REDIS_PORT" "$p"); done
+  stop_all
+  start_dkv "$mode"
+  for p in 1 16; do result[dkv,$mode,$p]=$(bench "$DKV_PORT" "$p"); done
+  stop_all
+done
+
+printf '\nredis-benchmark -t set,get -c %s -d %s -n %s on %s cores\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
+printf '%-34s %4s %5s %12s %12s %7s\n' "pair" "-P" "op" "redis ops/s" "dkv ops/s" "ratio"
+for mode in never always; do
+  label="dkv fsync=never vs redis no-persist"
+  [ "$mode" = always ] && label="dkv fsync=always vs redis aof-always"
+  for p in 1 16; do
+    read -r rset rget <<<"${result[redis,$mode,$p]}"
+    read -r dset dget <<<"${result[dkv,$mode,$p]}"
+    for op in SET GET; do
+      if [ "$op" = SET ]; then r=$rset; d=$dset; else r=$rget; d=$dget; fi
+      ratio=$(awk -v d="$d" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", d / r; else print "n/a" }')
+      printf '%-34s %4s %5s %12.0f %12.0f %7s\n' "$label" "$p" "$op" "$r" "$d" "$ratio"
+    done
+  done
+done

@@ -1,0 +1,410 @@
+//! The reactor: one thread that owns every client socket.
+//!
+//! It accepts connections, reads until `WouldBlock`, parses commands, hands
+//! each connection's commands to the worker pool one batch at a time (so a
+//! connection's commands run in order and see their own writes), and
+//! writes replies back in order. Workers return results through a queue and
+//! a `mio::Waker`; the WAL's durability callback uses the same waker, and
+//! replies that wait for a WAL sequence are released when it is durable.
+//!
+//! Backpressure: a connection whose unsent replies pass `max_output_bytes`,
+//! or whose unparsed input passes the request limit, is not read from until
+//! they drain. A protocol error gets an `-ERR` reply and the connection is
+//! closed once the replies before it are out; other connections never
+//! notice.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use parking_lot::Mutex;
+
+use crate::net::conn::{Conn, ReadOutcome};
+use crate::net::slab::{Key, Slab};
+use crate::net::workers::{Wakeup, WorkerPool};
+use crate::resp::{self, Command, ProtocolError};
+use crate::server::commands::{Effect, Executor};
+use crate::server::session::Session;
+use crate::wal::Lsn;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Commands handed to a worker in one batch, at most.
+const MAX_BATCH: usize = 1024;
+/// Bytes read from one connection per turn, beyond what it has buffered.
+const READ_PER_TURN: usize = 256 * 1024;
+/// How long a stopping reactor waits for replies to drain.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A batch of one connection's commands, run in order by a worker.
+pub(crate) struct Job {
+    key: Key,
+    session: Session,
+    commands: Vec<Command>,
+    protocol_error: Option<ProtocolError>,
+}
+
+/// What a worker hands back.
+pub(crate) struct Done {
+    key: Key,
+    session: Session,
+    out: Vec<u8>,
+    effect: Effect,
+}
+
+/// Runs a job: every command in order, then the protocol error if any.
+fn run_job(executor: &Executor, job: Job) -> Done {
+    let Job {
+        key,
+        mut session,
+        commands,
+        protocol_error,
+    } = job;
+    let mut out = Vec::with_capacity(64 * commands.len().min(64));
+    let mut effect = Effect::default();
+    let mut args: Vec<&[u8]> = Vec::new();
+    for command in &commands {
+        args.clear();
+        args.extend(command.args());
+        executor.execute(&mut session, &args, &mut out, &mut effect);
+        if effect.close {
+            break;
+        }
+    }
+    if let Some(error) = protocol_error {
+        if !effect.close {
+            resp::reply::error(&mut out, &error.to_string());
+            effect.close = true;
+        }
+    }
+    Done {
+        key,
+        session,
+        out,
+        effect,
+    }
+}
+
+/// Shared between the reactor and the handle that stops it.
+pub(crate) struct Control {
+    pub stopping: AtomicBool,
+    pub wakeup: Wakeup,
+}
+
+pub(crate) struct Reactor {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Conn>,
+    executor: Arc<Executor>,
+    control: Arc<Control>,
+    results: Arc<Mutex<Vec<Done>>>,
+    workers: Option<WorkerPool<Job>>,
+    /// Results of batches run inline (no worker threads), processed by the
+    /// loop rather than recursively.
+    inline_done: Vec<Done>,
+    durable: Lsn,
+    next_session_id: u64,
+}
+
+impl Reactor {
+    /// Sets up polling on `listener`; the caller runs [`Reactor::run`] on
+    /// its own thread.
+    pub fn new(listener: TcpListener, executor: Arc<Executor>) -> io::Result<(Reactor, Arc<Control>)> {
+        let poll = Poll::new()?;
+        let mut listener = listener;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let control = Arc::new(Control {
+            stopping: AtomicBool::new(false),
+            wakeup: Wakeup::new(waker),
+        });
+        let results: Arc<Mutex<Vec<Done>>> = Arc::new(Mutex::new(Vec::new()));
+        let workers = match executor.config.worker_threads {
+            0 => None,
+            threads => {
+                let executor = Arc::clone(&executor);
+                let results = Arc::clone(&results);
+                let control = Arc::clone(&control);
+                Some(WorkerPool::start(threads, move |job: Job| {
+                    let done = run_job(&executor, job);
+                    results.lock().push(done);
+                    control.wakeup.wake();
+                })?)
+            }
+        };
+        {
+            let control = Arc::clone(&control);
+            executor.store().wal().on_durable(Box::new(move |_| control.wakeup.wake()));
+        }
+        let durable = executor.store().wal().durable_lsn();
+        Ok((
+            Reactor {
+                poll,
+                listener: Some(listener),
+                conns: Slab::new(),
+                executor,
+                control: Arc::clone(&control),
+                results,
+                workers,
+                inline_done: Vec::new(),
+                durable,
+                next_session_id: 1,
+            },
+            control,
+        ))
+    }
+
+    /// Runs until [`Control::stopping`] is set, then stops accepting,
+    /// finishes in-flight commands, syncs the WAL, sends what it can and
+    /// returns.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut shutdown_deadline: Option<Instant> = None;
+        loop {
+            let timeout = shutdown_deadline.map(|_| Duration::from_millis(10));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(index) => {
+                        if let Some(key) = self.conns.key_at(index) {
+                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                self.on_readable(key);
+                            }
+                            if event.is_writable() {
+                                self.flush(key);
+                            }
+                        }
+                    }
+                }
+            }
+            // Waker events carry no data: always collect what workers and
+            // the WAL syncer left, whatever woke us.
+            self.control.wakeup.clear();
+            self.collect_results();
+            self.release_durable();
+
+            if self.control.stopping.load(Ordering::Acquire) {
+                let deadline = *shutdown_deadline.get_or_insert_with(|| {
+                    self.begin_shutdown();
+                    Instant::now() + SHUTDOWN_GRACE
+                });
+                if self.conns.len() == 0 || Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+        if let Some(mut workers) = self.workers.take() {
+            workers.stop();
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else { return };
+            match listener.accept() {
+                Ok((mut socket, peer)) => {
+                    if let Err(e) = socket.set_nodelay(true) {
+                        log::debug!("TCP_NODELAY on {peer}: {e}");
+                    }
+                    let id = self.next_session_id;
+                    self.next_session_id += 1;
+                    let session = Session::new(id, Some(peer), self.executor.config.requirepass.is_some());
+                    let key = self.conns.insert(Conn::new(socket, session));
+                    let Some(conn) = self.conns.get_mut(key) else { continue };
+                    if let Err(e) = self.poll.registry().register(&mut conn.socket, Token(key.index), Interest::READABLE) {
+                        log::warn!("cannot register connection from {peer}: {e}");
+                        self.conns.remove(key);
+                        continue;
+                    }
+                    self.executor.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+                    self.executor.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next event.
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, key: Key) {
+        let max_request = self.executor.config.limits.max_request_bytes.saturating_add(16 * 1024);
+        let max_output = self.executor.config.max_output_bytes;
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        // Read a bounded amount per turn so one fast client cannot starve
+        // the others; a request larger than that still gets its bytes.
+        let max_input = max_request.min(conn.unparsed().len() + READ_PER_TURN);
+        if conn.read_closed {
+            return;
+        }
+        if conn.output_bytes() >= max_output {
+            conn.read_pending = true;
+        } else if conn.read(max_input) == ReadOutcome::Closed {
+            conn.read_closed = true;
+        }
+        self.dispatch(key);
+        self.flush(key);
+    }
+
+    /// Parses what the connection has buffered and hands it to a worker,
+    /// unless a batch of its is already running.
+    fn dispatch(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.busy() || conn.close_after_flush {
+            return;
+        }
+        let limits = self.executor.limits_for(conn.session.as_ref());
+        let mut commands = Vec::new();
+        let mut protocol_error = None;
+        while commands.len() < MAX_BATCH {
+            match resp::parse_command(conn.unparsed(), &limits) {
+                Ok(Some((command, used))) => {
+                    conn.consume(used);
+                    commands.push(command);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    protocol_error = Some(error);
+                    conn.read_closed = true;
+                    conn.close_after_flush = true;
+                    break;
+                }
+            }
+        }
+        if commands.is_empty() && protocol_error.is_none() {
+            return;
+        }
+        let Some(session) = conn.session.take() else { return };
+        let job = Job {
+            key,
+            session,
+            commands,
+            protocol_error,
+        };
+        match &self.workers {
+            Some(workers) => workers.submit(job),
+            None => {
+                let done = run_job(&self.executor, job);
+                self.inline_done.push(done);
+            }
+        }
+    }
+
+    fn collect_results(&mut self) {
+        loop {
+            let mut done: Vec<Done> = std::mem::take(&mut *self.results.lock());
+            done.append(&mut self.inline_done);
+            if done.is_empty() {
+                return;
+            }
+            for result in done {
+                self.complete(result);
+            }
+        }
+    }
+
+    fn complete(&mut self, done: Done) {
+        let key = done.key;
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        conn.session = Some(done.session);
+        conn.queue(done.out, done.effect.durable_lsn);
+        if done.effect.close {
+            conn.read_closed = true;
+            conn.close_after_flush = true;
+        }
+        // More commands may have arrived while the batch ran.
+        if conn.read_pending && !conn.read_closed {
+            self.on_readable(key);
+        } else {
+            self.dispatch(key);
+            self.flush(key);
+        }
+    }
+
+    fn release_durable(&mut self) {
+        let durable = self.executor.store().wal().durable_lsn();
+        if durable > self.durable {
+            self.durable = durable;
+            for key in self.conns.keys() {
+                if self.conns.get_mut(key).is_some_and(|c| c.has_output()) {
+                    self.flush(key);
+                }
+            }
+        }
+    }
+
+    /// Sends what can be sent; closes the connection when it is done or
+    /// dead; resumes reading when backpressure lifts.
+    fn flush(&mut self, key: Key) {
+        let durable = self.durable;
+        let max_output = self.executor.config.max_output_bytes;
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.flush(durable).is_err() {
+            self.close(key);
+            return;
+        }
+        if conn.finished() {
+            self.close(key);
+            return;
+        }
+        let want_writable = conn.has_output() && !conn.waiting_for_durability(durable);
+        if want_writable != conn.writable_registered {
+            let interest = if want_writable { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            if self.poll.registry().reregister(&mut conn.socket, Token(key.index), interest).is_err() {
+                self.close(key);
+                return;
+            }
+            conn.writable_registered = want_writable;
+        }
+        if conn.read_pending && !conn.read_closed && !conn.busy() && conn.output_bytes() < max_output / 2 {
+            self.on_readable(key);
+        }
+    }
+
+    fn close(&mut self, key: Key) {
+        if let Some(mut conn) = self.conns.remove(key) {
+            let _ = self.poll.registry().deregister(&mut conn.socket);
+            self.executor.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops accepting and reading; in-flight batches finish; the WAL is
+    /// synced so every held reply can go out.
+    fn begin_shutdown(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        for key in self.conns.keys() {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.read_closed = true;
+                conn.close_after_flush = true;
+            }
+        }
+        if let Some(workers) = self.workers.take() {
+            // Joining lets queued batches finish; their results are queued.
+            let mut workers = workers;
+            workers.stop();
+            self.collect_results();
+        }
+        if let Err(e) = self.executor.store().wal().sync() {
+            log::error!("WAL sync at shutdown failed: {e}");
+        }
+        self.release_durable();
+        for key in self.conns.keys() {
+            self.flush(key);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `INFO`: Redis-style `key:value` lines in sections.
+
+use std::fmt::{Display, Write};
+use std::sync::atomic::Ordering;
+
+use crate::server::commands::Executor;
+use crate::wal::FsyncMode;
+
+const SECTIONS: &[(&str, &str)] = &[
+    ("server", "Server"),
+    ("clients", "Clients"),
+    ("memory", "Memory"),
+    ("persistence", "Persistence"),
+    ("stats", "Stats"),
+    ("keyspace", "Keyspace"),
+];
+
+/// Renders the sections named in `args` (all of them when none, `all`,
+/// `everything` or `default` is asked for).
+pub(crate) fn render(executor: &Executor, args: &[&[u8]]) -> String {
+    let wanted: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let all = wanted.is_empty() || wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
+    let mut out = String::new();
+    for (name, title) in SECTIONS {
+        if all || wanted.iter().any(|w| w == name) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            let _ = write!(out, "# {title}\r\n");
+            let mut lines = Lines(&mut out);
+            section(executor, name, &mut lines);
+        }
+    }
+    out
+}
+
+struct Lines<'a>(&'a mut String);
+
+impl Lines<'_> {
+    fn add(&mut self, key: &str, value: impl Display) {
+        // Writing to a String cannot fail.
+        let _ = write!(self.0, "{key}:{value}\r\n");
+    }
+}
+
+fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
+    let config = &executor.config;
+    let stats = &executor.stats;
+    let store = executor.store();
+    match name {
+        "server" => {
+            // Clients that gate features on the Redis version see a modern one.
+            lines.add("redis_version", "7.0.0");
+            lines.add("dkv_version", env!("CARGO_PKG_VERSION"));
+            lines.add("redis_mode", "standalone");
+            lines.add("os", std::env::consts::OS);
+            lines.add("process_id", std::process::id());
+            lines.add("node_id", config.node_id);
+            lines.add("tcp_port", config.port);
+            lines.add("bind", config.bind);
+            lines.add("worker_threads", config.worker_threads);
+            let uptime = config.started.elapsed().as_secs();
+            lines.add("uptime_in_seconds", uptime);
+            lines.add("uptime_in_days", uptime / 86_400);
+        }
+        "clients" => {
+            lines.add("connected_clients", stats.connected_clients.load(Ordering::Relaxed));
+        }
+        "memory" => {
+            let engine = store.engine().stats();
+            lines.add("used_memory", engine.bytes);
+            lines.add("used_memory_rss", resident_bytes());
+            lines.add("tombstones", engine.tombstones);
+        }
+        "persistence" => {
+            let s = store.stats();
+            let fsync = store.config().fsync;
+            lines.add("loading", 0);
+            lines.add("aof_enabled", u8::from(fsync != FsyncMode::Never));
+            lines.add(
+                "wal_fsync",
+                match fsync {
+                    FsyncMode::Always => "always".to_string(),
+                    FsyncMode::Periodic(every) => format!("periodic-{}ms", every.as_millis()),
+                    FsyncMode::Never => "never".to_string(),
+                },
+            );
+            lines.add("wal_bytes", s.wal_bytes);
+            lines.add("wal_next_lsn", s.next_lsn.0);
+            lines.add("wal_durable_lsn", s.durable_lsn.0);
+            lines.add("snapshots_taken", s.snapshots_taken);
+            match &s.last_snapshot {
+                Some(snap) => {
+                    lines.add("last_snapshot_lsn", snap.lsn.0);
+                    lines.add("last_snapshot_entries", snap.entries);
+                    lines.add("last_snapshot_bytes", snap.bytes);
+                }
+                None => lines.add("last_snapshot_lsn", "none"),
+            }
+            lines.add("recovery_records_replayed", s.recovery.records_replayed);
+            lines.add("recovery_truncated_bytes", s.recovery.truncated_bytes);
+            lines.add("recovery_files_kept_aside", s.recovery.kept_aside.len());
+        }
+        "stats" => {
+            lines.add("total_connections_received", stats.connections_received.load(Ordering::Relaxed));
+            lines.add("total_commands_processed", stats.commands.load(Ordering::Relaxed));
+        }
+        "keyspace" => {
+            let keys = store.engine().len();
+            if keys > 0 {
+                lines.add("db0", format!("keys={keys},expires=0,avg_ttl=0"));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Resident set size of this process, from /proc (0 where unavailable).
+pub(crate) fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}

@@ -1,0 +1,145 @@
+//! The `dkv-node` binary as a real process: restart after SIGKILL,
+//! graceful SIGTERM, flag and conf errors, and redis-cli against it.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{free_port, Client, NodeProcess, Reply};
+
+#[test]
+fn everything_written_survives_sigkill_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let port = free_port();
+    let node = NodeProcess::start(port, &["--data-dir", data, "--fsync", "always"]);
+    let mut c = Client::connect(node.addr());
+    let mut pipeline = Vec::new();
+    for i in 0..2000 {
+        pipeline.extend(Client::encode(&[b"SET", format!("key:{i}").as_bytes(), format!("value:{i}").as_bytes()]));
+    }
+    pipeline.extend(Client::encode(&[b"DEL", b"key:7"]));
+    c.send_raw(&pipeline);
+    for _ in 0..2000 {
+        assert_eq!(c.read_reply(), Some(Reply::ok()));
+    }
+    assert_eq!(c.read_reply(), Some(Reply::Integer(1)));
+    node.signal(libc::SIGKILL);
+    drop(node);
+
+    let node = NodeProcess::start(port, &["--data-dir", data, "--fsync", "always"]);
+    let mut c = Client::connect(node.addr());
+    for i in 0..2000 {
+        let expected = if i == 7 { Reply::Nil } else { Reply::bulk(format!("value:{i}")) };
+        assert_eq!(c.cmd(&[b"GET", format!("key:{i}").as_bytes()]), expected, "key:{i}");
+    }
+    assert_eq!(c.cmd_str("DBSIZE"), Reply::Integer(1999));
+}
+
+#[test]
+fn sigterm_finishes_cleanly_with_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let port = free_port();
+    let mut node = NodeProcess::start(port, &["--data-dir", data, "--fsync", "periodic"]);
+    let mut c = Client::connect(node.addr());
+    assert_eq!(c.cmd_str("SET k v"), Reply::ok());
+    node.signal(libc::SIGTERM);
+    assert!(node.wait().success());
+    // Periodic mode acknowledged before syncing; the clean stop synced it.
+    let node = NodeProcess::start(port, &["--data-dir", data]);
+    assert_eq!(Client::connect(node.addr()).cmd_str("GET k"), Reply::bulk("v"));
+}
+
+fn run_node_expecting_failure(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_dkv-node")).args(args).output().unwrap();
+    assert!(!output.status.success(), "dkv-node {args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn bad_flags_and_conf_lines_exit_non_zero_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run_node_expecting_failure(&["--no-such-flag"]).contains("--no-such-flag"));
+    assert!(run_node_expecting_failure(&["--fsync", "sometimes"]).contains("--fsync must be"));
+    let conf = dir.path().join("cluster.conf");
+    std::fs::write(&conf, "replication_factor = 1\nwrite_quorum = 1\nread_quorum = 1\nnode 1 127.0.0.1:7001\nfrobnicate = 3\n").unwrap();
+    let err = run_node_expecting_failure(&["--cluster-conf", conf.to_str().unwrap()]);
+    assert!(err.contains("line 5: unknown setting `frobnicate`"), "{err}");
+    std::fs::write(&conf, "replication_factor = 1\nwrite_quorum = 1\nread_quorum = 1\nnode 1 127.0.0.1:7001\n").unwrap();
+    let err = run_node_expecting_failure(&["--cluster-conf", conf.to_str().unwrap(), "--node-id", "9"]);
+    assert!(err.contains("node id 9 is not listed"), "{err}");
+    let err = run_node_expecting_failure(&["--bind", "0.0.0.0", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(err.contains("protected mode"), "{err}");
+}
+
+#[test]
+fn help_explains_every_option() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dkv-node")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--node-id", "--port", "--cluster-conf", "--data-dir", "--wal-dir", "--snapshot-dir", "--fsync",
+        "--snapshot-interval", "--worker-threads", "--bind", "--requirepass", "--max-bulk-len",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+/// redis-cli from Debian's redis-tools, which `.ci/run` installs.
+fn redis_cli(port: u16, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("redis-cli is required (apt-get install redis-tools)");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+#[test]
+fn redis_cli_sets_gets_and_deletes_binary_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _node = NodeProcess::start(port, &["--data-dir", dir.path().to_str().unwrap(), "--requirepass", "pw"]);
+    let auth = ["--no-auth-warning", "-a", "pw"];
+    let with_auth = |args: &[&str]| -> Vec<String> { auth.iter().chain(args).map(|s| s.to_string()).collect() };
+    let run = |args: &[&str], stdin: Option<&[u8]>| {
+        let args = with_auth(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        redis_cli(port, &args, stdin)
+    };
+    assert_eq!(run(&["PING"], None), b"PONG\n");
+    assert_eq!(run(&["SET", "greeting", "hello"], None), b"OK\n");
+    assert_eq!(run(&["GET", "greeting"], None), b"hello\n");
+    // -x takes the last argument from stdin: binary-safe.
+    let binary: Vec<u8> = (0..=255u8).collect();
+    assert_eq!(run(&["-x", "SET", "blob"], Some(&binary)), b"OK\n");
+    let mut raw = run(&["--raw", "GET", "blob"], None);
+    assert_eq!(raw.pop(), Some(b'\n'));
+    assert_eq!(raw, binary);
+    assert_eq!(run(&["MSET", "a", "1", "b", "2"], None), b"OK\n");
+    assert_eq!(run(&["MGET", "a", "b", "c"], None), b"1\n2\n\n");
+    assert_eq!(run(&["DEL", "greeting", "a"], None), b"2\n");
+    assert_eq!(run(&["EXISTS", "greeting"], None), b"0\n");
+    // Without the password, commands are refused.
+    let refused = redis_cli(port, &["GET", "b"], None);
+    assert!(String::from_utf8_lossy(&refused).contains("NOAUTH"));
+    // --pipe streams a mass insert and reports the replies.
+    let mut mass = Vec::new();
+    for i in 0..10_000 {
+        mass.extend(Client::encode(&[b"SET", format!("m{i}").as_bytes(), b"x"]));
+    }
+    let mut piped = b"AUTH pw\r\n".to_vec();
+    piped.extend(mass);
+    let report = String::from_utf8_lossy(&redis_cli(port, &["--pipe"], Some(&piped))).into_owned();
+    assert!(report.contains("errors: 0, replies: 10001"), "{report}");
+}

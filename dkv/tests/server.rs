@@ -1,0 +1,234 @@
+//! The node over real loopback sockets: commands, pipelining, AUTH, and
+//! bad input that must never hurt other connections.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Reply};
+use dkv::server::{Node, NodeConfig, NodeHandle};
+use dkv::wal::FsyncMode;
+use dkv::NodeId;
+
+fn start(dir: &std::path::Path, tweak: impl FnOnce(&mut NodeConfig)) -> NodeHandle {
+    let mut config = NodeConfig::new(NodeId(1), 0, dir);
+    config.worker_threads = 2;
+    config.store.fsync = FsyncMode::Always;
+    tweak(&mut config);
+    Node::start(config).expect("node starts")
+}
+
+#[test]
+fn basic_commands_with_binary_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {});
+    let mut c = Client::connect(node.client_addr());
+    assert_eq!(c.cmd_str("PING"), Reply::Simple("PONG".into()));
+    assert_eq!(c.cmd_str("ping hello"), Reply::bulk("hello"));
+    assert_eq!(c.cmd_str("ECHO hi"), Reply::bulk("hi"));
+    let key: &[u8] = b"bin\x00key\r\n";
+    let value: Vec<u8> = (0..=255u8).collect();
+    assert_eq!(c.cmd(&[b"SET", key, &value]), Reply::ok());
+    assert_eq!(c.cmd(&[b"GET", key]), Reply::Bulk(value.clone()));
+    assert_eq!(c.cmd(&[b"SET", b"empty", b""]), Reply::ok());
+    assert_eq!(c.cmd(&[b"GET", b"empty"]), Reply::bulk(""));
+    assert_eq!(c.cmd_str("GET missing"), Reply::Nil);
+    assert_eq!(c.cmd(&[b"EXISTS", key, b"missing", key]), Reply::Integer(2));
+    assert_eq!(c.cmd(&[b"DEL", key, b"missing"]), Reply::Integer(1));
+    assert_eq!(c.cmd(&[b"GET", key]), Reply::Nil);
+    assert_eq!(c.cmd(&[b"DEL", key]), Reply::Integer(0));
+    assert_eq!(c.cmd_str("MSET a 1 b 2 c 3"), Reply::ok());
+    assert_eq!(
+        c.cmd_str("MGET a nope c"),
+        Reply::Array(vec![Reply::bulk("1"), Reply::Nil, Reply::bulk("3")])
+    );
+    assert!(c.cmd_str("MSET a 1 b").is_error_starting("ERR wrong number of arguments"));
+    assert_eq!(c.cmd_str("DBSIZE"), Reply::Integer(4));
+    assert!(c.cmd_str("SET k v EX 10").is_error_starting("ERR SET option 'EX' is not supported"));
+    assert!(c.cmd_str("SET k v BOGUS").is_error_starting("ERR syntax error"));
+    assert!(c.cmd_str("GET").is_error_starting("ERR wrong number of arguments for 'get'"));
+    assert!(c.cmd_str("FLUSHALL now").is_error_starting("ERR unknown command 'FLUSHALL'"));
+    assert_eq!(c.cmd_str("SELECT 0"), Reply::ok());
+    assert!(c.cmd_str("SELECT 1").is_error_starting("ERR DB index is out of range"));
+    assert!(c.cmd_str("HELLO 3").is_error_starting("NOPROTO"));
+    let Reply::Array(hello) = c.cmd_str("HELLO 2") else { panic!("HELLO 2") };
+    assert_eq!(hello[0], Reply::bulk("server"));
+    assert_eq!(
+        c.cmd_str("CONFIG GET save"),
+        Reply::Array(vec![Reply::bulk("save"), Reply::bulk("")])
+    );
+    assert_eq!(
+        c.cmd_str("CONFIG GET appendonly"),
+        Reply::Array(vec![Reply::bulk("appendonly"), Reply::bulk("yes")])
+    );
+    assert!(matches!(c.cmd_str("COMMAND"), Reply::Array(v) if v.len() > 10));
+    assert_eq!(c.cmd_str("COMMAND DOCS"), Reply::Array(vec![]));
+    let Reply::Bulk(info) = c.cmd_str("INFO") else { panic!("INFO") };
+    let info = String::from_utf8(info).unwrap();
+    for section in ["# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# Keyspace"] {
+        assert!(info.contains(section), "{section} missing from INFO:\n{info}");
+    }
+    assert!(info.contains("db0:keys=4,"), "{info}");
+    assert!(info.contains("connected_clients:1\r\n"), "{info}");
+    assert_eq!(c.cmd_str("QUIT"), Reply::ok());
+    assert!(c.is_closed());
+    node.stop().unwrap();
+}
+
+#[test]
+fn inline_commands_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {});
+    let mut c = Client::connect(node.client_addr());
+    c.send_raw(b"SET greeting \"hello world\"\r\nGET greeting\r\n\r\nPING\n");
+    assert_eq!(c.read_reply(), Some(Reply::ok()));
+    assert_eq!(c.read_reply(), Some(Reply::bulk("hello world")));
+    assert_eq!(c.read_reply(), Some(Reply::Simple("PONG".into())));
+}
+
+#[test]
+fn a_pipeline_of_ten_thousand_commands_answers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {});
+    let mut c = Client::connect(node.client_addr());
+    let mut pipeline = Vec::new();
+    for i in 0..5000 {
+        pipeline.extend(Client::encode(&[b"SET", format!("k{i}").as_bytes(), format!("v{i}").as_bytes()]));
+        pipeline.extend(Client::encode(&[b"GET", format!("k{i}").as_bytes()]));
+    }
+    c.send_raw(&pipeline);
+    for i in 0..5000 {
+        assert_eq!(c.read_reply(), Some(Reply::ok()), "SET {i}");
+        assert_eq!(c.read_reply(), Some(Reply::bulk(format!("v{i}"))), "GET {i}");
+    }
+    assert_eq!(c.cmd_str("DBSIZE"), Reply::Integer(5000));
+}
+
+#[test]
+fn pipelines_work_with_commands_on_the_reactor_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |c| c.worker_threads = 0);
+    let mut c = Client::connect(node.client_addr());
+    let mut pipeline = Vec::new();
+    for i in 0..3000 {
+        pipeline.extend(Client::encode(&[b"SET", format!("k{i}").as_bytes(), b"v"]));
+    }
+    c.send_raw(&pipeline);
+    for _ in 0..3000 {
+        assert_eq!(c.read_reply(), Some(Reply::ok()));
+    }
+}
+
+#[test]
+fn auth_is_required_when_a_password_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |c| c.requirepass = Some("s3cret".into()));
+    let mut c = Client::connect(node.client_addr());
+    assert!(c.cmd_str("GET k").is_error_starting("NOAUTH"));
+    assert!(c.cmd_str("AUTH wrong").is_error_starting("WRONGPASS"));
+    assert!(c.cmd_str("AUTH someone s3cret").is_error_starting("WRONGPASS"));
+    assert_eq!(c.cmd_str("AUTH s3cret"), Reply::ok());
+    assert_eq!(c.cmd_str("SET k v"), Reply::ok());
+    let mut d = Client::connect(node.client_addr());
+    assert!(matches!(d.cmd_str("HELLO 2 AUTH default s3cret"), Reply::Array(_)));
+    assert_eq!(d.cmd_str("GET k"), Reply::bulk("v"));
+
+    // Unauthenticated connections may only send small requests.
+    let mut e = Client::connect(node.client_addr());
+    let big = vec![b'x'; 100_000];
+    e.send_raw(&Client::encode(&[b"AUTH", &big]));
+    assert!(e.read_reply().unwrap().is_error_starting("ERR Protocol error"));
+    assert!(e.is_closed());
+    assert_eq!(c.cmd_str("GET k"), Reply::bulk("v"));
+}
+
+#[test]
+fn auth_without_a_password_configured_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {});
+    let mut c = Client::connect(node.client_addr());
+    assert!(c.cmd_str("AUTH x").is_error_starting("ERR AUTH <password> called without any password configured"));
+}
+
+/// Sends `bytes` on a fresh connection and returns what came back before
+/// the server closed it.
+fn bad_input(addr: std::net::SocketAddr, bytes: &[u8]) -> Reply {
+    let mut c = Client::connect(addr);
+    c.send_raw(bytes);
+    let reply = c.read_reply().expect("an error reply before the close");
+    assert!(c.is_closed(), "connection left open after {reply:?}");
+    reply
+}
+
+#[test]
+fn bad_input_gets_an_error_and_never_hurts_other_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |c| {
+        c.limits.max_args = 1000;
+        c.limits.max_bulk_len = 1 << 20;
+    });
+    let addr = node.client_addr();
+    let mut good = Client::connect(addr);
+    assert_eq!(good.cmd_str("SET survivor yes"), Reply::ok());
+
+    let cases: &[(&[u8], &str)] = &[
+        (b"*1\r\n:5\r\n", "ERR Protocol error: expected '$', got ':'"),
+        (b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1\r\n$99999999999999\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1\r\n$2000000\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1000001\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*1\r\n$3\r\nabcXY", "ERR Protocol error"),
+        (b"SET \"unbalanced\r\n", "ERR Protocol error: unbalanced quotes"),
+    ];
+    for (bytes, expected) in cases {
+        let reply = bad_input(addr, bytes);
+        assert!(reply.is_error_starting(expected), "{:?} -> {reply:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(good.cmd_str("GET survivor"), Reply::bulk("yes"));
+    }
+
+    // Too many arguments for the limit.
+    let mut many = b"*1001\r\n".to_vec();
+    many.extend(std::iter::repeat_n(&b"$1\r\nx\r\n"[..], 1001).flatten());
+    assert!(bad_input(addr, &many).is_error_starting("ERR Protocol error"));
+
+    // A half-sent command followed by a close.
+    {
+        let mut half = Client::connect(addr);
+        half.send_raw(b"*3\r\n$3\r\nSET\r\n$4\r\nhalf");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(good.cmd_str("GET half"), Reply::Nil);
+    assert_eq!(good.cmd_str("GET survivor"), Reply::bulk("yes"));
+    assert_eq!(node.stats().connected_clients.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn many_nodes_run_in_one_process() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<NodeHandle> = dirs.iter().map(|d| start(d.path(), |_| {})).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut c = Client::connect(node.client_addr());
+        assert_eq!(c.cmd(&[b"SET", b"who", i.to_string().as_bytes()]), Reply::ok());
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let mut c = Client::connect(node.client_addr());
+        assert_eq!(c.cmd_str("GET who"), Reply::bulk(i.to_string()));
+    }
+    for node in nodes {
+        node.stop().unwrap();
+    }
+}
+
+#[test]
+fn data_survives_stop_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {});
+    let mut c = Client::connect(node.client_addr());
+    assert_eq!(c.cmd_str("SET persistent yes"), Reply::ok());
+    drop(c);
+    node.stop().unwrap();
+    let node = start(dir.path(), |_| {});
+    let mut c = Client::connect(node.client_addr());
+    assert_eq!(c.cmd_str("GET persistent"), Reply::bulk("yes"));
+}

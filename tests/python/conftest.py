@@ -1,0 +1,50 @@
+"""Fixtures: dkv-node processes on free loopback ports."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+NODE_BIN = os.environ.get("DKV_NODE_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "dkv-node"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NodeProcess:
+    """A dkv-node child process; waits until it accepts connections."""
+
+    def __init__(self, data_dir, *extra):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [NODE_BIN, "--port", str(self.port), "--data-dir", str(data_dir), *extra],
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "RUST_LOG": "warn"},
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("dkv-node did not start")
+                time.sleep(0.02)
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def node(tmp_path):
+    n = NodeProcess(tmp_path / "node")
+    yield n
+    if n.proc.poll() is None:
+        n.kill()
