@@ -9,6 +9,7 @@
 //! | [`version`]   | `(timestamp, node_id)` versions and their order             |
 //! | [`clock`]     | the hybrid logical clock that stamps writes                 |
 //! | [`storage`]   | the sharded Last-Write-Wins map with tombstones             |
+//! | [`wal`]       | the write-ahead log: CRC'd records, group commit, recovery  |
 //!
 //! See `../shared/DESIGN.md` for the whole design.
 
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod hash;
 pub mod storage;
 pub mod version;
+pub mod wal;
 
 pub use storage::{Engine, EngineStats, Entry};
 pub use version::{NodeId, Timestamp, Version};
