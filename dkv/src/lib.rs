@@ -9,6 +9,7 @@
 //! | [`version`]   | `(timestamp, node_id)` versions and their order             |
 //! | [`clock`]     | the hybrid logical clock that stamps writes                 |
 //! | [`storage`]   | the sharded Last-Write-Wins map with tombstones             |
+//! | [`wal`]       | the write-ahead log: CRC'd records, group commit, recovery  |
 //!
 //! See `../shared/DESIGN.md` for the whole design.
 
