@@ -10,6 +10,9 @@
 //! | [`clock`]     | the hybrid logical clock that stamps writes                 |
 //! | [`storage`]   | the sharded Last-Write-Wins map with tombstones             |
 //! | [`wal`]       | the write-ahead log: CRC'd records, group commit, recovery  |
+//! | [`snapshot`]  | whole-engine snapshots that let the WAL be compacted        |
+//! | [`store`]     | a node's durable store: engine + WAL + snapshots            |
+//! | [`config`]    | `cluster.conf`                                              |
 //!
 //! See `../shared/DESIGN.md` for the whole design.
 
@@ -18,8 +21,10 @@ pub mod config;
 pub mod hash;
 pub mod snapshot;
 pub mod storage;
+pub mod store;
 pub mod version;
 pub mod wal;
 
 pub use storage::{Engine, EngineStats, Entry};
+pub use store::{Store, StoreConfig, StoreError};
 pub use version::{NodeId, Timestamp, Version};

@@ -17,7 +17,11 @@ fn everything_written_survives_sigkill_and_restart() {
     let mut c = Client::connect(node.addr());
     let mut pipeline = Vec::new();
     for i in 0..2000 {
-        pipeline.extend(Client::encode(&[b"SET", format!("key:{i}").as_bytes(), format!("value:{i}").as_bytes()]));
+        pipeline.extend(Client::encode(&[
+            b"SET",
+            format!("key:{i}").as_bytes(),
+            format!("value:{i}").as_bytes(),
+        ]));
     }
     pipeline.extend(Client::encode(&[b"DEL", b"key:7"]));
     c.send_raw(&pipeline);
@@ -31,8 +35,16 @@ fn everything_written_survives_sigkill_and_restart() {
     let node = NodeProcess::start(port, &["--data-dir", data, "--fsync", "always"]);
     let mut c = Client::connect(node.addr());
     for i in 0..2000 {
-        let expected = if i == 7 { Reply::Nil } else { Reply::bulk(format!("value:{i}")) };
-        assert_eq!(c.cmd(&[b"GET", format!("key:{i}").as_bytes()]), expected, "key:{i}");
+        let expected = if i == 7 {
+            Reply::Nil
+        } else {
+            Reply::bulk(format!("value:{i}"))
+        };
+        assert_eq!(
+            c.cmd(&[b"GET", format!("key:{i}").as_bytes()]),
+            expected,
+            "key:{i}"
+        );
     }
     assert_eq!(c.cmd_str("DBSIZE"), Reply::Integer(1999));
 }
@@ -49,11 +61,17 @@ fn sigterm_finishes_cleanly_with_exit_zero() {
     assert!(node.wait().success());
     // Periodic mode acknowledged before syncing; the clean stop synced it.
     let node = NodeProcess::start(port, &["--data-dir", data]);
-    assert_eq!(Client::connect(node.addr()).cmd_str("GET k"), Reply::bulk("v"));
+    assert_eq!(
+        Client::connect(node.addr()).cmd_str("GET k"),
+        Reply::bulk("v")
+    );
 }
 
 fn run_node_expecting_failure(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_dkv-node")).args(args).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_dkv-node"))
+        .args(args)
+        .output()
+        .unwrap();
     assert!(!output.status.success(), "dkv-node {args:?} succeeded");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -66,21 +84,47 @@ fn bad_flags_and_conf_lines_exit_non_zero_naming_the_problem() {
     let conf = dir.path().join("cluster.conf");
     std::fs::write(&conf, "replication_factor = 1\nwrite_quorum = 1\nread_quorum = 1\nnode 1 127.0.0.1:7001\nfrobnicate = 3\n").unwrap();
     let err = run_node_expecting_failure(&["--cluster-conf", conf.to_str().unwrap()]);
-    assert!(err.contains("line 5: unknown setting `frobnicate`"), "{err}");
-    std::fs::write(&conf, "replication_factor = 1\nwrite_quorum = 1\nread_quorum = 1\nnode 1 127.0.0.1:7001\n").unwrap();
-    let err = run_node_expecting_failure(&["--cluster-conf", conf.to_str().unwrap(), "--node-id", "9"]);
+    assert!(
+        err.contains("line 5: unknown setting `frobnicate`"),
+        "{err}"
+    );
+    std::fs::write(
+        &conf,
+        "replication_factor = 1\nwrite_quorum = 1\nread_quorum = 1\nnode 1 127.0.0.1:7001\n",
+    )
+    .unwrap();
+    let err =
+        run_node_expecting_failure(&["--cluster-conf", conf.to_str().unwrap(), "--node-id", "9"]);
     assert!(err.contains("node id 9 is not listed"), "{err}");
-    let err = run_node_expecting_failure(&["--bind", "0.0.0.0", "--data-dir", dir.path().to_str().unwrap()]);
+    let err = run_node_expecting_failure(&[
+        "--bind",
+        "0.0.0.0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(err.contains("protected mode"), "{err}");
 }
 
 #[test]
 fn help_explains_every_option() {
-    let output = Command::new(env!("CARGO_BIN_EXE_dkv-node")).arg("--help").output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_dkv-node"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     for flag in [
-        "--node-id", "--port", "--cluster-conf", "--data-dir", "--wal-dir", "--snapshot-dir", "--fsync",
-        "--snapshot-interval", "--worker-threads", "--bind", "--requirepass", "--max-bulk-len",
+        "--node-id",
+        "--port",
+        "--cluster-conf",
+        "--data-dir",
+        "--wal-dir",
+        "--snapshot-dir",
+        "--fsync",
+        "--snapshot-interval",
+        "--worker-threads",
+        "--bind",
+        "--requirepass",
+        "--max-bulk-len",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
@@ -101,7 +145,11 @@ fn redis_cli(port: u16, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
     }
     drop(child.stdin.take());
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }
 
@@ -109,9 +157,18 @@ fn redis_cli(port: u16, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
 fn redis_cli_sets_gets_and_deletes_binary_values() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _node = NodeProcess::start(port, &["--data-dir", dir.path().to_str().unwrap(), "--requirepass", "pw"]);
+    let _node = NodeProcess::start(
+        port,
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--requirepass",
+            "pw",
+        ],
+    );
     let auth = ["--no-auth-warning", "-a", "pw"];
-    let with_auth = |args: &[&str]| -> Vec<String> { auth.iter().chain(args).map(|s| s.to_string()).collect() };
+    let with_auth =
+        |args: &[&str]| -> Vec<String> { auth.iter().chain(args).map(|s| s.to_string()).collect() };
     let run = |args: &[&str], stdin: Option<&[u8]>| {
         let args = with_auth(args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -42,16 +42,30 @@ fn basic_commands_with_binary_values() {
         c.cmd_str("MGET a nope c"),
         Reply::Array(vec![Reply::bulk("1"), Reply::Nil, Reply::bulk("3")])
     );
-    assert!(c.cmd_str("MSET a 1 b").is_error_starting("ERR wrong number of arguments"));
+    assert!(c
+        .cmd_str("MSET a 1 b")
+        .is_error_starting("ERR wrong number of arguments"));
     assert_eq!(c.cmd_str("DBSIZE"), Reply::Integer(4));
-    assert!(c.cmd_str("SET k v EX 10").is_error_starting("ERR SET option 'EX' is not supported"));
-    assert!(c.cmd_str("SET k v BOGUS").is_error_starting("ERR syntax error"));
-    assert!(c.cmd_str("GET").is_error_starting("ERR wrong number of arguments for 'get'"));
-    assert!(c.cmd_str("FLUSHALL now").is_error_starting("ERR unknown command 'FLUSHALL'"));
+    assert!(c
+        .cmd_str("SET k v EX 10")
+        .is_error_starting("ERR SET option 'EX' is not supported"));
+    assert!(c
+        .cmd_str("SET k v BOGUS")
+        .is_error_starting("ERR syntax error"));
+    assert!(c
+        .cmd_str("GET")
+        .is_error_starting("ERR wrong number of arguments for 'get'"));
+    assert!(c
+        .cmd_str("FLUSHALL now")
+        .is_error_starting("ERR unknown command 'FLUSHALL'"));
     assert_eq!(c.cmd_str("SELECT 0"), Reply::ok());
-    assert!(c.cmd_str("SELECT 1").is_error_starting("ERR DB index is out of range"));
+    assert!(c
+        .cmd_str("SELECT 1")
+        .is_error_starting("ERR DB index is out of range"));
     assert!(c.cmd_str("HELLO 3").is_error_starting("NOPROTO"));
-    let Reply::Array(hello) = c.cmd_str("HELLO 2") else { panic!("HELLO 2") };
+    let Reply::Array(hello) = c.cmd_str("HELLO 2") else {
+        panic!("HELLO 2")
+    };
     assert_eq!(hello[0], Reply::bulk("server"));
     assert_eq!(
         c.cmd_str("CONFIG GET save"),
@@ -63,10 +77,22 @@ fn basic_commands_with_binary_values() {
     );
     assert!(matches!(c.cmd_str("COMMAND"), Reply::Array(v) if v.len() > 10));
     assert_eq!(c.cmd_str("COMMAND DOCS"), Reply::Array(vec![]));
-    let Reply::Bulk(info) = c.cmd_str("INFO") else { panic!("INFO") };
+    let Reply::Bulk(info) = c.cmd_str("INFO") else {
+        panic!("INFO")
+    };
     let info = String::from_utf8(info).unwrap();
-    for section in ["# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# Keyspace"] {
-        assert!(info.contains(section), "{section} missing from INFO:\n{info}");
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Keyspace",
+    ] {
+        assert!(
+            info.contains(section),
+            "{section} missing from INFO:\n{info}"
+        );
     }
     assert!(info.contains("db0:keys=4,"), "{info}");
     assert!(info.contains("connected_clients:1\r\n"), "{info}");
@@ -93,13 +119,21 @@ fn a_pipeline_of_ten_thousand_commands_answers_in_order() {
     let mut c = Client::connect(node.client_addr());
     let mut pipeline = Vec::new();
     for i in 0..5000 {
-        pipeline.extend(Client::encode(&[b"SET", format!("k{i}").as_bytes(), format!("v{i}").as_bytes()]));
+        pipeline.extend(Client::encode(&[
+            b"SET",
+            format!("k{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+        ]));
         pipeline.extend(Client::encode(&[b"GET", format!("k{i}").as_bytes()]));
     }
     c.send_raw(&pipeline);
     for i in 0..5000 {
         assert_eq!(c.read_reply(), Some(Reply::ok()), "SET {i}");
-        assert_eq!(c.read_reply(), Some(Reply::bulk(format!("v{i}"))), "GET {i}");
+        assert_eq!(
+            c.read_reply(),
+            Some(Reply::bulk(format!("v{i}"))),
+            "GET {i}"
+        );
     }
     assert_eq!(c.cmd_str("DBSIZE"), Reply::Integer(5000));
 }
@@ -126,18 +160,26 @@ fn auth_is_required_when_a_password_is_set() {
     let mut c = Client::connect(node.client_addr());
     assert!(c.cmd_str("GET k").is_error_starting("NOAUTH"));
     assert!(c.cmd_str("AUTH wrong").is_error_starting("WRONGPASS"));
-    assert!(c.cmd_str("AUTH someone s3cret").is_error_starting("WRONGPASS"));
+    assert!(c
+        .cmd_str("AUTH someone s3cret")
+        .is_error_starting("WRONGPASS"));
     assert_eq!(c.cmd_str("AUTH s3cret"), Reply::ok());
     assert_eq!(c.cmd_str("SET k v"), Reply::ok());
     let mut d = Client::connect(node.client_addr());
-    assert!(matches!(d.cmd_str("HELLO 2 AUTH default s3cret"), Reply::Array(_)));
+    assert!(matches!(
+        d.cmd_str("HELLO 2 AUTH default s3cret"),
+        Reply::Array(_)
+    ));
     assert_eq!(d.cmd_str("GET k"), Reply::bulk("v"));
 
     // Unauthenticated connections may only send small requests.
     let mut e = Client::connect(node.client_addr());
     let big = vec![b'x'; 100_000];
     e.send_raw(&Client::encode(&[b"AUTH", &big]));
-    assert!(e.read_reply().unwrap().is_error_starting("ERR Protocol error"));
+    assert!(e
+        .read_reply()
+        .unwrap()
+        .is_error_starting("ERR Protocol error"));
     assert!(e.is_closed());
     assert_eq!(c.cmd_str("GET k"), Reply::bulk("v"));
 }
@@ -147,7 +189,9 @@ fn auth_without_a_password_configured_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let node = start(dir.path(), |_| {});
     let mut c = Client::connect(node.client_addr());
-    assert!(c.cmd_str("AUTH x").is_error_starting("ERR AUTH <password> called without any password configured"));
+    assert!(c
+        .cmd_str("AUTH x")
+        .is_error_starting("ERR AUTH <password> called without any password configured"));
 }
 
 /// Sends `bytes` on a fresh connection and returns what came back before
@@ -174,16 +218,32 @@ fn bad_input_gets_an_error_and_never_hurts_other_clients() {
     let cases: &[(&[u8], &str)] = &[
         (b"*1\r\n:5\r\n", "ERR Protocol error: expected '$', got ':'"),
         (b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length"),
-        (b"*1\r\n$99999999999999\r\n", "ERR Protocol error: invalid bulk length"),
-        (b"*1\r\n$2000000\r\n", "ERR Protocol error: invalid bulk length"),
-        (b"*1000001\r\n", "ERR Protocol error: invalid multibulk length"),
+        (
+            b"*1\r\n$99999999999999\r\n",
+            "ERR Protocol error: invalid bulk length",
+        ),
+        (
+            b"*1\r\n$2000000\r\n",
+            "ERR Protocol error: invalid bulk length",
+        ),
+        (
+            b"*1000001\r\n",
+            "ERR Protocol error: invalid multibulk length",
+        ),
         (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
         (b"*1\r\n$3\r\nabcXY", "ERR Protocol error"),
-        (b"SET \"unbalanced\r\n", "ERR Protocol error: unbalanced quotes"),
+        (
+            b"SET \"unbalanced\r\n",
+            "ERR Protocol error: unbalanced quotes",
+        ),
     ];
     for (bytes, expected) in cases {
         let reply = bad_input(addr, bytes);
-        assert!(reply.is_error_starting(expected), "{:?} -> {reply:?}", String::from_utf8_lossy(bytes));
+        assert!(
+            reply.is_error_starting(expected),
+            "{:?} -> {reply:?}",
+            String::from_utf8_lossy(bytes)
+        );
         assert_eq!(good.cmd_str("GET survivor"), Reply::bulk("yes"));
     }
 
@@ -200,7 +260,12 @@ fn bad_input_gets_an_error_and_never_hurts_other_clients() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(good.cmd_str("GET half"), Reply::Nil);
     assert_eq!(good.cmd_str("GET survivor"), Reply::bulk("yes"));
-    assert_eq!(node.stats().connected_clients.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        node.stats()
+            .connected_clients
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[test]
@@ -209,7 +274,10 @@ fn many_nodes_run_in_one_process() {
     let nodes: Vec<NodeHandle> = dirs.iter().map(|d| start(d.path(), |_| {})).collect();
     for (i, node) in nodes.iter().enumerate() {
         let mut c = Client::connect(node.client_addr());
-        assert_eq!(c.cmd(&[b"SET", b"who", i.to_string().as_bytes()]), Reply::ok());
+        assert_eq!(
+            c.cmd(&[b"SET", b"who", i.to_string().as_bytes()]),
+            Reply::ok()
+        );
     }
     for (i, node) in nodes.iter().enumerate() {
         let mut c = Client::connect(node.client_addr());

@@ -107,18 +107,32 @@ struct Args {
 fn build_config(args: &Args) -> Result<NodeConfig, String> {
     let node_id = NodeId(args.node_id);
     let conf = match &args.cluster_conf {
-        Some(path) => Some(ClusterConf::load(path).map_err(|e| format!("{}: {e}", path.display()))?),
+        Some(path) => {
+            Some(ClusterConf::load(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
         None => None,
     };
     let member = match &conf {
         Some(conf) => Some(conf.node(node_id).ok_or_else(|| {
-            format!("node id {node_id} is not listed in the cluster conf (ids: {})",
-                conf.nodes.iter().map(|n| n.id.to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                "node id {node_id} is not listed in the cluster conf (ids: {})",
+                conf.nodes
+                    .iter()
+                    .map(|n| n.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         })?),
         None => None,
     };
-    let port = args.port.or(member.map(|m| m.client.port())).unwrap_or(7001);
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("./dkv-data/node-{node_id}")));
+    let port = args
+        .port
+        .or(member.map(|m| m.client.port()))
+        .unwrap_or(7001);
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("./dkv-data/node-{node_id}")));
     let mut config = NodeConfig::new(node_id, port, &data_dir);
     config.bind = args.bind;
     config.requirepass = args.requirepass.clone();
@@ -142,12 +156,19 @@ fn build_config(args: &Args) -> Result<NodeConfig, String> {
     }
     store.fsync = match args.fsync.as_str() {
         "always" => FsyncMode::Always,
-        "periodic" if args.fsync_interval_ms > 0 => FsyncMode::Periodic(Duration::from_millis(args.fsync_interval_ms)),
+        "periodic" if args.fsync_interval_ms > 0 => {
+            FsyncMode::Periodic(Duration::from_millis(args.fsync_interval_ms))
+        }
         "periodic" => return Err("--fsync-interval-ms must be at least 1".into()),
         "never" => FsyncMode::Never,
-        other => return Err(format!("--fsync must be always, periodic or never, not `{other}`")),
+        other => {
+            return Err(format!(
+                "--fsync must be always, periodic or never, not `{other}`"
+            ))
+        }
     };
-    store.snapshot_interval = (args.snapshot_interval > 0).then(|| Duration::from_secs(args.snapshot_interval));
+    store.snapshot_interval =
+        (args.snapshot_interval > 0).then(|| Duration::from_secs(args.snapshot_interval));
     store.snapshot_wal_bytes = (args.snapshot_wal_mb > 0).then(|| args.snapshot_wal_mb << 20);
     store.shards = args.shards;
     if let Some(conf) = conf {
@@ -200,7 +221,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("dkv-node {} ready on {} (try: redis-cli -p {})", args.node_id, node.client_addr(), node.client_addr().port());
+    println!(
+        "dkv-node {} ready on {} (try: redis-cli -p {})",
+        args.node_id,
+        node.client_addr(),
+        node.client_addr().port()
+    );
     let signal = wait_for_stop_signal(&signals);
     log::info!("signal {signal} received: shutting down");
     match node.stop() {

@@ -35,7 +35,7 @@ use crate::clock::{wall_millis, ClockDriftError, HybridClock};
 use crate::snapshot::{self, SnapshotError, SnapshotInfo};
 use crate::storage::{Engine, EngineStats, Entry, ShardCountError, MAX_KEY_LEN};
 use crate::version::{Timestamp, Version};
-use crate::wal::{Lsn, RecoveryReport, Wal, WalConfig, WalError};
+use crate::wal::{record, Lsn, RecoveryReport, Wal, WalConfig, WalError};
 
 pub use config::{StoreConfig, DEFAULT_TOMBSTONE_GRACE};
 
@@ -241,7 +241,13 @@ impl Store {
             return Err(StoreError::KeyTooLarge(key.len()));
         }
         let wal = &self.shared.wal;
-        wal.check_record_size(key.len(), value.map_or(0, <[u8]>::len))?;
+        // Refuse an oversized record before the engine sees it.
+        record::encoded_len(key.len(), value.map(<[u8]>::len)).map_err(|e| {
+            WalError::RecordTooLarge {
+                len: e.len,
+                max: e.max,
+            }
+        })?;
         if self.shared.engine.apply(key, version, value) {
             let lsn = wal.append(key, version, value)?;
             Ok(Submitted {

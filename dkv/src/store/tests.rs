@@ -71,14 +71,18 @@ fn snapshot_compacts_the_wal_and_reopens_from_it() {
     cfg.wal_segment_bytes = 4096;
     let store = Store::open(cfg.clone()).unwrap();
     for i in 0..500u32 {
-        store.put(format!("k{i}").as_bytes(), &[i as u8; 40]).unwrap();
+        store
+            .put(format!("k{i}").as_bytes(), &[i as u8; 40])
+            .unwrap();
     }
     let before = store.stats().wal_bytes;
     let info = store.snapshot().unwrap();
     assert_eq!(info.entries, 500);
     assert!(store.stats().wal_bytes < before / 10, "WAL not compacted");
     for i in 500..600u32 {
-        store.put(format!("k{i}").as_bytes(), &[i as u8; 40]).unwrap();
+        store
+            .put(format!("k{i}").as_bytes(), &[i as u8; 40])
+            .unwrap();
     }
     store.delete(b"k0").unwrap();
     store.close().unwrap();
@@ -174,5 +178,8 @@ fn corrupt_snapshot_refuses_to_open_and_names_the_file() {
     bytes[last] ^= 1;
     std::fs::write(&info.path, bytes).unwrap();
     let err = Store::open(config(dir.path())).err().unwrap();
-    assert!(err.to_string().contains(&info.path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&info.path.display().to_string()),
+        "{err}"
+    );
 }

@@ -170,7 +170,8 @@ fn scan_segment(
             };
             return Ok(damaged(DamageReason::Record(e)));
         }
-        let decoded = record::check_crc(&payload, crc).and_then(|()| record::decode_payload(&payload));
+        let decoded =
+            record::check_crc(&payload, crc).and_then(|()| record::decode_payload(&payload));
         let record = match decoded {
             Ok(record) => record,
             Err(e) => return Ok(damaged(DamageReason::Record(e))),

@@ -39,7 +39,9 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
@@ -124,7 +126,11 @@ pub struct NodeProcess {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl NodeProcess {
@@ -144,7 +150,10 @@ impl NodeProcess {
             if let Ok(Some(status)) = node.child.try_wait() {
                 panic!("dkv-node exited early: {status}");
             }
-            assert!(std::time::Instant::now() < deadline, "dkv-node did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dkv-node did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         node
@@ -167,7 +176,10 @@ impl NodeProcess {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "dkv-node did not exit");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dkv-node did not exit"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
