@@ -19,6 +19,9 @@
 pub mod clock;
 pub mod config;
 pub mod hash;
+pub mod net;
+pub mod resp;
+pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod store;

@@ -92,7 +92,7 @@ struct Args {
     max_args: usize,
 
     /// Largest single request, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_request_bytes)]
+    #[arg(long, default_value_t = Limits::default().max_request_len)]
     max_request_bytes: usize,
 
     /// Unsent reply bytes past which a client is not read from until they drain.
@@ -143,7 +143,7 @@ fn build_config(args: &Args) -> Result<NodeConfig, String> {
     config.limits = Limits {
         max_bulk_len: args.max_bulk_len,
         max_args: args.max_args,
-        max_request_bytes: args.max_request_bytes,
+        max_request_len: args.max_request_bytes,
         ..Limits::default()
     };
     config.max_output_bytes = args.max_output_bytes;

@@ -234,7 +234,7 @@ fn default_peer(client: SocketAddr) -> SocketAddr {
 
 fn parse_count(name: &str, value: &str, line: usize) -> Result<usize, ConfError> {
     match value.parse::<usize>() {
-        Ok(n) if n >= 1 && n <= 65_536 => Ok(n),
+        Ok(n) if (1..=65_536).contains(&n) => Ok(n),
         _ => Err(err(
             line,
             format!("{name} must be a whole number from 1 to 65536, got `{value}`"),

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
+use crate::resp::{Limits, Parser};
 use crate::server::session::Session;
 use crate::wal::Lsn;
 
@@ -33,6 +34,8 @@ pub(crate) struct Conn {
     /// Unparsed input starts at `input_start`.
     pub input: Vec<u8>,
     pub input_start: usize,
+    /// Resumes a request split across reads where it stopped.
+    pub parser: Parser,
     /// `None` while a worker runs a batch for this connection.
     pub session: Option<Session>,
     output: VecDeque<Segment>,
@@ -49,11 +52,12 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(socket: TcpStream, session: Session) -> Conn {
+    pub fn new(socket: TcpStream, session: Session, limits: Limits) -> Conn {
         Conn {
             socket,
             input: Vec::new(),
             input_start: 0,
+            parser: Parser::new(limits),
             session: Some(session),
             output: VecDeque::new(),
             output_bytes: 0,
@@ -110,7 +114,11 @@ impl Conn {
             return;
         }
         self.output_bytes += bytes.len();
-        self.output.push_back(Segment { bytes, sent: 0, gate });
+        self.output.push_back(Segment {
+            bytes,
+            sent: 0,
+            gate,
+        });
     }
 
     pub fn output_bytes(&self) -> usize {
@@ -123,7 +131,9 @@ impl Conn {
 
     /// Whether the first queued segment waits for durability.
     pub fn waiting_for_durability(&self, durable: Lsn) -> bool {
-        self.output.front().is_some_and(|s| s.gate.is_some_and(|g| g > durable))
+        self.output
+            .front()
+            .is_some_and(|s| s.gate.is_some_and(|g| g > durable))
     }
 
     /// Writes every segment whose gate is durable, in order, until the

@@ -68,7 +68,7 @@ fn run_job(executor: &Executor, job: Job) -> Done {
     let mut args: Vec<&[u8]> = Vec::new();
     for command in &commands {
         args.clear();
-        args.extend(command.args());
+        args.extend(command.iter());
         executor.execute(&mut session, &args, &mut out, &mut effect);
         if effect.close {
             break;
@@ -76,7 +76,7 @@ fn run_job(executor: &Executor, job: Job) -> Done {
     }
     if let Some(error) = protocol_error {
         if !effect.close {
-            resp::reply::error(&mut out, &error.to_string());
+            resp::reply::protocol_error(&mut out, &error);
             effect.close = true;
         }
     }
@@ -112,10 +112,14 @@ pub(crate) struct Reactor {
 impl Reactor {
     /// Sets up polling on `listener`; the caller runs [`Reactor::run`] on
     /// its own thread.
-    pub fn new(listener: TcpListener, executor: Arc<Executor>) -> io::Result<(Reactor, Arc<Control>)> {
+    pub fn new(
+        listener: TcpListener,
+        executor: Arc<Executor>,
+    ) -> io::Result<(Reactor, Arc<Control>)> {
         let poll = Poll::new()?;
         let mut listener = listener;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let control = Arc::new(Control {
             stopping: AtomicBool::new(false),
@@ -137,7 +141,10 @@ impl Reactor {
         };
         {
             let control = Arc::clone(&control);
-            executor.store().wal().on_durable(Box::new(move |_| control.wakeup.wake()));
+            executor
+                .store()
+                .wal()
+                .on_durable(Box::new(move |_| control.wakeup.wake()));
         }
         let durable = executor.store().wal().durable_lsn();
         Ok((
@@ -210,24 +217,40 @@ impl Reactor {
 
     fn accept(&mut self) {
         loop {
-            let Some(listener) = &self.listener else { return };
+            let Some(listener) = &self.listener else {
+                return;
+            };
             match listener.accept() {
-                Ok((mut socket, peer)) => {
+                Ok((socket, peer)) => {
                     if let Err(e) = socket.set_nodelay(true) {
                         log::debug!("TCP_NODELAY on {peer}: {e}");
                     }
                     let id = self.next_session_id;
                     self.next_session_id += 1;
-                    let session = Session::new(id, Some(peer), self.executor.config.requirepass.is_some());
-                    let key = self.conns.insert(Conn::new(socket, session));
-                    let Some(conn) = self.conns.get_mut(key) else { continue };
-                    if let Err(e) = self.poll.registry().register(&mut conn.socket, Token(key.index), Interest::READABLE) {
+                    let session =
+                        Session::new(id, Some(peer), self.executor.config.requirepass.is_some());
+                    let limits = self.executor.limits_for(Some(&session));
+                    let key = self.conns.insert(Conn::new(socket, session, limits));
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    if let Err(e) = self.poll.registry().register(
+                        &mut conn.socket,
+                        Token(key.index),
+                        Interest::READABLE,
+                    ) {
                         log::warn!("cannot register connection from {peer}: {e}");
                         self.conns.remove(key);
                         continue;
                     }
-                    self.executor.stats.connections_received.fetch_add(1, Ordering::Relaxed);
-                    self.executor.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+                    self.executor
+                        .stats
+                        .connections_received
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.executor
+                        .stats
+                        .connected_clients
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -241,9 +264,16 @@ impl Reactor {
     }
 
     fn on_readable(&mut self, key: Key) {
-        let max_request = self.executor.config.limits.max_request_bytes.saturating_add(16 * 1024);
+        let max_request = self
+            .executor
+            .config
+            .limits
+            .max_request_len
+            .saturating_add(16 * 1024);
         let max_output = self.executor.config.max_output_bytes;
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         // Read a bounded amount per turn so one fast client cannot starve
         // the others; a request larger than that still gets its bytes.
         let max_input = max_request.min(conn.unparsed().len() + READ_PER_TURN);
@@ -262,20 +292,41 @@ impl Reactor {
     /// Parses what the connection has buffered and hands it to a worker,
     /// unless a batch of its is already running.
     fn dispatch(&mut self, key: Key) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if conn.busy() || conn.close_after_flush {
             return;
         }
+        // Authentication lifts the small limits of an anonymous connection.
         let limits = self.executor.limits_for(conn.session.as_ref());
+        if *conn.parser.limits() != limits {
+            conn.parser.set_limits(limits);
+        }
+        // Until it authenticates, a connection runs one command per batch,
+        // so that the commands after a pipelined AUTH are parsed with the
+        // limits AUTH lifted.
+        let batch_limit = if conn.session.as_ref().is_some_and(|s| s.authenticated) {
+            MAX_BATCH
+        } else {
+            1
+        };
         let mut commands = Vec::new();
         let mut protocol_error = None;
-        while commands.len() < MAX_BATCH {
-            match resp::parse_command(conn.unparsed(), &limits) {
+        while commands.len() < batch_limit {
+            let unparsed = &conn.input[conn.input_start..];
+            match conn.parser.parse(unparsed) {
                 Ok(Some((command, used))) => {
                     conn.consume(used);
                     commands.push(command);
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    // A peer that closed mid-request will never finish it.
+                    if conn.read_closed {
+                        conn.consume(conn.unparsed().len());
+                    }
+                    break;
+                }
                 Err(error) => {
                     protocol_error = Some(error);
                     conn.read_closed = true;
@@ -287,7 +338,9 @@ impl Reactor {
         if commands.is_empty() && protocol_error.is_none() {
             return;
         }
-        let Some(session) = conn.session.take() else { return };
+        let Some(session) = conn.session.take() else {
+            return;
+        };
         let job = Job {
             key,
             session,
@@ -318,7 +371,9 @@ impl Reactor {
 
     fn complete(&mut self, done: Done) {
         let key = done.key;
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         conn.session = Some(done.session);
         conn.queue(done.out, done.effect.durable_lsn);
         if done.effect.close {
@@ -351,7 +406,9 @@ impl Reactor {
     fn flush(&mut self, key: Key) {
         let durable = self.durable;
         let max_output = self.executor.config.max_output_bytes;
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if conn.flush(durable).is_err() {
             self.close(key);
             return;
@@ -362,14 +419,27 @@ impl Reactor {
         }
         let want_writable = conn.has_output() && !conn.waiting_for_durability(durable);
         if want_writable != conn.writable_registered {
-            let interest = if want_writable { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            if self.poll.registry().reregister(&mut conn.socket, Token(key.index), interest).is_err() {
+            let interest = if want_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.socket, Token(key.index), interest)
+                .is_err()
+            {
                 self.close(key);
                 return;
             }
             conn.writable_registered = want_writable;
         }
-        if conn.read_pending && !conn.read_closed && !conn.busy() && conn.output_bytes() < max_output / 2 {
+        if conn.read_pending
+            && !conn.read_closed
+            && !conn.busy()
+            && conn.output_bytes() < max_output / 2
+        {
             self.on_readable(key);
         }
     }
@@ -377,7 +447,10 @@ impl Reactor {
     fn close(&mut self, key: Key) {
         if let Some(mut conn) = self.conns.remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.socket);
-            self.executor.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+            self.executor
+                .stats
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
         }
     }
 

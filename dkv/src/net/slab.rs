@@ -80,7 +80,9 @@ impl<T> Slab<T> {
     }
 
     pub fn keys(&self) -> Vec<Key> {
-        (0..self.slots.len()).filter_map(|i| self.key_at(i)).collect()
+        (0..self.slots.len())
+            .filter_map(|i| self.key_at(i))
+            .collect()
     }
 }
 

@@ -52,10 +52,7 @@ pub(crate) struct WorkerPool<J: Send + 'static> {
 }
 
 impl<J: Send + 'static> WorkerPool<J> {
-    pub fn start(
-        threads: usize,
-        run: impl Fn(J) + Send + Sync + 'static,
-    ) -> std::io::Result<Self> {
+    pub fn start(threads: usize, run: impl Fn(J) + Send + Sync + 'static) -> std::io::Result<Self> {
         let queue = Arc::new((
             Mutex::new(Queue {
                 jobs: VecDeque::new(),

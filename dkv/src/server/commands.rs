@@ -45,7 +45,11 @@ const ALLOWED_UNAUTHENTICATED: &[&str] = &["auth", "hello", "quit"];
 /// `(name, arity, flags)` as `COMMAND` reports them; negative arity means
 /// "at least".
 pub(crate) const COMMAND_TABLE: &[(&str, i64, &[&str])] = &[
-    ("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth"]),
+    (
+        "auth",
+        -2,
+        &["noscript", "loading", "stale", "fast", "no_auth"],
+    ),
     ("client", -2, &["admin", "noscript", "loading", "stale"]),
     ("command", -1, &["random", "loading", "stale"]),
     ("config", -2, &["admin", "noscript", "loading", "stale"]),
@@ -54,7 +58,11 @@ pub(crate) const COMMAND_TABLE: &[(&str, i64, &[&str])] = &[
     ("echo", 2, &["fast"]),
     ("exists", -2, &["readonly", "fast"]),
     ("get", 2, &["readonly", "fast"]),
-    ("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth"]),
+    (
+        "hello",
+        -1,
+        &["noscript", "loading", "stale", "fast", "no_auth"],
+    ),
     ("info", -1, &["random", "loading", "stale"]),
     ("mget", -2, &["readonly", "fast"]),
     ("mset", -3, &["write", "denyoom"]),
@@ -78,43 +86,55 @@ impl Executor {
     }
 
     /// Runs one command (`args[0]` is its name) and appends the reply.
-    pub fn execute(&self, session: &mut Session, args: &[&[u8]], out: &mut Vec<u8>, effect: &mut Effect) {
+    pub fn execute(
+        &self,
+        session: &mut Session,
+        args: &[&[u8]],
+        out: &mut Vec<u8>,
+        effect: &mut Effect,
+    ) {
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let Some(first) = args.first() else {
             return;
         };
         let name = String::from_utf8_lossy(first).to_ascii_lowercase();
         if !session.authenticated && !ALLOWED_UNAUTHENTICATED.contains(&name.as_str()) {
-            reply::error(out, "NOAUTH Authentication required.");
+            error(out, "NOAUTH Authentication required.");
             return;
         }
         if !arity_ok(&name, args.len()) {
-            reply::error(out, &format!("ERR wrong number of arguments for '{name}' command"));
+            error(
+                out,
+                &format!("ERR wrong number of arguments for '{name}' command"),
+            );
             return;
         }
         match name.as_str() {
             "ping" => match args.get(1) {
                 None => reply::simple(out, "PONG"),
                 Some(msg) if args.len() == 2 => reply::bulk(out, msg),
-                Some(_) => reply::error(out, "ERR wrong number of arguments for 'ping' command"),
+                Some(_) => error(out, "ERR wrong number of arguments for 'ping' command"),
             },
             "echo" => reply::bulk(out, args[1]),
             "get" => match self.store.get(args[1]) {
                 Some(value) => reply::bulk(out, &value),
-                None => reply::null(out),
+                None => null(session, out),
             },
             "set" => self.set(args, out, effect),
             "del" => self.del(args, out, effect),
             "exists" => {
-                let count = args[1..].iter().filter(|k| self.store.get_entry(k).is_some_and(|e| !e.is_tombstone())).count();
+                let count = args[1..]
+                    .iter()
+                    .filter(|k| self.store.get_entry(k).is_some_and(|e| !e.is_tombstone()))
+                    .count();
                 reply::integer(out, count as i64);
             }
             "mget" => {
-                reply::array_len(out, args.len() - 1);
+                reply::array(out, args.len() - 1);
                 for key in &args[1..] {
                     match self.store.get(key) {
                         Some(value) => reply::bulk(out, &value),
-                        None => reply::null(out),
+                        None => null(session, out),
                     }
                 }
             }
@@ -128,22 +148,31 @@ impl Executor {
             "hello" => self.hello(session, &args[1..], out),
             "select" => match args[1] {
                 b"0" => reply::simple(out, "OK"),
-                _ => reply::error(out, "ERR DB index is out of range"),
+                _ => error(out, "ERR DB index is out of range"),
             },
             "quit" => {
                 reply::simple(out, "OK");
                 effect.close = true;
             }
             "command" => self.command(&args[1..], out),
-            "config" => self.config_cmd(&args[1..], out),
+            "config" => self.config_cmd(session, &args[1..], out),
             "client" => self.client(session, &args[1..], out),
             _ => {
                 let shown: String = String::from_utf8_lossy(first).chars().take(128).collect();
                 let mut rest = String::new();
                 for arg in args[1..].iter().take(8) {
-                    rest.push_str(&format!("'{}' ", String::from_utf8_lossy(arg).chars().take(64).collect::<String>()));
+                    rest.push_str(&format!(
+                        "'{}' ",
+                        String::from_utf8_lossy(arg)
+                            .chars()
+                            .take(64)
+                            .collect::<String>()
+                    ));
                 }
-                reply::error(out, &format!("ERR unknown command '{shown}', with args beginning with: {rest}"));
+                error(
+                    out,
+                    &format!("ERR unknown command '{shown}', with args beginning with: {rest}"),
+                );
             }
         }
     }
@@ -164,26 +193,26 @@ impl Executor {
             let option = String::from_utf8_lossy(option).to_ascii_uppercase();
             let known = ["EX", "PX", "EXAT", "PXAT", "NX", "XX", "KEEPTTL", "GET"];
             if known.contains(&option.as_str()) {
-                reply::error(out, &format!("ERR SET option '{option}' is not supported by dkv (no TTLs or conditional writes)"));
+                error(out, &format!("ERR SET option '{option}' is not supported by dkv (no TTLs or conditional writes)"));
             } else {
-                reply::error(out, "ERR syntax error");
+                error(out, "ERR syntax error");
             }
             return;
         }
         match self.write(args[1], Some(args[2]), effect) {
             Ok(()) => reply::simple(out, "OK"),
-            Err(e) => reply::error(out, &e),
+            Err(e) => error(out, &e),
         }
     }
 
     fn del(&self, args: &[&[u8]], out: &mut Vec<u8>, effect: &mut Effect) {
         let mut deleted = 0;
         for key in &args[1..] {
-            if !self.store.get_entry(key).is_some_and(|e| !e.is_tombstone()) {
+            if self.store.get_entry(key).is_none_or(|e| e.is_tombstone()) {
                 continue;
             }
             if let Err(e) = self.write(key, None, effect) {
-                reply::error(out, &e);
+                error(out, &e);
                 return;
             }
             deleted += 1;
@@ -193,12 +222,12 @@ impl Executor {
 
     fn mset(&self, args: &[&[u8]], out: &mut Vec<u8>, effect: &mut Effect) {
         if args.len() % 2 != 1 {
-            reply::error(out, "ERR wrong number of arguments for 'mset' command");
+            error(out, "ERR wrong number of arguments for 'mset' command");
             return;
         }
         for pair in args[1..].chunks_exact(2) {
             if let Err(e) = self.write(pair[0], Some(pair[1]), effect) {
-                reply::error(out, &e);
+                error(out, &e);
                 return;
             }
         }
@@ -224,51 +253,66 @@ impl Executor {
                 session.authenticated = true;
                 reply::simple(out, "OK");
             }
-            Err(e) => reply::error(out, e),
+            Err(e) => error(out, e),
         }
     }
 
     fn hello(&self, session: &mut Session, args: &[&[u8]], out: &mut Vec<u8>) {
-        if let Some(version) = args.first() {
-            match version {
-                b"2" => {}
-                b"3" => return reply::error(out, "NOPROTO sorry, this protocol version is not supported."),
-                _ => return reply::error(out, "ERR Protocol version is not an integer or out of range"),
-            }
-        }
+        let protocol = match args.first().map(|v| &v[..]) {
+            None => session.protocol,
+            Some(b"2") => 2,
+            Some(b"3") => 3,
+            Some(_) => return error(out, "NOPROTO unsupported protocol version"),
+        };
         let mut rest = args.iter().skip(1);
         let mut name = None;
         while let Some(option) = rest.next() {
             match option.to_ascii_uppercase().as_slice() {
                 b"AUTH" => {
                     let (Some(user), Some(password)) = (rest.next(), rest.next()) else {
-                        return reply::error(out, "ERR syntax error in HELLO option 'AUTH'");
+                        return error(out, "ERR syntax error in HELLO option 'AUTH'");
                     };
                     if let Err(e) = self.check_password(Some(user), password) {
-                        return reply::error(out, e);
+                        return error(out, e);
                     }
                     session.authenticated = true;
                 }
                 b"SETNAME" => match rest.next() {
                     Some(n) => name = Some(n.to_vec()),
-                    None => return reply::error(out, "ERR syntax error in HELLO option 'SETNAME'"),
+                    None => return error(out, "ERR syntax error in HELLO option 'SETNAME'"),
                 },
-                _ => return reply::error(out, &format!("ERR syntax error in HELLO option '{}'", String::from_utf8_lossy(option))),
+                _ => {
+                    return error(
+                        out,
+                        &format!(
+                            "ERR syntax error in HELLO option '{}'",
+                            String::from_utf8_lossy(option)
+                        ),
+                    )
+                }
             }
         }
         if !session.authenticated {
-            return reply::error(out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+            return error(out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         }
         if name.is_some() {
             session.name = name;
         }
-        reply::array_len(out, 14);
+        session.protocol = protocol;
+        // A map in RESP3, a flat array of pairs in RESP2, as Redis replies.
+        if protocol == 3 {
+            out.extend_from_slice(b"%7\r\n");
+        } else {
+            reply::array(out, 14);
+        }
         reply::bulk(out, b"server");
-        reply::bulk(out, b"dkv");
+        reply::bulk(out, b"redis");
+        // Clients that gate features on the server version see a modern
+        // Redis; INFO reports dkv's own version too.
         reply::bulk(out, b"version");
-        reply::bulk(out, env!("CARGO_PKG_VERSION").as_bytes());
+        reply::bulk(out, b"7.0.0");
         reply::bulk(out, b"proto");
-        reply::integer(out, 2);
+        reply::integer(out, i64::from(protocol));
         reply::bulk(out, b"id");
         reply::integer(out, session.id as i64);
         reply::bulk(out, b"mode");
@@ -276,23 +320,23 @@ impl Executor {
         reply::bulk(out, b"role");
         reply::bulk(out, b"master");
         reply::bulk(out, b"modules");
-        reply::array_len(out, 0);
+        reply::array(out, 0);
     }
 
     fn command(&self, args: &[&[u8]], out: &mut Vec<u8>) {
         let sub = args.first().map(|s| s.to_ascii_uppercase());
         match sub.as_deref() {
             None => {
-                reply::array_len(out, COMMAND_TABLE.len());
+                reply::array(out, COMMAND_TABLE.len());
                 for (name, arity, flags) in COMMAND_TABLE {
                     write_command_info(out, name, *arity, flags);
                 }
             }
             Some(b"COUNT") => reply::integer(out, COMMAND_TABLE.len() as i64),
             // redis-cli asks for docs to show hints; having none is fine.
-            Some(b"DOCS") => reply::array_len(out, 0),
+            Some(b"DOCS") => reply::array(out, 0),
             Some(b"INFO") => {
-                reply::array_len(out, args.len() - 1);
+                reply::array(out, args.len() - 1);
                 for name in &args[1..] {
                     let name = String::from_utf8_lossy(name).to_ascii_lowercase();
                     match COMMAND_TABLE.iter().find(|(n, _, _)| *n == name) {
@@ -301,11 +345,14 @@ impl Executor {
                     }
                 }
             }
-            Some(_) => reply::error(out, "ERR unknown subcommand for 'command'. Try COMMAND HELP."),
+            Some(_) => error(
+                out,
+                "ERR unknown subcommand for 'command'. Try COMMAND HELP.",
+            ),
         }
     }
 
-    fn config_cmd(&self, args: &[&[u8]], out: &mut Vec<u8>) {
+    fn config_cmd(&self, session: &Session, args: &[&[u8]], out: &mut Vec<u8>) {
         let sub = args.first().map(|s| s.to_ascii_uppercase());
         match (sub.as_deref(), args.len()) {
             (Some(b"GET"), n) if n >= 2 => {
@@ -313,23 +360,35 @@ impl Executor {
                 let mut matched = Vec::new();
                 for pattern in &args[1..] {
                     for (name, value) in &params {
-                        if glob_match(&pattern.to_ascii_lowercase(), name.as_bytes()) && !matched.iter().any(|(n, _)| n == name) {
+                        if glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
+                            && !matched.iter().any(|(n, _)| n == name)
+                        {
                             matched.push((name.clone(), value.clone()));
                         }
                     }
                 }
-                reply::array_len(out, matched.len() * 2);
+                if session.protocol == 3 {
+                    out.extend_from_slice(format!("%{}\r\n", matched.len()).as_bytes());
+                } else {
+                    reply::array(out, matched.len() * 2);
+                }
                 for (name, value) in matched {
                     reply::bulk(out, name.as_bytes());
                     reply::bulk(out, value.as_bytes());
                 }
             }
-            (Some(b"SET"), _) => reply::error(out, "ERR CONFIG SET is not supported by dkv; use dkv-node flags"),
+            (Some(b"SET"), _) => error(
+                out,
+                "ERR CONFIG SET is not supported by dkv; use dkv-node flags",
+            ),
             (Some(b"RESETSTAT"), 1) => {
                 self.stats.commands.store(0, Ordering::Relaxed);
                 reply::simple(out, "OK");
             }
-            _ => reply::error(out, "ERR unknown subcommand or wrong number of arguments for 'config'"),
+            _ => error(
+                out,
+                "ERR unknown subcommand or wrong number of arguments for 'config'",
+            ),
         }
     }
 
@@ -337,7 +396,15 @@ impl Executor {
         let fsync = self.store.config().fsync;
         vec![
             ("save".into(), String::new()),
-            ("appendonly".into(), if fsync == FsyncMode::Never { "no" } else { "yes" }.into()),
+            (
+                "appendonly".into(),
+                if fsync == FsyncMode::Never {
+                    "no"
+                } else {
+                    "yes"
+                }
+                .into(),
+            ),
             (
                 "appendfsync".into(),
                 match fsync {
@@ -351,13 +418,22 @@ impl Executor {
             ("maxmemory".into(), "0".into()),
             ("port".into(), self.config.port.to_string()),
             ("bind".into(), self.config.bind.to_string()),
-            ("io-threads".into(), self.config.worker_threads.max(1).to_string()),
-            ("proto-max-bulk-len".into(), self.config.limits.max_bulk_len.to_string()),
+            (
+                "io-threads".into(),
+                self.config.worker_threads.max(1).to_string(),
+            ),
+            (
+                "proto-max-bulk-len".into(),
+                self.config.limits.max_bulk_len.to_string(),
+            ),
         ]
     }
 
     fn client(&self, session: &mut Session, args: &[&[u8]], out: &mut Vec<u8>) {
-        let sub = args.first().map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+        let sub = args
+            .first()
+            .map(|s| s.to_ascii_uppercase())
+            .unwrap_or_default();
         match (sub.as_slice(), args.len()) {
             (b"SETNAME", 2) => {
                 session.name = Some(args[1].to_vec());
@@ -365,12 +441,15 @@ impl Executor {
             }
             (b"GETNAME", 1) => match &session.name {
                 Some(name) => reply::bulk(out, name),
-                None => reply::null(out),
+                None => null(session, out),
             },
             (b"ID", 1) => reply::integer(out, session.id as i64),
             // Client libraries announce themselves; accept and ignore.
             (b"SETINFO", 3) => reply::simple(out, "OK"),
-            _ => reply::error(out, "ERR unknown subcommand or wrong number of arguments for 'client'"),
+            _ => error(
+                out,
+                "ERR unknown subcommand or wrong number of arguments for 'client'",
+            ),
         }
     }
 
@@ -381,19 +460,47 @@ impl Executor {
 }
 
 fn write_command_info(out: &mut Vec<u8>, name: &str, arity: i64, flags: &[&str]) {
-    let keyed = !matches!(name, "auth" | "client" | "command" | "config" | "dbsize" | "echo" | "hello" | "info" | "ping" | "quit" | "select");
+    let keyed = !matches!(
+        name,
+        "auth"
+            | "client"
+            | "command"
+            | "config"
+            | "dbsize"
+            | "echo"
+            | "hello"
+            | "info"
+            | "ping"
+            | "quit"
+            | "select"
+    );
     let step = if name == "mset" { 2 } else { 1 };
     let last = if matches!(name, "get") { 1 } else { -1 };
-    reply::array_len(out, 6);
+    reply::array(out, 6);
     reply::bulk(out, name.as_bytes());
     reply::integer(out, arity);
-    reply::array_len(out, flags.len());
+    reply::array(out, flags.len());
     for flag in flags {
         reply::simple(out, flag);
     }
     reply::integer(out, i64::from(keyed));
     reply::integer(out, if keyed { last } else { 0 });
     reply::integer(out, if keyed { step } else { 0 });
+}
+
+/// A missing value: `$-1` in RESP2, `_` in RESP3.
+fn null(session: &Session, out: &mut Vec<u8>) {
+    if session.protocol == 3 {
+        out.extend_from_slice(b"_\r\n");
+    } else {
+        reply::null_bulk(out);
+    }
+}
+
+/// Appends an error reply from a whole line, `CODE message`.
+fn error(out: &mut Vec<u8>, line: &str) {
+    let (code, message) = line.split_once(' ').unwrap_or((line, ""));
+    reply::error(out, code, message);
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -447,7 +554,14 @@ mod tests {
         assert!(!glob_match(b"save", b"saves"));
         assert!(!glob_match(b"x*", b"save"));
         assert!(glob_match(b"*a*e*", b"save"));
-        assert!(!glob_match(&[b'*'; 5000].iter().chain(b"x").copied().collect::<Vec<u8>>(), b"appendonly-appendonly"));
+        assert!(!glob_match(
+            &[b'*'; 5000]
+                .iter()
+                .chain(b"x")
+                .copied()
+                .collect::<Vec<u8>>(),
+            b"appendonly-appendonly"
+        ));
     }
 
     #[test]

@@ -18,8 +18,14 @@ const SECTIONS: &[(&str, &str)] = &[
 /// Renders the sections named in `args` (all of them when none, `all`,
 /// `everything` or `default` is asked for).
 pub(crate) fn render(executor: &Executor, args: &[&[u8]]) -> String {
-    let wanted: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
+    let wanted: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
     let mut out = String::new();
     for (name, title) in SECTIONS {
         if all || wanted.iter().any(|w| w == name) {
@@ -59,12 +65,17 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
             lines.add("tcp_port", config.port);
             lines.add("bind", config.bind);
             lines.add("worker_threads", config.worker_threads);
+            lines.add("cluster_name", &config.cluster.cluster_name);
+            lines.add("cluster_nodes", config.cluster.nodes.len());
             let uptime = config.started.elapsed().as_secs();
             lines.add("uptime_in_seconds", uptime);
             lines.add("uptime_in_days", uptime / 86_400);
         }
         "clients" => {
-            lines.add("connected_clients", stats.connected_clients.load(Ordering::Relaxed));
+            lines.add(
+                "connected_clients",
+                stats.connected_clients.load(Ordering::Relaxed),
+            );
         }
         "memory" => {
             let engine = store.engine().stats();
@@ -102,8 +113,14 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
             lines.add("recovery_files_kept_aside", s.recovery.kept_aside.len());
         }
         "stats" => {
-            lines.add("total_connections_received", stats.connections_received.load(Ordering::Relaxed));
-            lines.add("total_commands_processed", stats.commands.load(Ordering::Relaxed));
+            lines.add(
+                "total_connections_received",
+                stats.connections_received.load(Ordering::Relaxed),
+            );
+            lines.add(
+                "total_commands_processed",
+                stats.commands.load(Ordering::Relaxed),
+            );
         }
         "keyspace" => {
             let keys = store.engine().len();
@@ -119,6 +136,10 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
 pub(crate) fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }

@@ -119,7 +119,7 @@ impl Executor {
     pub(crate) fn limits_for(&self, session: Option<&Session>) -> Limits {
         match session {
             Some(s) if !s.authenticated => Limits::unauthenticated(),
-            _ => self.config.limits.clone(),
+            _ => self.config.limits,
         }
     }
 }
@@ -138,18 +138,23 @@ impl Node {
                 config.bind
             )));
         }
-        let std_listener = std::net::TcpListener::bind((config.bind, config.port)).map_err(|source| NodeError::Io {
-            context: format!("cannot listen on {}:{}", config.bind, config.port),
-            source,
-        })?;
+        let std_listener =
+            std::net::TcpListener::bind((config.bind, config.port)).map_err(|source| {
+                NodeError::Io {
+                    context: format!("cannot listen on {}:{}", config.bind, config.port),
+                    source,
+                }
+            })?;
         let addr = std_listener.local_addr().map_err(|source| NodeError::Io {
             context: "listener address".into(),
             source,
         })?;
-        std_listener.set_nonblocking(true).map_err(|source| NodeError::Io {
-            context: "non-blocking listener".into(),
-            source,
-        })?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| NodeError::Io {
+                context: "non-blocking listener".into(),
+                source,
+            })?;
         let store = Arc::new(Store::open(config.store.clone())?);
         let executor = Arc::new(Executor {
             store: Arc::clone(&store),
@@ -159,7 +164,7 @@ impl Node {
                 port: addr.port(),
                 requirepass: config.requirepass.clone(),
                 worker_threads: config.worker_threads,
-                limits: config.limits.clone(),
+                limits: config.limits,
                 max_output_bytes: config.max_output_bytes,
                 started: Instant::now(),
                 cluster: config.cluster.clone(),
@@ -171,7 +176,8 @@ impl Node {
             let context = context.to_string();
             move |source| NodeError::Io { context, source }
         };
-        let (reactor, control) = Reactor::new(listener, Arc::clone(&executor)).map_err(io_err("starting the reactor"))?;
+        let (reactor, control) = Reactor::new(listener, Arc::clone(&executor))
+            .map_err(io_err("starting the reactor"))?;
         let thread = std::thread::Builder::new()
             .name(format!("dkv-reactor-{}", config.node_id))
             .spawn(move || reactor.run())
@@ -218,7 +224,9 @@ impl NodeHandle {
     }
 
     fn shutdown(&mut self) -> Result<(), NodeError> {
-        let Some(thread) = self.thread.take() else { return Ok(()) };
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
         self.control.stopping.store(true, Ordering::Release);
         self.control.wakeup.wake();
         let result = match thread.join() {
@@ -228,7 +236,11 @@ impl NodeHandle {
             }),
             Err(_) => Err(NodeError::Config("reactor thread panicked".into())),
         };
-        self.executor.store().wal().sync().map_err(StoreError::from)?;
+        self.executor
+            .store()
+            .wal()
+            .sync()
+            .map_err(StoreError::from)?;
         log::info!("node {} stopped", self.executor.config.node_id);
         result
     }

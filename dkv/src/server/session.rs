@@ -16,6 +16,9 @@ pub struct Session {
     pub authenticated: bool,
     /// Set by `CLIENT SETNAME` / `HELLO ... SETNAME`.
     pub name: Option<Vec<u8>>,
+    /// The reply protocol `HELLO` chose: 2 (RESP2, the default) or 3. dkv's
+    /// replies differ between them only in the null and HELLO's own map.
+    pub protocol: u8,
 }
 
 impl Session {
@@ -26,6 +29,7 @@ impl Session {
             peer,
             authenticated: !password_required,
             name: None,
+            protocol: 2,
         }
     }
 }

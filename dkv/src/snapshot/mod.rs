@@ -110,7 +110,7 @@ pub fn list(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, SnapshotError> {
             found.push((lsn, entry.path()));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     Ok(found)
 }
 

@@ -128,7 +128,7 @@ fn writes_racing_a_snapshot_are_all_recovered() {
         for k in 0..300u32 {
             let last = (1700..2000).find(|i| i % 300 == k).unwrap();
             let value = store.get(format!("w{writer}-{k}").as_bytes()).unwrap();
-            assert_eq!(value, (last as u32).to_le_bytes());
+            assert_eq!(value, last.to_le_bytes());
         }
     }
 }

@@ -95,6 +95,16 @@ impl Client {
                     Reply::Bulk(body)
                 }
             }
+            "_" => Reply::Nil,
+            "%" => {
+                // A RESP3 map, flattened into key, value, key, value...
+                let len: usize = rest.parse().unwrap();
+                let mut items = Vec::new();
+                for _ in 0..2 * len {
+                    items.push(self.read_reply()?);
+                }
+                Reply::Array(items)
+            }
             "*" => {
                 let len: i64 = rest.parse().unwrap();
                 if len < 0 {
