@@ -240,10 +240,6 @@ fn bad_input_gets_an_error_and_never_hurts_other_clients() {
         ),
         (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
         (b"*1\r\n$3\r\nabcXY", "ERR Protocol error"),
-        (
-            b"SET \"unbalanced\r\n",
-            "ERR Protocol error: unbalanced quotes",
-        ),
     ];
     for (bytes, expected) in cases {
         let reply = bad_input(addr, bytes);
@@ -254,6 +250,17 @@ fn bad_input_gets_an_error_and_never_hurts_other_clients() {
         );
         assert_eq!(good.cmd_str("GET survivor"), Reply::bulk("yes"));
     }
+
+    // An inline line with unbalanced quotes is skipped: the stream is still
+    // in step, so the connection stays usable.
+    let mut inline = Client::connect(addr);
+    inline.send_raw(b"SET \"unbalanced\r\nPING\r\n");
+    assert!(inline
+        .read_reply()
+        .unwrap()
+        .is_error_starting("ERR Protocol error: unbalanced quotes"));
+    assert_eq!(inline.read_reply(), Some(Reply::Simple("PONG".into())));
+    drop(inline);
 
     // Too many arguments for the limit.
     let mut many = b"*1001\r\n".to_vec();
@@ -311,4 +318,43 @@ fn data_survives_stop_and_start() {
     let node = start(dir.path(), |_| {});
     let mut c = Client::connect(node.client_addr());
     assert_eq!(c.cmd_str("GET persistent"), Reply::bulk("yes"));
+}
+
+#[test]
+fn a_client_that_does_not_read_is_not_read_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 1 << 20;
+    let node = start(dir.path(), |c| c.max_output_bytes = limit);
+    let mut c = Client::connect(node.client_addr());
+    let value = vec![b'v'; 100 * 1024];
+    assert_eq!(c.cmd(&[b"SET", b"big", &value]), Reply::ok());
+    // 300 GETs ask for 30 MB of replies; send them all without reading.
+    let mut pipeline = Vec::new();
+    for _ in 0..300 {
+        pipeline.extend(Client::encode(&[b"GET", b"big"]));
+    }
+    c.send_raw(&pipeline);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut observer = Client::connect(node.client_addr());
+    let Reply::Bulk(info) = observer.cmd_str("INFO clients") else {
+        panic!("INFO")
+    };
+    let info = String::from_utf8(info).unwrap();
+    let peak: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("client_recent_max_output_buffer:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // At most the limit plus one batch's budget (half the limit) plus one
+    // reply: never the 30 MB asked for.
+    assert!(
+        peak <= limit + limit / 2 + value.len() + 64,
+        "peak output buffer {peak}"
+    );
+    for _ in 0..300 {
+        assert_eq!(c.read_reply(), Some(Reply::Bulk(value.clone())));
+    }
+    assert_eq!(c.cmd_str("PING"), Reply::Simple("PONG".into()));
 }

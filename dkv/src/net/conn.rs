@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
+use crate::net::reactor::Request;
 use crate::resp::{Limits, Parser};
 use crate::server::session::Session;
 use crate::wal::Lsn;
@@ -36,6 +37,10 @@ pub(crate) struct Conn {
     pub input_start: usize,
     /// Resumes a request split across reads where it stopped.
     pub parser: Parser,
+    /// Parsed requests waiting for their turn on a worker.
+    pub pending: VecDeque<Request>,
+    /// A fatal protocol error was parsed: nothing after it is read.
+    pub parse_stopped: bool,
     /// `None` while a worker runs a batch for this connection.
     pub session: Option<Session>,
     output: VecDeque<Segment>,
@@ -58,6 +63,8 @@ impl Conn {
             input: Vec::new(),
             input_start: 0,
             parser: Parser::new(limits),
+            pending: VecDeque::new(),
+            parse_stopped: false,
             session: Some(session),
             output: VecDeque::new(),
             output_bytes: 0,
@@ -162,7 +169,7 @@ impl Conn {
 
     /// Whether the connection has nothing left to do and should close.
     pub fn finished(&self) -> bool {
-        let idle = !self.busy() && self.output.is_empty();
+        let idle = !self.busy() && self.output.is_empty() && self.pending.is_empty();
         idle && (self.close_after_flush || (self.read_closed && self.unparsed().is_empty()))
     }
 }

@@ -13,6 +13,7 @@
 //! closed once the replies before it are out; other connections never
 //! notice.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,12 +40,22 @@ const READ_PER_TURN: usize = 256 * 1024;
 /// How long a stopping reactor waits for replies to drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A batch of one connection's commands, run in order by a worker.
+/// One parsed request: a command, or the protocol error found in its
+/// place.
+pub(crate) enum Request {
+    Command(Command),
+    /// A bad request. Fatal when the parser could not skip it: the
+    /// connection closes after the error reply.
+    Invalid(ProtocolError),
+}
+
+/// A batch of one connection's requests, run in order by a worker.
 pub(crate) struct Job {
     key: Key,
     session: Session,
-    commands: Vec<Command>,
-    protocol_error: Option<ProtocolError>,
+    requests: VecDeque<Request>,
+    /// Stop once this many reply bytes are produced; the rest comes back.
+    output_budget: usize,
 }
 
 /// What a worker hands back.
@@ -53,31 +64,38 @@ pub(crate) struct Done {
     session: Session,
     out: Vec<u8>,
     effect: Effect,
+    /// Requests not run because the output budget was spent.
+    leftover: VecDeque<Request>,
 }
 
-/// Runs a job: every command in order, then the protocol error if any.
+/// Runs a job's requests in order until they are done, one closes the
+/// connection, or the replies pass the output budget.
 fn run_job(executor: &Executor, job: Job) -> Done {
     let Job {
         key,
         mut session,
-        commands,
-        protocol_error,
+        mut requests,
+        output_budget,
     } = job;
-    let mut out = Vec::with_capacity(64 * commands.len().min(64));
+    let mut out = Vec::with_capacity(64 * requests.len().min(64));
     let mut effect = Effect::default();
-    let mut args: Vec<&[u8]> = Vec::new();
-    for command in &commands {
-        args.clear();
-        args.extend(command.iter());
-        executor.execute(&mut session, &args, &mut out, &mut effect);
+    while let Some(request) = requests.pop_front() {
+        match request {
+            Request::Command(command) => {
+                let args: Vec<&[u8]> = command.iter().collect();
+                executor.execute(&mut session, &args, &mut out, &mut effect);
+            }
+            Request::Invalid(error) => {
+                resp::reply::protocol_error(&mut out, &error);
+                effect.close |= !error.is_recoverable();
+            }
+        }
         if effect.close {
+            requests.clear();
             break;
         }
-    }
-    if let Some(error) = protocol_error {
-        if !effect.close {
-            resp::reply::protocol_error(&mut out, &error);
-            effect.close = true;
+        if out.len() >= output_budget {
+            break;
         }
     }
     Done {
@@ -85,6 +103,7 @@ fn run_job(executor: &Executor, job: Job) -> Done {
         session,
         out,
         effect,
+        leftover: requests,
     }
 }
 
@@ -289,13 +308,15 @@ impl Reactor {
         self.flush(key);
     }
 
-    /// Parses what the connection has buffered and hands it to a worker,
-    /// unless a batch of its is already running.
+    /// Parses what the connection has buffered and hands a batch to a
+    /// worker, unless one of its batches is running or its unsent replies
+    /// are over the limit.
     fn dispatch(&mut self, key: Key) {
+        let max_output = self.executor.config.max_output_bytes;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.busy() || conn.close_after_flush {
+        if conn.busy() || conn.close_after_flush || conn.output_bytes() >= max_output {
             return;
         }
         // Authentication lifts the small limits of an anonymous connection.
@@ -311,14 +332,12 @@ impl Reactor {
         } else {
             1
         };
-        let mut commands = Vec::new();
-        let mut protocol_error = None;
-        while commands.len() < batch_limit {
+        while conn.pending.len() < batch_limit && !conn.parse_stopped {
             let unparsed = &conn.input[conn.input_start..];
             match conn.parser.parse(unparsed) {
                 Ok(Some((command, used))) => {
                     conn.consume(used);
-                    commands.push(command);
+                    conn.pending.push_back(Request::Command(command));
                 }
                 Ok(None) => {
                     // A peer that closed mid-request will never finish it.
@@ -328,24 +347,31 @@ impl Reactor {
                     break;
                 }
                 Err(error) => {
-                    protocol_error = Some(error);
-                    conn.read_closed = true;
-                    conn.close_after_flush = true;
-                    break;
+                    match error.skip() {
+                        Some(skip) => conn.consume(skip),
+                        None => {
+                            // Framing is lost: nothing after this can be read.
+                            conn.read_closed = true;
+                            conn.parse_stopped = true;
+                        }
+                    }
+                    conn.pending.push_back(Request::Invalid(error));
                 }
             }
         }
-        if commands.is_empty() && protocol_error.is_none() {
+        if conn.pending.is_empty() {
             return;
         }
         let Some(session) = conn.session.take() else {
             return;
         };
+        let rest = conn.pending.split_off(conn.pending.len().min(batch_limit));
+        let requests = std::mem::replace(&mut conn.pending, rest);
         let job = Job {
             key,
             session,
-            commands,
-            protocol_error,
+            requests,
+            output_budget: (max_output / 2).max(64 * 1024),
         };
         match &self.workers {
             Some(workers) => workers.submit(job),
@@ -376,9 +402,18 @@ impl Reactor {
         };
         conn.session = Some(done.session);
         conn.queue(done.out, done.effect.durable_lsn);
+        self.executor
+            .stats
+            .max_output_buffer
+            .fetch_max(conn.output_bytes() as u64, Ordering::Relaxed);
         if done.effect.close {
             conn.read_closed = true;
             conn.close_after_flush = true;
+            conn.pending.clear();
+        } else {
+            for request in done.leftover.into_iter().rev() {
+                conn.pending.push_front(request);
+            }
         }
         // More commands may have arrived while the batch ran.
         if conn.read_pending && !conn.read_closed {
@@ -435,12 +470,13 @@ impl Reactor {
             }
             conn.writable_registered = want_writable;
         }
-        if conn.read_pending
-            && !conn.read_closed
-            && !conn.busy()
-            && conn.output_bytes() < max_output / 2
-        {
-            self.on_readable(key);
+        // Backpressure lifts once half the limit has drained.
+        if !conn.busy() && conn.output_bytes() < max_output / 2 {
+            if conn.read_pending && !conn.read_closed {
+                self.on_readable(key);
+            } else if !conn.pending.is_empty() {
+                self.dispatch(key);
+            }
         }
     }
 

@@ -76,6 +76,10 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
                 "connected_clients",
                 stats.connected_clients.load(Ordering::Relaxed),
             );
+            lines.add(
+                "client_recent_max_output_buffer",
+                stats.max_output_buffer.load(Ordering::Relaxed),
+            );
         }
         "memory" => {
             let engine = store.engine().stats();

@@ -97,6 +97,8 @@ pub struct ServerStats {
     pub connections_received: AtomicU64,
     /// Connections open now.
     pub connected_clients: AtomicU64,
+    /// The most reply bytes any connection has had queued and unsent.
+    pub max_output_buffer: AtomicU64,
 }
 
 /// Static settings the executor consults.
