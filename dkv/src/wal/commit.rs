@@ -646,8 +646,7 @@ impl Syncer {
         if sync && self.dirty {
             self.sync_active()?;
         } else if self.dirty {
-            self.unsynced_sealed
-                .push(self.active.segment.path.clone());
+            self.unsynced_sealed.push(self.active.segment.path.clone());
         }
         let shared = &self.shared;
         let (file, segment) =

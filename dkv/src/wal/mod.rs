@@ -50,8 +50,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::version::Version;
-use commit::{Active, Shared, Start, Syncer};
 pub use commit::MAX_BUFFERED_BYTES;
+use commit::{Active, Shared, Start, Syncer};
 pub use record::DecodeError;
 use segment::io_error;
 pub use segment::{SegmentIo, StdIo};
@@ -83,7 +83,9 @@ pub const DEFAULT_PERIODIC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An `--fsync` value that is not `always`, `periodic` or `never`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fsync mode {0:?}: expected \"always\", \"periodic\" (sync every second) or \"never\"")]
+#[error(
+    "unknown fsync mode {0:?}: expected \"always\", \"periodic\" (sync every second) or \"never\""
+)]
 pub struct ParseFsyncModeError(pub String);
 
 impl FromStr for FsyncMode {

@@ -96,7 +96,10 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentInfo>, WalError> {
         let path = entry.path();
         let meta = entry.metadata().map_err(|e| io_error(&path, e))?;
         if !meta.is_file() {
-            log::warn!("ignoring {}: named like a WAL segment but not a file", path.display());
+            log::warn!(
+                "ignoring {}: named like a WAL segment but not a file",
+                path.display()
+            );
             continue;
         }
         segments.push(SegmentInfo {
@@ -158,10 +161,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_sort_by_lsn() {
-        assert_eq!(
-            segment_file_name(Lsn(42)),
-            "wal-00000000000000000042.log"
-        );
+        assert_eq!(segment_file_name(Lsn(42)), "wal-00000000000000000042.log");
         assert_eq!(
             parse_segment_file_name("wal-00000000000000000042.log"),
             Some(Lsn(42))

@@ -41,7 +41,10 @@ fn value(i: u64) -> Option<Vec<u8>> {
 
 fn append_n(wal: &Wal, range: std::ops::RangeInclusive<u64>) -> Vec<Lsn> {
     range
-        .map(|i| wal.append(&key(i), version(i), value(i).as_deref()).unwrap())
+        .map(|i| {
+            wal.append(&key(i), version(i), value(i).as_deref())
+                .unwrap()
+        })
         .collect()
 }
 
@@ -267,7 +270,9 @@ fn sixteen_threads_recover_in_lsn_order() {
                 let mut lsns = Vec::new();
                 for i in 0..EACH {
                     let key = format!("t{t}-{i}");
-                    let lsn = wal.append(key.as_bytes(), version(i), Some(&[t as u8; 8])).unwrap();
+                    let lsn = wal
+                        .append(key.as_bytes(), version(i), Some(&[t as u8; 8]))
+                        .unwrap();
                     if i % 50 == 49 {
                         wal.wait_durable(lsn).unwrap();
                     }
@@ -366,7 +371,8 @@ fn damage_in_an_old_segment_is_kept_aside() {
     assert_eq!((damage.offset, damage.torn_tail), (len as u64, false));
     assert_eq!(report.kept_aside.len(), files.len());
     assert_eq!(report.next_lsn, Lsn(2));
-    let mut aside = std::fs::read(dir.path().join(format!("{}.damaged-at-{len}", files[0]))).unwrap();
+    let mut aside =
+        std::fs::read(dir.path().join(format!("{}.damaged-at-{len}", files[0]))).unwrap();
     aside.splice(0..0, bytes[..len].iter().copied());
     assert_eq!(aside, bytes, "the kept-aside copy holds the damaged bytes");
     for later in &files[1..] {
@@ -430,7 +436,16 @@ fn failed_sync_poisons_the_log() {
     io.fail_sync.store(true, Ordering::SeqCst);
     let bad = wal.append(b"bad", version(2), Some(b"v")).unwrap();
     let err = wal.wait_durable(bad).unwrap_err();
-    assert!(matches!(err, WalError::SyncFailed { op: "fdatasync", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            WalError::SyncFailed {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("wal-"), "names the segment: {err}");
     assert!(wal.is_poisoned());
     // Never retried as if the data were safe: the sync is not repeated and
@@ -441,8 +456,14 @@ fn failed_sync_poisons_the_log() {
         wal.append(b"later", version(3), None),
         Err(WalError::Poisoned)
     ));
-    assert!(matches!(wal.wait_durable(bad), Err(WalError::SyncFailed { .. })));
-    assert!(matches!(wal.wait_durable(Lsn(bad.0 + 1)), Err(WalError::Poisoned)));
+    assert!(matches!(
+        wal.wait_durable(bad),
+        Err(WalError::SyncFailed { .. })
+    ));
+    assert!(matches!(
+        wal.wait_durable(Lsn(bad.0 + 1)),
+        Err(WalError::Poisoned)
+    ));
     wal.wait_durable(good).unwrap();
     assert!(wal.sync().is_err());
     assert!(matches!(wal.rotate(), Err(WalError::Poisoned)));
@@ -495,7 +516,10 @@ fn failed_write_poisons_and_recovery_repairs_the_tail() {
     io.fail_write.store(true, Ordering::SeqCst);
     append_n(&wal, 6..=6);
     let err = wal.sync().unwrap_err();
-    assert!(matches!(err, WalError::SyncFailed { op: "write", .. }), "{err}");
+    assert!(
+        matches!(err, WalError::SyncFailed { op: "write", .. }),
+        "{err}"
+    );
     assert!(matches!(wal.wait_durable(Lsn(6)), Err(WalError::Poisoned)));
     assert!(wal.append(b"k", version(7), None).is_err());
     drop(wal);
