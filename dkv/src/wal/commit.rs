@@ -475,7 +475,7 @@ impl Syncer {
         mem::swap(&mut st.marks, &mut self.spare_marks);
         let records = mem::take(&mut st.buf_records);
         let shutdown = st.shutdown;
-        let force = mem::take(&mut st.force_sync) || (shutdown && mode != FsyncMode::Never);
+        let force = mem::take(&mut st.force_sync);
         st.round_wanted = false;
         st.rounds_taken += 1;
         let round = st.rounds_taken;
@@ -488,7 +488,9 @@ impl Syncer {
         let buf = mem::take(&mut self.spare);
         let marks = mem::take(&mut self.spare_marks);
         let bytes = buf.len() as u64;
-        let result = self.write_round(&buf, &marks, force);
+        // At shutdown, Always and Periodic sync whatever is not yet synced.
+        let flush = shutdown && mode != FsyncMode::Never;
+        let result = self.write_round(&buf, &marks, force, flush);
         self.recycle(buf, marks);
 
         let mut st = shared.state.lock();
@@ -563,16 +565,23 @@ impl Syncer {
     /// mode or `force` asks. Returns whether everything written is synced.
     /// Sealing a segment syncs it unless the mode is Never (and no sync was
     /// asked for), so only the active segment can lag in Always/Periodic.
-    fn write_round(&mut self, buf: &[u8], marks: &[Mark], force: bool) -> Result<bool, RoundError> {
+    fn write_round(
+        &mut self,
+        buf: &[u8],
+        marks: &[Mark],
+        force: bool,
+        flush: bool,
+    ) -> Result<bool, RoundError> {
         let mode = self.shared.config.fsync;
         let mut start = 0;
         for mark in marks {
             self.write(&buf[start..mark.offset])?;
-            self.roll(mark.base, force || mode != FsyncMode::Never)?;
+            self.roll(mark.base, force || flush || mode != FsyncMode::Never)?;
             start = mark.offset;
         }
         self.write(&buf[start..])?;
         let sync = force
+            || (flush && (self.dirty || !self.unsynced_sealed.is_empty()))
             || match mode {
                 FsyncMode::Always => self.dirty,
                 FsyncMode::Periodic(every) => self.dirty && self.last_sync.elapsed() >= every,
