@@ -47,8 +47,10 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Wakes the syncer.
     work: Condvar,
-    /// Signalled after every round: durability waiters, `sync`, `rotate`.
-    done: Condvar,
+    /// Signalled when a round ends: durability waiters, `sync`, `rotate`.
+    /// Waiters for round `r` sleep on `done[r % 2]`, so the end of a round
+    /// wakes only its own waiters, not those of the round queued behind it.
+    done: [Condvar; 2],
     /// Wakes appenders waiting for buffer room.
     space: Condvar,
     durable: AtomicU64,
@@ -80,6 +82,8 @@ struct State {
     force_sync: bool,
     rounds_taken: u64,
     rounds_done: u64,
+    /// The last lsn of the most recently taken round.
+    taken_last: u64,
     shutdown: bool,
     syncer_gone: bool,
     durable: u64,
@@ -157,13 +161,14 @@ impl Shared {
                 force_sync: false,
                 rounds_taken: 0,
                 rounds_done: 0,
+                taken_last: durable,
                 shutdown: false,
                 syncer_gone: false,
                 durable,
                 failure: None,
             }),
             work: Condvar::new(),
-            done: Condvar::new(),
+            done: [Condvar::new(), Condvar::new()],
             space: Condvar::new(),
             durable: AtomicU64::new(durable),
             poisoned: AtomicBool::new(false),
@@ -255,8 +260,25 @@ impl Shared {
             if st.syncer_gone {
                 return Err(WalError::Poisoned);
             }
-            self.done.wait(&mut st);
+            // In the round being written, or else in the next one.
+            let round = if lsn.0 <= st.taken_last {
+                st.rounds_taken
+            } else {
+                st.rounds_taken + 1
+            };
+            self.done_for(round).wait(&mut st);
         }
+    }
+
+    fn done_for(&self, round: u64) -> &Condvar {
+        &self.done[(round % 2) as usize]
+    }
+
+    fn wake_all_waiters(&self) {
+        for done in &self.done {
+            done.notify_all();
+        }
+        self.space.notify_all();
     }
 
     pub(crate) fn on_durable(&self, callback: DurableCallback) {
@@ -322,7 +344,7 @@ impl Shared {
             if st.syncer_gone {
                 return Err(WalError::Poisoned);
             }
-            self.done.wait(&mut st);
+            self.done_for(target).wait(&mut st);
         }
     }
 
@@ -414,8 +436,7 @@ impl Drop for Gone<'_> {
             shared.poisoned.store(true, Ordering::Release);
         }
         drop(st);
-        shared.done.notify_all();
-        shared.space.notify_all();
+        shared.wake_all_waiters();
     }
 }
 
@@ -480,6 +501,7 @@ impl Syncer {
         st.rounds_taken += 1;
         let round = st.rounds_taken;
         let last = st.next_lsn - 1;
+        st.taken_last = last;
         if st.space_waiters > 0 {
             shared.space.notify_all();
         }
@@ -511,7 +533,7 @@ impl Syncer {
                 st.durable = durable;
                 shared.durable.store(durable, Ordering::Release);
                 drop(st);
-                shared.done.notify_all();
+                shared.done_for(round).notify_all();
                 shared.rounds.fetch_add(1, Ordering::Relaxed);
                 shared.records_written.fetch_add(records, Ordering::Relaxed);
                 shared.bytes_written.fetch_add(bytes, Ordering::Relaxed);
@@ -544,8 +566,7 @@ impl Syncer {
                 st.marks.clear();
                 shared.poisoned.store(true, Ordering::Release);
                 drop(st);
-                shared.done.notify_all();
-                shared.space.notify_all();
+                shared.wake_all_waiters();
                 shared.call_back(Err(error));
                 false
             }
