@@ -6,7 +6,8 @@
 //! | [`record`]      | the record byte format, pure encode/decode                 |
 //! | [`segment`]     | segment file names, listing, creation, the [`SegmentIo`] seam |
 //! | `recovery`      | scanning, replaying and repairing the log at open          |
-//! | `commit`        | group commit: the append buffer and the syncer thread      |
+//! | `commit`        | group commit: the shared append buffer, waiting for durability |
+//! | `syncer`        | the syncer thread: writes, rotates and syncs segments      |
 //!
 //! Invariants: lsns are assigned in append order, start at 1 (or where
 //! `replay_from` says) and strictly increase through the log; a record is
@@ -34,9 +35,12 @@
 //! ```
 
 mod commit;
+#[cfg(test)]
+mod fault_tests;
 pub mod record;
 mod recovery;
 pub mod segment;
+mod syncer;
 #[cfg(test)]
 mod tests;
 
@@ -51,10 +55,11 @@ use std::time::Duration;
 
 use crate::version::Version;
 pub use commit::MAX_BUFFERED_BYTES;
-use commit::{Active, Shared, Start, Syncer};
+use commit::{Shared, Start};
 pub use record::DecodeError;
 use segment::io_error;
 pub use segment::{SegmentIo, StdIo};
+use syncer::{Active, Syncer};
 
 /// A log sequence number. The first record is `Lsn(1)` unless `replay_from`
 /// says more; `Lsn(0)` means "nothing".
