@@ -157,3 +157,67 @@ fn failed_write_poisons_and_recovery_repairs_the_tail() {
     let (_wal, _, records) = reopen(&cfg, Lsn(1));
     check(&records, 1..=7);
 }
+
+/// Writes that wait while `closed` is set.
+#[derive(Default)]
+struct GatedIo {
+    closed: AtomicBool,
+    writes: AtomicU64,
+}
+
+impl SegmentIo for GatedIo {
+    fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        while self.closed.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        file.write_all(bytes)
+    }
+}
+
+#[test]
+fn appenders_block_while_the_buffer_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), FsyncMode::Never);
+    let io = Arc::new(GatedIo::default());
+    io.closed.store(true, Ordering::SeqCst);
+    let (wal, _) = Wal::open_with_io(cfg.clone(), io.clone(), Lsn(0), |_| {}).unwrap();
+    let wal = Arc::new(wal);
+    // The syncer takes this one and then hangs in its write.
+    wal.append(b"first", version(0), None).unwrap();
+    while io.writes.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let value = vec![0xAB; 1 << 20];
+    let fit = MAX_BUFFERED_BYTES / record::encoded_len(8, Some(value.len())).unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let appender = {
+        let (wal, done) = (Arc::clone(&wal), Arc::clone(&done));
+        std::thread::spawn(move || {
+            for i in 0..fit as u64 + 5 {
+                wal.append(&i.to_le_bytes(), version(i), Some(&value))
+                    .unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while done.load(Ordering::SeqCst) < fit as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "appends stalled early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        fit as u64,
+        "the buffer is bounded"
+    );
+    io.closed.store(false, Ordering::SeqCst);
+    appender.join().unwrap();
+    Arc::into_inner(wal).unwrap().close().unwrap();
+    let (_wal, report, _) = reopen(&cfg, Lsn(1));
+    assert_eq!(report.records_replayed, fit as u64 + 6);
+}

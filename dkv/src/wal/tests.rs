@@ -385,3 +385,10 @@ fn damage_in_an_old_segment_is_kept_aside() {
     check(&records, 1..=5);
     assert!(report.damage.is_none());
 }
+
+#[test]
+fn wal_is_send_and_sync() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Wal>();
+    shared::<WalError>();
+}
