@@ -162,7 +162,13 @@ pub enum DamageReason {
     },
     /// The segment ends before the next segment's base: records are missing
     /// from its tail (or it holds none at all).
-    #[error("segment ends before lsn {next_base} where the next segment begins (expected it to begin at {expected:?})")]
+    #[error(
+        "the segment ends {}, but the next segment begins at lsn {next_base}",
+        match .expected {
+            Some(lsn) => format!("before lsn {lsn}"),
+            None => "with no records".to_string(),
+        }
+    )]
     MissingRecords {
         /// One past this segment's last lsn, if it has records.
         expected: Option<Lsn>,

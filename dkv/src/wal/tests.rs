@@ -392,3 +392,23 @@ fn wal_is_send_and_sync() {
     shared::<Wal>();
     shared::<WalError>();
 }
+
+#[test]
+fn damage_reasons_read_well() {
+    let missing = DamageReason::MissingRecords {
+        expected: Some(Lsn(5)),
+        next_base: Lsn(9),
+    };
+    assert_eq!(
+        missing.to_string(),
+        "the segment ends before lsn 5, but the next segment begins at lsn 9"
+    );
+    let empty = DamageReason::MissingRecords {
+        expected: None,
+        next_base: Lsn(9),
+    };
+    assert!(empty.to_string().contains("with no records"));
+    assert!(WalError::Poisoned
+        .to_string()
+        .contains("a previous fsync failed; the log refuses writes until reopened"));
+}
