@@ -259,8 +259,10 @@ pub enum WalError {
 /// a round, or the error that poisoned the log (shared, so clonable).
 pub type DurableResult = Result<Lsn, Arc<WalError>>;
 
-/// A durability callback. It runs on the syncer thread: it must be quick
-/// and must not call back into the log's blocking methods.
+/// A durability callback. It runs on the syncer thread, which waits for it:
+/// it must be quick, and must not call [`Wal::on_durable`] or any method that
+/// waits for the syncer (`wait_durable`, `sync`, `rotate`, `close`). A panic
+/// in it is caught and logged.
 pub type DurableCallback = Box<dyn Fn(DurableResult) + Send + Sync>;
 
 /// Counters for monitoring and benchmarks.

@@ -126,9 +126,12 @@ impl Syncer {
             }
             st.syncer_idle = true;
             match mode {
-                FsyncMode::Periodic(every) if unsynced => {
-                    shared.work.wait_until(&mut st, self.last_sync + every);
-                }
+                FsyncMode::Periodic(every) if unsynced => match self.last_sync.checked_add(every) {
+                    Some(deadline) => {
+                        shared.work.wait_until(&mut st, deadline);
+                    }
+                    None => shared.work.wait(&mut st),
+                },
                 _ => shared.work.wait(&mut st),
             }
             st.syncer_idle = false;
