@@ -6,7 +6,8 @@
 //! | [`record`]      | the record byte format, pure encode/decode                 |
 //! | [`segment`]     | segment file names, listing, creation, the [`SegmentIo`] seam |
 //! | `recovery`      | scanning, replaying and repairing the log at open          |
-//! | `commit`        | group commit: the append buffer and the syncer thread      |
+//! | `commit`        | group commit: the shared append buffer, waiting for durability |
+//! | `syncer`        | the syncer thread: writes, rotates and syncs segments      |
 //!
 //! Invariants: lsns are assigned in append order, start at 1 (or where
 //! `replay_from` says) and strictly increase through the log; a record is
@@ -34,9 +35,12 @@
 //! ```
 
 mod commit;
+#[cfg(test)]
+mod fault_tests;
 pub mod record;
 mod recovery;
 pub mod segment;
+mod syncer;
 #[cfg(test)]
 mod tests;
 
@@ -51,10 +55,11 @@ use std::time::Duration;
 
 use crate::version::Version;
 pub use commit::MAX_BUFFERED_BYTES;
-use commit::{Active, Shared, Start, Syncer};
+use commit::{Shared, Start};
 pub use record::DecodeError;
 use segment::io_error;
 pub use segment::{SegmentIo, StdIo};
+use syncer::{Active, Syncer};
 
 /// A log sequence number. The first record is `Lsn(1)` unless `replay_from`
 /// says more; `Lsn(0)` means "nothing".
@@ -157,7 +162,13 @@ pub enum DamageReason {
     },
     /// The segment ends before the next segment's base: records are missing
     /// from its tail (or it holds none at all).
-    #[error("segment ends before lsn {next_base} where the next segment begins (expected it to begin at {expected:?})")]
+    #[error(
+        "the segment ends {}, but the next segment begins at lsn {next_base}",
+        match .expected {
+            Some(lsn) => format!("before lsn {lsn}"),
+            None => "with no records".to_string(),
+        }
+    )]
     MissingRecords {
         /// One past this segment's last lsn, if it has records.
         expected: Option<Lsn>,
@@ -248,8 +259,10 @@ pub enum WalError {
 /// a round, or the error that poisoned the log (shared, so clonable).
 pub type DurableResult = Result<Lsn, Arc<WalError>>;
 
-/// A durability callback. It runs on the syncer thread: it must be quick
-/// and must not call back into the log's blocking methods.
+/// A durability callback. It runs on the syncer thread, which waits for it:
+/// it must be quick, and must not call [`Wal::on_durable`] or any method that
+/// waits for the syncer (`wait_durable`, `sync`, `rotate`, `close`). A panic
+/// in it is caught and logged.
 pub type DurableCallback = Box<dyn Fn(DurableResult) + Send + Sync>;
 
 /// Counters for monitoring and benchmarks.

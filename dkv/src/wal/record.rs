@@ -305,6 +305,8 @@ mod tests {
         assert_eq!(&bytes[..4], &27u32.to_le_bytes());
         assert_eq!(&bytes[4..8], &crc32(&payload).to_le_bytes());
         assert_eq!(&bytes[8..], &payload[..]);
+        // The example in docs/wal-format.md.
+        assert_eq!(&bytes[4..8], &[0x5a, 0x70, 0xd6, 0xa2]);
     }
 
     #[test]

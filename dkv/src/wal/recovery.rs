@@ -133,7 +133,9 @@ fn scan_segment(
 ) -> Result<Scan, WalError> {
     let path = &segment.path;
     let file = File::open(path).map_err(|e| io_error(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    // Small segments (tests, a log just started) get a small buffer.
+    let capacity = segment.len.clamp(8 << 10, 1 << 20) as usize;
+    let mut reader = BufReader::with_capacity(capacity, file);
     let mut offset = 0u64;
     let mut last: Option<u64> = None;
     let mut payload = Vec::new();

@@ -1,0 +1,223 @@
+//! Fault injection: a failing write or `fdatasync` poisons the log
+//! (fsyncgate), every waiter it covered gets the error, nothing is retried.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::tests::{append_n, check, config, reopen, version};
+use super::*;
+
+/// Real file operations, with switchable failures.
+#[derive(Default)]
+struct FaultyIo {
+    fail_write: AtomicBool,
+    fail_sync: AtomicBool,
+    syncs: AtomicU64,
+}
+
+impl SegmentIo for FaultyIo {
+    fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        if self.fail_write.load(Ordering::SeqCst) {
+            // A short write, as a full disk gives.
+            file.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        file.write_all(bytes)
+    }
+
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        if self.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        file.sync_data()
+    }
+}
+
+fn open_faulty(cfg: &WalConfig) -> (Wal, Arc<FaultyIo>) {
+    let io = Arc::new(FaultyIo::default());
+    let (wal, _) = Wal::open_with_io(cfg.clone(), io.clone(), Lsn(0), |_| {}).unwrap();
+    (wal, io)
+}
+
+#[test]
+fn failed_sync_poisons_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), FsyncMode::Always);
+    let (wal, io) = open_faulty(&cfg);
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&errors);
+    wal.on_durable(Box::new(move |result| {
+        if let Err(e) = result {
+            sink.lock().unwrap().push(e.to_string());
+        }
+    }));
+    let good = wal.append(b"good", version(1), Some(b"v")).unwrap();
+    wal.wait_durable(good).unwrap();
+
+    io.fail_sync.store(true, Ordering::SeqCst);
+    let bad = wal.append(b"bad", version(2), Some(b"v")).unwrap();
+    let err = wal.wait_durable(bad).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WalError::SyncFailed {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("wal-"), "names the segment: {err}");
+    assert!(wal.is_poisoned());
+    // Never retried as if the data were safe: the sync is not repeated and
+    // durability does not advance even once the disk "recovers".
+    io.fail_sync.store(false, Ordering::SeqCst);
+    let syncs = io.syncs.load(Ordering::SeqCst);
+    assert!(matches!(
+        wal.append(b"later", version(3), None),
+        Err(WalError::Poisoned)
+    ));
+    assert!(matches!(
+        wal.wait_durable(bad),
+        Err(WalError::SyncFailed { .. })
+    ));
+    assert!(matches!(
+        wal.wait_durable(Lsn(bad.0 + 1)),
+        Err(WalError::Poisoned)
+    ));
+    wal.wait_durable(good).unwrap();
+    assert!(wal.sync().is_err());
+    assert!(matches!(wal.rotate(), Err(WalError::Poisoned)));
+    assert_eq!(wal.durable_lsn(), good);
+    assert_eq!(io.syncs.load(Ordering::SeqCst), syncs);
+    assert!(wal.close().is_err());
+    // The syncer has stopped: its callbacks have all run.
+    assert_eq!(errors.lock().unwrap().len(), 1);
+
+    // Reopening clears it; the record that failed may or may not be there.
+    let (wal, report, records) = reopen(&cfg, Lsn(0));
+    assert_eq!(records[0].key, b"good");
+    let lsn = wal.append(b"after", version(4), None).unwrap();
+    assert_eq!(lsn, report.next_lsn);
+    wal.wait_durable(lsn).unwrap();
+}
+
+#[test]
+fn failed_sync_fails_every_waiter_it_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, io) = open_faulty(&config(dir.path(), FsyncMode::Always));
+    let wal = Arc::new(wal);
+    io.fail_sync.store(true, Ordering::SeqCst);
+    let waiters: Vec<_> = (0..8)
+        .map(|i| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                let lsn = wal.append(b"k", version(i), Some(b"v"))?;
+                wal.wait_durable(lsn)
+            })
+        })
+        .collect();
+    for waiter in waiters {
+        let err = waiter.join().unwrap().unwrap_err();
+        assert!(
+            matches!(err, WalError::SyncFailed { .. } | WalError::Poisoned),
+            "{err}"
+        );
+    }
+    assert_eq!(wal.durable_lsn(), Lsn(0));
+}
+
+#[test]
+fn failed_write_poisons_and_recovery_repairs_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), FsyncMode::Periodic(Duration::from_secs(3600)));
+    let (wal, io) = open_faulty(&cfg);
+    append_n(&wal, 1..=5);
+    wal.sync().unwrap();
+    io.fail_write.store(true, Ordering::SeqCst);
+    append_n(&wal, 6..=6);
+    let err = wal.sync().unwrap_err();
+    assert!(
+        matches!(err, WalError::SyncFailed { op: "write", .. }),
+        "{err}"
+    );
+    assert!(matches!(wal.wait_durable(Lsn(6)), Err(WalError::Poisoned)));
+    assert!(wal.append(b"k", version(7), None).is_err());
+    drop(wal);
+    // Half a record at the tail: a torn write, truncated on reopen.
+    let (wal, report, records) = reopen(&cfg, Lsn(1));
+    check(&records, 1..=5);
+    assert!(report.damage.unwrap().torn_tail);
+    append_n(&wal, 6..=7);
+    wal.close().unwrap();
+    let (_wal, _, records) = reopen(&cfg, Lsn(1));
+    check(&records, 1..=7);
+}
+
+/// Writes that wait while `closed` is set.
+#[derive(Default)]
+struct GatedIo {
+    closed: AtomicBool,
+    writes: AtomicU64,
+}
+
+impl SegmentIo for GatedIo {
+    fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        while self.closed.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        file.write_all(bytes)
+    }
+}
+
+#[test]
+fn appenders_block_while_the_buffer_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), FsyncMode::Never);
+    let io = Arc::new(GatedIo::default());
+    io.closed.store(true, Ordering::SeqCst);
+    let (wal, _) = Wal::open_with_io(cfg.clone(), io.clone(), Lsn(0), |_| {}).unwrap();
+    let wal = Arc::new(wal);
+    // The syncer takes this one and then hangs in its write.
+    wal.append(b"first", version(0), None).unwrap();
+    while io.writes.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let value = vec![0xAB; 1 << 20];
+    let fit = MAX_BUFFERED_BYTES / record::encoded_len(8, Some(value.len())).unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let appender = {
+        let (wal, done) = (Arc::clone(&wal), Arc::clone(&done));
+        std::thread::spawn(move || {
+            for i in 0..fit as u64 + 5 {
+                wal.append(&i.to_le_bytes(), version(i), Some(&value))
+                    .unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while done.load(Ordering::SeqCst) < fit as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "appends stalled early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        fit as u64,
+        "the buffer is bounded"
+    );
+    io.closed.store(false, Ordering::SeqCst);
+    appender.join().unwrap();
+    Arc::into_inner(wal).unwrap().close().unwrap();
+    let (_wal, report, _) = reopen(&cfg, Lsn(1));
+    assert_eq!(report.records_replayed, fit as u64 + 6);
+}
