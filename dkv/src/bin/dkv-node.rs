@@ -169,7 +169,7 @@ fn build_config(args: &Args) -> Result<NodeConfig, String> {
     };
     store.snapshot_interval =
         (args.snapshot_interval > 0).then(|| Duration::from_secs(args.snapshot_interval));
-    store.snapshot_wal_bytes = (args.snapshot_wal_mb > 0).then(|| args.snapshot_wal_mb << 20);
+    store.snapshot_wal_bytes = (args.snapshot_wal_mb > 0).then_some(args.snapshot_wal_mb << 20);
     store.shards = args.shards;
     if let Some(conf) = conf {
         config.cluster = conf;

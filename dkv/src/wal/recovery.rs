@@ -179,7 +179,7 @@ fn scan_segment(
             Err(e) => return Ok(damaged(DamageReason::Record(e))),
         };
         let prev = last.or(previous);
-        let in_order = record.lsn >= segment.base && !prev.is_some_and(|prev| record.lsn.0 <= prev);
+        let in_order = record.lsn >= segment.base && prev.is_none_or(|prev| record.lsn.0 > prev);
         if !in_order {
             let at_least = prev.map_or(segment.base.0, |prev| {
                 prev.saturating_add(1).max(segment.base.0)
