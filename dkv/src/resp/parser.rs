@@ -52,6 +52,9 @@ pub struct Parser {
     /// the parts of the current request already checked.
     pos: usize,
     state: State,
+    /// Ranges of the arguments of the current multibulk request read so
+    /// far; kept across requests so that a command costs no allocation here.
+    args: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,14 +64,10 @@ enum State {
     Idle,
     /// An inline line starts at `start`; `start..pos` holds no `\n`.
     Inline { start: usize },
-    /// A multibulk request with `left` arguments still to come. `args` are
-    /// the ranges of those already read. `bulk` is the length of the next
+    /// A multibulk request with `left` arguments still to come (those
+    /// already read are in `Parser::args`). `bulk` is the length of the next
     /// argument once its `$<len>\r\n` header is read (its data is at `pos`).
-    Multibulk {
-        left: usize,
-        args: Vec<(usize, usize)>,
-        bulk: Option<usize>,
-    },
+    Multibulk { left: usize, bulk: Option<usize> },
 }
 
 /// Result of reading an integer header line (after its `*` or `$`).
@@ -139,6 +138,7 @@ impl Parser {
             limits,
             pos: 0,
             state: State::Idle,
+            args: Vec::new(),
         }
     }
 
@@ -158,6 +158,10 @@ impl Parser {
     pub fn reset(&mut self) {
         self.pos = 0;
         self.state = State::Idle;
+        self.args.clear();
+        if self.args.capacity() > MAX_KEPT_ARGS {
+            self.args = Vec::new();
+        }
     }
 
     /// Parses the next request from the front of `buf` (see the type's
@@ -203,11 +207,8 @@ impl Parser {
                             // more than Redis does for a count not yet backed
                             // by data.
                             let left = count as usize;
-                            self.state = State::Multibulk {
-                                left,
-                                args: Vec::with_capacity(left.min(1024)),
-                                bulk: None,
-                            };
+                            self.args.reserve(left.min(MAX_KEPT_ARGS));
+                            self.state = State::Multibulk { left, bulk: None };
                         }
                     },
                     Some(_) => {
@@ -251,7 +252,7 @@ impl Parser {
                     }
                     return Ok(Some((command, end)));
                 }
-                State::Multibulk { left, args, bulk } => match *bulk {
+                State::Multibulk { left, bulk } => match *bulk {
                     None => {
                         match buf.get(self.pos) {
                             None => return Ok(None),
@@ -286,12 +287,12 @@ impl Parser {
                             Some(b"\r\n") => {}
                             Some(_) => return Err(fatal(Kind::MissingBulkCrlf)),
                         }
-                        args.push((self.pos, data_end));
+                        self.args.push((self.pos, data_end));
                         self.pos = data_end + 2;
                         *bulk = None;
                         *left -= 1;
                         if *left == 0 {
-                            let command = collect(buf, args);
+                            let command = collect(buf, &self.args);
                             return Ok(Some((command, self.pos)));
                         }
                     }
@@ -300,6 +301,9 @@ impl Parser {
         }
     }
 }
+
+/// Argument slots reserved ahead of data, and kept between requests.
+const MAX_KEPT_ARGS: usize = 1024;
 
 fn fatal(kind: Kind) -> ProtocolError {
     ProtocolError::fatal(kind)
