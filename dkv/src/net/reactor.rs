@@ -158,7 +158,9 @@ impl Reactor {
                 })?)
             }
         };
-        {
+        // Replies wait for the disk only with --fsync always; otherwise the
+        // syncer need not wake the reactor at all.
+        if executor.store().config().fsync == crate::wal::FsyncMode::Always {
             let control = Arc::clone(&control);
             executor
                 .store()
