@@ -1,0 +1,1 @@
+//! The peer wire protocol (in progress).
