@@ -312,7 +312,7 @@ pub fn check_frame(buf: &[u8], max_frame: usize) -> Result<Option<usize>, FrameE
 /// Decodes the [`Hello`] at the start of `buf`: `Ok(Some((hello, used)))`,
 /// or `Ok(None)` until the whole frame has arrived.
 pub fn decode_hello(buf: &[u8], max_frame: usize) -> Result<Option<(Hello, usize)>, FrameError> {
-    let Some((_, payload, used)) = next_frame(buf, max_frame, |t| t == HELLO)? else {
+    let Some(RawFrame { payload, used, .. }) = next_frame(buf, max_frame, |t| t == HELLO)? else {
         return Ok(None);
     };
     let mut r = Reader(payload);
@@ -341,7 +341,12 @@ pub fn decode_hello_reply(
     max_frame: usize,
 ) -> Result<Option<(HelloReply, usize)>, FrameError> {
     let accepts = |t| t == WELCOME || t == REFUSED;
-    let Some((kind, payload, used)) = next_frame(buf, max_frame, accepts)? else {
+    let Some(RawFrame {
+        kind,
+        payload,
+        used,
+    }) = next_frame(buf, max_frame, accepts)?
+    else {
         return Ok(None);
     };
     let mut r = Reader(payload);
@@ -363,7 +368,12 @@ pub fn decode_envelope(
     max_frame: usize,
 ) -> Result<Option<(Envelope, usize)>, FrameError> {
     let accepts = |t| (REPLICATE..=HEARTBEAT).contains(&t);
-    let Some((kind, payload, used)) = next_frame(buf, max_frame, accepts)? else {
+    let Some(RawFrame {
+        kind,
+        payload,
+        used,
+    }) = next_frame(buf, max_frame, accepts)?
+    else {
         return Ok(None);
     };
     let mut r = Reader(payload);
@@ -413,13 +423,20 @@ pub fn decode_envelope(
     )))
 }
 
-/// The next whole frame: `(type, payload, bytes used)`. Rejects a type that
-/// `accepts` refuses as soon as the type byte arrives.
+/// A whole frame, split: its type, its payload, and the bytes it used.
+struct RawFrame<'a> {
+    kind: u8,
+    payload: &'a [u8],
+    used: usize,
+}
+
+/// The next whole frame. Rejects a type that `accepts` refuses as soon as
+/// the type byte arrives.
 fn next_frame(
     buf: &[u8],
     max_frame: usize,
     accepts: impl Fn(u8) -> bool,
-) -> Result<Option<(u8, &[u8], usize)>, FrameError> {
+) -> Result<Option<RawFrame<'_>>, FrameError> {
     let complete = check_frame(buf, max_frame)?;
     let Some(&kind) = buf.get(LEN_PREFIX) else {
         return Ok(None);
@@ -430,10 +447,11 @@ fn next_frame(
     let Some(used) = complete else {
         return Ok(None);
     };
-    match buf.get(LEN_PREFIX + 1..used) {
-        Some(payload) => Ok(Some((kind, payload, used))),
-        None => Ok(None),
-    }
+    Ok(buf.get(LEN_PREFIX + 1..used).map(|payload| RawFrame {
+        kind,
+        payload,
+        used,
+    }))
 }
 
 fn bad_tag(field: &'static str, value: u8) -> FrameError {
