@@ -37,6 +37,7 @@
 //! ```
 
 mod codec;
+mod error;
 mod handshake;
 mod message;
 
@@ -47,8 +48,9 @@ mod tests;
 
 pub use codec::{
     check_frame, decode_envelope, decode_hello, decode_hello_reply, encode_envelope, encode_hello,
-    encode_hello_reply, envelope_frame_len, frame_type, message_type, FrameError,
-    DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, LEN_PREFIX,
+    encode_hello_reply, envelope_frame_len, frame_type, message_type, DEFAULT_MAX_FRAME,
+    HANDSHAKE_MAX_FRAME, LEN_PREFIX,
 };
+pub use error::FrameError;
 pub use handshake::{canonical_settings, refusal, settings_digest};
 pub use message::{Envelope, Hello, HelloReply, Message, RequestId, PROTOCOL_VERSION};
