@@ -8,11 +8,13 @@
 //! | [`hash`]      | MurmurHash3 x64-128 (ring placement) and CRC-32 (records)   |
 //! | [`version`]   | `(timestamp, node_id)` versions and their order             |
 //! | [`clock`]     | the hybrid logical clock that stamps writes                 |
+//! | [`ring`]      | the consistent-hash ring: tokens, preference lists, walks   |
 //! | [`storage`]   | the sharded Last-Write-Wins map with tombstones             |
 //! | [`wal`]       | the write-ahead log: CRC'd records, group commit, recovery  |
 //! | [`snapshot`]  | whole-engine snapshots that let the WAL be compacted        |
 //! | [`store`]     | a node's durable store: engine + WAL + snapshots            |
 //! | [`config`]    | `cluster.conf`                                              |
+//! | [`peer`]      | the peer wire protocol: handshake and framed messages       |
 //!
 //! See `../shared/DESIGN.md` for the whole design.
 
@@ -20,7 +22,9 @@ pub mod clock;
 pub mod config;
 pub mod hash;
 pub mod net;
+pub mod peer;
 pub mod resp;
+pub mod ring;
 pub mod server;
 pub mod snapshot;
 pub mod storage;

@@ -1,0 +1,477 @@
+//! The peer frame codec: pure functions over byte buffers, no IO.
+//!
+//! A frame is `[u32 frame_len][u8 type][payload]`, little-endian, where
+//! `frame_len` counts the type byte and the payload (so it is at least 1).
+//! The layouts of every type are tables in `docs/peer-protocol.md`.
+//!
+//! Decoding is check-then-parse (like mini-redis `Frame::check`): the length
+//! prefix is checked against the caller's `max_frame` and the type byte
+//! against the phase as soon as they arrive, before the caller buffers the
+//! rest; a frame is parsed only once all of it is present, and a length field
+//! inside it is checked against the bytes that remain before anything is
+//! copied. So decoding never panics and never allocates more than the frame
+//! holds, whatever the bytes. The encoding is canonical: a decoded frame
+//! re-encodes to exactly its bytes.
+
+use super::error::FrameError;
+use super::message::{Envelope, Hello, HelloReply, Message, RequestId, PROTOCOL_VERSION};
+use crate::storage::Entry;
+use crate::version::{NodeId, Timestamp, Version};
+
+/// Bytes of the length prefix.
+pub const LEN_PREFIX: usize = 4;
+/// The default bound on `frame_len`: a 64 MiB value (the largest a client
+/// may send) plus 4 KiB for the key and the fixed fields.
+pub const DEFAULT_MAX_FRAME: usize = (64 << 20) + (4 << 10);
+/// A bound on `frame_len` for the handshake frames, so that a peer that has
+/// not yet proven it belongs cannot make a node buffer a large frame.
+pub const HANDSHAKE_MAX_FRAME: usize = 64 << 10;
+
+/// Frame type bytes.
+pub mod frame_type {
+    /// [`Hello`](crate::peer::Hello).
+    pub const HELLO: u8 = 0x01;
+    /// [`HelloReply::Welcome`](crate::peer::HelloReply::Welcome).
+    pub const WELCOME: u8 = 0x02;
+    /// [`HelloReply::Refused`](crate::peer::HelloReply::Refused).
+    pub const REFUSED: u8 = 0x03;
+    /// [`Message::Replicate`](crate::peer::Message::Replicate).
+    pub const REPLICATE: u8 = 0x10;
+    /// [`Message::ReplicateAck`](crate::peer::Message::ReplicateAck).
+    pub const REPLICATE_ACK: u8 = 0x11;
+    /// [`Message::Read`](crate::peer::Message::Read).
+    pub const READ: u8 = 0x12;
+    /// [`Message::ReadReply`](crate::peer::Message::ReadReply).
+    pub const READ_REPLY: u8 = 0x13;
+    /// [`Message::Heartbeat`](crate::peer::Message::Heartbeat).
+    pub const HEARTBEAT: u8 = 0x14;
+}
+
+use frame_type::*;
+
+const ENTRY_VALUE: u8 = 0;
+const ENTRY_TOMBSTONE: u8 = 1;
+
+// ---------------------------------------------------------------- encoding
+
+/// Appends a [`Hello`] frame to `buf`; returns the bytes appended. On error
+/// `buf` is unchanged.
+pub fn encode_hello(hello: &Hello, buf: &mut Vec<u8>) -> Result<usize, FrameError> {
+    let len = 1 + 2 + 4 + 8 + field_len(hello.cluster_name.len()) + field_len(hello.secret.len());
+    let start = begin(buf, len, HELLO)?;
+    put_u16(buf, hello.protocol_version);
+    put_u32(buf, hello.node_id.0);
+    put_u64(buf, hello.settings_digest);
+    put_bytes(buf, hello.cluster_name.as_bytes());
+    put_bytes(buf, &hello.secret);
+    Ok(finish(buf, start, len))
+}
+
+/// Appends a [`HelloReply`] frame to `buf`; returns the bytes appended. On
+/// error `buf` is unchanged.
+pub fn encode_hello_reply(reply: &HelloReply, buf: &mut Vec<u8>) -> Result<usize, FrameError> {
+    match reply {
+        HelloReply::Welcome { node_id } => {
+            let start = begin(buf, 1 + 4, WELCOME)?;
+            put_u32(buf, node_id.0);
+            Ok(finish(buf, start, 1 + 4))
+        }
+        HelloReply::Refused { reason } => {
+            let len = 1 + field_len(reason.len());
+            let start = begin(buf, len, REFUSED)?;
+            put_bytes(buf, reason.as_bytes());
+            Ok(finish(buf, start, len))
+        }
+    }
+}
+
+/// Appends an [`Envelope`] frame to `buf`; returns the bytes appended. On
+/// error `buf` is unchanged.
+pub fn encode_envelope(envelope: &Envelope, buf: &mut Vec<u8>) -> Result<usize, FrameError> {
+    let len = envelope_frame_len(envelope);
+    let start = begin(buf, len, message_type(&envelope.message))?;
+    put_u32(buf, envelope.from.0);
+    put_u64(buf, envelope.clock.0);
+    match &envelope.message {
+        Message::Replicate {
+            request,
+            key,
+            entry,
+            hint_for,
+        } => {
+            put_u64(buf, request.0);
+            put_bytes(buf, key);
+            put_entry(buf, entry);
+            match hint_for {
+                None => buf.push(0),
+                Some(owner) => {
+                    buf.push(1);
+                    put_u32(buf, owner.0);
+                }
+            }
+        }
+        Message::ReplicateAck { request, ok } => {
+            put_u64(buf, request.0);
+            buf.push(u8::from(*ok));
+        }
+        Message::Read { request, key } => {
+            put_u64(buf, request.0);
+            put_bytes(buf, key);
+        }
+        Message::ReadReply { request, entry } => {
+            put_u64(buf, request.0);
+            match entry {
+                None => buf.push(0),
+                Some(entry) => {
+                    buf.push(1);
+                    put_entry(buf, entry);
+                }
+            }
+        }
+        Message::Heartbeat => {}
+    }
+    Ok(finish(buf, start, len))
+}
+
+/// The `frame_len` of `envelope` (add [`LEN_PREFIX`] for the bytes on the
+/// wire): what to compare with a receiver's `max_frame` before sending.
+pub fn envelope_frame_len(envelope: &Envelope) -> u64 {
+    let body = match &envelope.message {
+        Message::Replicate {
+            key,
+            entry,
+            hint_for,
+            ..
+        } => {
+            8 + field_len(key.len()) + entry_len(entry) + 1 + if hint_for.is_some() { 4 } else { 0 }
+        }
+        Message::ReplicateAck { .. } => 8 + 1,
+        Message::Read { key, .. } => 8 + field_len(key.len()),
+        Message::ReadReply { entry, .. } => 8 + 1 + entry.as_ref().map_or(0, entry_len),
+        Message::Heartbeat => 0,
+    };
+    1 + 4 + 8 + body
+}
+
+/// The frame type of `message`.
+pub fn message_type(message: &Message) -> u8 {
+    match message {
+        Message::Replicate { .. } => REPLICATE,
+        Message::ReplicateAck { .. } => REPLICATE_ACK,
+        Message::Read { .. } => READ,
+        Message::ReadReply { .. } => READ_REPLY,
+        Message::Heartbeat => HEARTBEAT,
+    }
+}
+
+/// Bytes of a length-prefixed field.
+fn field_len(len: usize) -> u64 {
+    4 + len as u64
+}
+
+fn entry_len(entry: &Entry) -> u64 {
+    8 + 4 + 1 + entry.value.as_ref().map_or(0, |v| field_len(v.len()))
+}
+
+/// Checks `len` fits the prefix and writes the prefix and type byte; returns
+/// where the frame starts.
+fn begin(buf: &mut Vec<u8>, len: u64, kind: u8) -> Result<usize, FrameError> {
+    let Ok(prefix) = u32::try_from(len) else {
+        return Err(FrameError::TooLarge {
+            len,
+            max: u64::from(u32::MAX),
+        });
+    };
+    let start = buf.len();
+    // `len` fits a u32, and the frame will be materialised anyway.
+    buf.reserve(LEN_PREFIX + prefix as usize);
+    put_u32(buf, prefix);
+    buf.push(kind);
+    Ok(start)
+}
+
+fn finish(buf: &[u8], start: usize, len: u64) -> usize {
+    let written = buf.len() - start;
+    debug_assert_eq!(
+        written as u64,
+        LEN_PREFIX as u64 + len,
+        "frame length mismatch"
+    );
+    written
+}
+
+fn put_u16(buf: &mut Vec<u8>, v: u16) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_u32(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(buf: &mut Vec<u8>, v: u64) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A u32 length and the bytes. Only called once [`begin`] has checked that
+/// the whole frame, hence this field, fits in a u32.
+fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(buf, bytes.len() as u32);
+    buf.extend_from_slice(bytes);
+}
+
+fn put_entry(buf: &mut Vec<u8>, entry: &Entry) {
+    put_u64(buf, entry.version.timestamp.0);
+    put_u32(buf, entry.version.node_id.0);
+    match &entry.value {
+        Some(value) => {
+            buf.push(ENTRY_VALUE);
+            put_bytes(buf, value);
+        }
+        None => buf.push(ENTRY_TOMBSTONE),
+    }
+}
+
+// ---------------------------------------------------------------- decoding
+
+/// Whether `buf` starts with a whole frame: `Ok(Some(n))` with its length
+/// `n` on the wire (prefix included), `Ok(None)` if more bytes are needed.
+/// Fails as soon as the length prefix is over `max_frame` or 0, so the
+/// caller never buffers an oversize frame.
+pub fn check_frame(buf: &[u8], max_frame: usize) -> Result<Option<usize>, FrameError> {
+    let [a, b, c, d, ..] = *buf else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes([a, b, c, d]);
+    if u64::from(len) > max_frame as u64 {
+        return Err(FrameError::TooLarge {
+            len: u64::from(len),
+            max: max_frame as u64,
+        });
+    }
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    // `len <= max_frame`, a usize, so this cannot overflow but for a
+    // `max_frame` within 4 of `usize::MAX`; saturate rather than wrap.
+    let total = (len as usize).saturating_add(LEN_PREFIX);
+    Ok((buf.len() >= total).then_some(total))
+}
+
+/// Decodes the [`Hello`] at the start of `buf`: `Ok(Some((hello, used)))`,
+/// or `Ok(None)` until the whole frame has arrived.
+pub fn decode_hello(buf: &[u8], max_frame: usize) -> Result<Option<(Hello, usize)>, FrameError> {
+    let Some(RawFrame { payload, used, .. }) = next_frame(buf, max_frame, |t| t == HELLO)? else {
+        return Ok(None);
+    };
+    let mut r = Reader(payload);
+    let protocol_version = r.u16("protocol_version")?;
+    if protocol_version != PROTOCOL_VERSION {
+        return Err(FrameError::UnsupportedVersion(protocol_version));
+    }
+    let node_id = NodeId(r.u32("node_id")?);
+    let settings_digest = r.u64("settings_digest")?;
+    let cluster_name = r.string("cluster_name")?;
+    let secret = r.bytes("secret")?.to_vec();
+    r.end()?;
+    let hello = Hello {
+        protocol_version,
+        cluster_name,
+        node_id,
+        settings_digest,
+        secret,
+    };
+    Ok(Some((hello, used)))
+}
+
+/// Decodes the [`HelloReply`] at the start of `buf`, like [`decode_hello`].
+pub fn decode_hello_reply(
+    buf: &[u8],
+    max_frame: usize,
+) -> Result<Option<(HelloReply, usize)>, FrameError> {
+    let accepts = |t| t == WELCOME || t == REFUSED;
+    let Some(RawFrame {
+        kind,
+        payload,
+        used,
+    }) = next_frame(buf, max_frame, accepts)?
+    else {
+        return Ok(None);
+    };
+    let mut r = Reader(payload);
+    let reply = match kind {
+        WELCOME => HelloReply::Welcome {
+            node_id: NodeId(r.u32("node_id")?),
+        },
+        _ => HelloReply::Refused {
+            reason: r.string("reason")?,
+        },
+    };
+    r.end()?;
+    Ok(Some((reply, used)))
+}
+
+/// Decodes the [`Envelope`] at the start of `buf`, like [`decode_hello`].
+pub fn decode_envelope(
+    buf: &[u8],
+    max_frame: usize,
+) -> Result<Option<(Envelope, usize)>, FrameError> {
+    let accepts = |t| (REPLICATE..=HEARTBEAT).contains(&t);
+    let Some(RawFrame {
+        kind,
+        payload,
+        used,
+    }) = next_frame(buf, max_frame, accepts)?
+    else {
+        return Ok(None);
+    };
+    let mut r = Reader(payload);
+    let from = NodeId(r.u32("from")?);
+    let clock = Timestamp(r.u64("clock")?);
+    let message = match kind {
+        REPLICATE => Message::Replicate {
+            request: RequestId(r.u64("request")?),
+            key: r.bytes("key")?.to_vec(),
+            entry: r.entry()?,
+            hint_for: match r.u8("hint_for")? {
+                0 => None,
+                1 => Some(NodeId(r.u32("hint_for")?)),
+                value => return Err(bad_tag("hint_for", value)),
+            },
+        },
+        REPLICATE_ACK => Message::ReplicateAck {
+            request: RequestId(r.u64("request")?),
+            ok: match r.u8("ok")? {
+                0 => false,
+                1 => true,
+                value => return Err(bad_tag("ok", value)),
+            },
+        },
+        READ => Message::Read {
+            request: RequestId(r.u64("request")?),
+            key: r.bytes("key")?.to_vec(),
+        },
+        READ_REPLY => Message::ReadReply {
+            request: RequestId(r.u64("request")?),
+            entry: match r.u8("entry")? {
+                0 => None,
+                1 => Some(r.entry()?),
+                value => return Err(bad_tag("entry", value)),
+            },
+        },
+        _ => Message::Heartbeat,
+    };
+    r.end()?;
+    Ok(Some((
+        Envelope {
+            from,
+            clock,
+            message,
+        },
+        used,
+    )))
+}
+
+/// A whole frame, split: its type, its payload, and the bytes it used.
+struct RawFrame<'a> {
+    kind: u8,
+    payload: &'a [u8],
+    used: usize,
+}
+
+/// The next whole frame. Rejects a type that `accepts` refuses as soon as
+/// the type byte arrives.
+fn next_frame(
+    buf: &[u8],
+    max_frame: usize,
+    accepts: impl Fn(u8) -> bool,
+) -> Result<Option<RawFrame<'_>>, FrameError> {
+    let complete = check_frame(buf, max_frame)?;
+    let Some(&kind) = buf.get(LEN_PREFIX) else {
+        return Ok(None);
+    };
+    if !accepts(kind) {
+        return Err(FrameError::UnexpectedType(kind));
+    }
+    let Some(used) = complete else {
+        return Ok(None);
+    };
+    Ok(buf.get(LEN_PREFIX + 1..used).map(|payload| RawFrame {
+        kind,
+        payload,
+        used,
+    }))
+}
+
+fn bad_tag(field: &'static str, value: u8) -> FrameError {
+    FrameError::BadTag { field, value }
+}
+
+/// Reads fields off the front of a payload; every read is bounds-checked.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], FrameError> {
+        if n > self.0.len() {
+            return Err(FrameError::Truncated { field });
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], FrameError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, FrameError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, FrameError> {
+        self.array(field).map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, FrameError> {
+        self.array(field).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, FrameError> {
+        self.array(field).map(u64::from_le_bytes)
+    }
+
+    /// A u32 length and that many bytes, borrowed: nothing is allocated for
+    /// a length that runs past the payload.
+    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], FrameError> {
+        let len = self.u32(field)?;
+        self.take(len as usize, field)
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, FrameError> {
+        let bytes = self.bytes(field)?;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => Err(FrameError::BadUtf8 { field }),
+        }
+    }
+
+    fn entry(&mut self) -> Result<Entry, FrameError> {
+        let timestamp = Timestamp(self.u64("entry.timestamp")?);
+        let node_id = NodeId(self.u32("entry.node_id")?);
+        let version = Version { timestamp, node_id };
+        match self.u8("entry.kind")? {
+            ENTRY_VALUE => Ok(Entry::value(version, self.bytes("entry.value")?)),
+            ENTRY_TOMBSTONE => Ok(Entry::tombstone(version)),
+            value => Err(bad_tag("entry.kind", value)),
+        }
+    }
+
+    /// Checks nothing is left.
+    fn end(self) -> Result<(), FrameError> {
+        match self.0.len() {
+            0 => Ok(()),
+            extra => Err(FrameError::TrailingBytes { extra }),
+        }
+    }
+}

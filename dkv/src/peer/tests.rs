@@ -1,0 +1,463 @@
+//! Peer protocol unit tests: golden bytes for every frame type (written by
+//! hand from `docs/peer-protocol.md`, fields separated by `|`), each error,
+//! the settings digest and the handshake rules.
+
+use super::*;
+use crate::config::ClusterConf;
+use crate::storage::Entry;
+use crate::version::{NodeId, Timestamp, Version};
+
+/// Bytes from hex, ignoring spaces and `|`.
+fn hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}
+
+const MAX: usize = DEFAULT_MAX_FRAME;
+
+fn envelope(message: Message) -> Envelope {
+    Envelope {
+        from: NodeId(1),
+        clock: Timestamp(0x1122_3344_5566_7788),
+        message,
+    }
+}
+
+fn v(ts: u64, node: u32) -> Version {
+    Version::new(Timestamp(ts), NodeId(node))
+}
+
+/// Prefix, type, `from` = 1 and `clock` = 0x1122334455667788.
+const HEAD: &str = "01000000 | 8877665544332211";
+
+fn golden_envelopes() -> Vec<(Envelope, String)> {
+    vec![
+        (
+            envelope(Message::Replicate {
+                request: RequestId(9),
+                key: b"k".to_vec(),
+                entry: Entry::value(v(0x10, 2), *b"v"),
+                hint_for: Some(NodeId(3)),
+            }),
+            format!(
+                "31000000 10 | {HEAD} | 0900000000000000 | 01000000 6b \
+                 | 1000000000000000 02000000 00 01000000 76 | 01 03000000"
+            ),
+        ),
+        (
+            envelope(Message::Replicate {
+                request: RequestId(9),
+                key: b"k".to_vec(),
+                entry: Entry::tombstone(v(0x11, 2)),
+                hint_for: None,
+            }),
+            format!(
+                "28000000 10 | {HEAD} | 0900000000000000 | 01000000 6b \
+                 | 1100000000000000 02000000 01 | 00"
+            ),
+        ),
+        (
+            envelope(Message::ReplicateAck {
+                request: RequestId(9),
+                ok: true,
+            }),
+            format!("16000000 11 | {HEAD} | 0900000000000000 | 01"),
+        ),
+        (
+            envelope(Message::Read {
+                request: RequestId(10),
+                key: b"k".to_vec(),
+            }),
+            format!("1a000000 12 | {HEAD} | 0a00000000000000 | 01000000 6b"),
+        ),
+        (
+            envelope(Message::ReadReply {
+                request: RequestId(10),
+                entry: None,
+            }),
+            format!("16000000 13 | {HEAD} | 0a00000000000000 | 00"),
+        ),
+        (
+            envelope(Message::ReadReply {
+                request: RequestId(10),
+                entry: Some(Entry::tombstone(v(0x11, 2))),
+            }),
+            format!("23000000 13 | {HEAD} | 0a00000000000000 | 01 | 1100000000000000 02000000 01"),
+        ),
+        (
+            envelope(Message::Heartbeat),
+            format!("0d000000 14 | {HEAD}"),
+        ),
+    ]
+}
+
+fn hello() -> Hello {
+    Hello {
+        protocol_version: PROTOCOL_VERSION,
+        cluster_name: "dkv".into(),
+        node_id: NodeId(2),
+        settings_digest: 0x0102_0304_0506_0708,
+        secret: b"pw".to_vec(),
+    }
+}
+
+const HELLO_BYTES: &str =
+    "1c000000 01 | 0100 | 02000000 | 0807060504030201 | 03000000 646b76 | 02000000 7077";
+
+#[test]
+fn golden_handshake_frames() {
+    let mut wire = Vec::new();
+    assert_eq!(encode_hello(&hello(), &mut wire), Ok(32));
+    assert_eq!(wire, hex(HELLO_BYTES));
+    assert_eq!(decode_hello(&wire, MAX), Ok(Some((hello(), 32))));
+
+    let replies = [
+        (
+            HelloReply::Welcome { node_id: NodeId(3) },
+            "05000000 02 | 03000000",
+        ),
+        (
+            HelloReply::Refused {
+                reason: "no".into(),
+            },
+            "07000000 03 | 02000000 6e6f",
+        ),
+    ];
+    for (reply, bytes) in replies {
+        let mut wire = Vec::new();
+        encode_hello_reply(&reply, &mut wire).unwrap();
+        assert_eq!(wire, hex(bytes), "{reply:?}");
+        assert_eq!(
+            decode_hello_reply(&wire, MAX),
+            Ok(Some((reply, wire.len())))
+        );
+    }
+}
+
+#[test]
+fn golden_envelope_frames() {
+    for (envelope, bytes) in golden_envelopes() {
+        let expected = hex(&bytes);
+        let mut wire = vec![0xee]; // encoding appends
+        let used = encode_envelope(&envelope, &mut wire).unwrap();
+        assert_eq!(&wire[1..], expected, "{envelope:?}");
+        assert_eq!(used, expected.len());
+        assert_eq!(envelope_frame_len(&envelope), (used - LEN_PREFIX) as u64);
+        assert_eq!(message_type(&envelope.message), expected[4]);
+        assert_eq!(
+            decode_envelope(&expected, MAX),
+            Ok(Some((envelope, expected.len())))
+        );
+    }
+}
+
+#[test]
+fn incomplete_frames_ask_for_more() {
+    for (_, bytes) in golden_envelopes() {
+        let wire = hex(&bytes);
+        for cut in 0..wire.len() {
+            assert_eq!(decode_envelope(&wire[..cut], MAX), Ok(None), "cut at {cut}");
+            assert_eq!(check_frame(&wire[..cut], MAX), Ok(None));
+        }
+        assert_eq!(check_frame(&wire, MAX), Ok(Some(wire.len())));
+    }
+}
+
+#[test]
+fn oversize_and_empty_frames_fail_on_the_prefix_alone() {
+    let huge = u32::MAX.to_le_bytes();
+    let err = FrameError::TooLarge {
+        len: u64::from(u32::MAX),
+        max: MAX as u64,
+    };
+    assert_eq!(decode_envelope(&huge, MAX), Err(err.clone()));
+    assert_eq!(decode_hello(&huge, MAX), Err(err.clone()));
+    assert_eq!(check_frame(&huge, MAX), Err(err));
+    // The limit is inclusive.
+    let heartbeat = hex(&golden_envelopes()[6].1);
+    assert!(decode_envelope(&heartbeat, 13).unwrap().is_some());
+    assert_eq!(
+        decode_envelope(&heartbeat, 12),
+        Err(FrameError::TooLarge { len: 13, max: 12 })
+    );
+    assert_eq!(decode_envelope(&[0, 0, 0, 0], MAX), Err(FrameError::Empty));
+}
+
+#[test]
+fn types_are_checked_per_phase_as_soon_as_they_arrive() {
+    // A 1 KiB frame announced, only its type byte present.
+    let head = |kind: u8| [0x00, 0x04, 0x00, 0x00, kind];
+    assert_eq!(
+        decode_envelope(&head(frame_type::HELLO), MAX),
+        Err(FrameError::UnexpectedType(0x01))
+    );
+    assert_eq!(
+        decode_hello(&head(frame_type::HEARTBEAT), MAX),
+        Err(FrameError::UnexpectedType(0x14))
+    );
+    assert_eq!(
+        decode_hello_reply(&head(frame_type::HELLO), MAX),
+        Err(FrameError::UnexpectedType(0x01))
+    );
+    assert_eq!(
+        decode_envelope(&head(0x7f), MAX),
+        Err(FrameError::UnexpectedType(0x7f))
+    );
+    assert_eq!(decode_envelope(&head(frame_type::READ), MAX), Ok(None));
+}
+
+/// A frame of `kind` around `payload`, with a correct prefix.
+fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = ((payload.len() + 1) as u32).to_le_bytes().to_vec();
+    out.push(kind);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn malformed_payloads_are_named() {
+    let head = hex(HEAD);
+    let with = |tail: &str| [head.clone(), hex(tail)].concat();
+    let cases = [
+        (
+            frame(0x14, &head[..11]),
+            FrameError::Truncated { field: "clock" },
+        ),
+        (
+            frame(0x14, &with("00")),
+            FrameError::TrailingBytes { extra: 1 },
+        ),
+        (
+            frame(0x11, &with("0900000000000000 02")),
+            FrameError::BadTag {
+                field: "ok",
+                value: 2,
+            },
+        ),
+        (
+            frame(0x13, &with("0900000000000000 05")),
+            FrameError::BadTag {
+                field: "entry",
+                value: 5,
+            },
+        ),
+        (
+            frame(
+                0x13,
+                &with("0900000000000000 01 1100000000000000 02000000 02"),
+            ),
+            FrameError::BadTag {
+                field: "entry.kind",
+                value: 2,
+            },
+        ),
+        (
+            frame(
+                0x10,
+                &with("0900000000000000 01000000 6b 1100000000000000 02000000 01 02"),
+            ),
+            FrameError::BadTag {
+                field: "hint_for",
+                value: 2,
+            },
+        ),
+        // A key length far beyond the frame: refused, nothing copied.
+        (
+            frame(0x12, &with("0900000000000000 f0ffffff 6b")),
+            FrameError::Truncated { field: "key" },
+        ),
+        (
+            frame(
+                0x13,
+                &with("0900000000000000 01 1100000000000000 02000000 00 05000000 76"),
+            ),
+            FrameError::Truncated {
+                field: "entry.value",
+            },
+        ),
+    ];
+    for (bytes, err) in cases {
+        assert_eq!(decode_envelope(&bytes, MAX), Err(err), "{bytes:02x?}");
+    }
+
+    let bad_name = frame(
+        0x01,
+        &hex("0100 02000000 0807060504030201 02000000 c328 00000000"),
+    );
+    assert_eq!(
+        decode_hello(&bad_name, MAX),
+        Err(FrameError::BadUtf8 {
+            field: "cluster_name"
+        })
+    );
+    let bad_reason = frame(0x03, &hex("01000000 ff"));
+    assert_eq!(
+        decode_hello_reply(&bad_reason, MAX),
+        Err(FrameError::BadUtf8 { field: "reason" })
+    );
+    let v2 = frame(0x01, &hex("0200 whatever comes next"));
+    assert_eq!(
+        decode_hello(&v2, MAX),
+        Err(FrameError::UnsupportedVersion(2))
+    );
+    let long_welcome = frame(0x02, &hex("03000000 00"));
+    assert_eq!(
+        decode_hello_reply(&long_welcome, MAX),
+        Err(FrameError::TrailingBytes { extra: 1 })
+    );
+}
+
+#[test]
+fn errors_read_well() {
+    assert_eq!(
+        FrameError::TooLarge { len: 100, max: 10 }.to_string(),
+        "peer frame of 100 bytes exceeds the limit of 10 bytes"
+    );
+    assert_eq!(
+        FrameError::UnsupportedVersion(2).to_string(),
+        "peer speaks protocol version 2; this node speaks 1"
+    );
+    assert_eq!(
+        FrameError::UnexpectedType(1).to_string(),
+        "unexpected peer message type 0x01"
+    );
+}
+
+#[test]
+fn hello_debug_hides_the_secret() {
+    let shown = format!("{:?}", hello());
+    assert!(shown.contains("secret: <2 bytes>"), "{shown}");
+    assert!(!shown.contains("112") && !shown.contains("pw"), "{shown}");
+}
+
+const CONF: &str = "\
+cluster_name = dkv
+replication_factor = 3
+write_quorum = 2
+read_quorum = 2
+virtual_nodes = 128
+node 2 127.0.0.1:7002
+node 1 127.0.0.1:7001
+node 3 127.0.0.1:7003 18003
+";
+
+#[test]
+fn settings_digest_is_stable_and_canonical() {
+    let conf = ClusterConf::parse(CONF).unwrap();
+    let text = canonical_settings(&conf);
+    assert_eq!(
+        text,
+        "cluster_name = dkv\nreplication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n\
+         virtual_nodes = 128\nallow_weak_quorums = false\nnode 1 127.0.0.1:7001 17001\n\
+         node 2 127.0.0.1:7002 17002\nnode 3 127.0.0.1:7003 18003\n"
+    );
+    // Golden: cross-checked with an independent MurmurHash3.
+    assert_eq!(settings_digest(&conf), 0x329f_2065_d6a6_f01e);
+    // The canonical text is a cluster.conf with the same digest.
+    assert_eq!(
+        settings_digest(&ClusterConf::parse(&text).unwrap()),
+        settings_digest(&conf)
+    );
+}
+
+#[test]
+fn settings_digest_sees_every_shared_setting() {
+    let base = settings_digest(&ClusterConf::parse(CONF).unwrap());
+    let changed = [
+        CONF.replace("= dkv", "= other"),
+        CONF.replace("virtual_nodes = 128", "virtual_nodes = 64"),
+        CONF.replace("write_quorum = 2", "write_quorum = 3"),
+        CONF.replace("read_quorum = 2", "read_quorum = 3"),
+        CONF.replace(
+            "replication_factor = 3\nwrite_quorum = 2\nread_quorum = 2",
+            "replication_factor = 2\nwrite_quorum = 2\nread_quorum = 1",
+        ),
+        format!("{CONF}allow_weak_quorums = true\n"),
+        CONF.replace("18003", "18004"),
+        CONF.replace("127.0.0.1:7003", "127.0.0.2:7003"),
+        format!("{CONF}node 4 127.0.0.1:7004\n"),
+    ];
+    for text in changed {
+        let conf = ClusterConf::parse(&text).unwrap();
+        assert_ne!(settings_digest(&conf), base, "{text}");
+    }
+    // Order of node lines and comments do not matter.
+    let reordered = format!(
+        "# a comment\n{}",
+        CONF.replace(
+            "node 2 127.0.0.1:7002\nnode 1 127.0.0.1:7001\n",
+            "node 1 127.0.0.1:7001\nnode 2 127.0.0.1:7002\n"
+        )
+    );
+    assert_eq!(
+        settings_digest(&ClusterConf::parse(&reordered).unwrap()),
+        base
+    );
+}
+
+#[test]
+fn handshake_refusals() {
+    let conf = ClusterConf::parse(CONF).unwrap();
+    let ours = Hello::for_conf(&conf, NodeId(1), b"s3cret");
+    assert_eq!(ours.settings_digest, settings_digest(&conf));
+    let peer = Hello {
+        node_id: NodeId(2),
+        ..ours.clone()
+    };
+    assert_eq!(refusal(&ours, &peer), None);
+
+    let refused = |theirs: Hello| refusal(&ours, &theirs).unwrap_or_default();
+    assert!(refused(Hello {
+        protocol_version: 9,
+        ..peer.clone()
+    })
+    .contains("protocol version 9"));
+    assert!(refused(Hello {
+        secret: b"s3creT".to_vec(),
+        ..peer.clone()
+    })
+    .contains("secret"));
+    assert!(refused(Hello {
+        secret: vec![],
+        ..peer.clone()
+    })
+    .contains("secret"));
+    // The secret is checked before anything that describes the cluster.
+    let stranger = Hello {
+        cluster_name: "x".into(),
+        secret: vec![],
+        ..peer.clone()
+    };
+    assert_eq!(refused(stranger), "cluster secret does not match");
+    assert!(refused(Hello {
+        cluster_name: "x".into(),
+        ..peer.clone()
+    })
+    .contains("cluster name `x`"));
+    assert!(refused(Hello {
+        settings_digest: 1,
+        ..peer.clone()
+    })
+    .contains("settings digest 0000000000000001"));
+    assert!(refused(Hello {
+        node_id: NodeId(1),
+        ..peer.clone()
+    })
+    .contains("own"));
+
+    // Without secrets on either side, the rest still applies.
+    let open = Hello::for_conf(&conf, NodeId(1), b"");
+    assert_eq!(
+        refusal(
+            &open,
+            &Hello {
+                node_id: NodeId(3),
+                ..open.clone()
+            }
+        ),
+        None
+    );
+}
