@@ -19,9 +19,11 @@
 //! See `../shared/DESIGN.md` for the whole design.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod hash;
 pub mod net;
+pub mod node;
 pub mod peer;
 pub mod resp;
 pub mod ring;

@@ -19,7 +19,7 @@ use dkv::NodeId;
 
 /// A node of dkv, a Dynamo-style distributed in-memory key-value store that
 /// speaks the Redis protocol (RESP2).
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "dkv-node", version, about, long_about = None)]
 struct Args {
     /// This node's id; with --cluster-conf it picks the `node <id>` line.
@@ -102,6 +102,37 @@ struct Args {
     /// Storage shards (a power of two).
     #[arg(long, default_value_t = 32)]
     shards: usize,
+
+    /// Shared secret every node of the cluster presents to its peers.
+    #[arg(long, default_value = "")]
+    cluster_secret: String,
+
+    /// A quorum request that has not heard from enough replicas by then
+    /// fails with -UNAVAILABLE, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    request_timeout_ms: u64,
+
+    /// Heartbeat period between nodes, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    heartbeat_interval_ms: u64,
+
+    /// A peer silent this long is marked down, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    failure_timeout_ms: u64,
+
+    /// Hints kept per down node at most (the oldest are dropped first).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_hints_per_node: usize,
+
+    /// Hints older than this many seconds are dropped (read repair still
+    /// heals what they carried).
+    #[arg(long, default_value_t = 3 * 3600)]
+    max_hint_age_secs: u64,
+
+    /// Start a 3-node cluster (N=3, W=2, R=2) in this process on
+    /// 127.0.0.1:7001-7003 with data under ./dkv-data, for trying dkv out.
+    #[arg(long)]
+    dev: bool,
 }
 
 fn build_config(args: &Args) -> Result<NodeConfig, String> {
@@ -174,6 +205,13 @@ fn build_config(args: &Args) -> Result<NodeConfig, String> {
     if let Some(conf) = conf {
         config.cluster = conf;
     }
+    config.cluster_secret = args.cluster_secret.clone();
+    let replication = &mut config.replication;
+    replication.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    replication.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms.max(1));
+    replication.failure_timeout = Duration::from_millis(args.failure_timeout_ms.max(1));
+    replication.max_hints_per_target = args.max_hints_per_node.max(1);
+    replication.max_hint_age = Duration::from_secs(args.max_hint_age_secs);
     Ok(config)
 }
 
@@ -203,37 +241,88 @@ fn wait_for_stop_signal(set: &libc::sigset_t) -> i32 {
     signal
 }
 
+/// `--dev`: three nodes of one cluster in this process.
+fn dev_configs(args: &Args) -> Result<Vec<NodeConfig>, String> {
+    let conf = ClusterConf::parse(
+        "cluster_name = dkv-dev\nreplication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n\
+         node 1 127.0.0.1:7001\nnode 2 127.0.0.1:7002\nnode 3 127.0.0.1:7003\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let base = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./dkv-data"));
+    let mut configs = Vec::new();
+    for member in &conf.nodes {
+        let node_args = Args {
+            node_id: member.id.0,
+            port: Some(member.client.port()),
+            data_dir: Some(base.join(format!("node-{}", member.id))),
+            cluster_conf: None,
+            wal_dir: None,
+            snapshot_dir: None,
+            dev: false,
+            ..args.clone()
+        };
+        let mut config = build_config(&node_args)?;
+        config.cluster = conf.clone();
+        configs.push(config);
+    }
+    Ok(configs)
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    let config = match build_config(&args) {
-        Ok(config) => config,
+    let configs = if args.dev {
+        dev_configs(&args)
+    } else {
+        build_config(&args).map(|c| vec![c])
+    };
+    let configs = match configs {
+        Ok(configs) => configs,
         Err(e) => {
             eprintln!("dkv-node: {e}");
             return ExitCode::from(2);
         }
     };
     let signals = block_stop_signals();
-    let node = match Node::start(config) {
-        Ok(node) => node,
-        Err(e) => {
-            eprintln!("dkv-node: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    println!(
-        "dkv-node {} ready on {} (try: redis-cli -p {})",
-        args.node_id,
-        node.client_addr(),
-        node.client_addr().port()
-    );
-    let signal = wait_for_stop_signal(&signals);
-    log::info!("signal {signal} received: shutting down");
-    match node.stop() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("dkv-node: shutdown: {e}");
-            ExitCode::from(1)
+    let mut nodes = Vec::new();
+    for config in configs {
+        let id = config.node_id;
+        match Node::start(config) {
+            Ok(node) => {
+                println!(
+                    "dkv-node {id} ready on {} (try: redis-cli -p {})",
+                    node.client_addr(),
+                    node.client_addr().port()
+                );
+                nodes.push(node);
+            }
+            Err(e) => {
+                eprintln!("dkv-node {id}: {e}");
+                return ExitCode::from(1);
+            }
         }
     }
+    if args.dev {
+        println!(
+            "dkv dev cluster: 3 nodes, N=3 W=2 R=2, data under {}. Connect to any node: \
+             redis-cli -p 7001 | 7002 | 7003. Ctrl-C stops all three.",
+            args.data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./dkv-data"))
+                .display()
+        );
+    }
+    let signal = wait_for_stop_signal(&signals);
+    log::info!("signal {signal} received: shutting down");
+    let mut status = ExitCode::SUCCESS;
+    for node in nodes {
+        if let Err(e) = node.stop() {
+            eprintln!("dkv-node: shutdown: {e}");
+            status = ExitCode::from(1);
+        }
+    }
+    status
 }

@@ -12,11 +12,19 @@ use crate::resp::{Limits, Parser};
 use crate::server::session::Session;
 use crate::wal::Lsn;
 
-/// Replies of one batch, sent only once `gate` (if any) is durable.
+/// Replies of one batch, sent only once `gate` (if any) is durable; or
+/// the slot of one cluster command, empty until the command finishes.
 struct Segment {
     bytes: Vec<u8>,
     sent: usize,
     gate: Option<Lsn>,
+    call: Option<u64>,
+}
+
+impl Segment {
+    fn blocked(&self, durable: Lsn) -> bool {
+        self.call.is_some() || self.gate.is_some_and(|g| g > durable)
+    }
 }
 
 /// What a read attempt found.
@@ -125,7 +133,27 @@ impl Conn {
             bytes,
             sent: 0,
             gate,
+            call: None,
         });
+    }
+
+    /// Holds a place in the reply order for a cluster command.
+    pub fn queue_call(&mut self, call: u64) {
+        self.output.push_back(Segment {
+            bytes: Vec::new(),
+            sent: 0,
+            gate: None,
+            call: Some(call),
+        });
+    }
+
+    /// Fills a cluster command's place with its reply.
+    pub fn fill_call(&mut self, call: u64, bytes: Vec<u8>) {
+        if let Some(segment) = self.output.iter_mut().find(|s| s.call == Some(call)) {
+            self.output_bytes += bytes.len();
+            segment.bytes = bytes;
+            segment.call = None;
+        }
     }
 
     pub fn output_bytes(&self) -> usize {
@@ -136,18 +164,16 @@ impl Conn {
         !self.output.is_empty()
     }
 
-    /// Whether the first queued segment waits for durability.
-    pub fn waiting_for_durability(&self, durable: Lsn) -> bool {
-        self.output
-            .front()
-            .is_some_and(|s| s.gate.is_some_and(|g| g > durable))
+    /// Whether the first queued segment cannot be sent yet.
+    pub fn blocked(&self, durable: Lsn) -> bool {
+        self.output.front().is_some_and(|s| s.blocked(durable))
     }
 
     /// Writes every segment whose gate is durable, in order, until the
     /// socket would block. `Err` means the connection is dead.
     pub fn flush(&mut self, durable: Lsn) -> io::Result<()> {
         while let Some(segment) = self.output.front_mut() {
-            if segment.gate.is_some_and(|g| g > durable) {
+            if segment.blocked(durable) {
                 return Ok(());
             }
             while segment.sent < segment.bytes.len() {

@@ -23,7 +23,9 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
 
+use crate::net::cluster::{is_data_command, ClusterRuntime};
 use crate::net::conn::{Conn, ReadOutcome};
+use crate::net::peers::{PeerIdentity, Peers};
 use crate::net::slab::{Key, Slab};
 use crate::net::workers::{Wakeup, WorkerPool};
 use crate::resp::{self, Command, ProtocolError};
@@ -126,6 +128,18 @@ pub(crate) struct Reactor {
     inline_done: Vec<Done>,
     durable: Lsn,
     next_session_id: u64,
+    /// Present when this node is one of several: data commands go through
+    /// its replication core.
+    cluster: Option<ClusterRuntime>,
+}
+
+/// What a node of a multi-node cluster hands the reactor.
+pub(crate) struct ClusterSetup {
+    pub node: crate::node::Node<crate::cluster::StoreStorage>,
+    pub identity: PeerIdentity,
+    pub peer_bind: std::net::SocketAddr,
+    pub members: Vec<(crate::version::NodeId, std::net::SocketAddr)>,
+    pub status: Arc<Mutex<crate::server::ClusterStatus>>,
 }
 
 impl Reactor {
@@ -134,6 +148,7 @@ impl Reactor {
     pub fn new(
         listener: TcpListener,
         executor: Arc<Executor>,
+        cluster: Option<ClusterSetup>,
     ) -> io::Result<(Reactor, Arc<Control>)> {
         let poll = Poll::new()?;
         let mut listener = listener;
@@ -145,7 +160,13 @@ impl Reactor {
             wakeup: Wakeup::new(waker),
         });
         let results: Arc<Mutex<Vec<Done>>> = Arc::new(Mutex::new(Vec::new()));
-        let workers = match executor.config.worker_threads {
+        // Cluster commands run on this thread, beside the replication core.
+        let threads = if cluster.is_some() {
+            0
+        } else {
+            executor.config.worker_threads
+        };
+        let workers = match threads {
             0 => None,
             threads => {
                 let executor = Arc::clone(&executor);
@@ -167,6 +188,31 @@ impl Reactor {
                 .wal()
                 .on_durable(Box::new(move |_| control.wakeup.wake()));
         }
+        let cluster = match cluster {
+            None => None,
+            Some(setup) => {
+                // Hints wait for their own log's syncs.
+                let control = Arc::clone(&control);
+                setup
+                    .node
+                    .storage()
+                    .hint_log()
+                    .wal()
+                    .on_durable(Box::new(move |_| control.wakeup.wake()));
+                let peers = Peers::new(
+                    poll.registry(),
+                    setup.identity,
+                    setup.peer_bind,
+                    &setup.members,
+                )?;
+                Some(ClusterRuntime::new(
+                    setup.node,
+                    peers,
+                    Instant::now(),
+                    setup.status,
+                ))
+            }
+        };
         let durable = executor.store().wal().durable_lsn();
         Ok((
             Reactor {
@@ -180,6 +226,7 @@ impl Reactor {
                 inline_done: Vec::new(),
                 durable,
                 next_session_id: 1,
+                cluster,
             },
             control,
         ))
@@ -191,8 +238,18 @@ impl Reactor {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut shutdown_deadline: Option<Instant> = None;
+        let mut received = Vec::new();
         loop {
-            let timeout = shutdown_deadline.map(|_| Duration::from_millis(10));
+            let mut timeout = shutdown_deadline.map(|_| Duration::from_millis(10));
+            if let Some(deadline) = self
+                .cluster
+                .as_ref()
+                .and_then(ClusterRuntime::next_deadline)
+            {
+                let wait =
+                    deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
+                timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -202,6 +259,14 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => {}
+                    token if Peers::owns(token) => {
+                        if let Some(cluster) = self.cluster.as_mut() {
+                            cluster
+                                .peers
+                                .handle_event(self.poll.registry(), token, &mut received);
+                            cluster.deliver(std::mem::take(&mut received));
+                        }
+                    }
                     Token(index) => {
                         if let Some(key) = self.conns.key_at(index) {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -219,6 +284,7 @@ impl Reactor {
             self.control.wakeup.clear();
             self.collect_results();
             self.release_durable();
+            self.run_cluster();
 
             if self.control.stopping.load(Ordering::Acquire) {
                 let deadline = *shutdown_deadline.get_or_insert_with(|| {
@@ -369,6 +435,10 @@ impl Reactor {
         };
         let rest = conn.pending.split_off(conn.pending.len().min(batch_limit));
         let requests = std::mem::replace(&mut conn.pending, rest);
+        if self.cluster.is_some() {
+            self.run_cluster_batch(key, session, requests);
+            return;
+        }
         let job = Job {
             key,
             session,
@@ -380,6 +450,84 @@ impl Reactor {
             None => {
                 let done = run_job(&self.executor, job);
                 self.inline_done.push(done);
+            }
+        }
+    }
+
+    /// Runs a connection's requests on this thread: data commands start
+    /// cluster calls whose replies fill their place later, the rest run at
+    /// once.
+    fn run_cluster_batch(&mut self, key: Key, mut session: Session, requests: VecDeque<Request>) {
+        let (Some(cluster), Some(conn)) = (self.cluster.as_mut(), self.conns.get_mut(key)) else {
+            return;
+        };
+        let mut ready = Vec::new();
+        let mut effect = Effect::default();
+        for request in requests {
+            match request {
+                Request::Command(command) => {
+                    let args: Vec<&[u8]> = command.iter().collect();
+                    let name = args
+                        .first()
+                        .map(|n| n.to_ascii_lowercase())
+                        .unwrap_or_default();
+                    if is_data_command(&name) && session.authenticated {
+                        self.executor.stats.commands.fetch_add(1, Ordering::Relaxed);
+                        match cluster.start(key, &session, &name, &args[1..]) {
+                            Ok(call) => {
+                                conn.queue(std::mem::take(&mut ready), None);
+                                conn.queue_call(call);
+                            }
+                            Err(bytes) => ready.extend(bytes),
+                        }
+                    } else {
+                        self.executor
+                            .execute(&mut session, &args, &mut ready, &mut effect);
+                    }
+                }
+                Request::Invalid(error) => {
+                    resp::reply::protocol_error(&mut ready, &error);
+                    effect.close |= !error.is_recoverable();
+                }
+            }
+            if effect.close {
+                break;
+            }
+        }
+        conn.queue(ready, effect.durable_lsn);
+        conn.session = Some(session);
+        if effect.close {
+            conn.read_closed = true;
+            conn.close_after_flush = true;
+            conn.pending.clear();
+        }
+        // The loop drains the node's messages and replies (run_cluster).
+        self.flush(key);
+    }
+
+    /// Lets the replication core run its timers, sends what it produced,
+    /// and fills the reply slots of finished commands.
+    fn run_cluster(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        cluster.tick(self.poll.registry());
+        // Filling a reply may let its connection start more commands, whose
+        // messages must go out before the loop sleeps again.
+        loop {
+            let Some(cluster) = self.cluster.as_mut() else {
+                return;
+            };
+            let mut finished = Vec::new();
+            cluster.drain(self.poll.registry(), &mut finished);
+            if finished.is_empty() {
+                return;
+            }
+            for done in finished {
+                if let Some(conn) = self.conns.get_mut(done.conn) {
+                    conn.fill_call(done.call, done.bytes);
+                    self.flush(done.conn);
+                }
             }
         }
     }
@@ -454,7 +602,7 @@ impl Reactor {
             self.close(key);
             return;
         }
-        let want_writable = conn.has_output() && !conn.waiting_for_durability(durable);
+        let want_writable = conn.has_output() && !conn.blocked(durable);
         if want_writable != conn.writable_registered {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE

@@ -110,9 +110,14 @@ pub fn encode_envelope(envelope: &Envelope, buf: &mut Vec<u8>) -> Result<usize, 
                 }
             }
         }
-        Message::ReplicateAck { request, ok } => {
+        Message::ReplicateAck {
+            request,
+            ok,
+            was_live,
+        } => {
             put_u64(buf, request.0);
-            buf.push(u8::from(*ok));
+            // Flags: bit 0 ok, bit 1 was_live.
+            buf.push(u8::from(*ok) | (u8::from(*was_live) << 1));
         }
         Message::Read { request, key } => {
             put_u64(buf, request.0);
@@ -338,14 +343,18 @@ pub fn decode_envelope(
                 value => return Err(bad_tag("hint_for", value)),
             },
         },
-        REPLICATE_ACK => Message::ReplicateAck {
-            request: RequestId(r.u64("request")?),
-            ok: match r.u8("ok")? {
-                0 => false,
-                1 => true,
-                value => return Err(bad_tag("ok", value)),
-            },
-        },
+        REPLICATE_ACK => {
+            let request = RequestId(r.u64("request")?);
+            let flags = r.u8("flags")?;
+            if flags & !0b11 != 0 {
+                return Err(bad_tag("flags", flags));
+            }
+            Message::ReplicateAck {
+                request,
+                ok: flags & 1 != 0,
+                was_live: flags & 2 != 0,
+            }
+        }
         READ => Message::Read {
             request: RequestId(r.u64("request")?),
             key: r.bytes("key")?.to_vec(),

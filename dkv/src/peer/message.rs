@@ -104,6 +104,9 @@ pub enum Message {
         /// Whether the write was stored (durably, per the receiver's fsync
         /// mode).
         ok: bool,
+        /// Whether the receiver held a live value for the key before this
+        /// write (so `DEL` can count the keys it removed).
+        was_live: bool,
     },
     /// Send back this node's own copy of `key`.
     Read {

@@ -52,5 +52,5 @@ pub use codec::{
     HANDSHAKE_MAX_FRAME, LEN_PREFIX,
 };
 pub use error::FrameError;
-pub use handshake::{canonical_settings, refusal, settings_digest};
+pub use handshake::{canonical_settings, refusal, secrets_match, settings_digest};
 pub use message::{Envelope, Hello, HelloReply, Message, RequestId, PROTOCOL_VERSION};

@@ -34,9 +34,12 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 entry,
                 hint_for: hint_for.map(NodeId),
             }),
-        (any::<u64>(), any::<bool>()).prop_map(|(request, ok)| Message::ReplicateAck {
-            request: RequestId(request),
-            ok
+        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(request, ok, was_live)| {
+            Message::ReplicateAck {
+                request: RequestId(request),
+                ok,
+                was_live,
+            }
         }),
         (any::<u64>(), bytes(24)).prop_map(|(request, key)| Message::Read {
             request: RequestId(request),

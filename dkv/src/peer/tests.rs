@@ -63,6 +63,7 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
             envelope(Message::ReplicateAck {
                 request: RequestId(9),
                 ok: true,
+                was_live: false,
             }),
             format!("16000000 11 | {HEAD} | 0900000000000000 | 01"),
         ),
@@ -231,10 +232,10 @@ fn malformed_payloads_are_named() {
             FrameError::TrailingBytes { extra: 1 },
         ),
         (
-            frame(0x11, &with("0900000000000000 02")),
+            frame(0x11, &with("0900000000000000 04")),
             FrameError::BadTag {
-                field: "ok",
-                value: 2,
+                field: "flags",
+                value: 4,
             },
         ),
         (

@@ -10,6 +10,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::node::Consistency;
 use crate::resp::reply;
 use crate::server::info;
 use crate::server::session::Session;
@@ -37,6 +38,8 @@ pub struct Executor {
     pub(crate) store: Arc<Store>,
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<ServerStats>,
+    /// The replication core's state, in a multi-node cluster.
+    pub(crate) cluster_status: Option<Arc<parking_lot::Mutex<crate::server::ClusterStatus>>>,
 }
 
 /// Commands a connection may send before it authenticates.
@@ -53,6 +56,8 @@ pub(crate) const COMMAND_TABLE: &[(&str, i64, &[&str])] = &[
     ("client", -2, &["admin", "noscript", "loading", "stale"]),
     ("command", -1, &["random", "loading", "stale"]),
     ("config", -2, &["admin", "noscript", "loading", "stale"]),
+    ("consistency", -1, &["fast"]),
+    ("dkv.local", 2, &["readonly", "fast"]),
     ("dbsize", 1, &["readonly", "fast"]),
     ("del", -2, &["write"]),
     ("echo", 2, &["fast"]),
@@ -157,6 +162,11 @@ impl Executor {
             "command" => self.command(&args[1..], out),
             "config" => self.config_cmd(session, &args[1..], out),
             "client" => self.client(session, &args[1..], out),
+            "consistency" => self.consistency(session, &args[1..], out),
+            "dkv.local" => match self.store.get(args[1]) {
+                Some(value) => reply::bulk(out, &value),
+                None => null(session, out),
+            },
             _ => {
                 let shown: String = String::from_utf8_lossy(first).chars().take(128).collect();
                 let mut rest = String::new();
@@ -237,7 +247,7 @@ impl Executor {
     fn check_password(&self, user: Option<&[u8]>, password: &[u8]) -> Result<(), &'static str> {
         match &self.config.requirepass {
             None => Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-            Some(expected) if user.is_none_or(|u| u == b"default") && constant_time_eq(expected.as_bytes(), password) => Ok(()),
+            Some(expected) if user.is_none_or(|u| u == b"default") && crate::peer::secrets_match(expected.as_bytes(), password) => Ok(()),
             Some(_) => Err("WRONGPASS invalid username-password pair or user is disabled."),
         }
     }
@@ -321,6 +331,69 @@ impl Executor {
         reply::bulk(out, b"master");
         reply::bulk(out, b"modules");
         reply::array(out, 0);
+    }
+
+    /// `CONSISTENCY` shows the connection's levels; `CONSISTENCY <level>`
+    /// sets both; `CONSISTENCY READ <level> WRITE <level>` sets either.
+    /// Levels: ONE, QUORUM, ALL or a number of replicas.
+    fn consistency(&self, session: &mut Session, args: &[&[u8]], out: &mut Vec<u8>) {
+        let n = self.config.cluster.replication_factor;
+        let parse = |arg: &[u8]| -> Result<Consistency, String> {
+            let text = String::from_utf8_lossy(arg);
+            match Consistency::parse(&text) {
+                Some(Consistency::Count(k)) if k > n => Err(format!("ERR consistency {k} is more than the {n} replicas")),
+                Some(level) => Ok(level),
+                None => Err(format!("ERR consistency must be ONE, QUORUM, ALL or a number of replicas, not '{text}'")),
+            }
+        };
+        let result = match args {
+            [] => Ok(()),
+            [level] => parse(level).map(|level| {
+                session.read_consistency = level;
+                session.write_consistency = level;
+            }),
+            _ if args.len() % 2 == 0 => {
+                let mut read = session.read_consistency;
+                let mut write = session.write_consistency;
+                let mut result = Ok(());
+                for pair in args.chunks_exact(2) {
+                    let level = match parse(pair[1]) {
+                        Ok(level) => level,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    };
+                    match pair[0].to_ascii_uppercase().as_slice() {
+                        b"READ" => read = level,
+                        b"WRITE" => write = level,
+                        _ => {
+                            result = Err(
+                                "ERR syntax: CONSISTENCY [<level> | READ <level> WRITE <level>]"
+                                    .into(),
+                            );
+                            break;
+                        }
+                    }
+                }
+                result.map(|()| {
+                    session.read_consistency = read;
+                    session.write_consistency = write;
+                })
+            }
+            _ => Err("ERR syntax: CONSISTENCY [<level> | READ <level> WRITE <level>]".into()),
+        };
+        match (result, args.is_empty()) {
+            (Err(e), _) => error(out, &e),
+            (Ok(()), true) => {
+                reply::array(out, 4);
+                reply::bulk(out, b"read");
+                reply::bulk(out, level_name(session.read_consistency).as_bytes());
+                reply::bulk(out, b"write");
+                reply::bulk(out, level_name(session.write_consistency).as_bytes());
+            }
+            (Ok(()), false) => reply::ok(out),
+        }
     }
 
     fn command(&self, args: &[&[u8]], out: &mut Vec<u8>) {
@@ -488,6 +561,15 @@ fn write_command_info(out: &mut Vec<u8>, name: &str, arity: i64, flags: &[&str])
     reply::integer(out, if keyed { step } else { 0 });
 }
 
+fn level_name(level: Consistency) -> String {
+    match level {
+        Consistency::One => "ONE".into(),
+        Consistency::Quorum => "QUORUM".into(),
+        Consistency::All => "ALL".into(),
+        Consistency::Count(k) => k.to_string(),
+    }
+}
+
 /// A missing value: `$-1` in RESP2, `_` in RESP3.
 fn null(session: &Session, out: &mut Vec<u8>) {
     if session.protocol == 3 {
@@ -501,15 +583,6 @@ fn null(session: &Session, out: &mut Vec<u8>) {
 fn error(out: &mut Vec<u8>, line: &str) {
     let (code, message) = line.split_once(' ').unwrap_or((line, ""));
     reply::error(out, code, message);
-}
-
-/// Compares secrets in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// Redis-style glob with `*` and `?` (enough for CONFIG GET patterns), in
@@ -562,13 +635,5 @@ mod tests {
                 .collect::<Vec<u8>>(),
             b"appendonly-appendonly"
         ));
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_secrets() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

@@ -13,6 +13,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("persistence", "Persistence"),
     ("stats", "Stats"),
     ("keyspace", "Keyspace"),
+    ("cluster", "Cluster"),
 ];
 
 /// Renders the sections named in `args` (all of them when none, `all`,
@@ -65,8 +66,6 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
             lines.add("tcp_port", config.port);
             lines.add("bind", config.bind);
             lines.add("worker_threads", config.worker_threads);
-            lines.add("cluster_name", &config.cluster.cluster_name);
-            lines.add("cluster_nodes", config.cluster.nodes.len());
             let uptime = config.started.elapsed().as_secs();
             lines.add("uptime_in_seconds", uptime);
             lines.add("uptime_in_days", uptime / 86_400);
@@ -125,6 +124,50 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
                 "total_commands_processed",
                 stats.commands.load(Ordering::Relaxed),
             );
+        }
+        "cluster" => {
+            let conf = &config.cluster;
+            lines.add("cluster_name", &conf.cluster_name);
+            lines.add(
+                "cluster_mode",
+                if conf.nodes.len() > 1 {
+                    "replicated"
+                } else {
+                    "single"
+                },
+            );
+            lines.add("replication_factor", conf.replication_factor);
+            lines.add("write_quorum", conf.write_quorum);
+            lines.add("read_quorum", conf.read_quorum);
+            lines.add("virtual_nodes", conf.virtual_nodes);
+            lines.add("cluster_size", conf.nodes.len());
+            let status = executor
+                .cluster_status
+                .as_ref()
+                .map(|s| s.lock().clone())
+                .unwrap_or_default();
+            lines.add(
+                "ring_tokens",
+                status
+                    .ring_tokens
+                    .max(conf.virtual_nodes * conf.nodes.len()),
+            );
+            lines.add(&format!("node_{}", config.node_id), "self,up");
+            for (id, up, linked) in &status.peers {
+                let state = if *up { "up" } else { "down" };
+                let link = if *linked { "connected" } else { "disconnected" };
+                lines.add(&format!("node_{id}"), format!("{state},{link}"));
+            }
+            let total: usize = status.hints_pending.iter().map(|(_, n)| n).sum();
+            lines.add("hints_pending", total);
+            for (target, count) in &status.hints_pending {
+                lines.add(&format!("hints_pending_node_{target}"), count);
+            }
+            lines.add("hints_delivered", status.stats.hints_delivered);
+            lines.add("hints_dropped", status.stats.hints_dropped);
+            lines.add("read_repairs", status.stats.read_repairs);
+            lines.add("quorum_failures", status.stats.quorum_failures);
+            lines.add("clock_refusals", status.stats.clock_refusals);
         }
         "keyspace" => {
             let keys = store.engine().len();

@@ -46,6 +46,14 @@ pub struct NodeConfig {
     pub store: StoreConfig,
     /// The cluster this node belongs to (one node: N = W = R = 1).
     pub cluster: ClusterConf,
+    /// Where hints for other nodes are kept (default `<data dir>/hints`).
+    pub hints_dir: std::path::PathBuf,
+    /// Shared secret peers must present in the handshake (empty: none).
+    pub cluster_secret: String,
+    /// Replication timers and bounds (request timeout, heartbeats,
+    /// failure timeout, hint limits). Its id, members and quorums are
+    /// taken from `node_id` and `cluster`.
+    pub replication: crate::node::NodeSettings,
 }
 
 impl NodeConfig {
@@ -62,8 +70,11 @@ impl NodeConfig {
             worker_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             limits: Limits::default(),
             max_output_bytes: 64 << 20,
-            store: StoreConfig::new(node_id, data_dir),
+            store: StoreConfig::new(node_id, data_dir.as_ref()),
             cluster: ClusterConf::single(node_id, SocketAddr::new(bind, port)),
+            hints_dir: data_dir.as_ref().join("hints"),
+            cluster_secret: String::new(),
+            replication: crate::node::NodeSettings::new(node_id, vec![node_id], 1, 1, 1),
         }
     }
 }
@@ -101,6 +112,20 @@ pub struct ServerStats {
     pub max_output_buffer: AtomicU64,
 }
 
+/// The cluster's state as the reactor last saw it, for INFO.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterStatus {
+    /// Each peer: whether the failure detector thinks it is up, and
+    /// whether this node's link to it is connected.
+    pub peers: Vec<(NodeId, bool, bool)>,
+    /// Hints waiting, per target.
+    pub hints_pending: Vec<(NodeId, usize)>,
+    /// The node's counters.
+    pub stats: crate::node::NodeStats,
+    /// Tokens on the ring.
+    pub ring_tokens: usize,
+}
+
 /// Static settings the executor consults.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerConfig {
@@ -124,6 +149,56 @@ impl Executor {
             _ => self.config.limits,
         }
     }
+}
+
+/// Builds the replication core of a node of a multi-node cluster.
+fn cluster_setup(
+    config: &NodeConfig,
+    store: &Arc<Store>,
+    status: Arc<parking_lot::Mutex<ClusterStatus>>,
+) -> Result<crate::net::reactor::ClusterSetup, NodeError> {
+    let conf = &config.cluster;
+    let hints = crate::cluster::HintLog::open(config.hints_dir.clone(), config.store.fsync)
+        .map_err(StoreError::from)?;
+    let mut settings = config.replication.clone();
+    settings.id = config.node_id;
+    settings.members = conf.nodes.iter().map(|n| n.id).collect();
+    settings.replication_factor = conf.replication_factor;
+    settings.write_quorum = conf.write_quorum;
+    settings.read_quorum = conf.read_quorum;
+    settings.virtual_nodes = conf.virtual_nodes;
+    settings.max_clock_drift = config.store.max_clock_drift;
+    let now = crate::node::Now {
+        mono: 0,
+        wall: crate::clock::wall_millis(),
+    };
+    let storage = crate::cluster::StoreStorage::new(Arc::clone(store), hints);
+    let mut node = crate::node::Node::new(settings, storage, now);
+    node.advance_clock(store.engine().max_timestamp());
+    let me = conf.node(config.node_id).ok_or_else(|| {
+        NodeError::Config(format!(
+            "node {} is not in the cluster conf",
+            config.node_id
+        ))
+    })?;
+    Ok(crate::net::reactor::ClusterSetup {
+        node,
+        identity: crate::net::peers::PeerIdentity {
+            hello: crate::peer::Hello::for_conf(
+                conf,
+                config.node_id,
+                config.cluster_secret.as_bytes(),
+            ),
+            max_frame: config
+                .limits
+                .max_bulk_len
+                .saturating_mul(2)
+                .saturating_add(1 << 20),
+        },
+        peer_bind: me.peer,
+        members: conf.nodes.iter().map(|n| (n.id, n.peer)).collect(),
+        status,
+    })
 }
 
 /// Starts nodes.
@@ -157,6 +232,13 @@ impl Node {
                 context: "non-blocking listener".into(),
                 source,
             })?;
+        let clustered = config.cluster.nodes.len() > 1;
+        if clustered && config.cluster.node(config.node_id).is_none() {
+            return Err(NodeError::Config(format!(
+                "node {} is not in the cluster conf",
+                config.node_id
+            )));
+        }
         let store = Arc::new(Store::open(config.store.clone())?);
         let executor = Arc::new(Executor {
             store: Arc::clone(&store),
@@ -172,13 +254,19 @@ impl Node {
                 cluster: config.cluster.clone(),
             },
             stats: Arc::new(ServerStats::default()),
+            cluster_status: clustered
+                .then(|| Arc::new(parking_lot::Mutex::new(ClusterStatus::default()))),
         });
+        let cluster_setup = match &executor.cluster_status {
+            Some(status) => Some(cluster_setup(&config, &store, Arc::clone(status))?),
+            None => None,
+        };
         let listener = mio::net::TcpListener::from_std(std_listener);
         let io_err = |context: &str| {
             let context = context.to_string();
             move |source| NodeError::Io { context, source }
         };
-        let (reactor, control) = Reactor::new(listener, Arc::clone(&executor))
+        let (reactor, control) = Reactor::new(listener, Arc::clone(&executor), cluster_setup)
             .map_err(io_err("starting the reactor"))?;
         let thread = std::thread::Builder::new()
             .name(format!("dkv-reactor-{}", config.node_id))

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use crate::node::Consistency;
+
 /// One client connection's state. Owned by the reactor; lent to a worker
 /// for the duration of a batch.
 #[derive(Debug, Clone)]
@@ -19,6 +21,10 @@ pub struct Session {
     /// The reply protocol `HELLO` chose: 2 (RESP2, the default) or 3. dkv's
     /// replies differ between them only in the null and HELLO's own map.
     pub protocol: u8,
+    /// Replicas a read waits for (`CONSISTENCY`; default the conf's R).
+    pub read_consistency: Consistency,
+    /// Replicas a write waits for (`CONSISTENCY`; default the conf's W).
+    pub write_consistency: Consistency,
 }
 
 impl Session {
@@ -30,6 +36,8 @@ impl Session {
             authenticated: !password_required,
             name: None,
             protocol: 2,
+            read_consistency: Consistency::Quorum,
+            write_consistency: Consistency::Quorum,
         }
     }
 }

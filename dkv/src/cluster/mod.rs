@@ -1,0 +1,8 @@
+//! The cluster runtime: what connects the sans-IO [`crate::node::Node`] to
+//! real disks and sockets.
+
+pub mod hint_log;
+pub mod store_storage;
+
+pub use hint_log::HintLog;
+pub use store_storage::StoreStorage;

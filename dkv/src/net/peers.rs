@@ -1,0 +1,450 @@
+//! Peer connections: the cluster's binary links, driven by the reactor.
+//!
+//! Each node dials every peer once and sends all its messages for that
+//! peer over that outbound connection; what a peer sends arrives on the
+//! inbound connection the peer dialled. A new connection opens with a
+//! handshake: the dialler sends `Hello` (protocol version, cluster name,
+//! settings digest, secret); the listener answers `Welcome`, or `Refused`
+//! and closes, logging why. Outbound connections reconnect with
+//! exponential backoff. Messages for a peer that is not connected are
+//! dropped: the node's timeouts and hints make up for them. Frames are
+//! bounded in size; a peer that breaks the protocol is disconnected.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use crate::net::slab::Slab;
+use crate::peer::{self, Envelope, Hello, HelloReply};
+use crate::version::NodeId;
+
+/// Tokens at and above this belong to peer sockets.
+pub(crate) const PEER_TOKEN_BASE: usize = 1 << 40;
+const LISTENER_TOKEN: usize = PEER_TOKEN_BASE;
+const INBOUND_BASE: usize = PEER_TOKEN_BASE + 1;
+const OUTBOUND_BASE: usize = PEER_TOKEN_BASE + (1 << 32);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Unsent bytes kept for one peer before its messages are dropped.
+const MAX_PEER_BACKLOG: usize = 256 << 20;
+
+/// Who this node is to its peers (its own `Hello`, which is also what it
+/// expects of theirs), and the largest frame it accepts.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerIdentity {
+    pub hello: Hello,
+    pub max_frame: usize,
+}
+
+enum OutState {
+    Idle { retry_at: Instant },
+    Connecting,
+    Handshaking,
+    Ready,
+}
+
+struct Outbound {
+    addr: SocketAddr,
+    socket: Option<TcpStream>,
+    state: OutState,
+    backoff: Duration,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    sent: usize,
+}
+
+struct Inbound {
+    socket: TcpStream,
+    from: Option<NodeId>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    closing: bool,
+}
+
+/// Every peer socket of one node.
+pub(crate) struct Peers {
+    identity: PeerIdentity,
+    listener: TcpListener,
+    inbound: Slab<Inbound>,
+    outbound: BTreeMap<NodeId, Outbound>,
+}
+
+fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match socket.read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => into.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes from `buf[*sent..]`; `Ok(true)` when everything is out.
+fn write_pending(socket: &mut TcpStream, buf: &mut Vec<u8>, sent: &mut usize) -> io::Result<bool> {
+    while *sent < buf.len() {
+        match socket.write(&buf[*sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.clear();
+    *sent = 0;
+    Ok(true)
+}
+
+impl Peers {
+    /// Binds the peer port and plans a connection to every other member.
+    pub fn new(
+        registry: &Registry,
+        identity: PeerIdentity,
+        bind: SocketAddr,
+        members: &[(NodeId, SocketAddr)],
+    ) -> io::Result<Peers> {
+        let std_listener = std::net::TcpListener::bind(bind)?;
+        std_listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(std_listener);
+        registry.register(&mut listener, Token(LISTENER_TOKEN), Interest::READABLE)?;
+        let now = Instant::now();
+        let outbound = members
+            .iter()
+            .filter(|(id, _)| *id != identity.hello.node_id)
+            .map(|&(id, addr)| {
+                let out = Outbound {
+                    addr,
+                    socket: None,
+                    state: OutState::Idle { retry_at: now },
+                    backoff: BACKOFF_MIN,
+                    input: Vec::new(),
+                    output: Vec::new(),
+                    sent: 0,
+                };
+                (id, out)
+            })
+            .collect();
+        Ok(Peers {
+            identity,
+            listener,
+            inbound: Slab::new(),
+            outbound,
+        })
+    }
+
+    /// Whether `token` is a peer socket's.
+    pub fn owns(token: Token) -> bool {
+        token.0 >= PEER_TOKEN_BASE
+    }
+
+    /// When the next reconnection attempt is due.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.outbound
+            .values()
+            .filter_map(|o| match o.state {
+                OutState::Idle { retry_at } => Some(retry_at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Dials peers whose retry time has come.
+    pub fn connect_due(&mut self, registry: &Registry, now: Instant) {
+        let hello = self.hello_bytes();
+        for (&id, out) in self.outbound.iter_mut() {
+            let OutState::Idle { retry_at } = out.state else {
+                continue;
+            };
+            if retry_at > now {
+                continue;
+            }
+            match TcpStream::connect(out.addr) {
+                Ok(mut socket) => {
+                    let token = Token(OUTBOUND_BASE + id.0 as usize);
+                    if registry
+                        .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
+                        .is_err()
+                    {
+                        out.schedule_retry(now);
+                        continue;
+                    }
+                    let _ = socket.set_nodelay(true);
+                    out.socket = Some(socket);
+                    out.state = OutState::Connecting;
+                    out.input.clear();
+                    out.output = hello.clone();
+                    out.sent = 0;
+                }
+                Err(e) => {
+                    log::debug!("connecting to node {id} at {}: {e}", out.addr);
+                    out.schedule_retry(now);
+                }
+            }
+        }
+    }
+
+    fn hello_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Err(e) = peer::encode_hello(&self.identity.hello, &mut out) {
+            log::error!("cannot encode this node's handshake: {e}");
+        }
+        out
+    }
+
+    /// Queues an envelope for its peer; dropped if the peer is not
+    /// connected or too far behind.
+    pub fn send(&mut self, registry: &Registry, to: NodeId, envelope: &Envelope) {
+        let Some(out) = self.outbound.get_mut(&to) else {
+            return;
+        };
+        if !matches!(out.state, OutState::Ready) || out.output.len() > MAX_PEER_BACKLOG {
+            return;
+        }
+        if let Err(e) = peer::encode_envelope(envelope, &mut out.output) {
+            log::warn!("message for node {to} not sent: {e}");
+            return;
+        }
+        if let Err(e) = out.flush() {
+            log::info!("connection to node {to} lost: {e}");
+            out.disconnect(registry, Instant::now());
+        }
+    }
+
+    /// Handles readiness on a peer socket; returns the envelopes received.
+    pub fn handle_event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        received: &mut Vec<Envelope>,
+    ) {
+        match token.0 {
+            LISTENER_TOKEN => self.accept(registry),
+            t if t >= OUTBOUND_BASE => {
+                self.outbound_event(registry, NodeId((t - OUTBOUND_BASE) as u32))
+            }
+            t => self.inbound_event(registry, t - INBOUND_BASE, received),
+        }
+    }
+
+    fn accept(&mut self, registry: &Registry) {
+        loop {
+            match self.listener.accept() {
+                Ok((socket, addr)) => {
+                    let _ = socket.set_nodelay(true);
+                    let key = self.inbound.insert(Inbound {
+                        socket,
+                        from: None,
+                        input: Vec::new(),
+                        output: Vec::new(),
+                        closing: false,
+                    });
+                    let Some(conn) = self.inbound.get_mut(key) else {
+                        continue;
+                    };
+                    if registry
+                        .register(
+                            &mut conn.socket,
+                            Token(INBOUND_BASE + key.index),
+                            Interest::READABLE,
+                        )
+                        .is_err()
+                    {
+                        self.inbound.remove(key);
+                        log::warn!("cannot register peer connection from {addr}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("peer accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn inbound_event(&mut self, registry: &Registry, index: usize, received: &mut Vec<Envelope>) {
+        let Some(key) = self.inbound.key_at(index) else {
+            return;
+        };
+        let identity = self.identity.clone();
+        let Some(conn) = self.inbound.get_mut(key) else {
+            return;
+        };
+        let open = read_available(&mut conn.socket, &mut conn.input).unwrap_or_default();
+        let mut drop_conn = !open;
+        let mut used_total = 0;
+        loop {
+            let buf = &conn.input[used_total..];
+            match conn.from {
+                None => match peer::decode_hello(buf, identity.max_frame) {
+                    Ok(Some((hello, used))) => {
+                        used_total += used;
+                        let verdict = match peer::refusal(&identity.hello, &hello) {
+                            None => Ok(()),
+                            Some(reason) => Err(reason),
+                        };
+                        let reply = match &verdict {
+                            Ok(()) => HelloReply::Welcome {
+                                node_id: identity.hello.node_id,
+                            },
+                            Err(reason) => {
+                                log::warn!(
+                                    "refusing peer connection claiming node {}: {reason}",
+                                    hello.node_id
+                                );
+                                HelloReply::Refused {
+                                    reason: reason.clone(),
+                                }
+                            }
+                        };
+                        if let Err(e) = peer::encode_hello_reply(&reply, &mut conn.output) {
+                            log::error!("cannot encode a handshake reply: {e}");
+                        }
+                        let mut sent = 0;
+                        let _ = write_pending(&mut conn.socket, &mut conn.output, &mut sent);
+                        match verdict {
+                            Ok(()) => conn.from = Some(hello.node_id),
+                            Err(_) => {
+                                conn.closing = true;
+                                drop_conn = true;
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn!("bad handshake from a peer: {e}");
+                        drop_conn = true;
+                        break;
+                    }
+                },
+                Some(from) => match peer::decode_envelope(buf, identity.max_frame) {
+                    Ok(Some((envelope, used))) => {
+                        used_total += used;
+                        if envelope.from != from {
+                            log::warn!(
+                                "node {from} sent a message signed as node {}; disconnecting",
+                                envelope.from
+                            );
+                            drop_conn = true;
+                            break;
+                        }
+                        received.push(envelope);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn!("bad frame from node {from}: {e}; disconnecting");
+                        drop_conn = true;
+                        break;
+                    }
+                },
+            }
+        }
+        conn.input.drain(..used_total);
+        if drop_conn {
+            if let Some(mut conn) = self.inbound.remove(key) {
+                let _ = registry.deregister(&mut conn.socket);
+            }
+        }
+    }
+
+    fn outbound_event(&mut self, registry: &Registry, id: NodeId) {
+        let Some(out) = self.outbound.get_mut(&id) else {
+            return;
+        };
+        let now = Instant::now();
+        if matches!(out.state, OutState::Connecting) {
+            // A connect completes (or fails) when the socket turns writable.
+            let ok = out.socket.as_ref().is_some_and(|s| s.peer_addr().is_ok());
+            if !ok {
+                out.disconnect(registry, now);
+                return;
+            }
+            out.state = OutState::Handshaking;
+        }
+        if let Err(e) = out.flush() {
+            log::debug!("connection to node {id}: {e}");
+            out.disconnect(registry, now);
+            return;
+        }
+        let open = match out.socket.as_mut() {
+            Some(socket) => read_available(socket, &mut out.input).unwrap_or(false),
+            None => false,
+        };
+        if matches!(out.state, OutState::Handshaking) {
+            match peer::decode_hello_reply(&out.input, self.identity.max_frame) {
+                Ok(Some((HelloReply::Welcome { node_id }, used))) if node_id == id => {
+                    out.input.drain(..used);
+                    out.state = OutState::Ready;
+                    out.backoff = BACKOFF_MIN;
+                    log::info!("connected to node {id} at {}", out.addr);
+                }
+                Ok(Some((HelloReply::Welcome { node_id }, _))) => {
+                    log::warn!(
+                        "{} answered as node {node_id}, expected node {id}",
+                        out.addr
+                    );
+                    out.disconnect(registry, now);
+                    return;
+                }
+                Ok(Some((HelloReply::Refused { reason }, _))) => {
+                    log::warn!("node {id} refused this node: {reason}");
+                    out.disconnect(registry, now);
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn!("bad handshake reply from node {id}: {e}");
+                    out.disconnect(registry, now);
+                    return;
+                }
+            }
+        }
+        if !open {
+            out.disconnect(registry, now);
+        }
+    }
+
+    /// Whether an outbound link to `id` is up.
+    pub fn is_connected(&self, id: NodeId) -> bool {
+        self.outbound
+            .get(&id)
+            .is_some_and(|o| matches!(o.state, OutState::Ready))
+    }
+}
+
+impl Outbound {
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(socket) = self.socket.as_mut() {
+            if !matches!(self.state, OutState::Connecting) {
+                write_pending(socket, &mut self.output, &mut self.sent)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule_retry(&mut self, now: Instant) {
+        self.state = OutState::Idle {
+            retry_at: now + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn disconnect(&mut self, registry: &Registry, now: Instant) {
+        if let Some(mut socket) = self.socket.take() {
+            let _ = registry.deregister(&mut socket);
+        }
+        self.output.clear();
+        self.sent = 0;
+        self.input.clear();
+        self.schedule_retry(now);
+    }
+}

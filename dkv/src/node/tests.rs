@@ -1,0 +1,314 @@
+//! Small, hand-driven scenarios; the seeded simulation lives in
+//! `tests/simulation.rs`.
+
+use std::time::Duration;
+
+use super::*;
+
+/// Three nodes wired back to back: every message is delivered at once
+/// unless its target is cut off.
+struct Trio {
+    nodes: Vec<Node<MemStorage>>,
+    now: u64,
+    down: Vec<NodeId>,
+    replies: Vec<(ClientId, Result<ClientReply, ClientError>)>,
+    next_client: u64,
+}
+
+impl Trio {
+    fn new() -> Trio {
+        let members: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let nodes = members
+            .iter()
+            .map(|&id| {
+                let mut settings = NodeSettings::new(id, members.clone(), 3, 2, 2);
+                settings.request_timeout = Duration::from_millis(100);
+                settings.heartbeat_interval = Duration::from_millis(10);
+                settings.failure_timeout = Duration::from_millis(50);
+                Node::new(
+                    settings,
+                    MemStorage::new(),
+                    Now {
+                        mono: 0,
+                        wall: 1_000_000,
+                    },
+                )
+            })
+            .collect();
+        Trio {
+            nodes,
+            now: 0,
+            down: Vec::new(),
+            replies: Vec::new(),
+            next_client: 0,
+        }
+    }
+
+    fn at(&self) -> Now {
+        Now {
+            mono: self.now,
+            wall: 1_000_000 + self.now,
+        }
+    }
+
+    fn index(id: NodeId) -> usize {
+        id.0 as usize - 1
+    }
+
+    /// Syncs every disk and delivers messages until quiet.
+    fn settle(&mut self) {
+        for _ in 0..100 {
+            let mut messages = Vec::new();
+            for i in 0..self.nodes.len() {
+                if self.down.contains(&self.nodes[i].id()) {
+                    continue;
+                }
+                self.nodes[i].storage_mut().sync();
+                let now = self.at();
+                self.nodes[i].handle_tick(now);
+                while let Some(output) = self.nodes[i].poll_output() {
+                    match output {
+                        Output::Send { to, envelope } => messages.push((to, envelope)),
+                        Output::Reply { client, result } => self.replies.push((client, result)),
+                    }
+                }
+            }
+            if messages.is_empty() {
+                return;
+            }
+            for (to, envelope) in messages {
+                if self.down.contains(&to) || self.down.contains(&envelope.from) {
+                    continue;
+                }
+                let now = self.at();
+                self.nodes[Self::index(to)].handle_message(now, envelope);
+            }
+        }
+    }
+
+    fn advance(&mut self, millis: u64) {
+        for _ in 0..millis {
+            self.now += 1;
+            self.settle();
+        }
+    }
+
+    fn request(
+        &mut self,
+        via: u32,
+        op: ClientOp,
+        consistency: Consistency,
+    ) -> Result<ClientReply, ClientError> {
+        let client = ClientId(self.next_client);
+        self.next_client += 1;
+        let now = self.at();
+        self.nodes[via as usize - 1].handle_client(now, client, op, consistency);
+        for _ in 0..500 {
+            self.settle();
+            if let Some(i) = self.replies.iter().position(|(c, _)| *c == client) {
+                return self.replies.remove(i).1;
+            }
+            self.now += 1;
+        }
+        panic!("no reply");
+    }
+
+    fn put(&mut self, via: u32, key: &str, value: &str) -> Result<ClientReply, ClientError> {
+        self.request(
+            via,
+            ClientOp::Put {
+                key: key.into(),
+                value: value.into(),
+            },
+            Consistency::Quorum,
+        )
+    }
+
+    fn get(&mut self, via: u32, key: &str, consistency: Consistency) -> Option<Vec<u8>> {
+        match self.request(via, ClientOp::Get { key: key.into() }, consistency) {
+            Ok(ClientReply::Value { value, .. }) => value,
+            other => panic!("read failed: {other:?}"),
+        }
+    }
+
+    fn local(&self, id: u32, key: &str) -> Option<Vec<u8>> {
+        self.nodes[id as usize - 1]
+            .storage()
+            .get(key.as_bytes())
+            .and_then(|e| e.value)
+    }
+}
+
+#[test]
+fn a_write_reaches_every_replica_and_reads_see_it() {
+    let mut trio = Trio::new();
+    assert!(matches!(
+        trio.put(1, "k", "v"),
+        Ok(ClientReply::Written { existed: false, .. })
+    ));
+    trio.settle();
+    for id in 1..=3 {
+        assert_eq!(trio.local(id, "k").as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!(
+        trio.get(2, "k", Consistency::Quorum).as_deref(),
+        Some(&b"v"[..])
+    );
+    let deleted = trio.request(3, ClientOp::Delete { key: b"k".to_vec() }, Consistency::All);
+    assert!(matches!(
+        deleted,
+        Ok(ClientReply::Written { existed: true, .. })
+    ));
+    assert_eq!(trio.get(1, "k", Consistency::One), None);
+}
+
+#[test]
+fn one_node_down_writes_succeed_and_hints_arrive_when_it_returns() {
+    let mut trio = Trio::new();
+    trio.down.push(NodeId(3));
+    trio.advance(100); // the detector notices
+    assert!(!trio.nodes[0].is_up(NodeId(3)));
+    for i in 0..10 {
+        assert!(trio.put(1, &format!("k{i}"), "v").is_ok());
+    }
+    assert_eq!(trio.local(3, "k0"), None);
+    assert!(trio.nodes[0]
+        .hints_pending()
+        .iter()
+        .any(|(t, n)| *t == NodeId(3) && *n > 0));
+    trio.down.clear();
+    trio.advance(100);
+    for i in 0..10 {
+        assert_eq!(
+            trio.local(3, &format!("k{i}")).as_deref(),
+            Some(&b"v"[..]),
+            "k{i}"
+        );
+    }
+    assert!(trio.nodes.iter().all(|n| n.hints_pending().is_empty()));
+    assert!(trio.nodes[0].stats().hints_delivered > 0);
+}
+
+#[test]
+fn two_nodes_down_writes_fail_unavailable() {
+    let mut trio = Trio::new();
+    trio.down.extend([NodeId(2), NodeId(3)]);
+    trio.advance(100);
+    match trio.put(1, "k", "v") {
+        Err(ClientError::Unavailable {
+            required: 2,
+            replicas: 3,
+            reachable: 1,
+            ..
+        }) => {}
+        other => panic!("expected UNAVAILABLE, got {other:?}"),
+    }
+    assert!(trio.get(1, "x", Consistency::One).is_none());
+    assert!(trio
+        .request(1, ClientOp::Get { key: b"x".to_vec() }, Consistency::Quorum)
+        .is_err());
+    assert!(trio.nodes[0].stats().quorum_failures >= 2);
+}
+
+#[test]
+fn silent_replicas_time_out_into_hints() {
+    // Node 3 dies without the detector noticing in time: the write waits
+    // for it until the deadline, then keeps a hint.
+    let mut trio = Trio::new();
+    trio.down.push(NodeId(3));
+    assert!(trio.put(1, "k", "v").is_ok());
+    trio.advance(150);
+    assert!(trio.nodes[0]
+        .hints_pending()
+        .iter()
+        .any(|(t, _)| *t == NodeId(3)));
+    trio.down.clear();
+    trio.advance(100);
+    assert_eq!(trio.local(3, "k").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn read_repair_fixes_a_stale_replica() {
+    let mut trio = Trio::new();
+    assert!(trio.put(1, "k", "old").is_ok());
+    trio.settle();
+    // Node 3 misses the newer write and its hint is dropped.
+    trio.down.push(NodeId(3));
+    assert!(trio.put(1, "k", "new").is_ok());
+    trio.advance(150);
+    for node in trio.nodes.iter_mut() {
+        node.hints.clear();
+    }
+    trio.down.clear();
+    trio.advance(100);
+    assert_eq!(trio.local(3, "k").as_deref(), Some(&b"old"[..]));
+    assert_eq!(
+        trio.get(2, "k", Consistency::All).as_deref(),
+        Some(&b"new"[..])
+    );
+    trio.settle();
+    assert_eq!(trio.local(3, "k").as_deref(), Some(&b"new"[..]));
+    assert!(trio.nodes[1].stats().read_repairs >= 1);
+}
+
+#[test]
+fn consistency_levels_resolve() {
+    assert_eq!(Consistency::One.required(2, 3), Some(1));
+    assert_eq!(Consistency::Quorum.required(2, 3), Some(2));
+    assert_eq!(Consistency::All.required(2, 3), Some(3));
+    assert_eq!(Consistency::Count(3).required(2, 3), Some(3));
+    assert_eq!(Consistency::Count(4).required(2, 3), None);
+    assert_eq!(Consistency::parse("quorum"), Some(Consistency::Quorum));
+    assert_eq!(Consistency::parse("2"), Some(Consistency::Count(2)));
+    assert_eq!(Consistency::parse("0"), None);
+    assert_eq!(Consistency::parse("most"), None);
+}
+
+#[test]
+fn a_bad_count_is_refused() {
+    let mut trio = Trio::new();
+    assert!(matches!(
+        trio.request(
+            1,
+            ClientOp::Get { key: b"k".to_vec() },
+            Consistency::Count(5)
+        ),
+        Err(ClientError::BadConsistency(5, 3))
+    ));
+}
+
+#[test]
+fn runaway_clocks_are_refused() {
+    let mut trio = Trio::new();
+    let envelope = Envelope {
+        from: NodeId(2),
+        clock: crate::version::Timestamp::from_millis(10_000_000_000),
+        message: Message::Replicate {
+            request: RequestId(9),
+            key: b"k".to_vec(),
+            entry: crate::storage::Entry::value(
+                crate::version::Version::new(
+                    crate::version::Timestamp::from_millis(10_000_000_000),
+                    NodeId(2),
+                ),
+                "future",
+            ),
+            hint_for: None,
+        },
+    };
+    let now = trio.at();
+    trio.nodes[0].handle_message(now, envelope);
+    let output = trio.nodes[0].poll_output();
+    assert!(matches!(
+        output,
+        Some(Output::Send {
+            envelope: Envelope {
+                message: Message::ReplicateAck { ok: false, .. },
+                ..
+            },
+            ..
+        })
+    ));
+    assert_eq!(trio.local(1, "k"), None);
+    assert!(trio.nodes[0].stats().clock_refusals >= 1);
+}

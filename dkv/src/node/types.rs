@@ -1,0 +1,200 @@
+//! The node's vocabulary: time, consistency levels, client requests and
+//! replies, outputs, configuration and counters.
+
+use std::time::Duration;
+
+use crate::peer::Envelope;
+use crate::version::{NodeId, Version};
+
+/// The time an input happens at, as the runtime (or the simulator) sees
+/// it: a monotonic clock for timers and the wall clock for versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Now {
+    /// Monotonic milliseconds (any origin).
+    pub mono: u64,
+    /// Wall-clock milliseconds since the Unix epoch (may be skewed).
+    pub wall: u64,
+}
+
+/// How many replicas a request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// One replica.
+    One,
+    /// The configured quorum: W for writes, R for reads.
+    #[default]
+    Quorum,
+    /// All N replicas.
+    All,
+    /// Exactly this many (1..=N).
+    Count(usize),
+}
+
+impl Consistency {
+    /// Replicas required, given the configured quorum and N; `None` when a
+    /// count is out of range.
+    pub fn required(self, quorum: usize, n: usize) -> Option<usize> {
+        match self {
+            Consistency::One => Some(1),
+            Consistency::Quorum => Some(quorum),
+            Consistency::All => Some(n),
+            Consistency::Count(k) if (1..=n).contains(&k) => Some(k),
+            Consistency::Count(_) => None,
+        }
+    }
+
+    /// Parses `ONE`, `QUORUM`, `ALL` or a number (case-insensitive).
+    pub fn parse(text: &str) -> Option<Consistency> {
+        match text.to_ascii_uppercase().as_str() {
+            "ONE" => Some(Consistency::One),
+            "QUORUM" => Some(Consistency::Quorum),
+            "ALL" => Some(Consistency::All),
+            number => number
+                .parse()
+                .ok()
+                .filter(|&k| k > 0)
+                .map(Consistency::Count),
+        }
+    }
+}
+
+/// The runtime's handle for a client request; echoed in its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(pub u64);
+
+/// A request a client asks this node to coordinate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOp {
+    /// Read a key.
+    Get { key: Vec<u8> },
+    /// Write a value.
+    Put { key: Vec<u8>, value: Vec<u8> },
+    /// Delete (write a tombstone).
+    Delete { key: Vec<u8> },
+}
+
+impl ClientOp {
+    /// The key the request is about.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            ClientOp::Get { key } | ClientOp::Put { key, .. } | ClientOp::Delete { key } => key,
+        }
+    }
+}
+
+/// A successful reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientReply {
+    /// A read's newest answer: the value (`None`: missing or deleted) and
+    /// the version it had (`None`: no replica had the key at all).
+    Value {
+        value: Option<Vec<u8>>,
+        version: Option<Version>,
+    },
+    /// A write reached its quorum at `version`. For a delete, `existed`
+    /// says whether an acknowledging replica held a live value before.
+    Written { existed: bool, version: Version },
+}
+
+/// A failed request, with what the client needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The quorum was not reached before the timeout.
+    #[error("UNAVAILABLE {answered} of {required} required replicas answered ({replicas} replicas, {reachable} reachable)")]
+    Unavailable {
+        /// Replicas that answered in time.
+        answered: usize,
+        /// Replicas the consistency level required.
+        required: usize,
+        /// N.
+        replicas: usize,
+        /// Replicas believed up when the request started.
+        reachable: usize,
+    },
+    /// A consistency count outside 1..=N.
+    #[error("ERR consistency level {0} is out of range for {1} replicas")]
+    BadConsistency(usize, usize),
+    /// Local storage failed.
+    #[error("IOERR {0}")]
+    Storage(String),
+}
+
+/// Work for the runtime, drained with [`super::Node::poll_output`].
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "outputs carry messages and replies that must be delivered"]
+pub enum Output {
+    /// Send a message to a peer.
+    Send { to: NodeId, envelope: Envelope },
+    /// Complete a client request.
+    Reply {
+        client: ClientId,
+        result: Result<ClientReply, ClientError>,
+    },
+}
+
+/// The replication settings of one node.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// This node.
+    pub id: NodeId,
+    /// Every member, this node included.
+    pub members: Vec<NodeId>,
+    /// N.
+    pub replication_factor: usize,
+    /// W.
+    pub write_quorum: usize,
+    /// R.
+    pub read_quorum: usize,
+    /// Tokens per node.
+    pub virtual_nodes: usize,
+    /// A request that has not reached its quorum by then fails.
+    pub request_timeout: Duration,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// A peer silent for this long is down.
+    pub failure_timeout: Duration,
+    /// Hints kept per target at most; the oldest go first.
+    pub max_hints_per_target: usize,
+    /// Hints older than this are dropped (read repair catches up).
+    pub max_hint_age: Duration,
+    /// Hints sent to a recovered target at once.
+    pub hint_batch: usize,
+    /// Timestamps further ahead of the wall clock are refused.
+    pub max_clock_drift: Duration,
+}
+
+impl NodeSettings {
+    /// Defaults for `id` among `members` with N, W, R.
+    pub fn new(id: NodeId, members: Vec<NodeId>, n: usize, w: usize, r: usize) -> NodeSettings {
+        NodeSettings {
+            id,
+            members,
+            replication_factor: n,
+            write_quorum: w,
+            read_quorum: r,
+            virtual_nodes: 128,
+            request_timeout: Duration::from_millis(2000),
+            heartbeat_interval: Duration::from_millis(250),
+            failure_timeout: Duration::from_millis(1500),
+            max_hints_per_target: 1_000_000,
+            max_hint_age: Duration::from_secs(3 * 3600),
+            hint_batch: 256,
+            max_clock_drift: crate::clock::DEFAULT_MAX_DRIFT,
+        }
+    }
+}
+
+/// Counters for INFO.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Replicas sent the newest version after a read found them stale.
+    pub read_repairs: u64,
+    /// Requests that failed for want of replicas.
+    pub quorum_failures: u64,
+    /// Hints delivered to their owner.
+    pub hints_delivered: u64,
+    /// Hints dropped by the count or age limit.
+    pub hints_dropped: u64,
+    /// Messages or writes refused for a runaway clock.
+    pub clock_refusals: u64,
+}

@@ -1,0 +1,248 @@
+//! Three real `dkv-node` processes on 127.0.0.1 forming one cluster:
+//! killed with SIGKILL and restarted, checked through RESP and
+//! `DKV.LOCAL` on every replica.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_port, Client, NodeProcess, Reply};
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    conf: std::path::PathBuf,
+    ports: Vec<u16>,
+    nodes: Vec<Option<NodeProcess>>,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    fn start(extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut text = String::from(
+            "cluster_name = test\nreplication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n",
+        );
+        for (i, port) in ports.iter().enumerate() {
+            text.push_str(&format!(
+                "node {} 127.0.0.1:{port} {}\n",
+                i + 1,
+                free_port()
+            ));
+        }
+        let conf = dir.path().join("cluster.conf");
+        std::fs::write(&conf, text).unwrap();
+        let mut cluster = Cluster {
+            dir,
+            conf,
+            ports,
+            nodes: Vec::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=3 {
+            let node = cluster.launch(id);
+            cluster.nodes.push(Some(node));
+        }
+        cluster.wait_until_all_up();
+        cluster
+    }
+
+    fn launch(&self, id: usize) -> NodeProcess {
+        let data = self.dir.path().join(format!("node-{id}"));
+        let mut args = vec![
+            "--node-id".to_string(),
+            id.to_string(),
+            "--cluster-conf".into(),
+            self.conf.to_str().unwrap().into(),
+            "--data-dir".into(),
+            data.to_str().unwrap().into(),
+            "--heartbeat-interval-ms".into(),
+            "50".into(),
+            "--failure-timeout-ms".into(),
+            "400".into(),
+            "--request-timeout-ms".into(),
+            "800".into(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProcess::start(self.ports[id - 1], &args)
+    }
+
+    fn client(&self, id: usize) -> Client {
+        Client::connect(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            self.ports[id - 1],
+        )))
+    }
+
+    fn kill(&mut self, id: usize) {
+        if let Some(node) = self.nodes[id - 1].take() {
+            node.signal(libc::SIGKILL);
+        }
+    }
+
+    fn restart(&mut self, id: usize) {
+        let node = self.launch(id);
+        self.nodes[id - 1] = Some(node);
+    }
+
+    fn info(&self, id: usize) -> String {
+        match self.client(id).cmd_str("INFO cluster") {
+            Reply::Bulk(text) => String::from_utf8(text).unwrap(),
+            other => panic!("INFO: {other:?}"),
+        }
+    }
+
+    /// Waits (up to 20 s) until `check` holds for the INFO of every
+    /// running node.
+    fn wait_for(&self, what: &str, check: impl Fn(usize, &str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let running: Vec<usize> = (1..=3).filter(|&id| self.nodes[id - 1].is_some()).collect();
+            if running.iter().all(|&id| check(id, &self.info(id))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.info(running[0])
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_until_all_up(&self) {
+        self.wait_for("every node up and connected", |id, info| {
+            (1..=3)
+                .filter(|&peer| peer != id)
+                .all(|peer| info.contains(&format!("node_{peer}:up,connected")))
+        });
+    }
+}
+
+fn set(client: &mut Client, key: &str, value: &str) -> Reply {
+    client.cmd(&[b"SET", key.as_bytes(), value.as_bytes()])
+}
+
+#[test]
+fn one_node_down_then_back_two_nodes_down_and_back() {
+    let mut cluster = Cluster::start(&[]);
+    let mut c1 = cluster.client(1);
+    for i in 0..100 {
+        assert_eq!(
+            set(&mut c1, &format!("k{i}"), &format!("v{i}")),
+            Reply::ok(),
+            "k{i}"
+        );
+    }
+    let mut c2 = cluster.client(2);
+    for i in 0..100 {
+        assert_eq!(
+            c2.cmd_str(&format!("GET k{i}")),
+            Reply::bulk(format!("v{i}"))
+        );
+    }
+
+    // One node down: writes at W=2 succeed, reads at R=2 see them.
+    cluster.kill(3);
+    for i in 100..200 {
+        assert_eq!(
+            set(&mut c1, &format!("k{i}"), &format!("v{i}")),
+            Reply::ok(),
+            "k{i} with node 3 down"
+        );
+    }
+    for i in 0..200 {
+        assert_eq!(
+            c2.cmd_str(&format!("GET k{i}")),
+            Reply::bulk(format!("v{i}")),
+            "k{i}"
+        );
+    }
+    assert!(
+        cluster.info(1).contains("node_3:down"),
+        "{}",
+        cluster.info(1)
+    );
+
+    // Back: its hints arrive and every replica holds every key.
+    cluster.restart(3);
+    cluster.wait_until_all_up();
+    cluster.wait_for("hints delivered", |_, info| {
+        info.contains("hints_pending:0\r\n")
+    });
+    for id in 1..=3 {
+        let mut c = cluster.client(id);
+        for i in 0..200 {
+            assert_eq!(
+                c.cmd_str(&format!("DKV.LOCAL k{i}")),
+                Reply::bulk(format!("v{i}")),
+                "node {id} k{i}"
+            );
+        }
+    }
+
+    // Two down: writes at W=2 fail with -UNAVAILABLE.
+    cluster.kill(2);
+    cluster.kill(3);
+    let mut c1 = cluster.client(1);
+    let failed = set(&mut c1, "lost?", "x");
+    assert!(failed.is_error_starting("UNAVAILABLE"), "{failed:?}");
+    cluster.wait_for("the detector to see both down", |_, info| {
+        info.contains("node_2:down") && info.contains("node_3:down")
+    });
+    let failed = set(&mut c1, "lost?", "y");
+    assert!(
+        failed.is_error_starting("UNAVAILABLE 0 of 2 required replicas"),
+        "{failed:?}"
+    );
+    assert!(c1.cmd_str("GET k1").is_error_starting("UNAVAILABLE"));
+
+    // They return: nothing acknowledged was lost.
+    cluster.restart(2);
+    cluster.restart(3);
+    cluster.wait_until_all_up();
+    let mut c3 = cluster.client(3);
+    assert_eq!(c3.cmd_str("CONSISTENCY ALL"), Reply::ok());
+    for i in 0..200 {
+        assert_eq!(
+            c3.cmd_str(&format!("GET k{i}")),
+            Reply::bulk(format!("v{i}")),
+            "k{i} after the outage"
+        );
+    }
+    let info = cluster.info(1);
+    assert!(info.contains("quorum_failures:"), "{info}");
+}
+
+#[test]
+fn a_stale_replica_is_repaired_by_a_quorum_read() {
+    // Hints expire at once, so only read repair can bring node 3 up to date.
+    let mut cluster = Cluster::start(&["--max-hint-age-secs", "0"]);
+    let mut c1 = cluster.client(1);
+    assert_eq!(set(&mut c1, "k", "old"), Reply::ok());
+    cluster.kill(3);
+    assert_eq!(set(&mut c1, "k", "new"), Reply::ok());
+    cluster.restart(3);
+    cluster.wait_until_all_up();
+    let mut c3 = cluster.client(3);
+    assert_eq!(
+        c3.cmd_str("DKV.LOCAL k"),
+        Reply::bulk("old"),
+        "node 3 should have missed the write"
+    );
+    // A read at ALL asks every replica, answers with the newest, and repairs.
+    let mut reader = cluster.client(2);
+    assert_eq!(reader.cmd_str("CONSISTENCY READ ALL"), Reply::ok());
+    assert_eq!(reader.cmd_str("GET k"), Reply::bulk("new"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c3.cmd_str("DKV.LOCAL k") != Reply::bulk("new") {
+        assert!(Instant::now() < deadline, "node 3 was not repaired");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        cluster.info(2).contains("read_repairs:1"),
+        "{}",
+        cluster.info(2)
+    );
+}

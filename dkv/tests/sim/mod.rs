@@ -1,0 +1,444 @@
+//! A deterministic simulator: several sans-IO nodes in one thread over a
+//! simulated network, all randomness from one seed.
+//!
+//! The network drops, delays (and so reorders) and duplicates messages and
+//! can partition nodes; nodes crash (losing what their storage had not
+//! synced) and restart; wall clocks are skewed. Clients issue random reads,
+//! writes and deletes and every reply is recorded for the checker.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dkv::node::{
+    ClientError, ClientId, ClientOp, ClientReply, Consistency, MemStorage, Node, NodeSettings, Now,
+    Output,
+};
+use dkv::peer::Envelope;
+use dkv::NodeId;
+
+/// SplitMix64: small, fast, and the same everywhere.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+/// Network faults, in per-mille per message or per millisecond.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    pub drop: u64,
+    pub duplicate: u64,
+    pub max_delay_ms: u64,
+    pub partition: u64,
+    pub crash: u64,
+    pub client_ops: u64,
+}
+
+impl Faults {
+    pub fn chaos() -> Faults {
+        Faults {
+            drop: 50,
+            duplicate: 30,
+            max_delay_ms: 40,
+            partition: 2,
+            crash: 2,
+            client_ops: 300,
+        }
+    }
+
+    pub fn calm() -> Faults {
+        Faults {
+            drop: 0,
+            duplicate: 0,
+            max_delay_ms: 5,
+            partition: 0,
+            crash: 0,
+            client_ops: 0,
+        }
+    }
+}
+
+/// A client request and what came of it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Vec<u8>,
+    pub op: &'static str,
+    pub value: Option<Vec<u8>>,
+    pub consistency: Consistency,
+    pub started: u64,
+    pub finished: Option<u64>,
+    pub result: Option<Result<ClientReply, ClientError>>,
+    /// The node coordinating it.
+    pub via: NodeId,
+    /// Its coordinator crashed before answering: the client saw its
+    /// connection drop, and the outcome is unknown.
+    pub coordinator_crashed: bool,
+}
+
+struct InFlight {
+    at: u64,
+    to: NodeId,
+    envelope: Envelope,
+}
+
+struct SimNode {
+    node: Option<Node<MemStorage>>,
+    /// Kept across crashes: only its synced image survives one.
+    storage: MemStorage,
+    skew_ms: i64,
+    restart_at: u64,
+}
+
+pub struct Sim {
+    pub rng: Rng,
+    pub now: u64,
+    nodes: BTreeMap<NodeId, SimNode>,
+    settings: NodeSettings,
+    network: Vec<InFlight>,
+    partitioned: BTreeSet<(NodeId, NodeId)>,
+    pub faults: Faults,
+    pub records: Vec<Record>,
+    pub keys: Vec<Vec<u8>>,
+    next_value: u64,
+}
+
+const EPOCH_MS: u64 = 1_700_000_000_000;
+
+impl Sim {
+    pub fn new(seed: u64) -> Sim {
+        let mut rng = Rng::new(seed);
+        let count = 3 + rng.below(3) as u32;
+        let members: Vec<NodeId> = (1..=count).map(NodeId).collect();
+        let mut settings = NodeSettings::new(members[0], members.clone(), 3, 2, 2);
+        settings.virtual_nodes = 16;
+        settings.request_timeout = std::time::Duration::from_millis(300);
+        settings.heartbeat_interval = std::time::Duration::from_millis(50);
+        settings.failure_timeout = std::time::Duration::from_millis(250);
+        let mut nodes = BTreeMap::new();
+        for &id in &members {
+            // Skews up to +-5 s: far below the 30 s drift limit.
+            let skew_ms = rng.below(10_000) as i64 - 5_000;
+            nodes.insert(
+                id,
+                SimNode {
+                    node: None,
+                    storage: MemStorage::new(),
+                    skew_ms,
+                    restart_at: 0,
+                },
+            );
+        }
+        let keys = (0..6).map(|k| format!("key{k}").into_bytes()).collect();
+        let mut sim = Sim {
+            rng,
+            now: 0,
+            nodes,
+            settings,
+            network: Vec::new(),
+            partitioned: BTreeSet::new(),
+            faults: Faults::chaos(),
+            records: Vec::new(),
+            keys,
+            next_value: 0,
+        };
+        for id in members {
+            sim.start_node(id);
+        }
+        sim
+    }
+
+    pub fn members(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn clock(&self, id: NodeId) -> Now {
+        let skew = self.nodes[&id].skew_ms;
+        Now {
+            mono: self.now,
+            wall: (EPOCH_MS + self.now).saturating_add_signed(skew),
+        }
+    }
+
+    fn start_node(&mut self, id: NodeId) {
+        let now = self.clock(id);
+        let mut settings = self.settings.clone();
+        settings.id = id;
+        let Some(sim_node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let storage = sim_node.storage.clone();
+        let max_ts = storage
+            .entries()
+            .values()
+            .map(|e| e.version.timestamp)
+            .max();
+        let mut node = Node::new(settings, storage, now);
+        if let Some(ts) = max_ts {
+            node.advance_clock(ts);
+        }
+        sim_node.node = Some(node);
+    }
+
+    fn crash_node(&mut self, id: NodeId) {
+        for record in self
+            .records
+            .iter_mut()
+            .filter(|r| r.via == id && r.result.is_none())
+        {
+            record.coordinator_crashed = true;
+        }
+        let restart_at = self.now + 50 + self.rng.below(400);
+        let Some(sim_node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if let Some(node) = sim_node.node.take() {
+            let mut storage = node.storage().clone();
+            storage.crash();
+            sim_node.storage = storage;
+            sim_node.restart_at = restart_at;
+        }
+    }
+
+    fn is_running(&self, id: NodeId) -> bool {
+        self.nodes[&id].node.is_some()
+    }
+
+    /// Drains a node's outputs into the network and the records.
+    fn drain(&mut self, id: NodeId) {
+        let mut outputs = Vec::new();
+        if let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) {
+            while let Some(output) = node.poll_output() {
+                outputs.push(output);
+            }
+        }
+        for output in outputs {
+            match output {
+                Output::Send { to, envelope } => self.transmit(id, to, envelope),
+                Output::Reply { client, result } => {
+                    let record = &mut self.records[client.0 as usize];
+                    assert!(
+                        record.result.is_none(),
+                        "client {} answered twice",
+                        client.0
+                    );
+                    record.finished = Some(self.now);
+                    record.result = Some(result);
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, envelope: Envelope) {
+        if self.partitioned.contains(&(from, to)) || self.rng.chance(self.faults.drop) {
+            return;
+        }
+        let copies = if self.rng.chance(self.faults.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let at = self.now + 1 + self.rng.below(self.faults.max_delay_ms);
+            self.network.push(InFlight {
+                at,
+                to,
+                envelope: envelope.clone(),
+            });
+        }
+    }
+
+    /// Issues a client request to node `via`.
+    pub fn request(&mut self, via: NodeId, op: ClientOp, consistency: Consistency) {
+        let client = ClientId(self.records.len() as u64);
+        let (name, value) = match &op {
+            ClientOp::Get { .. } => ("get", None),
+            ClientOp::Put { value, .. } => ("put", Some(value.clone())),
+            ClientOp::Delete { .. } => ("delete", None),
+        };
+        self.records.push(Record {
+            key: op.key().to_vec(),
+            op: name,
+            value,
+            consistency,
+            started: self.now,
+            finished: None,
+            result: None,
+            via,
+            coordinator_crashed: false,
+        });
+        let now = self.clock(via);
+        if let Some(node) = self.nodes.get_mut(&via).and_then(|n| n.node.as_mut()) {
+            node.handle_client(now, client, op, consistency);
+        }
+        self.drain(via);
+    }
+
+    fn random_request(&mut self) {
+        let running: Vec<NodeId> = self
+            .members()
+            .into_iter()
+            .filter(|&id| self.is_running(id))
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        let via = running[self.rng.below(running.len() as u64) as usize];
+        let key = self.keys[self.rng.below(self.keys.len() as u64) as usize].clone();
+        let op = match self.rng.below(10) {
+            0..=3 => ClientOp::Get { key },
+            4..=8 => {
+                self.next_value += 1;
+                ClientOp::Put {
+                    key,
+                    value: format!("v{}", self.next_value).into_bytes(),
+                }
+            }
+            _ => ClientOp::Delete { key },
+        };
+        let consistency = if self.rng.chance(100) {
+            Consistency::One
+        } else {
+            Consistency::Quorum
+        };
+        self.request(via, op, consistency);
+    }
+
+    fn random_fault(&mut self) {
+        let members = self.members();
+        if self.rng.chance(self.faults.partition) {
+            if self.partitioned.is_empty() {
+                // Cut one node off from the others, both ways.
+                let victim = members[self.rng.below(members.len() as u64) as usize];
+                for &other in &members {
+                    if other != victim {
+                        self.partitioned.insert((victim, other));
+                        self.partitioned.insert((other, victim));
+                    }
+                }
+            } else {
+                self.partitioned.clear();
+            }
+        }
+        if self.rng.chance(self.faults.crash) {
+            let victim = members[self.rng.below(members.len() as u64) as usize];
+            let running = members.iter().filter(|&&id| self.is_running(id)).count();
+            if self.is_running(victim) && running > 1 {
+                self.crash_node(victim);
+            }
+        }
+    }
+
+    /// One simulated millisecond.
+    pub fn step(&mut self) {
+        self.now += 1;
+        let members = self.members();
+        // Restarts.
+        for &id in &members {
+            if !self.is_running(id) && self.nodes[&id].restart_at <= self.now {
+                self.start_node(id);
+            }
+        }
+        // Deliveries due now, in a seeded order.
+        let mut due = Vec::new();
+        let mut index = 0;
+        while index < self.network.len() {
+            if self.network[index].at <= self.now {
+                due.push(self.network.swap_remove(index));
+            } else {
+                index += 1;
+            }
+        }
+        for message in due {
+            if !self.is_running(message.to) {
+                continue;
+            }
+            let now = self.clock(message.to);
+            if let Some(node) = self
+                .nodes
+                .get_mut(&message.to)
+                .and_then(|n| n.node.as_mut())
+            {
+                node.handle_message(now, message.envelope);
+            }
+            self.drain(message.to);
+        }
+        // Disks sync now and then; timers fire.
+        for &id in &members {
+            let now = self.clock(id);
+            let sync = self.rng.chance(300);
+            if let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) {
+                if sync {
+                    node.storage_mut().sync();
+                }
+                if sync || node.poll_timeout().is_some_and(|t| t <= now.mono) {
+                    node.handle_tick(now);
+                }
+            }
+            self.drain(id);
+        }
+        if self.rng.chance(self.faults.client_ops) {
+            self.random_request();
+        }
+        self.random_fault();
+    }
+
+    pub fn run(&mut self, millis: u64) {
+        for _ in 0..millis {
+            self.step();
+        }
+    }
+
+    /// Ends every fault: restarts crashed nodes, heals partitions, stops
+    /// drops and duplicates.
+    pub fn heal(&mut self) {
+        self.faults = Faults::calm();
+        self.partitioned.clear();
+        for id in self.members() {
+            if !self.is_running(id) {
+                self.start_node(id);
+            }
+        }
+    }
+
+    /// The local entries of every running node.
+    pub fn replica_entries(&self, id: NodeId, key: &[u8]) -> Option<dkv::Entry> {
+        self.nodes[&id]
+            .node
+            .as_ref()
+            .and_then(|n| n.storage().entries().get(key).cloned())
+    }
+
+    pub fn preference_list(&self, key: &[u8]) -> Vec<NodeId> {
+        let node = self
+            .nodes
+            .values()
+            .find_map(|n| n.node.as_ref())
+            .expect("a running node");
+        node.ring().preference_list(key, 3)
+    }
+
+    pub fn hints_pending(&self) -> usize {
+        self.nodes
+            .values()
+            .filter_map(|n| n.node.as_ref())
+            .map(|n| n.hints_pending().iter().map(|(_, c)| c).sum::<usize>())
+            .sum()
+    }
+}
