@@ -74,12 +74,20 @@ fn step(buf: &[u8], phase: Phase, max_frame: usize) -> Option<(Event, usize, Pha
     };
     if used > 0 {
         assert!(used <= buf.len());
-        assert_eq!(wire, buf[..used], "decoded frame does not re-encode to its bytes");
+        assert_eq!(
+            wire,
+            buf[..used],
+            "decoded frame does not re-encode to its bytes"
+        );
     }
     Some((event, used, next))
 }
 
-fn run<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, start: Phase, max_frame: usize) -> Vec<Event> {
+fn run<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    start: Phase,
+    max_frame: usize,
+) -> Vec<Event> {
     let mut phase = start;
     let mut buf = Vec::new();
     let mut events = Vec::new();
