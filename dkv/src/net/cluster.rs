@@ -61,7 +61,11 @@ pub(crate) struct ClusterRuntime {
     next_call: u64,
     next_client: u64,
     status: Arc<Mutex<ClusterStatus>>,
+    status_published: Instant,
 }
+
+/// How often the state INFO shows is refreshed.
+const STATUS_EVERY: Duration = Duration::from_millis(50);
 
 /// Whether `name` (lower case) is a command the cluster coordinates.
 pub(crate) fn is_data_command(name: &[u8]) -> bool {
@@ -87,6 +91,7 @@ impl ClusterRuntime {
             next_call: 1,
             next_client: 1,
             status,
+            status_published: started,
         }
     }
 
@@ -216,18 +221,25 @@ impl ClusterRuntime {
         }
     }
 
-    /// Runs the node's timers and reconnects peers.
+    /// Releases durable acknowledgements; runs the node's timers and
+    /// reconnects peers when they are due.
     pub fn tick(&mut self, registry: &Registry) {
         let now = self.now();
-        self.node.handle_tick(now);
-        self.peers.connect_due(registry, Instant::now());
+        self.node.handle_durable(now);
+        if self.node.poll_timeout().is_some_and(|t| t <= now.mono) {
+            self.node.handle_tick(now);
+        }
+        let wall = Instant::now();
+        if self.peers.next_timer().is_some_and(|t| t <= wall) {
+            self.peers.connect_due(registry, wall);
+        }
     }
 
     /// Sends the node's messages and collects finished commands.
     pub fn drain(&mut self, registry: &Registry, finished: &mut Vec<Finished>) {
         while let Some(output) = self.node.poll_output() {
             match output {
-                Output::Send { to, envelope } => self.peers.send(registry, to, &envelope),
+                Output::Send { to, envelope } => self.peers.send(to, &envelope),
                 Output::Reply { client, result } => {
                     let Some((call_id, index)) = self.clients.remove(&client.0) else {
                         continue;
@@ -249,10 +261,14 @@ impl ClusterRuntime {
                 }
             }
         }
-        self.publish_status();
+        self.peers.flush(registry);
+        if self.status_published.elapsed() >= STATUS_EVERY {
+            self.publish_status();
+        }
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        self.status_published = Instant::now();
         let mut status = self.status.lock();
         status.peers = self
             .node

@@ -199,8 +199,9 @@ impl Peers {
     }
 
     /// Queues an envelope for its peer; dropped if the peer is not
-    /// connected or too far behind.
-    pub fn send(&mut self, registry: &Registry, to: NodeId, envelope: &Envelope) {
+    /// connected or too far behind. Nothing is written until
+    /// [`Peers::flush`], so one reactor turn's messages share a syscall.
+    pub fn send(&mut self, to: NodeId, envelope: &Envelope) {
         let Some(out) = self.outbound.get_mut(&to) else {
             return;
         };
@@ -209,11 +210,18 @@ impl Peers {
         }
         if let Err(e) = peer::encode_envelope(envelope, &mut out.output) {
             log::warn!("message for node {to} not sent: {e}");
-            return;
         }
-        if let Err(e) = out.flush() {
-            log::info!("connection to node {to} lost: {e}");
-            out.disconnect(registry, Instant::now());
+    }
+
+    /// Writes what [`Peers::send`] queued, to every peer.
+    pub fn flush(&mut self, registry: &Registry) {
+        for (id, out) in self.outbound.iter_mut() {
+            if out.output.len() > out.sent {
+                if let Err(e) = out.flush() {
+                    log::info!("connection to node {id} lost: {e}");
+                    out.disconnect(registry, Instant::now());
+                }
+            }
         }
     }
 

@@ -228,6 +228,13 @@ impl<S: Storage> Node<S> {
         self.release_durable();
     }
 
+    /// Releases acknowledgements whose writes became durable (the runtime
+    /// calls it when its disk reports progress; cheaper than a tick).
+    pub fn handle_durable(&mut self, now: Now) {
+        self.now = now;
+        self.release_durable();
+    }
+
     /// Advances timers: heartbeats, failure detection, request timeouts,
     /// hint delivery; also releases acknowledgements that became durable.
     pub fn handle_tick(&mut self, now: Now) {

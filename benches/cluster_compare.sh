@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# A 3-node dkv cluster (N=3, W=2, R=2, --fsync always, three processes)
+# against redis-server with appendfsync always, same machine, same
+# redis-benchmark workloads: clients on one node, then spread over all
+# three. Prints ops/s, p50 and p99 latency, and the dkv/redis ratio.
+#
+#   benches/cluster_compare.sh          # -n 100000
+#   N=20000 benches/cluster_compare.sh  # quicker
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-100000}
+CLIENTS=${CLIENTS:-50}
+SIZE=${SIZE:-64}
+REDIS_PORT=${REDIS_PORT:-16379}
+BASE=${BASE:-17101}
+
+for tool in redis-server redis-benchmark; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools)" >&2; exit 1; }
+done
+cargo build --release --quiet --bin dkv-node
+work=$(mktemp -d "${TMPDIR:-/tmp}/dkv-cluster-bench.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2; exit 1
+}
+
+# csv <port> <test> <clients> <requests> -> "rps p50 p99"
+csv() {
+  redis-benchmark -h 127.0.0.1 -p "$1" -t "$2" -c "$3" -d "$SIZE" -n "$4" -P 1 -r 100000 --csv 2>/dev/null \
+    | awk -F'","' 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }'
+}
+
+# spread <test>: clients split over the three nodes, run at once;
+# "sum_rps max_p50 max_p99".
+spread() {
+  local per=$((CLIENTS / 3)) n=$((N / 3)) outs=()
+  for i in 1 2 3; do
+    csv $((BASE + i - 1)) "$1" "$per" "$n" >"$work/spread.$i" &
+    outs+=($!)
+  done
+  wait "${outs[@]}"
+  cat "$work"/spread.[123] | awk '{ rps += $1; if ($2 > p50) p50 = $2; if ($3 > p99) p99 = $3 } END { print rps, p50, p99 }'
+}
+
+declare -A result
+mkdir -p "$work/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/redis" --save "" --appendonly yes --appendfsync always >/dev/null &
+pids+=($!); wait_port "$REDIS_PORT"
+for t in set get; do result[redis,$t]=$(csv "$REDIS_PORT" "$t" "$CLIENTS" "$N"); done
+kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
+
+conf="$work/cluster.conf"
+{
+  echo "cluster_name = bench"
+  echo "replication_factor = 3"; echo "write_quorum = 2"; echo "read_quorum = 2"
+  for i in 1 2 3; do echo "node $i 127.0.0.1:$((BASE + i - 1))"; done
+} >"$conf"
+for i in 1 2 3; do
+  RUST_LOG=warn target/release/dkv-node --node-id "$i" --cluster-conf "$conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
+  pids+=($!)
+done
+for i in 1 2 3; do wait_port $((BASE + i - 1)); done
+sleep 1 # let the nodes connect and see each other up
+for t in set get; do
+  result[one,$t]=$(csv "$BASE" "$t" "$CLIENTS" "$N")
+  result[spread,$t]=$(spread "$t")
+done
+
+printf '\nredis-benchmark -c %s -d %s -n %s -P 1 on %s cores; dkv: 3 processes, N=3 W=2 R=2, fsync always\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
+printf '%-40s %5s %10s %8s %8s %7s\n' "target" "op" "ops/s" "p50 ms" "p99 ms" "ratio"
+for t in set get; do
+  read -r rr rp50 rp99 <<<"${result[redis,$t]}"
+  for who in redis one spread; do
+    read -r r p50 p99 <<<"${result[$who,$t]}"
+    case $who in
+      redis) label="redis-server appendfsync always" ;;
+      one) label="dkv cluster, clients on node 1" ;;
+      spread) label="dkv cluster, clients on all 3 nodes" ;;
+    esac
+    ratio=$(awk -v d="$r" -v b="$rr" 'BEGIN { printf "%.2f", d / b }')
+    printf '%-40s %5s %10.0f %8s %8s %7s\n' "$label" "${t^^}" "$r" "$p50" "$p99" "$ratio"
+  done
+done
