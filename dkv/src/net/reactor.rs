@@ -109,6 +109,23 @@ fn run_job(executor: &Executor, job: Job) -> Done {
     }
 }
 
+/// Whether a batch is big enough to be worth handing to a worker. Handing
+/// over costs two thread wake-ups, more than running a few in-memory
+/// commands here; a long pipeline or a large value is worth it, since the
+/// reactor goes on serving other connections meanwhile.
+fn worth_a_worker(requests: &VecDeque<Request>) -> bool {
+    const INLINE_COMMANDS: usize = 32;
+    const INLINE_BYTES: usize = 64 * 1024;
+    let bytes: usize = requests
+        .iter()
+        .map(|r| match r {
+            Request::Command(command) => command.data_len(),
+            Request::Invalid(_) => 0,
+        })
+        .sum();
+    requests.len() > INLINE_COMMANDS || bytes > INLINE_BYTES
+}
+
 /// Shared between the reactor and the handle that stops it.
 pub(crate) struct Control {
     pub stopping: AtomicBool,
@@ -255,6 +272,9 @@ impl Reactor {
                     return Err(e);
                 }
             }
+            // One WAL round for everything this turn appends.
+            let store = Arc::clone(&self.executor.store);
+            let hold = store.wal().hold();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -285,6 +305,7 @@ impl Reactor {
             self.collect_results();
             self.release_durable();
             self.run_cluster();
+            drop(hold);
 
             if self.control.stopping.load(Ordering::Acquire) {
                 let deadline = *shutdown_deadline.get_or_insert_with(|| {
@@ -446,8 +467,8 @@ impl Reactor {
             output_budget: (max_output / 2).max(64 * 1024),
         };
         match &self.workers {
-            Some(workers) => workers.submit(job),
-            None => {
+            Some(workers) if worth_a_worker(&job.requests) => workers.submit(job),
+            _ => {
                 let done = run_job(&self.executor, job);
                 self.inline_done.push(done);
             }
