@@ -143,6 +143,8 @@ pub(crate) struct Reactor {
     /// Results of batches run inline (no worker threads), processed by the
     /// loop rather than recursively.
     inline_done: Vec<Done>,
+    /// Every socket read goes through this one buffer, zeroed once.
+    scratch: Box<[u8]>,
     durable: Lsn,
     next_session_id: u64,
     /// Present when this node is one of several: data commands go through
@@ -241,6 +243,7 @@ impl Reactor {
                 results,
                 workers,
                 inline_done: Vec::new(),
+                scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
                 durable,
                 next_session_id: 1,
                 cluster,
@@ -289,6 +292,11 @@ impl Reactor {
                     }
                     Token(index) => {
                         if let Some(key) = self.conns.key_at(index) {
+                            if event.is_read_closed() || event.is_error() {
+                                if let Some(conn) = self.conns.get_mut(key) {
+                                    conn.peer_hung_up = true;
+                                }
+                            }
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 self.on_readable(key);
                             }
@@ -390,7 +398,7 @@ impl Reactor {
         }
         if conn.output_bytes() >= max_output {
             conn.read_pending = true;
-        } else if conn.read(max_input) == ReadOutcome::Closed {
+        } else if conn.read(&mut self.scratch, max_input) == ReadOutcome::Closed {
             conn.read_closed = true;
         }
         self.dispatch(key);
