@@ -253,9 +253,18 @@ fn a_stale_replica_is_repaired_by_a_quorum_read() {
         Reply::bulk("old"),
         "node 3 should have missed the write"
     );
-    // A read at ALL asks every replica, answers with the newest, and repairs.
+    // A quorum read asks every reachable replica, answers with the newest
+    // at R replies, and repairs the stale one once it has answered too.
     let mut reader = cluster.client(2);
-    assert_eq!(reader.cmd_str("CONSISTENCY READ ALL"), Reply::ok());
+    assert_eq!(
+        reader.cmd_str("CONSISTENCY"),
+        Reply::Array(vec![
+            Reply::bulk("read"),
+            Reply::bulk("QUORUM"),
+            Reply::bulk("write"),
+            Reply::bulk("QUORUM")
+        ])
+    );
     assert_eq!(reader.cmd_str("GET k"), Reply::bulk("new"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while c3.cmd_str("DKV.LOCAL k") != Reply::bulk("new") {
