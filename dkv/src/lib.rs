@@ -15,9 +15,12 @@
 //! | [`store`]     | a node's durable store: engine + WAL + snapshots            |
 //! | [`config`]    | `cluster.conf`                                              |
 //! | [`peer`]      | the peer wire protocol: handshake and framed messages       |
+//! | [`server`]    | the node: a store and its cluster served over RESP2         |
+//! | [`client`]    | a blocking Rust client: failover, per-request consistency   |
 //!
 //! See `../shared/DESIGN.md` for the whole design.
 
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
