@@ -1,0 +1,257 @@
+//! The C and C++ programs of this repository, compiled with the system
+//! compilers against the `libdkv.so`/`libdkv.a` cargo built for this test
+//! run, and run: the C API tests (`tests/c/`), the C++ wrapper test
+//! (`tests/cpp/`, `g++ -std=c++17 -Wall -Wextra -Werror`), the examples,
+//! the README program through pkg-config and statically, and the test
+//! programs once more under valgrind (zero errors, zero definite or
+//! indirect leaks).
+//!
+//! The library comes from cargo: building this test builds the package's
+//! lib target with every crate type, into the directory holding this test
+//! executable (`target/<profile>/deps`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The directory holding `libdkv.so` and `libdkv.a` of this build.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir").to_path_buf();
+    for dir in [deps.clone(), deps.parent().map(Path::to_path_buf).unwrap_or_default()] {
+        if dir.join("libdkv.so").exists() && dir.join("libdkv.a").exists() {
+            return dir;
+        }
+    }
+    panic!(
+        "libdkv.so/libdkv.a not found next to {} (run `cargo build -p dkv-ffi`)",
+        exe.display()
+    );
+}
+
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dkv-c-programs");
+    std::fs::create_dir_all(&dir).expect("create the output dir");
+    dir
+}
+
+#[derive(Clone, Copy)]
+enum Lang {
+    C,
+    Cpp,
+}
+
+/// Compiles `source` (relative to the repository) into `name`, linked to
+/// the shared library with an rpath. Panics with the compiler's output.
+fn compile(lang: Lang, source: &str, name: &str) -> PathBuf {
+    let root = repo();
+    let lib = lib_dir();
+    let out = out_dir().join(name);
+    let (compiler, std) = match lang {
+        Lang::C => (
+            std::env::var("CC").unwrap_or_else(|_| "cc".into()),
+            "-std=c11",
+        ),
+        Lang::Cpp => (
+            std::env::var("CXX").unwrap_or_else(|_| "g++".into()),
+            "-std=c++17",
+        ),
+    };
+    let mut cmd = Command::new(&compiler);
+    cmd.args([std, "-Wall", "-Wextra", "-Werror", "-g", "-D_POSIX_C_SOURCE=200809L"])
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg("-I")
+        .arg(root.join("bindings/cpp"))
+        .arg("-I")
+        .arg(root.join("dkv-ffi/tests/c"))
+        .arg(root.join(source))
+        .arg("-o")
+        .arg(&out)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-ldkv")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-pthread");
+    check_output(&format!("{compiler} {source}"), cmd.output());
+    out
+}
+
+fn check_output(what: &str, output: std::io::Result<Output>) -> Output {
+    let output = output.unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    println!("{what}: ok\n{stdout}");
+    output
+}
+
+/// Runs `bin` with a fresh scratch directory as its argument.
+fn run(bin: &Path, env: &[(&str, &str)]) -> Output {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let mut cmd = Command::new(bin);
+    cmd.arg(scratch.path()).current_dir(scratch.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    check_output(&bin.display().to_string(), cmd.output())
+}
+
+#[test]
+fn c_api_every_function_and_error_path() {
+    let bin = compile(Lang::C, "dkv-ffi/tests/c/test_api.c", "test_api");
+    let out = run(&bin, &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checks passed"));
+}
+
+#[test]
+fn c_three_node_cluster_survives_a_stop() {
+    let bin = compile(Lang::C, "dkv-ffi/tests/c/test_cluster.c", "test_cluster");
+    run(&bin, &[]);
+}
+
+#[test]
+fn cpp_wrapper_single_node_and_cluster() {
+    let bin = compile(Lang::Cpp, "dkv-ffi/tests/cpp/test_wrapper.cpp", "test_wrapper");
+    run(&bin, &[]);
+}
+
+#[test]
+fn examples_start_a_cluster_write_stop_one_and_read() {
+    for (lang, source, name, wrote) in [
+        (Lang::C, "examples/c/cluster.c", "example_c", "hello from C"),
+        (
+            Lang::Cpp,
+            "examples/cpp/cluster.cpp",
+            "example_cpp",
+            "hello from C++",
+        ),
+    ] {
+        let bin = compile(lang, source, name);
+        let out = run(&bin, &[]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!(
+                "get greeting at QUORUM with node 1 down = \"{wrote}\""
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("at ALL with node 1 down: UNAVAILABLE"),
+            "{text}"
+        );
+    }
+}
+
+/// The install story: a prefix laid out as `make install-lib` does, found
+/// through pkg-config; and the same program linked statically.
+#[test]
+fn hello_builds_with_pkg_config_and_statically() {
+    let root = repo();
+    let lib = lib_dir();
+    let prefix = tempfile::tempdir().expect("prefix");
+    let p = prefix.path();
+    for dir in ["lib/pkgconfig", "include"] {
+        std::fs::create_dir_all(p.join(dir)).expect("prefix dirs");
+    }
+    std::fs::copy(lib.join("libdkv.so"), p.join("lib/libdkv.so")).expect("copy .so");
+    std::fs::copy(root.join("include/dkv.h"), p.join("include/dkv.h")).expect("copy dkv.h");
+    let template = std::fs::read_to_string(root.join("dkv-ffi/dkv.pc.in")).expect("dkv.pc.in");
+    let pc = template
+        .replace("@PREFIX@", &p.display().to_string())
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(p.join("lib/pkgconfig/dkv.pc"), pc).expect("write dkv.pc");
+
+    let flags = check_output(
+        "pkg-config --cflags --libs dkv",
+        Command::new("pkg-config")
+            .args(["--cflags", "--libs", "dkv"])
+            .env("PKG_CONFIG_PATH", p.join("lib/pkgconfig"))
+            .output(),
+    );
+    let flags = String::from_utf8_lossy(&flags.stdout).to_string();
+    assert!(flags.contains("-ldkv"), "{flags}");
+    let dynamic = out_dir().join("hello_pkg_config");
+    let mut cmd = Command::new("cc");
+    cmd.arg(root.join("examples/c/hello.c"))
+        .arg("-o")
+        .arg(&dynamic)
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", p.join("lib").display()));
+    check_output("cc hello.c $(pkg-config --cflags --libs dkv)", cmd.output());
+    let out = run(&dynamic, &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello = world\n");
+
+    let fixed = out_dir().join("hello_static");
+    let mut cmd = Command::new("cc");
+    cmd.arg("-I")
+        .arg(root.join("include"))
+        .arg(root.join("examples/c/hello.c"))
+        .arg(lib.join("libdkv.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&fixed);
+    check_output("cc hello.c libdkv.a", cmd.output());
+    let out = run(&fixed, &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello = world\n");
+}
+
+/// The test programs once more under valgrind: any memory error or any
+/// definitely/indirectly lost block fails. ("Still reachable" blocks are
+/// Rust's per-thread state left at exit, not leaks.)
+#[test]
+fn c_and_cpp_tests_are_valgrind_clean() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: valgrind is not installed");
+        return;
+    }
+    let programs = [
+        compile(Lang::C, "dkv-ffi/tests/c/test_api.c", "vg_test_api"),
+        compile(Lang::C, "dkv-ffi/tests/c/test_cluster.c", "vg_test_cluster"),
+        compile(
+            Lang::Cpp,
+            "dkv-ffi/tests/cpp/test_wrapper.cpp",
+            "vg_test_wrapper",
+        ),
+    ];
+    for bin in programs {
+        let scratch = tempfile::tempdir().expect("scratch dir");
+        let output = Command::new("valgrind")
+            .args([
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite,indirect",
+                "--show-leak-kinds=definite,indirect",
+                "--fair-sched=yes",
+            ])
+            .arg(&bin)
+            .arg(scratch.path())
+            .current_dir(scratch.path())
+            .env("DKV_TEST_SLOW", "1")
+            .output();
+        let output = check_output(&format!("valgrind {}", bin.display()), output);
+        let log = String::from_utf8_lossy(&output.stderr);
+        let summary: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains("ERROR SUMMARY")
+                    || l.contains("definitely lost")
+                    || l.contains("indirectly lost")
+            })
+            .collect();
+        println!("{}", summary.join("\n"));
+        assert!(
+            log.contains("ERROR SUMMARY: 0 errors"),
+            "valgrind found errors:\n{log}"
+        );
+    }
+}
