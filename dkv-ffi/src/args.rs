@@ -59,7 +59,9 @@ pub unsafe fn bytes<'a>(
         )));
     }
     if len > isize::MAX as usize {
-        return Err(Error::invalid(format!("{what}'s length {len} is too large")));
+        return Err(Error::invalid(format!(
+            "{what}'s length {len} is too large"
+        )));
     }
     // SAFETY: non-NULL, length within isize::MAX, and the caller promises
     // `len` readable bytes.
@@ -79,8 +81,13 @@ pub unsafe fn array<'a, T>(ptr: *const T, count: usize, what: &str) -> Result<&'
             "{what} is NULL with a count of {count}"
         )));
     }
-    if count.checked_mul(std::mem::size_of::<T>().max(1)).is_none_or(|b| b > isize::MAX as usize) {
-        return Err(Error::invalid(format!("{what}'s count {count} is too large")));
+    if count
+        .checked_mul(std::mem::size_of::<T>().max(1))
+        .is_none_or(|b| b > isize::MAX as usize)
+    {
+        return Err(Error::invalid(format!(
+            "{what}'s count {count} is too large"
+        )));
     }
     // SAFETY: as for `bytes`, per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
@@ -150,9 +157,13 @@ mod tests {
             let e = non_null::<u8>(std::ptr::null(), "client").unwrap_err();
             assert_eq!(e.message, "client is NULL");
             assert_eq!(e.status, dkv_status::InvalidArgument);
-            assert!(bytes(std::ptr::null(), 0, "value", true).unwrap().is_empty());
+            assert!(bytes(std::ptr::null(), 0, "value", true)
+                .unwrap()
+                .is_empty());
             assert_eq!(
-                bytes(std::ptr::null(), 3, "key", false).unwrap_err().message,
+                bytes(std::ptr::null(), 3, "key", false)
+                    .unwrap_err()
+                    .message,
                 "key is NULL with a length of 3"
             );
             assert_eq!(
@@ -161,7 +172,9 @@ mod tests {
             );
             assert!(bytes(b"x".as_ptr(), usize::MAX, "key", false).is_err());
             assert_eq!(bytes(b"xy".as_ptr(), 2, "key", false).unwrap(), b"xy");
-            assert!(array::<u64>(std::ptr::null(), 0, "keys").unwrap().is_empty());
+            assert!(array::<u64>(std::ptr::null(), 0, "keys")
+                .unwrap()
+                .is_empty());
             assert!(array::<u64>(std::ptr::null(), 2, "keys").is_err());
             let x = [1u64];
             assert!(array(x.as_ptr(), usize::MAX / 4, "keys").is_err());
@@ -172,9 +185,16 @@ mod tests {
     fn strings_must_be_utf8() {
         // SAFETY: NUL-terminated literals.
         unsafe {
-            assert_eq!(string(c"127.0.0.1:1".as_ptr(), "addr").unwrap(), "127.0.0.1:1");
+            assert_eq!(
+                string(c"127.0.0.1:1".as_ptr(), "addr").unwrap(),
+                "127.0.0.1:1"
+            );
             let e = string(c"\xff\xfe".as_ptr(), "addr").unwrap_err();
-            assert!(e.message.starts_with("addr is not valid UTF-8"), "{}", e.message);
+            assert!(
+                e.message.starts_with("addr is not valid UTF-8"),
+                "{}",
+                e.message
+            );
             assert!(string(std::ptr::null(), "addr").is_err());
         }
     }

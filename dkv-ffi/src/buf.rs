@@ -184,7 +184,10 @@ mod tests {
         let mut buf = dkv_buf::from_vec(b"hello".to_vec());
         assert_eq!(buf.len, 5);
         // SAFETY: data/len from from_vec.
-        assert_eq!(unsafe { std::slice::from_raw_parts(buf.data, buf.len) }, b"hello");
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(buf.data, buf.len) },
+            b"hello"
+        );
         dkv_buf_free(&mut buf);
         assert!(buf.data.is_null() && buf.len == 0);
         dkv_buf_free(&mut buf);

@@ -154,10 +154,7 @@ pub extern "C" fn dkv_get(
         let client = unsafe { args::non_null(client, "client")? };
         let key = unsafe { args::bytes(key, key_len, "key", false)? };
         let level = args::consistency(consistency)?;
-        match client
-            .lock()?
-            .get(key, level, args::timeout(timeout_ms))?
-        {
+        match client.lock()?.get(key, level, args::timeout(timeout_ms))? {
             Some(value) => {
                 *out = dkv_buf::from_vec(value);
                 Ok(dkv_status::Ok)

@@ -213,14 +213,19 @@ mod tests {
         let status = guard("dkv_x", || Err(Error::invalid("key is NULL\0!")));
         assert_eq!(status, dkv_status::InvalidArgument);
         assert_eq!(last(), "dkv_x: key is NULL\\0!");
-        assert_eq!(guard("dkv_x", || Ok(dkv_status::NotFound)), dkv_status::NotFound);
+        assert_eq!(
+            guard("dkv_x", || Ok(dkv_status::NotFound)),
+            dkv_status::NotFound
+        );
         assert_eq!(last(), "");
     }
 
     #[test]
     fn the_last_error_is_per_thread() {
         guard("dkv_a", || Err(Error::invalid("here")));
-        std::thread::spawn(|| assert_eq!(last(), "")).join().unwrap();
+        std::thread::spawn(|| assert_eq!(last(), ""))
+            .join()
+            .unwrap();
         assert_eq!(last(), "dkv_a: here");
     }
 

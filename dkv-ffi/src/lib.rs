@@ -31,8 +31,7 @@ mod error;
 mod node;
 
 pub use buf::{
-    dkv_buf, dkv_buf_free, dkv_cluster_status, dkv_cluster_status_free, dkv_peer_status,
-    dkv_slice,
+    dkv_buf, dkv_buf_free, dkv_cluster_status, dkv_cluster_status_free, dkv_peer_status, dkv_slice,
 };
 pub use client::{
     dkv_client, dkv_client_connect, dkv_client_free, dkv_client_status, dkv_delete, dkv_get,
@@ -40,12 +39,11 @@ pub use client::{
 };
 pub use error::dkv_status;
 pub use node::{
-    dkv_node, dkv_node_config, dkv_node_config_add_node, dkv_node_config_free,
-    dkv_node_config_new, dkv_node_config_set_cluster_conf, dkv_node_config_set_data_dir,
-    dkv_node_config_set_fsync, dkv_node_config_set_node_id, dkv_node_config_set_port,
-    dkv_node_config_set_replication, dkv_node_config_set_timeouts,
-    dkv_node_config_set_worker_threads, dkv_node_free, dkv_node_port, dkv_node_start,
-    dkv_node_status, dkv_node_stop,
+    dkv_node, dkv_node_config, dkv_node_config_add_node, dkv_node_config_free, dkv_node_config_new,
+    dkv_node_config_set_cluster_conf, dkv_node_config_set_data_dir, dkv_node_config_set_fsync,
+    dkv_node_config_set_node_id, dkv_node_config_set_port, dkv_node_config_set_replication,
+    dkv_node_config_set_timeouts, dkv_node_config_set_worker_threads, dkv_node_free, dkv_node_port,
+    dkv_node_start, dkv_node_status, dkv_node_stop,
 };
 
 use std::ffi::c_char;

@@ -315,7 +315,11 @@ pub extern "C" fn dkv_node_config_set_fsync(
                 return Err(Error::invalid("DKV_FSYNC_PERIODIC needs interval_ms >= 1"))
             }
             DKV_FSYNC_NEVER => FsyncMode::Never,
-            other => return Err(Error::invalid(format!("fsync mode {other} is not DKV_FSYNC_*"))),
+            other => {
+                return Err(Error::invalid(format!(
+                    "fsync mode {other} is not DKV_FSYNC_*"
+                )))
+            }
         };
         Ok(())
     })

@@ -24,7 +24,10 @@ fn repo() -> PathBuf {
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let deps = exe.parent().expect("deps dir").to_path_buf();
-    for dir in [deps.clone(), deps.parent().map(Path::to_path_buf).unwrap_or_default()] {
+    for dir in [
+        deps.clone(),
+        deps.parent().map(Path::to_path_buf).unwrap_or_default(),
+    ] {
         if dir.join("libdkv.so").exists() && dir.join("libdkv.a").exists() {
             return dir;
         }
@@ -64,21 +67,28 @@ fn compile(lang: Lang, source: &str, name: &str) -> PathBuf {
         ),
     };
     let mut cmd = Command::new(&compiler);
-    cmd.args([std, "-Wall", "-Wextra", "-Werror", "-g", "-D_POSIX_C_SOURCE=200809L"])
-        .arg("-I")
-        .arg(root.join("include"))
-        .arg("-I")
-        .arg(root.join("bindings/cpp"))
-        .arg("-I")
-        .arg(root.join("dkv-ffi/tests/c"))
-        .arg(root.join(source))
-        .arg("-o")
-        .arg(&out)
-        .arg("-L")
-        .arg(&lib)
-        .arg("-ldkv")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-pthread");
+    cmd.args([
+        std,
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-g",
+        "-D_POSIX_C_SOURCE=200809L",
+    ])
+    .arg("-I")
+    .arg(root.join("include"))
+    .arg("-I")
+    .arg(root.join("bindings/cpp"))
+    .arg("-I")
+    .arg(root.join("dkv-ffi/tests/c"))
+    .arg(root.join(source))
+    .arg("-o")
+    .arg(&out)
+    .arg("-L")
+    .arg(&lib)
+    .arg("-ldkv")
+    .arg(format!("-Wl,-rpath,{}", lib.display()))
+    .arg("-pthread");
     check_output(&format!("{compiler} {source}"), cmd.output());
     out
 }
@@ -122,7 +132,11 @@ fn c_three_node_cluster_survives_a_stop() {
 
 #[test]
 fn cpp_wrapper_single_node_and_cluster() {
-    let bin = compile(Lang::Cpp, "dkv-ffi/tests/cpp/test_wrapper.cpp", "test_wrapper");
+    let bin = compile(
+        Lang::Cpp,
+        "dkv-ffi/tests/cpp/test_wrapper.cpp",
+        "test_wrapper",
+    );
     run(&bin, &[]);
 }
 

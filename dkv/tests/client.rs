@@ -118,7 +118,10 @@ fn single_node_round_trip() {
     // N = 1: two replicas is out of range, and the server says so.
     let e = c.get(b"a", Consistency::Count(2), None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    assert_eq!(c.get(b"a", Consistency::All, None).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(
+        c.get(b"a", Consistency::All, None).unwrap(),
+        Some(b"1".to_vec())
+    );
     let status = c.status(None).unwrap();
     assert_eq!(status.node_id, NodeId(1));
     assert!(status.peers.is_empty());
@@ -140,8 +143,13 @@ fn three_nodes_survive_one_stop_and_report_it() {
     let mut c = Client::connect(&cluster.addrs, options()).unwrap();
     assert_eq!(c.connected_to(), Some(cluster.addrs[0]));
     for i in 0..50 {
-        c.put(format!("k{i}").as_bytes(), format!("v{i}").as_bytes(), q, None)
-            .unwrap();
+        c.put(
+            format!("k{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+            q,
+            None,
+        )
+        .unwrap();
     }
     assert_eq!(
         c.get(b"k7", Consistency::All, None).unwrap(),
@@ -164,7 +172,11 @@ fn three_nodes_survive_one_stop_and_report_it() {
     c.put_many(&[(b"x", b"1"), (b"y", b"2")], q, None).unwrap();
     assert_eq!(
         c.get_many(&[b"after", b"x", b"y"], q, None).unwrap(),
-        vec![Some(b"stop".to_vec()), Some(b"1".to_vec()), Some(b"2".to_vec())]
+        vec![
+            Some(b"stop".to_vec()),
+            Some(b"1".to_vec()),
+            Some(b"2".to_vec())
+        ]
     );
     // ALL cannot be met with a replica down.
     let e = c.get(b"after", Consistency::All, None).unwrap_err();

@@ -286,8 +286,9 @@ impl Client {
                 break;
             };
             let result = match level {
-                Some((side, wanted)) => set_level(conn, side, wanted, deadline)
-                    .and_then(|()| conn.call(args, deadline)),
+                Some((side, wanted)) => {
+                    set_level(conn, side, wanted, deadline).and_then(|()| conn.call(args, deadline))
+                }
                 None => conn.call(args, deadline),
             };
             match result {
@@ -327,7 +328,10 @@ impl Client {
             if left.is_zero() {
                 return Err(ClientError::new(
                     ErrorKind::Timeout,
-                    format!("no node reachable before the timeout ({})", errors.join("; ")),
+                    format!(
+                        "no node reachable before the timeout ({})",
+                        errors.join("; ")
+                    ),
                 ));
             }
             let timeout = left.min(self.options.connect_timeout);
@@ -344,9 +348,7 @@ impl Client {
                                 errors.push(e.to_string());
                                 continue;
                             }
-                            Err(CallError::Protocol(e) | CallError::Rejected(e)) => {
-                                return Err(e)
-                            }
+                            Err(CallError::Protocol(e) | CallError::Rejected(e)) => return Err(e),
                         }
                     }
                     self.next = index;
