@@ -211,12 +211,17 @@ pub extern "C" fn dkv_get_many(
 ) -> dkv_status {
     guard("dkv_get_many", || {
         // SAFETY: arrays hold `count` entries per the contract.
-        let values = unsafe { args::array_mut(values_out, count, "values_out")? };
-        let found = unsafe { args::array_mut(found_out, count, "found_out")? };
-        for (value, found) in values.iter_mut().zip(found.iter_mut()) {
-            *value = dkv_buf::EMPTY;
-            *found = false;
+        // Both outputs are emptied before anything can fail, so that each
+        // is empty on every error path (including the other one's NULL).
+        let mut values = unsafe { args::array_mut(values_out, count, "values_out") };
+        let mut found = unsafe { args::array_mut(found_out, count, "found_out") };
+        if let Ok(values) = &mut values {
+            values.iter_mut().for_each(|v| *v = dkv_buf::EMPTY);
         }
+        if let Ok(found) = &mut found {
+            found.iter_mut().for_each(|f| *f = false);
+        }
+        let (values, found) = (values?, found?);
         let client = unsafe { args::non_null(client, "client")? };
         let slices = unsafe { args::array(keys, count, "keys")? };
         let keys = slices

@@ -242,6 +242,11 @@ static void test_batches(dkv_client *client) {
     CHECK(out[0].data == NULL && !found[0] && out[1].data == NULL);
     EXPECT(dkv_get_many(client, keys, 2, DKV_CONSISTENCY_QUORUM, 0, NULL, found),
            DKV_STATUS_INVALID_ARGUMENT);
+    found[0] = true;
+    out[0].data = (uint8_t *)1;
+    EXPECT(dkv_get_many(client, keys, 2, DKV_CONSISTENCY_QUORUM, 0, out, NULL),
+           DKV_STATUS_INVALID_ARGUMENT);
+    CHECK(out[0].data == NULL);
     EXPECT(dkv_get_many(NULL, keys, 2, DKV_CONSISTENCY_QUORUM, 0, out, found),
            DKV_STATUS_INVALID_ARGUMENT);
     dkv_slice bad[2] = {{(const uint8_t *)"a", 1}, {(const uint8_t *)"", 0}};

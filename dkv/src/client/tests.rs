@@ -255,6 +255,19 @@ fn a_closed_connection_fails_over_to_the_next_node() {
 }
 
 #[test]
+fn huge_timeouts_do_not_overflow_the_clock() {
+    let fake = Fake::start(echo_node);
+    let options = ClientOptions {
+        connect_timeout: Duration::MAX,
+        timeout: Duration::MAX,
+        ..ClientOptions::default()
+    };
+    let mut client = Client::connect(&[fake.addr, fake.addr], options).unwrap();
+    client.ping(Some(Duration::MAX)).unwrap();
+    client.ping(None).unwrap();
+}
+
+#[test]
 fn batches_and_status() {
     let fake = Fake::start(|args| {
         Some(match args[0].as_str() {
