@@ -110,7 +110,9 @@ fn check_output(what: &str, output: std::io::Result<Output>) -> Output {
 fn run(bin: &Path, env: &[(&str, &str)]) -> Output {
     let scratch = tempfile::tempdir().expect("scratch dir");
     let mut cmd = Command::new(bin);
-    cmd.arg(scratch.path()).current_dir(scratch.path());
+    cmd.arg(scratch.path())
+        .current_dir(scratch.path())
+        .env_remove("LD_LIBRARY_PATH");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -250,6 +252,7 @@ fn c_and_cpp_tests_are_valgrind_clean() {
             .arg(&bin)
             .arg(scratch.path())
             .current_dir(scratch.path())
+            .env_remove("LD_LIBRARY_PATH")
             .env("DKV_TEST_SLOW", "1")
             .output();
         let output = check_output(&format!("valgrind {}", bin.display()), output);
