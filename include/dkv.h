@@ -165,7 +165,7 @@ typedef struct dkv_node_config dkv_node_config;
  * passing the buffer to `dkv_buf_free`. An empty value is `{NULL, 0}`.
  * Do not change `data` or `len`, and do not free `data` with `free()`.
  */
-typedef struct {
+typedef struct dkv_buf {
   /**
    * The first byte, or NULL when `len` is 0.
    */
@@ -179,7 +179,7 @@ typedef struct {
 /**
  * One peer as the answering node sees it.
  */
-typedef struct {
+typedef struct dkv_peer_status {
   /**
    * The peer's node id.
    */
@@ -202,7 +202,7 @@ typedef struct {
  * A node's view of its cluster. Filled by `dkv_node_status` or
  * `dkv_client_status`; release it with `dkv_cluster_status_free`.
  */
-typedef struct {
+typedef struct dkv_cluster_status {
   /**
    * The answering node's id.
    */
@@ -222,7 +222,7 @@ typedef struct {
   /**
    * Every other member, by increasing id; NULL when `peer_count` is 0.
    */
-  dkv_peer_status *peers;
+  struct dkv_peer_status *peers;
   /**
    * Number of entries in `peers`.
    */
@@ -237,7 +237,7 @@ typedef struct {
  * Bytes the caller lends to libdkv for the duration of one call.
  * `data` may be NULL only when `len` is 0.
  */
-typedef struct {
+typedef struct dkv_slice {
   /**
    * The first byte.
    */
@@ -282,13 +282,13 @@ const char *dkv_status_name(uint32_t status);
  * bytes twice through two copies of the struct is an error the library
  * cannot detect.
  */
-void dkv_buf_free(dkv_buf *buf);
+void dkv_buf_free(struct dkv_buf *buf);
 
 /**
  * Frees the peer array of `status` and zeroes it. NULL, or a status
  * already freed (zeroed), does nothing.
  */
-void dkv_cluster_status_free(dkv_cluster_status *status);
+void dkv_cluster_status_free(struct dkv_cluster_status *status);
 
 /**
  * Connects to the first reachable node of `addrs` (an array of
@@ -302,13 +302,13 @@ void dkv_cluster_status_free(dkv_cluster_status *status);
 dkv_status dkv_client_connect(const char *const *addrs,
                               size_t addr_count,
                               uint32_t timeout_ms,
-                              dkv_client **client_out);
+                              struct dkv_client **client_out);
 
 /**
  * Closes the connection and frees the client. NULL does nothing. No
  * other thread may use the client during or after this call.
  */
-void dkv_client_free(dkv_client *client);
+void dkv_client_free(struct dkv_client *client);
 
 /**
  * Writes `value_len` bytes at `value` under the key. Keys are 1 or more
@@ -317,7 +317,7 @@ void dkv_client_free(dkv_client *client);
  * `timeout_ms` 0 is the client's default. UNAVAILABLE when too few
  * replicas acknowledged in time (the write may still have reached some).
  */
-dkv_status dkv_put(const dkv_client *client,
+dkv_status dkv_put(const struct dkv_client *client,
                    const uint8_t *key,
                    size_t key_len,
                    const uint8_t *value,
@@ -331,19 +331,19 @@ dkv_status dkv_put(const dkv_client *client,
  * missing or deleted and `*value_out` is `{NULL, 0}`. On any other
  * status `*value_out` is `{NULL, 0}` too, so freeing it is always safe.
  */
-dkv_status dkv_get(const dkv_client *client,
+dkv_status dkv_get(const struct dkv_client *client,
                    const uint8_t *key,
                    size_t key_len,
                    int32_t consistency,
                    uint32_t timeout_ms,
-                   dkv_buf *value_out);
+                   struct dkv_buf *value_out);
 
 /**
  * Deletes the key (writes a tombstone). `*existed_out`, when not NULL,
  * is set to whether an acknowledging replica held a live value. Deleting
  * a missing key is OK.
  */
-dkv_status dkv_delete(const dkv_client *client,
+dkv_status dkv_delete(const struct dkv_client *client,
                       const uint8_t *key,
                       size_t key_len,
                       int32_t consistency,
@@ -358,12 +358,12 @@ dkv_status dkv_delete(const dkv_client *client,
  * `{NULL, 0}` / false. The batch fails as a whole if any key misses its
  * consistency level. `count` 0 is OK and sends nothing.
  */
-dkv_status dkv_get_many(const dkv_client *client,
-                        const dkv_slice *keys,
+dkv_status dkv_get_many(const struct dkv_client *client,
+                        const struct dkv_slice *keys,
                         size_t count,
                         int32_t consistency,
                         uint32_t timeout_ms,
-                        dkv_buf *values_out,
+                        struct dkv_buf *values_out,
                         bool *found_out);
 
 /**
@@ -371,9 +371,9 @@ dkv_status dkv_get_many(const dkv_client *client,
  * fails if any pair misses its consistency level; pairs that met theirs
  * stay written. `count` 0 is OK and sends nothing.
  */
-dkv_status dkv_put_many(const dkv_client *client,
-                        const dkv_slice *keys,
-                        const dkv_slice *values,
+dkv_status dkv_put_many(const struct dkv_client *client,
+                        const struct dkv_slice *keys,
+                        const struct dkv_slice *values,
                         size_t count,
                         int32_t consistency,
                         uint32_t timeout_ms);
@@ -383,9 +383,9 @@ dkv_status dkv_put_many(const dkv_client *client,
  * client is connected to (peers up or down, hints pending). Free it with
  * `dkv_cluster_status_free`; on failure it is left empty.
  */
-dkv_status dkv_client_status(const dkv_client *client,
+dkv_status dkv_client_status(const struct dkv_client *client,
                              uint32_t timeout_ms,
-                             dkv_cluster_status *status_out);
+                             struct dkv_cluster_status *status_out);
 
 /**
  * Creates a config with the defaults: node id 1, a free port (or the
@@ -393,35 +393,35 @@ dkv_status dkv_client_status(const dkv_client *client,
  * single-node cluster, fsync always, one worker thread per core.
  * On success `*config_out` owns a new config; on failure it is NULL.
  */
-dkv_status dkv_node_config_new(dkv_node_config **config_out);
+dkv_status dkv_node_config_new(struct dkv_node_config **config_out);
 
 /**
  * Frees a config. NULL does nothing.
  */
-void dkv_node_config_free(dkv_node_config *config);
+void dkv_node_config_free(struct dkv_node_config *config);
 
 /**
  * Sets the node's id (1 or more; default 1).
  */
-dkv_status dkv_node_config_set_node_id(dkv_node_config *config, uint32_t node_id);
+dkv_status dkv_node_config_set_node_id(struct dkv_node_config *config, uint32_t node_id);
 
 /**
  * Sets the client port on 127.0.0.1. 0 picks a free port (read it back
  * with `dkv_node_port`). Default: the node's port in its cluster, else 0.
  */
-dkv_status dkv_node_config_set_port(dkv_node_config *config, uint16_t port);
+dkv_status dkv_node_config_set_port(struct dkv_node_config *config, uint16_t port);
 
 /**
  * Sets the directory of the node's WAL, snapshots and hints (created if
  * missing). `path` is a UTF-8 string, copied.
  */
-dkv_status dkv_node_config_set_data_dir(dkv_node_config *config, const char *path);
+dkv_status dkv_node_config_set_data_dir(struct dkv_node_config *config, const char *path);
 
 /**
  * Names a `cluster.conf` file (members and shared settings), read when
  * the node starts. Cannot be combined with `dkv_node_config_add_node`.
  */
-dkv_status dkv_node_config_set_cluster_conf(dkv_node_config *config, const char *path);
+dkv_status dkv_node_config_set_cluster_conf(struct dkv_node_config *config, const char *path);
 
 /**
  * Adds a cluster member (this node included) instead of a conf file.
@@ -430,7 +430,7 @@ dkv_status dkv_node_config_set_cluster_conf(dkv_node_config *config, const char 
  * 10000. With a node list, N defaults to min(3, members) and W = R =
  * N/2 + 1 (see `dkv_node_config_set_replication`).
  */
-dkv_status dkv_node_config_add_node(dkv_node_config *config,
+dkv_status dkv_node_config_add_node(struct dkv_node_config *config,
                                     uint32_t node_id,
                                     const char *client_addr,
                                     const char *peer_addr);
@@ -440,7 +440,7 @@ dkv_status dkv_node_config_add_node(dkv_node_config *config,
  * read waits for). 0 keeps the value from the conf file or the default.
  * Checked when the node starts: 1 <= W, R <= N <= members, W + R > N.
  */
-dkv_status dkv_node_config_set_replication(dkv_node_config *config,
+dkv_status dkv_node_config_set_replication(struct dkv_node_config *config,
                                            uint32_t n,
                                            uint32_t w,
                                            uint32_t r);
@@ -450,20 +450,22 @@ dkv_status dkv_node_config_set_replication(dkv_node_config *config,
  * fsync; the default), `DKV_FSYNC_PERIODIC` (fsync every `interval_ms`,
  * 1 or more), or `DKV_FSYNC_NEVER`. `interval_ms` is ignored otherwise.
  */
-dkv_status dkv_node_config_set_fsync(dkv_node_config *config, uint32_t mode, uint32_t interval_ms);
+dkv_status dkv_node_config_set_fsync(struct dkv_node_config *config,
+                                     uint32_t mode,
+                                     uint32_t interval_ms);
 
 /**
  * Sets the threads executing commands (0 runs them on the node's network
  * thread). Default: one per core.
  */
-dkv_status dkv_node_config_set_worker_threads(dkv_node_config *config, uint32_t threads);
+dkv_status dkv_node_config_set_worker_threads(struct dkv_node_config *config, uint32_t threads);
 
 /**
  * Sets, in milliseconds, how long a request may wait for its quorum
  * (default 2000), the heartbeat period (250), and the silence after
  * which a peer is considered down (1500). 0 keeps a default.
  */
-dkv_status dkv_node_config_set_timeouts(dkv_node_config *config,
+dkv_status dkv_node_config_set_timeouts(struct dkv_node_config *config,
                                         uint32_t request_ms,
                                         uint32_t heartbeat_ms,
                                         uint32_t failure_ms);
@@ -474,13 +476,13 @@ dkv_status dkv_node_config_set_timeouts(dkv_node_config *config,
  * need not be up yet. On success `*node_out` owns the node; on failure
  * it is NULL and the status says why (CONFIG, IO, CORRUPTION).
  */
-dkv_status dkv_node_start(const dkv_node_config *config, dkv_node **node_out);
+dkv_status dkv_node_start(const struct dkv_node_config *config, struct dkv_node **node_out);
 
 /**
  * Writes the node's client port (useful after port 0) to `*port_out`.
  * Still answers after `dkv_node_stop`.
  */
-dkv_status dkv_node_port(const dkv_node *node, uint16_t *port_out);
+dkv_status dkv_node_port(const struct dkv_node *node, uint16_t *port_out);
 
 /**
  * Fills `*status_out` with the node's view of its cluster: peers up or
@@ -488,22 +490,22 @@ dkv_status dkv_node_port(const dkv_node *node, uint16_t *port_out);
  * The view is refreshed every 50 ms. UNAVAILABLE once the node stopped.
  * `timeout_ms` 0 means 5000.
  */
-dkv_status dkv_node_status(const dkv_node *node,
+dkv_status dkv_node_status(const struct dkv_node *node,
                            uint32_t timeout_ms,
-                           dkv_cluster_status *status_out);
+                           struct dkv_cluster_status *status_out);
 
 /**
  * Stops the node: stops accepting, finishes in-flight commands, syncs
  * and closes its store. The handle stays valid (for `dkv_node_port`) and
  * must still be freed. Stopping a stopped node returns OK.
  */
-dkv_status dkv_node_stop(dkv_node *node);
+dkv_status dkv_node_stop(struct dkv_node *node);
 
 /**
  * Stops the node if it still runs, then frees the handle. NULL does
  * nothing. No other thread may use the handle during or after this call.
  */
-void dkv_node_free(dkv_node *node);
+void dkv_node_free(struct dkv_node *node);
 
 #ifdef __cplusplus
 }  // extern "C"
