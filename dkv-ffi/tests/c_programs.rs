@@ -169,25 +169,44 @@ fn examples_start_a_cluster_write_stop_one_and_read() {
     }
 }
 
-/// The install story: a prefix laid out as `make install-lib` does, found
-/// through pkg-config; and the same program linked statically.
-#[test]
-fn hello_builds_with_pkg_config_and_statically() {
+/// A prefix laid out as `make install-lib` lays it out (libraries,
+/// headers, `dkv.pc`, `DkvConfig.cmake`), from this build's files.
+fn install_prefix() -> tempfile::TempDir {
     let root = repo();
     let lib = lib_dir();
     let prefix = tempfile::tempdir().expect("prefix");
     let p = prefix.path();
-    for dir in ["lib/pkgconfig", "include"] {
+    for dir in ["lib/pkgconfig", "lib/cmake/Dkv", "include"] {
         std::fs::create_dir_all(p.join(dir)).expect("prefix dirs");
     }
-    std::fs::copy(lib.join("libdkv.so"), p.join("lib/libdkv.so")).expect("copy .so");
-    std::fs::copy(root.join("include/dkv.h"), p.join("include/dkv.h")).expect("copy dkv.h");
+    for (from, to) in [
+        (lib.join("libdkv.so"), "lib/libdkv.so"),
+        (lib.join("libdkv.a"), "lib/libdkv.a"),
+        (root.join("include/dkv.h"), "include/dkv.h"),
+        (root.join("bindings/cpp/dkv.hpp"), "include/dkv.hpp"),
+        (
+            root.join("dkv-ffi/cmake/DkvConfig.cmake"),
+            "lib/cmake/Dkv/DkvConfig.cmake",
+        ),
+    ] {
+        std::fs::copy(&from, p.join(to)).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
     let template = std::fs::read_to_string(root.join("dkv-ffi/dkv.pc.in")).expect("dkv.pc.in");
     let pc = template
         .replace("@PREFIX@", &p.display().to_string())
         .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
     std::fs::write(p.join("lib/pkgconfig/dkv.pc"), pc).expect("write dkv.pc");
+    prefix
+}
 
+/// The install story: the README program built through pkg-config from an
+/// installed prefix, and linked statically against `libdkv.a`.
+#[test]
+fn hello_builds_with_pkg_config_and_statically() {
+    let root = repo();
+    let lib = lib_dir();
+    let prefix = install_prefix();
+    let p = prefix.path();
     let flags = check_output(
         "pkg-config --cflags --libs dkv",
         Command::new("pkg-config")
@@ -219,6 +238,100 @@ fn hello_builds_with_pkg_config_and_statically() {
     check_output("cc hello.c libdkv.a", cmd.output());
     let out = run(&fixed, &[]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello = world\n");
+}
+
+/// The CMake package config: `find_package(Dkv CONFIG)` from an installed
+/// prefix gives `Dkv::dkv` and `Dkv::dkv_static`, for C and for C++ with
+/// dkv.hpp. Skipped where cmake is not installed.
+#[test]
+fn cmake_finds_the_installed_library() {
+    if Command::new("cmake").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: cmake is not installed");
+        return;
+    }
+    let root = repo();
+    let prefix = install_prefix();
+    let project = tempfile::tempdir().expect("project dir");
+    let src = project.path().join("src");
+    std::fs::create_dir_all(&src).expect("src dir");
+    std::fs::copy(root.join("examples/c/hello.c"), src.join("hello.c")).expect("hello.c");
+    std::fs::write(
+        src.join("hello.cpp"),
+        "#include <dkv.hpp>\n#include <iostream>\n\
+         int main() { std::cout << \"libdkv \" << dkv::version() << \"\\n\"; }\n",
+    )
+    .expect("hello.cpp");
+    std::fs::write(
+        src.join("CMakeLists.txt"),
+        "cmake_minimum_required(VERSION 3.16)\nproject(uses_dkv C CXX)\n\
+         set(CMAKE_CXX_STANDARD 17)\nfind_package(Dkv CONFIG REQUIRED)\n\
+         add_executable(hello hello.c)\ntarget_link_libraries(hello PRIVATE Dkv::dkv)\n\
+         add_executable(hello_static hello.c)\ntarget_link_libraries(hello_static PRIVATE Dkv::dkv_static)\n\
+         add_executable(hello_cpp hello.cpp)\ntarget_link_libraries(hello_cpp PRIVATE Dkv::dkv)\n",
+    )
+    .expect("CMakeLists.txt");
+    let build = project.path().join("build");
+    check_output(
+        "cmake configure",
+        Command::new("cmake")
+            .arg("-S")
+            .arg(&src)
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.path().display()))
+            .output(),
+    );
+    check_output(
+        "cmake --build",
+        Command::new("cmake").arg("--build").arg(&build).output(),
+    );
+    for name in ["hello", "hello_static"] {
+        let out = run(&build.join(name), &[]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello = world\n");
+    }
+    let out = run(&build.join("hello_cpp"), &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("libdkv "));
+}
+
+/// dkv.h compiles alone as C99 and C++11 with -pedantic, and dkv.hpp with
+/// extra warnings (-Wconversion, -Wshadow) as errors.
+#[test]
+fn headers_compile_standalone_and_pedantic() {
+    let root = repo();
+    let dir = tempfile::tempdir().expect("dir");
+    let main = dir.path().join("main.c");
+    std::fs::write(&main, "#include \"dkv.h\"\nint main(void) { return dkv_abi_version() == DKV_ABI_VERSION ? 0 : 1; }\n")
+        .expect("main.c");
+    let cpp = dir.path().join("main.cpp");
+    std::fs::write(&cpp, "#include \"dkv.hpp\"\nint main() { return 0; }\n").expect("main.cpp");
+    for (compiler, std, file, extra) in [
+        ("cc", "-std=c99", &main, &[][..]),
+        ("g++", "-std=c++11", &main, &["-x", "c++"][..]),
+        (
+            "g++",
+            "-std=c++17",
+            &cpp,
+            &["-Wconversion", "-Wshadow", "-Wold-style-cast"][..],
+        ),
+    ] {
+        let output = Command::new(compiler)
+            .args([
+                std,
+                "-pedantic",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+            ])
+            .args(extra)
+            .arg("-I")
+            .arg(root.join("include"))
+            .arg("-I")
+            .arg(root.join("bindings/cpp"))
+            .arg(file)
+            .output();
+        check_output(&format!("{compiler} {std} {}", file.display()), output);
+    }
 }
 
 /// The test programs once more under valgrind: any memory error or any
