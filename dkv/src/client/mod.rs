@@ -288,7 +288,9 @@ impl Client {
         }
         let deadline = deadline_after(timeout.unwrap_or(self.options.timeout));
         let mut last_error = None;
-        for _ in 0..self.addrs.len() {
+        // One try per node, plus one: a connection that broke while idle
+        // (its node restarted) must not use up the only node's try.
+        for _ in 0..=self.addrs.len() {
             if self.conn.is_none() {
                 self.reconnect(deadline)?;
             }
