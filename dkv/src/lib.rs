@@ -20,6 +20,7 @@
 //! | [`net`]       | all socket IO: the mio reactor, workers, peer links         |
 //! | [`server`]    | commands, sessions, INFO, and `Node::start` to run a node   |
 //! | [`config`]    | `cluster.conf`                                              |
+//! | [`client`]    | a blocking Rust client: failover, per-request consistency   |
 //!
 //! The replication core is driven the same way in production and in the
 //! simulator (`tests/simulation.rs`):
@@ -39,6 +40,7 @@
 //!
 //! See `../shared/DESIGN.md` for the whole design.
 
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
