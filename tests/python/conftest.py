@@ -17,6 +17,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Every process started, so that none outlives the test session.
+_STARTED = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
 class NodeProcess:
     """A dkv-node child process; waits until it accepts connections."""
 
@@ -27,6 +38,7 @@ class NodeProcess:
             stdout=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": "warn"},
         )
+        _STARTED.append(self.proc)
         deadline = time.monotonic() + 10
         while True:
             try:
