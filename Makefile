@@ -20,7 +20,7 @@ test-python: $(VENV)/.ready
 	DKV_NODE_BIN=$(CURDIR)/target/debug/dkv-node $(VENV)/bin/python -m pytest -q tests/python
 
 run:
-	cargo run --release --bin dkv-node -- --node-id 1 --port 7001
+	cargo run --release --bin dkv-node -- --dev
 
 bench:
 	cargo bench -p dkv

@@ -15,26 +15,7 @@ SIZE=${SIZE:-64}
 REDIS_PORT=${REDIS_PORT:-16379}
 BASE=${BASE:-17101}
 
-for tool in redis-server redis-benchmark; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools)" >&2; exit 1; }
-done
-cargo build --release --quiet --bin dkv-node
-work=$(mktemp -d "${TMPDIR:-/tmp}/dkv-cluster-bench.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2; exit 1
-}
+. benches/lib.sh
 
 # csv <port> <test> <clients> <requests> -> "rps p50 p99"
 csv() {
@@ -59,7 +40,7 @@ mkdir -p "$work/redis"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/redis" --save "" --appendonly yes --appendfsync always >/dev/null &
 pids+=($!); wait_port "$REDIS_PORT"
 for t in set get; do result[redis,$t]=$(csv "$REDIS_PORT" "$t" "$CLIENTS" "$N"); done
-kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
+stop_all
 
 conf="$work/cluster.conf"
 {

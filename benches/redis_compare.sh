@@ -18,26 +18,7 @@ REDIS_PORT=${REDIS_PORT:-16379}
 DKV_PORT=${DKV_PORT:-17001}
 WORKERS=${WORKERS:-}
 
-for tool in redis-server redis-benchmark; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools)" >&2; exit 1; }
-done
-cargo build --release --quiet --bin dkv-node
-work=$(mktemp -d "${TMPDIR:-/tmp}/dkv-bench.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2; exit 1
-}
+. benches/lib.sh
 
 # bench <port> <pipeline> -> "SET_rps GET_rps"
 bench() {
@@ -62,11 +43,6 @@ start_dkv() { # <fsync>
   pids+=($!); wait_port "$DKV_PORT"
 }
 
-stop_all() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
-}
 
 declare -A result
 for mode in never always; do

@@ -62,6 +62,8 @@ pub(crate) struct Conn {
     /// the reactor must read again itself, edge-triggered polling won't.
     pub read_pending: bool,
     pub writable_registered: bool,
+    /// The poller reported the peer's end closed (or an error): read to EOF.
+    pub peer_hung_up: bool,
 }
 
 impl Conn {
@@ -80,6 +82,7 @@ impl Conn {
             close_after_flush: false,
             read_pending: false,
             writable_registered: false,
+            peer_hung_up: false,
         }
     }
 
@@ -99,21 +102,33 @@ impl Conn {
         }
     }
 
-    /// Reads until WouldBlock, EOF, or `max_input` unparsed bytes.
-    pub fn read(&mut self, max_input: usize) -> ReadOutcome {
+    /// Reads until the socket is drained, EOF, or `max_input` unparsed
+    /// bytes, through the reactor's `scratch` buffer.
+    ///
+    /// A read shorter than `scratch` took everything the socket held, so it
+    /// ends the loop without the extra `read` that would only say
+    /// WouldBlock: with edge-triggered polling, new data raises a new event
+    /// anyway. When the peer has hung up, reading goes on to the EOF, which
+    /// no later event would report.
+    pub fn read(&mut self, scratch: &mut [u8], max_input: usize) -> ReadOutcome {
         if self.input_start > 0 && self.input_start * 2 > self.input.len() {
             self.input.drain(..self.input_start);
             self.input_start = 0;
         }
-        let mut chunk = [0u8; 16 * 1024];
         loop {
             if self.input.len() - self.input_start >= max_input {
                 self.read_pending = true;
                 return ReadOutcome::Full;
             }
-            match self.socket.read(&mut chunk) {
+            match self.socket.read(scratch) {
                 Ok(0) => return ReadOutcome::Closed,
-                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.input.extend_from_slice(&scratch[..n]);
+                    if n < scratch.len() && !self.peer_hung_up {
+                        self.read_pending = false;
+                        return ReadOutcome::Drained;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.read_pending = false;
                     return ReadOutcome::Drained;

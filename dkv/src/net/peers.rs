@@ -292,7 +292,8 @@ impl Peers {
         loop {
             let buf = &conn.input[used_total..];
             match conn.from {
-                None => match peer::decode_hello(buf, identity.max_frame) {
+                // Before the handshake passes, only small frames are read.
+                None => match peer::decode_hello(buf, peer::HANDSHAKE_MAX_FRAME) {
                     Ok(Some((hello, used))) => {
                         used_total += used;
                         let verdict = match peer::refusal(&identity.hello, &hello) {
@@ -388,7 +389,7 @@ impl Peers {
             None => false,
         };
         if matches!(out.state, OutState::Handshaking) {
-            match peer::decode_hello_reply(&out.input, self.identity.max_frame) {
+            match peer::decode_hello_reply(&out.input, peer::HANDSHAKE_MAX_FRAME) {
                 Ok(Some((HelloReply::Welcome { node_id }, used))) if node_id == id => {
                     out.input.drain(..used);
                     out.state = OutState::Ready;

@@ -109,6 +109,23 @@ fn run_job(executor: &Executor, job: Job) -> Done {
     }
 }
 
+/// Whether a batch is big enough to be worth handing to a worker. Handing
+/// over costs two thread wake-ups, more than running a few in-memory
+/// commands here; a long pipeline or a large value is worth it, since the
+/// reactor goes on serving other connections meanwhile.
+fn worth_a_worker(requests: &VecDeque<Request>) -> bool {
+    const INLINE_COMMANDS: usize = 32;
+    const INLINE_BYTES: usize = 64 * 1024;
+    let bytes: usize = requests
+        .iter()
+        .map(|r| match r {
+            Request::Command(command) => command.data_len(),
+            Request::Invalid(_) => 0,
+        })
+        .sum();
+    requests.len() > INLINE_COMMANDS || bytes > INLINE_BYTES
+}
+
 /// Shared between the reactor and the handle that stops it.
 pub(crate) struct Control {
     pub stopping: AtomicBool,
@@ -126,6 +143,8 @@ pub(crate) struct Reactor {
     /// Results of batches run inline (no worker threads), processed by the
     /// loop rather than recursively.
     inline_done: Vec<Done>,
+    /// Every socket read goes through this one buffer, zeroed once.
+    scratch: Box<[u8]>,
     durable: Lsn,
     next_session_id: u64,
     /// Present when this node is one of several: data commands go through
@@ -224,6 +243,7 @@ impl Reactor {
                 results,
                 workers,
                 inline_done: Vec::new(),
+                scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
                 durable,
                 next_session_id: 1,
                 cluster,
@@ -255,6 +275,9 @@ impl Reactor {
                     return Err(e);
                 }
             }
+            // One WAL round for everything this turn appends.
+            let store = Arc::clone(&self.executor.store);
+            let hold = store.wal().hold();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -269,6 +292,11 @@ impl Reactor {
                     }
                     Token(index) => {
                         if let Some(key) = self.conns.key_at(index) {
+                            if event.is_read_closed() || event.is_error() {
+                                if let Some(conn) = self.conns.get_mut(key) {
+                                    conn.peer_hung_up = true;
+                                }
+                            }
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 self.on_readable(key);
                             }
@@ -285,6 +313,7 @@ impl Reactor {
             self.collect_results();
             self.release_durable();
             self.run_cluster();
+            drop(hold);
 
             if self.control.stopping.load(Ordering::Acquire) {
                 let deadline = *shutdown_deadline.get_or_insert_with(|| {
@@ -369,7 +398,7 @@ impl Reactor {
         }
         if conn.output_bytes() >= max_output {
             conn.read_pending = true;
-        } else if conn.read(max_input) == ReadOutcome::Closed {
+        } else if conn.read(&mut self.scratch, max_input) == ReadOutcome::Closed {
             conn.read_closed = true;
         }
         self.dispatch(key);
@@ -446,8 +475,8 @@ impl Reactor {
             output_budget: (max_output / 2).max(64 * 1024),
         };
         match &self.workers {
-            Some(workers) => workers.submit(job),
-            None => {
+            Some(workers) if worth_a_worker(&job.requests) => workers.submit(job),
+            _ => {
                 let done = run_job(&self.executor, job);
                 self.inline_done.push(done);
             }

@@ -189,12 +189,7 @@ impl<S: Storage> Node<S> {
         // Only owners count towards the quorum: a stand-in's hint makes the
         // write durable but a read of the owners would not see it, so
         // counting it would break W + R > N (Cassandra does the same).
-        let owners_acked = op
-            .targets
-            .iter()
-            .filter(|(t, hint_for)| hint_for.is_none() && op.acked.contains(t))
-            .count();
-        if !op.replied && owners_acked >= op.required {
+        if !op.replied && Self::owners_acked(op) >= op.required {
             op.replied = true;
             let (client, existed, version) = (op.client, op.existed, op.entry.version);
             self.reply(client, Ok(ClientReply::Written { existed, version }));
@@ -314,16 +309,25 @@ impl<S: Storage> Node<S> {
     }
 
     /// Keeps a hint for every owner whose write was not acknowledged, by it
-    /// or by its stand-in.
+    /// or by its stand-in, and for every owner no stand-in was found for.
     fn hint_silent_replicas(&mut self, op: WriteOp) {
-        for (target, hint_for) in &op.targets {
-            if op.acked.contains(target) {
-                continue;
-            }
-            let owner = hint_for.unwrap_or(*target);
-            if owner == self.settings.id {
-                continue;
-            }
+        let n = self.settings.replication_factor;
+        let covered: BTreeSet<NodeId> = op.targets.iter().map(|(t, h)| h.unwrap_or(*t)).collect();
+        let unacked = op
+            .targets
+            .iter()
+            .filter(|(target, _)| !op.acked.contains(target))
+            .map(|(t, h)| h.unwrap_or(*t));
+        let uncovered = self
+            .ring
+            .preference_list(&op.key, n)
+            .into_iter()
+            .filter(|owner| !covered.contains(owner));
+        let owners: BTreeSet<NodeId> = unacked
+            .chain(uncovered)
+            .filter(|&owner| owner != self.settings.id)
+            .collect();
+        for owner in owners {
             let hint = StoredHint {
                 target: owner,
                 key: op.key.clone(),
@@ -337,47 +341,39 @@ impl<S: Storage> Node<S> {
                 );
             }
         }
-        // Owners no stand-in could be found for at all.
-        let n = self.settings.replication_factor;
-        let covered: BTreeSet<NodeId> = op.targets.iter().map(|(t, h)| h.unwrap_or(*t)).collect();
-        for owner in self.ring.preference_list(&op.key, n) {
-            if !covered.contains(&owner) && owner != self.settings.id {
-                let hint = StoredHint {
-                    target: owner,
-                    key: op.key.clone(),
-                    entry: op.entry.clone(),
-                    stored_at_millis: self.now.wall,
-                };
-                if let Err(e) = self.keep_hint(hint) {
-                    log::error!(
-                        "node {}: cannot keep a hint for node {owner}: {e}",
-                        self.settings.id
-                    );
-                }
-            }
-        }
+    }
+
+    /// Owners (not stand-ins) that acknowledged a write: what counts
+    /// towards its quorum.
+    fn owners_acked(op: &WriteOp) -> usize {
+        op.targets
+            .iter()
+            .filter(|(t, hint_for)| hint_for.is_none() && op.acked.contains(t))
+            .count()
+    }
+
+    /// Requests past their deadline.
+    fn expired<T>(
+        ops: &std::collections::HashMap<u64, T>,
+        now: u64,
+        deadline: impl Fn(&T) -> u64,
+    ) -> Vec<u64> {
+        ops.iter()
+            .filter(|(_, op)| deadline(op) <= now)
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     /// Fails or finishes requests past their deadline.
     pub(super) fn expire_requests(&mut self) {
         let now = self.now.mono;
         let n = self.settings.replication_factor;
-        let expired: Vec<u64> = self
-            .writes
-            .iter()
-            .filter(|(_, op)| op.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
+        for id in Self::expired(&self.writes, now, |op| op.deadline) {
             let Some(op) = self.writes.remove(&id) else {
                 continue;
             };
             if !op.replied {
-                let answered = op
-                    .targets
-                    .iter()
-                    .filter(|(t, hint_for)| hint_for.is_none() && op.acked.contains(t))
-                    .count();
+                let answered = Self::owners_acked(&op);
                 let error = ClientError::Unavailable {
                     answered,
                     required: op.required,
@@ -388,17 +384,13 @@ impl<S: Storage> Node<S> {
             }
             self.hint_silent_replicas(op);
         }
-        let expired: Vec<u64> = self
-            .reads
-            .iter()
-            .filter(|(_, op)| op.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
+        for id in Self::expired(&self.reads, now, |op| op.deadline) {
             let Some(op) = self.reads.remove(&id) else {
                 continue;
             };
-            if !op.replied {
+            if op.replied {
+                self.repair(op);
+            } else {
                 let error = ClientError::Unavailable {
                     answered: op.replies.len(),
                     required: op.required,
@@ -406,8 +398,6 @@ impl<S: Storage> Node<S> {
                     reachable: op.asked.len(),
                 };
                 self.reply(op.client, Err(error));
-            } else {
-                self.repair(op);
             }
         }
     }

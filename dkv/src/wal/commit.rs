@@ -76,6 +76,8 @@ pub(super) struct State {
     /// Last lsn in the active segment, queued ones included; 0 if none.
     pub(super) active_last: u64,
     pub(super) syncer_idle: bool,
+    /// Open [`Shared::hold`]s: appends do not wake the syncer meanwhile.
+    pub(super) holds: usize,
     pub(super) space_waiters: usize,
     pub(super) round_wanted: bool,
     pub(super) force_sync: bool,
@@ -155,6 +157,7 @@ impl Shared {
                 active_len: start.active_len,
                 active_last: start.active_last,
                 syncer_idle: false,
+                holds: 0,
                 space_waiters: 0,
                 round_wanted: false,
                 force_sync: false,
@@ -229,12 +232,31 @@ impl Shared {
         st.active_last = lsn.0;
         st.next_lsn += 1;
         st.buf_records += 1;
-        let wake = st.wake_syncer();
+        let wake = st.holds == 0 && st.wake_syncer();
         drop(st);
         if wake {
             self.work.notify_one();
         }
         Ok(lsn)
+    }
+
+    /// Defers waking the syncer for appends until the matching
+    /// [`Shared::release`]: a caller about to append a burst (a reactor
+    /// turn) gets one round for all of it instead of a first round for its
+    /// first record alone.
+    pub(crate) fn hold(&self) {
+        self.state.lock().holds += 1;
+    }
+
+    /// Ends a [`Shared::hold`], waking the syncer if records wait.
+    pub(crate) fn release(&self) {
+        let mut st = self.state.lock();
+        st.holds = st.holds.saturating_sub(1);
+        let wake = st.holds == 0 && !st.buf.is_empty() && st.wake_syncer();
+        drop(st);
+        if wake {
+            self.work.notify_one();
+        }
     }
 
     pub(crate) fn wait_durable(&self, lsn: Lsn) -> Result<(), WalError> {

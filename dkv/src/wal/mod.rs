@@ -404,6 +404,16 @@ impl Wal {
         self.shared.is_poisoned()
     }
 
+    /// Holds back the syncer while the caller appends a burst, so that one
+    /// round (one fsync in Always mode) covers all of it: the reactor holds
+    /// the log for each turn of its loop, as Redis fsyncs once per event
+    /// loop iteration. Appends still return at once; the syncer starts when
+    /// the guard drops.
+    pub fn hold(&self) -> HoldGuard<'_> {
+        self.shared.hold();
+        HoldGuard { wal: self }
+    }
+
     /// Writes and fsyncs everything appended so far, in any mode.
     pub fn sync(&self) -> Result<(), WalError> {
         self.shared.sync()
@@ -495,5 +505,17 @@ impl fmt::Debug for Wal {
             .field("next_lsn", &self.next_lsn())
             .field("durable_lsn", &self.durable_lsn())
             .finish()
+    }
+}
+
+/// Returned by [`Wal::hold`]; the syncer may start once it drops.
+#[must_use = "the hold ends when the guard drops"]
+pub struct HoldGuard<'a> {
+    wal: &'a Wal,
+}
+
+impl Drop for HoldGuard<'_> {
+    fn drop(&mut self) {
+        self.wal.shared.release();
     }
 }

@@ -22,6 +22,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How long Periodic and Never modes let records gather before writing.
+const COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_millis(1);
+/// ... unless this much is already buffered.
+const COALESCE_BYTES: usize = 1 << 20;
+
 use super::commit::{Failure, Mark, Shared};
 use super::segment::{create_segment, SegmentInfo};
 use super::{FsyncMode, Lsn, WalError};
@@ -135,6 +140,16 @@ impl Syncer {
                 _ => shared.work.wait(&mut st),
             }
             st.syncer_idle = false;
+        }
+        // Without fsync on the critical path, let writes gather for a moment
+        // so one write(2) carries many records instead of one each; nobody
+        // waits for them, and a sync request or shutdown cuts the wait short.
+        if mode != FsyncMode::Always
+            && !st.shutdown
+            && !st.round_wanted
+            && st.buf.len() < COALESCE_BYTES
+        {
+            shared.work.wait_for(&mut st, COALESCE_WINDOW);
         }
         mem::swap(&mut st.buf, &mut self.spare);
         mem::swap(&mut st.marks, &mut self.spare_marks);
