@@ -1,8 +1,9 @@
-# dkv: `make run` starts a node, `make test` runs every test.
+# dkv: `make run` starts a node, `make test` runs every test,
+# `make install-lib PREFIX=...` installs libdkv for C and C++.
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: test test-rust test-python run bench clippy
+.PHONY: test test-rust test-python run bench clippy install-lib
 
 test: test-rust test-python
 
@@ -28,3 +29,16 @@ bench:
 clippy:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# libdkv for C and C++: libraries, headers, pkg-config file, CMake config.
+PREFIX ?= /usr/local
+DKV_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' dkv-ffi/Cargo.toml | head -n 1)
+
+install-lib:
+	cargo build --release -p dkv-ffi
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/Dkv $(DESTDIR)$(PREFIX)/include
+	install -m 755 target/release/libdkv.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 target/release/libdkv.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/dkv.h bindings/cpp/dkv.hpp $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(DKV_VERSION)|' dkv-ffi/dkv.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dkv.pc
+	install -m 644 dkv-ffi/cmake/DkvConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/Dkv/

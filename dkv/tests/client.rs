@@ -118,14 +118,25 @@ fn single_node_round_trip() {
     // N = 1: two replicas is out of range, and the server says so.
     let e = c.get(b"a", Consistency::Count(2), None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    assert_eq!(c.get(b"a", Consistency::All, None).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(
+        c.get(b"a", Consistency::All, None).unwrap(),
+        Some(b"1".to_vec())
+    );
     let status = c.status(None).unwrap();
     assert_eq!(status.node_id, NodeId(1));
     assert!(status.peers.is_empty());
     c.ping(None).unwrap();
 
-    // The node goes away: the client reports it unavailable, not a hang.
+    // The node restarts: the idle connection broke, and the next request
+    // goes through on a new one.
     let addr = node.client_addr();
+    node.stop().unwrap();
+    let mut config = NodeConfig::new(NodeId(1), addr.port(), dir.path());
+    config.worker_threads = 1;
+    let node = Node::start(config).unwrap();
+    assert_eq!(c.get(b"a", q, None).unwrap(), Some(b"1".to_vec()));
+
+    // The node goes away: the client reports it unavailable, not a hang.
     node.stop().unwrap();
     let e = c.get(b"a", q, None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
@@ -140,8 +151,13 @@ fn three_nodes_survive_one_stop_and_report_it() {
     let mut c = Client::connect(&cluster.addrs, options()).unwrap();
     assert_eq!(c.connected_to(), Some(cluster.addrs[0]));
     for i in 0..50 {
-        c.put(format!("k{i}").as_bytes(), format!("v{i}").as_bytes(), q, None)
-            .unwrap();
+        c.put(
+            format!("k{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+            q,
+            None,
+        )
+        .unwrap();
     }
     assert_eq!(
         c.get(b"k7", Consistency::All, None).unwrap(),
@@ -164,7 +180,11 @@ fn three_nodes_survive_one_stop_and_report_it() {
     c.put_many(&[(b"x", b"1"), (b"y", b"2")], q, None).unwrap();
     assert_eq!(
         c.get_many(&[b"after", b"x", b"y"], q, None).unwrap(),
-        vec![Some(b"stop".to_vec()), Some(b"1".to_vec()), Some(b"2".to_vec())]
+        vec![
+            Some(b"stop".to_vec()),
+            Some(b"1".to_vec()),
+            Some(b"2".to_vec())
+        ]
     );
     // ALL cannot be met with a replica down.
     let e = c.get(b"after", Consistency::All, None).unwrap_err();
@@ -192,4 +212,36 @@ fn three_nodes_survive_one_stop_and_report_it() {
     assert!(status.peer(NodeId(3)).is_some_and(|p| p.up));
     assert!(peer.hints_pending > 0, "{status:?}");
     assert_eq!(status.hints_pending, peer.hints_pending);
+}
+
+#[test]
+fn a_password_is_sent_on_every_new_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(NodeId(1), 0, dir.path());
+    config.worker_threads = 0;
+    config.requirepass = Some("s3cret".into());
+    let node = Node::start(config).unwrap();
+    let addr = node.client_addr();
+    let mut anonymous = Client::connect(&[addr], options()).unwrap();
+    let e = anonymous.get(b"k", Consistency::One, None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server, "{e}");
+    assert!(e.message().contains("NOAUTH"), "{e}");
+
+    let wrong = ClientOptions {
+        password: Some("guess".into()),
+        ..options()
+    };
+    let e = Client::connect(&[addr], wrong).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Server, "{e}");
+
+    let right = ClientOptions {
+        password: Some("s3cret".into()),
+        ..options()
+    };
+    let mut c = Client::connect(&[addr], right).unwrap();
+    c.put(b"k", b"v", Consistency::One, None).unwrap();
+    assert_eq!(
+        c.get(b"k", Consistency::One, None).unwrap(),
+        Some(b"v".to_vec())
+    );
 }

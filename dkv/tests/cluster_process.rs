@@ -135,6 +135,24 @@ fn one_node_down_then_back_two_nodes_down_and_back() {
             "k{i}"
         );
     }
+    // A long pipeline through one node: replies in order, none lost.
+    let mut pipeline = Vec::new();
+    for i in 0..3000 {
+        pipeline.extend(Client::encode(&[b"SET", format!("p{i}").as_bytes(), b"x"]));
+    }
+    pipeline.extend(Client::encode(&[b"MGET", b"p0", b"p2999", b"nope"]));
+    c1.send_raw(&pipeline);
+    for i in 0..3000 {
+        assert_eq!(c1.read_reply(), Some(Reply::ok()), "pipelined SET {i}");
+    }
+    assert_eq!(
+        c1.read_reply(),
+        Some(Reply::Array(vec![
+            Reply::bulk("x"),
+            Reply::bulk("x"),
+            Reply::Nil
+        ]))
+    );
     let mut c2 = cluster.client(2);
     for i in 0..100 {
         assert_eq!(

@@ -126,12 +126,18 @@ mod tests {
             ClientError::from_server("ERR", "syntax").kind(),
             ErrorKind::InvalidArgument
         );
-        assert_eq!(ClientError::from_server("IOERR", "disk").kind(), ErrorKind::Io);
+        assert_eq!(
+            ClientError::from_server("IOERR", "disk").kind(),
+            ErrorKind::Io
+        );
         assert_eq!(
             ClientError::from_server("NOAUTH", "").kind(),
             ErrorKind::Server
         );
-        assert_eq!(ClientError::from_server("NOAUTH", "").message(), "server: NOAUTH");
+        assert_eq!(
+            ClientError::from_server("NOAUTH", "").message(),
+            "server: NOAUTH"
+        );
         let timeout = std::io::Error::from(std::io::ErrorKind::WouldBlock);
         assert_eq!(
             ClientError::from_io("read", &timeout).kind(),

@@ -104,6 +104,15 @@ fn level_text(level: Consistency) -> String {
     }
 }
 
+/// Now + `timeout`, or about a century from now for timeouts too large
+/// for the clock (a caller's `Duration::MAX` must not panic).
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 fn check_key(key: &[u8]) -> Result<(), ClientError> {
     if key.is_empty() {
         return Err(ClientError::new(
@@ -132,8 +141,9 @@ impl Client {
             conn: None,
             next: 0,
         };
-        let deadline = Instant::now() + client.options.connect_timeout * addrs.len() as u32;
-        client.reconnect(deadline)?;
+        let per_node = client.options.connect_timeout;
+        let total = per_node.saturating_mul(u32::try_from(addrs.len()).unwrap_or(u32::MAX));
+        client.reconnect(deadline_after(total))?;
         Ok(client)
     }
 
@@ -276,9 +286,11 @@ impl Client {
                 "a consistency count must be at least 1",
             ));
         }
-        let deadline = Instant::now() + timeout.unwrap_or(self.options.timeout);
+        let deadline = deadline_after(timeout.unwrap_or(self.options.timeout));
         let mut last_error = None;
-        for _ in 0..self.addrs.len() {
+        // One try per node, plus one: a connection that broke while idle
+        // (its node restarted) must not use up the only node's try.
+        for _ in 0..=self.addrs.len() {
             if self.conn.is_none() {
                 self.reconnect(deadline)?;
             }
@@ -286,8 +298,9 @@ impl Client {
                 break;
             };
             let result = match level {
-                Some((side, wanted)) => set_level(conn, side, wanted, deadline)
-                    .and_then(|()| conn.call(args, deadline)),
+                Some((side, wanted)) => {
+                    set_level(conn, side, wanted, deadline).and_then(|()| conn.call(args, deadline))
+                }
                 None => conn.call(args, deadline),
             };
             match result {
@@ -327,7 +340,10 @@ impl Client {
             if left.is_zero() {
                 return Err(ClientError::new(
                     ErrorKind::Timeout,
-                    format!("no node reachable before the timeout ({})", errors.join("; ")),
+                    format!(
+                        "no node reachable before the timeout ({})",
+                        errors.join("; ")
+                    ),
                 ));
             }
             let timeout = left.min(self.options.connect_timeout);
@@ -344,9 +360,7 @@ impl Client {
                                 errors.push(e.to_string());
                                 continue;
                             }
-                            Err(CallError::Protocol(e) | CallError::Rejected(e)) => {
-                                return Err(e)
-                            }
+                            Err(CallError::Protocol(e) | CallError::Rejected(e)) => return Err(e),
                         }
                     }
                     self.next = index;

@@ -44,10 +44,7 @@ fn bad(message: impl Into<String>) -> ReplyError {
 
 /// Parses one reply from the start of `buf`: `Ok(Some((reply, used)))`,
 /// `Ok(None)` when `buf` holds only part of it, or an error.
-pub fn parse_reply(
-    buf: &[u8],
-    limits: &ReplyLimits,
-) -> Result<Option<(Reply, usize)>, ReplyError> {
+pub fn parse_reply(buf: &[u8], limits: &ReplyLimits) -> Result<Option<(Reply, usize)>, ReplyError> {
     let mut at = 0;
     match parse_at(buf, &mut at, limits, 0)? {
         Some(reply) => Ok(Some((reply, at))),

@@ -158,7 +158,9 @@ fn a_refused_level_is_an_invalid_argument_and_the_command_is_not_sent() {
         _ => echo_node(args),
     });
     let mut client = Client::connect(&[fake.addr], quick()).unwrap();
-    let e = client.put(b"k", b"v", Consistency::Count(9), None).unwrap_err();
+    let e = client
+        .put(b"k", b"v", Consistency::Count(9), None)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     let e = client.get(b"k", Consistency::Count(0), None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
@@ -201,11 +203,19 @@ fn a_silent_node_times_out_and_the_next_request_reconnects() {
     let mut client = Client::connect(&[fake.addr], quick()).unwrap();
     let started = Instant::now();
     let e = client
-        .get(b"slow", Consistency::Quorum, Some(Duration::from_millis(100)))
+        .get(
+            b"slow",
+            Consistency::Quorum,
+            Some(Duration::from_millis(100)),
+        )
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(client.connected_to(), None, "a timed-out connection is dropped");
+    assert_eq!(
+        client.connected_to(),
+        None,
+        "a timed-out connection is dropped"
+    );
     assert_eq!(
         client.get(b"fast", Consistency::Quorum, None).unwrap(),
         Some(b"value-of-fast".to_vec())
@@ -245,6 +255,19 @@ fn a_closed_connection_fails_over_to_the_next_node() {
 }
 
 #[test]
+fn huge_timeouts_do_not_overflow_the_clock() {
+    let fake = Fake::start(echo_node);
+    let options = ClientOptions {
+        connect_timeout: Duration::MAX,
+        timeout: Duration::MAX,
+        ..ClientOptions::default()
+    };
+    let mut client = Client::connect(&[fake.addr, fake.addr], options).unwrap();
+    client.ping(Some(Duration::MAX)).unwrap();
+    client.ping(None).unwrap();
+}
+
+#[test]
 fn batches_and_status() {
     let fake = Fake::start(|args| {
         Some(match args[0].as_str() {
@@ -272,5 +295,8 @@ fn batches_and_status() {
     assert!(status
         .peer(crate::NodeId(2))
         .is_some_and(|p| !p.up && p.hints_pending == 3));
-    assert_eq!(fake.commands(), ["MSET a 1 b 2", "MGET a zz", "INFO cluster"]);
+    assert_eq!(
+        fake.commands(),
+        ["MSET a 1 b 2", "MGET a zz", "INFO cluster"]
+    );
 }

@@ -64,6 +64,8 @@ pub(crate) struct Conn {
     pub writable_registered: bool,
     /// The poller reported the peer's end closed (or an error): read to EOF.
     pub peer_hung_up: bool,
+    /// Cluster commands whose replies are not in yet.
+    pub calls_in_flight: usize,
 }
 
 impl Conn {
@@ -83,6 +85,7 @@ impl Conn {
             read_pending: false,
             writable_registered: false,
             peer_hung_up: false,
+            calls_in_flight: 0,
         }
     }
 
@@ -154,6 +157,7 @@ impl Conn {
 
     /// Holds a place in the reply order for a cluster command.
     pub fn queue_call(&mut self, call: u64) {
+        self.calls_in_flight += 1;
         self.output.push_back(Segment {
             bytes: Vec::new(),
             sent: 0,
@@ -165,6 +169,7 @@ impl Conn {
     /// Fills a cluster command's place with its reply.
     pub fn fill_call(&mut self, call: u64, bytes: Vec<u8>) {
         if let Some(segment) = self.output.iter_mut().find(|s| s.call == Some(call)) {
+            self.calls_in_flight -= 1;
             self.output_bytes += bytes.len();
             segment.bytes = bytes;
             segment.call = None;
@@ -210,7 +215,10 @@ impl Conn {
 
     /// Whether the connection has nothing left to do and should close.
     pub fn finished(&self) -> bool {
-        let idle = !self.busy() && self.output.is_empty() && self.pending.is_empty();
+        let idle = !self.busy()
+            && self.output.is_empty()
+            && self.pending.is_empty()
+            && self.calls_in_flight == 0;
         idle && (self.close_after_flush || (self.read_closed && self.unparsed().is_empty()))
     }
 }

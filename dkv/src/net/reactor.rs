@@ -35,6 +35,9 @@ use crate::wal::Lsn;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+/// Cluster commands one connection may have waiting on the replication
+/// core at once.
+const MAX_CALLS_IN_FLIGHT: usize = 1024;
 /// Commands handed to a worker in one batch, at most.
 const MAX_BATCH: usize = 1024;
 /// Bytes read from one connection per turn, beyond what it has buffered.
@@ -413,7 +416,13 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.busy() || conn.close_after_flush || conn.output_bytes() >= max_output {
+        // A connection with cluster calls still out waits for them before
+        // starting more, so a long pipeline cannot open unbounded requests.
+        if conn.busy()
+            || conn.close_after_flush
+            || conn.output_bytes() >= max_output
+            || conn.calls_in_flight >= MAX_CALLS_IN_FLIGHT
+        {
             return;
         }
         // Authentication lifts the small limits of an anonymous connection.
@@ -653,7 +662,9 @@ impl Reactor {
         if !conn.busy() && conn.output_bytes() < max_output / 2 {
             if conn.read_pending && !conn.read_closed {
                 self.on_readable(key);
-            } else if !conn.pending.is_empty() {
+            } else if !conn.pending.is_empty()
+                || (conn.calls_in_flight == 0 && !conn.unparsed().is_empty())
+            {
                 self.dispatch(key);
             }
         }

@@ -17,7 +17,12 @@ struct Trio {
 
 impl Trio {
     fn new() -> Trio {
-        let members: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        Trio::with_nodes(3)
+    }
+
+    /// `count` nodes with N=3, W=2, R=2.
+    fn with_nodes(count: u32) -> Trio {
+        let members: Vec<NodeId> = (1..=count).map(NodeId).collect();
         let nodes = members
             .iter()
             .map(|&id| {
@@ -311,4 +316,32 @@ fn runaway_clocks_are_refused() {
     ));
     assert_eq!(trio.local(1, "k"), None);
     assert!(trio.nodes[0].stats().clock_refusals >= 1);
+}
+
+#[test]
+fn a_stand_in_keeps_the_write_for_a_down_replica_and_hands_it_over() {
+    // Four nodes, N=3: every key has a node outside its preference list.
+    let mut nodes = Trio::with_nodes(4);
+    let key = "sloppy";
+    let preference = nodes.nodes[0].ring().preference_list(key.as_bytes(), 3);
+    let outsider = (1..=4)
+        .map(NodeId)
+        .find(|id| !preference.contains(id))
+        .unwrap();
+    let down = preference[2];
+    let coordinator = preference[0];
+    nodes.down.push(down);
+    nodes.advance(100);
+    assert!(nodes.put(coordinator.0, key, "v").is_ok());
+    nodes.settle();
+    // The outsider holds a hint for the down replica, not the data itself.
+    assert_eq!(nodes.local(outsider.0, key), None);
+    let outsider_hints = nodes.nodes[Trio::index(outsider)].hints_pending();
+    assert_eq!(outsider_hints, vec![(down, 1)]);
+    nodes.down.clear();
+    nodes.advance(100);
+    assert_eq!(nodes.local(down.0, key).as_deref(), Some(&b"v"[..]));
+    assert!(nodes.nodes[Trio::index(outsider)]
+        .hints_pending()
+        .is_empty());
 }
