@@ -18,8 +18,12 @@ def free_port() -> int:
 
 
 def can_bind(port: int) -> bool:
-    """Whether 127.0.0.1:port can be bound (and listened on) right now."""
+    """Whether a server could listen on 127.0.0.1:port right now: nothing
+    listens there. SO_REUSEADDR, as every server sets (dkv's listeners
+    included), lets the bind ignore connections of the old listener that
+    linger in TIME_WAIT."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             s.listen(1)

@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension ``dkv._dkv`` (see ``src/`` of the package)."""
 
 import os
+import pathlib
 from types import TracebackType
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
@@ -124,7 +125,7 @@ class Node:
     @property
     def peer_address(self) -> Optional[str]: ...
     @property
-    def data_dir(self) -> str: ...
+    def data_dir(self) -> "pathlib.Path": ...
     @property
     def cluster_addresses(self) -> List[str]: ...
     def __enter__(self) -> "Node": ...
