@@ -117,7 +117,8 @@ def test_cluster_as_a_list_of_members(tmp_path):
         node = dkv.Node(2, cluster=members, data_dir=tmp_path / "n")
         assert node.port == p[1]
         assert node.cluster_addresses == [f"127.0.0.1:{p[0]}", f"127.0.0.1:{p[1]}"]
-    assert dkv.Node(2, cluster=forms[0]).peer_address == f"127.0.0.1:{p[1] + 10000}"
+    # client port + 10000, wrapping past 65535 as cluster.conf does
+    assert dkv.Node(2, cluster=forms[0]).peer_address == f"127.0.0.1:{(p[1] + 10000) % 65536}"
     assert dkv.Node(2, cluster=forms[2]).peer_address == f"127.0.0.1:{p[3]}"
     assert dkv.Node(1, cluster=forms[2]).peer_address == f"127.0.0.1:{p[2]}"
 
