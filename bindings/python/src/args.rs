@@ -39,7 +39,11 @@ fn bytes_of(obj: &Bound<'_, PyAny>, what: &str, allow_str: bool) -> PyResult<Vec
         return Ok(b.to_vec());
     }
     if obj.is_instance_of::<PyMemoryView>() {
-        let copy = obj.py().import("builtins")?.getattr("bytes")?.call1((obj,))?;
+        let copy = obj
+            .py()
+            .import("builtins")?
+            .getattr("bytes")?
+            .call1((obj,))?;
         return Ok(copy.cast_into::<PyBytes>()?.as_bytes().to_vec());
     }
     let accepted = if allow_str {
@@ -112,9 +116,9 @@ pub fn consistency(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<C
         ));
     }
     if obj.is_instance_of::<PyInt>() {
-        let n: i64 = obj.extract().map_err(|_| {
-            invalid(py, "consistency: a replica count that large cannot be met")
-        })?;
+        let n: i64 = obj
+            .extract()
+            .map_err(|_| invalid(py, "consistency: a replica count that large cannot be met"))?;
         return match n {
             ONE => Ok(Consistency::One),
             QUORUM => Ok(Consistency::Quorum),
@@ -185,10 +189,7 @@ pub fn address(py: Python<'_>, text: &str) -> PyResult<SocketAddr> {
         return Ok(addr);
     }
     if !text.contains(':') {
-        return Err(invalid(
-            py,
-            format!("address {text:?} is not host:port"),
-        ));
+        return Err(invalid(py, format!("address {text:?} is not host:port")));
     }
     let owned = text.to_string();
     let resolved = py.detach(move || owned.to_socket_addrs().map(|mut a| a.next()));

@@ -275,7 +275,11 @@ impl Client {
     /// The answering node's view of its cluster (``INFO cluster``): its id,
     /// N, W, R, each peer's state and the hints it holds.
     #[pyo3(signature = (*, timeout = None))]
-    fn status(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<ClusterStatus> {
+    fn status(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<ClusterStatus> {
         let timeout = args::timeout(py, timeout)?;
         let status = self.call(py, |c| c.status(timeout))?;
         Ok(ClusterStatus::from(status))

@@ -320,8 +320,7 @@ impl Node {
             (Some(m), _) => m.client.port(),
             (None, p) => p.unwrap_or(0),
         };
-        let data_dir =
-            data_dir.unwrap_or_else(|| PathBuf::from(format!("./dkv-data/node-{id}")));
+        let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!("./dkv-data/node-{id}")));
         let mut config = NodeConfig::new(id, port, &data_dir);
         config.bind = match (&bind, &member) {
             (Some(text), _) => text
