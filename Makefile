@@ -13,7 +13,7 @@ test-rust:
 $(VENV)/.ready:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet pytest redis
+	$(VENV)/bin/pip install --quiet pytest redis mypy
 	touch $@
 
 # Builds the Python package into the virtualenv from source every time (a

@@ -21,10 +21,6 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use crate::args;
 use crate::errors::{from_client, invalid};
 
-/// Idle connections kept for reuse at most; more concurrent calls open
-/// extra connections that are closed when they finish.
-const DEFAULT_MAX_IDLE: usize = 16;
-
 /// A client of a dkv cluster, safe to share between threads.
 ///
 /// ``Client(addresses, *, timeout=5.0, connect_timeout=2.0,
@@ -113,7 +109,7 @@ fn owned_bytes(py: Python<'_>, value: Option<Vec<u8>>) -> Option<Bound<'_, PyByt
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (addresses, *, timeout = 5.0, connect_timeout = 2.0, password = None, max_connections = DEFAULT_MAX_IDLE))]
+    #[pyo3(signature = (addresses, *, timeout = 5.0, connect_timeout = 2.0, password = None, max_connections = 16))]
     fn new(
         py: Python<'_>,
         addresses: &Bound<'_, PyAny>,

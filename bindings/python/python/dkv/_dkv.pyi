@@ -3,7 +3,27 @@
 import os
 import pathlib
 from types import TracebackType
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
+
+__all__ = [
+    "DkvError",
+    "InvalidArgument",
+    "Unavailable",
+    "Timeout",
+    "IoError",
+    "CorruptionError",
+    "ConfigError",
+    "ProtocolError",
+    "ServerError",
+    "Node",
+    "Client",
+    "ClusterStatus",
+    "PeerStatus",
+    "ONE",
+    "QUORUM",
+    "ALL",
+    "__version__",
+]
 
 __version__: str
 
@@ -11,12 +31,12 @@ ONE: int
 QUORUM: int
 ALL: int
 
-Key = Union[bytes, bytearray, memoryview, str]
-Value = Union[bytes, bytearray, memoryview]
+_Key = Union[bytes, bytearray, memoryview, str]
+_Value = Union[bytes, bytearray, memoryview]
 #: ``dkv.ONE``, ``dkv.QUORUM``, ``dkv.ALL``, a replica count from 1, or
 #: ``"one"`` / ``"quorum"`` / ``"all"`` / a count as text.
-Level = Union[int, str, None]
-Member = Union[str, Tuple[int, str], Tuple[int, str, Union[int, str]]]
+_Level = Union[int, str, None]
+_Member = Union[str, Tuple[int, str], Tuple[int, str, Union[int, str]]]
 
 class DkvError(Exception):
     """The base class of every dkv error."""
@@ -56,6 +76,7 @@ class ServerError(DkvError):
     code: int
     status: str
 
+@final
 class PeerStatus:
     """One peer as the answering node sees it."""
 
@@ -68,6 +89,7 @@ class PeerStatus:
     @property
     def hints_pending(self) -> int: ...
 
+@final
 class ClusterStatus:
     """A node's view of its cluster, from ``Client.status()``."""
 
@@ -87,14 +109,15 @@ class ClusterStatus:
     def hints_pending(self) -> int: ...
     def peer(self, node_id: int) -> Optional[PeerStatus]: ...
 
+@final
 class Node:
     """A dkv node running in this process."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         node_id: int = 1,
         port: Optional[int] = None,
-        cluster: Union[str, "os.PathLike[str]", Sequence[Member], None] = None,
+        cluster: Union[str, "os.PathLike[str]", Sequence[_Member], None] = None,
         data_dir: Union[str, "os.PathLike[str]", None] = None,
         *,
         fsync: Union[str, bool, float, None] = None,
@@ -111,7 +134,7 @@ class Node:
         heartbeat_interval: Optional[float] = None,
         failure_timeout: Optional[float] = None,
         cluster_secret: Optional[str] = None,
-    ) -> None: ...
+    ) -> "Node": ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
     @property
@@ -136,31 +159,32 @@ class Node:
         tb: Optional[TracebackType],
     ) -> bool: ...
 
+@final
 class Client:
     """A client of a dkv cluster, safe to share between threads."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         addresses: Union[str, Iterable[str]],
         *,
         timeout: float = 5.0,
         connect_timeout: float = 2.0,
         password: Optional[str] = None,
         max_connections: int = 16,
-    ) -> None: ...
-    def get(self, key: Key, *, consistency: Level = None, timeout: Optional[float] = None) -> Optional[bytes]: ...
+    ) -> "Client": ...
+    def get(self, key: _Key, *, consistency: _Level = None, timeout: Optional[float] = None) -> Optional[bytes]: ...
     def put(
-        self, key: Key, value: Value, *, consistency: Level = None, timeout: Optional[float] = None
+        self, key: _Key, value: _Value, *, consistency: _Level = None, timeout: Optional[float] = None
     ) -> None: ...
-    def delete(self, key: Key, *, consistency: Level = None, timeout: Optional[float] = None) -> bool: ...
+    def delete(self, key: _Key, *, consistency: _Level = None, timeout: Optional[float] = None) -> bool: ...
     def get_many(
-        self, keys: Iterable[Key], *, consistency: Level = None, timeout: Optional[float] = None
+        self, keys: Iterable[_Key], *, consistency: _Level = None, timeout: Optional[float] = None
     ) -> List[Optional[bytes]]: ...
     def put_many(
         self,
-        items: Union[Mapping[Key, Value], Iterable[Tuple[Key, Value]]],
+        items: Union[Mapping[Any, _Value], Iterable[Tuple[_Key, _Value]]],
         *,
-        consistency: Level = None,
+        consistency: _Level = None,
         timeout: Optional[float] = None,
     ) -> None: ...
     def status(self, *, timeout: Optional[float] = None) -> ClusterStatus: ...

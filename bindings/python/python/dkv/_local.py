@@ -65,7 +65,7 @@ class LocalCluster:
 
     def _poll(self, what: str, check: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        last = None
+        last: Any = None
         while True:
             running = self.running()
             try:
