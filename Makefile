@@ -36,6 +36,7 @@ bench:
 clippy:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd bindings/python && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings
 
 # libdkv for C and C++: libraries, headers, pkg-config file, CMake config.
 PREFIX ?= /usr/local
