@@ -78,10 +78,12 @@ def test_unknown_command_is_an_error_not_a_disconnect(node):
 
 def test_restart_after_sigkill_keeps_data(tmp_path):
     n = NodeProcess(tmp_path / "restart")
-    r = client(n)
-    for i in range(500):
-        r.set(f"key{i}", f"value{i}")
-    n.kill()
+    try:
+        r = client(n)
+        for i in range(500):
+            r.set(f"key{i}", f"value{i}")
+    finally:
+        n.kill()
     n2 = NodeProcess(tmp_path / "restart")
     try:
         r = client(n2)
