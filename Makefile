@@ -13,12 +13,19 @@ test-rust:
 $(VENV)/.ready:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet pytest redis
+	$(VENV)/bin/pip install --quiet pytest redis mypy
 	touch $@
 
+# Builds the Python package into the virtualenv from source every time (a
+# debug build, no cached wheel), and libdkv for the mixed-language test's
+# C++ writer; then runs the package's suite and the repository's Python
+# tests (two runs: each directory has its own conftest).
 test-python: $(VENV)/.ready
 	cargo build --bin dkv-node
-	DKV_NODE_BIN=$(CURDIR)/target/debug/dkv-node $(VENV)/bin/python -m pytest -q tests/python
+	cargo build -p dkv-ffi
+	MATURIN_PEP517_ARGS="--profile dev" $(VENV)/bin/pip install --quiet --no-cache-dir --force-reinstall ./bindings/python
+	$(VENV)/bin/python -m pytest -q bindings/python/tests
+	DKV_NODE_BIN=$(CURDIR)/target/debug/dkv-node DKV_REQUIRE_CPP=1 $(VENV)/bin/python -m pytest -q tests/python
 
 run:
 	cargo run --release --bin dkv-node -- --dev
@@ -29,6 +36,7 @@ bench:
 clippy:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd bindings/python && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings
 
 # libdkv for C and C++: libraries, headers, pkg-config file, CMake config.
 PREFIX ?= /usr/local
