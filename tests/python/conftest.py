@@ -11,10 +11,24 @@ import pytest
 NODE_BIN = os.environ.get("DKV_NODE_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "dkv-node"))
 
 
+_NEXT_PORT = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (so no outgoing
+    connection takes it before a node binds it), from a per-process
+    sequence (so two fixtures never pick the same one)."""
+    base = os.getpid() * 7919
+    for _ in range(12_000):
+        _NEXT_PORT[0] += 1
+        port = 20_000 + (base + _NEXT_PORT[0] * 13) % 12_000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 # Every process started, so that none outlives the test session.

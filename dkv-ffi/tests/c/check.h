@@ -47,20 +47,28 @@ static int checks_passed = 0;
 #define ERROR_MENTIONS(needle) CHECK(strstr(dkv_last_error(), (needle)) != NULL)
 
 /* A 127.0.0.1 port that was free a moment ago. */
+/* A free port below the kernel's ephemeral range (so no outgoing
+ * connection takes it before a node binds it), from a per-process
+ * sequence (so one program never picks the same port twice). */
 static inline unsigned short free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        perror("free_port");
-        exit(1);
+    static unsigned next;
+    unsigned base = (unsigned)getpid() * 7919u;
+    for (int tries = 0; tries < 12000; tries++) {
+        unsigned short port = (unsigned short)(20000u + (base + ++next * 13u) % 12000u);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr;
+        memset(&addr, 0, sizeof addr);
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(port);
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
     }
-    close(fd);
-    return ntohs(addr.sin_port);
+    perror("free_port");
+    exit(1);
 }
 
 /* Milliseconds on a monotonic clock. */

@@ -57,19 +57,28 @@ static_assert(!std::is_copy_assignable_v<dkv::Node>, "Node is move-only");
 static_assert(std::is_nothrow_move_assignable_v<dkv::Node>, "Node moves");
 static_assert(std::is_base_of_v<std::runtime_error, dkv::Error>, "Error is a runtime_error");
 
+// A free port below the kernel's ephemeral range (so no outgoing connection
+// takes it before a node binds it), from a per-process sequence.
 static uint16_t free_port() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    socklen_t len = sizeof addr;
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
-        std::perror("free_port");
-        std::exit(1);
+    static unsigned next = 0;
+    const unsigned base = static_cast<unsigned>(getpid()) * 7919u;
+    for (int tries = 0; tries < 12000; tries++) {
+        const auto port = static_cast<uint16_t>(20000u + (base + ++next * 13u) % 12000u);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(port);
+        const bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (ok) {
+            return port;
+        }
     }
-    close(fd);
-    return ntohs(addr.sin_port);
+    std::perror("free_port");
+    std::exit(1);
 }
 
 static unsigned slow() {

@@ -102,19 +102,32 @@ impl Executor {
         let Some(first) = args.first() else {
             return;
         };
-        let name = String::from_utf8_lossy(first).to_ascii_lowercase();
-        if !session.authenticated && !ALLOWED_UNAUTHENTICATED.contains(&name.as_str()) {
+        // Command names are short ASCII: lower-case them on the stack.
+        let mut lowered = [0u8; 16];
+        let owned;
+        let name: &str = match lowered.get_mut(..first.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(first);
+                buf.make_ascii_lowercase();
+                std::str::from_utf8(buf).unwrap_or("")
+            }
+            None => {
+                owned = String::from_utf8_lossy(first).to_ascii_lowercase();
+                &owned
+            }
+        };
+        if !session.authenticated && !ALLOWED_UNAUTHENTICATED.contains(&name) {
             error(out, "NOAUTH Authentication required.");
             return;
         }
-        if !arity_ok(&name, args.len()) {
+        if !arity_ok(name, args.len()) {
             error(
                 out,
                 &format!("ERR wrong number of arguments for '{name}' command"),
             );
             return;
         }
-        match name.as_str() {
+        match name {
             "ping" => match args.get(1) {
                 None => reply::simple(out, "PONG"),
                 Some(msg) if args.len() == 2 => reply::bulk(out, msg),

@@ -134,15 +134,23 @@ pub struct NodeProcess {
     pub port: u16,
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, picked below the kernel's ephemeral
+/// range (32768-60999 here) so that no outgoing connection of a parallel
+/// test (peer links, clients) can take it before the node binds it, and
+/// from a sequence per process so that parallel tests never pick the same.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7919);
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (base.wrapping_add(n.wrapping_mul(13)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
-
 impl NodeProcess {
     /// Starts `dkv-node` with `args` plus `--port` and waits (up to 10 s)
     /// until it accepts connections.
