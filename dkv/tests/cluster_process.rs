@@ -135,6 +135,13 @@ fn one_node_down_then_back_two_nodes_down_and_back() {
             "k{i}"
         );
     }
+    // SET options get the same errors as on a single node.
+    assert!(c1
+        .cmd_str("SET k v EX 10")
+        .is_error_starting("ERR SET option 'EX' is not supported"));
+    assert!(c1
+        .cmd_str("SET k v BOGUS")
+        .is_error_starting("ERR syntax error"));
     // A long pipeline through one node: replies in order, none lost.
     let mut pipeline = Vec::new();
     for i in 0..3000 {

@@ -153,8 +153,10 @@ impl ClusterRuntime {
             ),
             b"set" if args.len() > 2 => {
                 let mut out = Vec::new();
-                let option = String::from_utf8_lossy(args[2]).to_ascii_uppercase();
-                reply::error(&mut out, "ERR", format!("SET option '{option}' is not supported by dkv (no TTLs or conditional writes)"));
+                reply::error_line(
+                    &mut out,
+                    &crate::server::commands::set_option_error(args[2]),
+                );
                 return Err(out);
             }
             b"del" if !args.is_empty() => (
@@ -282,20 +284,6 @@ impl ClusterRuntime {
     }
 }
 
-fn null(out: &mut Vec<u8>, resp3: bool) {
-    if resp3 {
-        out.extend_from_slice(b"_\r\n");
-    } else {
-        reply::null_bulk(out);
-    }
-}
-
-fn error_reply(out: &mut Vec<u8>, error: &ClientError) {
-    let text = error.to_string();
-    let (code, message) = text.split_once(' ').unwrap_or((&text, ""));
-    reply::error(out, code, message);
-}
-
 /// The RESP reply of a finished command.
 fn render(call: &Call) -> Vec<u8> {
     let mut out = Vec::new();
@@ -303,7 +291,7 @@ fn render(call: &Call) -> Vec<u8> {
     // Any failure fails the whole command (for MGET/MSET/DEL too): the
     // client learns the quorum was not met and can retry.
     if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
-        error_reply(&mut out, error);
+        reply::error_line(&mut out, &error.to_string());
         return out;
     }
     let value = |r: &Result<ClientReply, ClientError>| match r {
@@ -313,7 +301,7 @@ fn render(call: &Call) -> Vec<u8> {
     match call.kind {
         CallKind::Get => match results.first().and_then(|r| value(r)) {
             Some(v) => reply::bulk(&mut out, &v),
-            None => null(&mut out, call.resp3),
+            None => reply::null(&mut out, call.resp3),
         },
         CallKind::Set | CallKind::Mset => reply::ok(&mut out),
         CallKind::Del => {
@@ -332,7 +320,7 @@ fn render(call: &Call) -> Vec<u8> {
             for r in results {
                 match value(r) {
                     Some(v) => reply::bulk(&mut out, &v),
-                    None => null(&mut out, call.resp3),
+                    None => reply::null(&mut out, call.resp3),
                 }
             }
         }

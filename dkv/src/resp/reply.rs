@@ -76,6 +76,34 @@ pub fn null_bulk(out: &mut Vec<u8>) {
     out.extend_from_slice(b"$-1\r\n");
 }
 
+/// Appends a missing value: `$-1\r\n` in RESP2, `_\r\n` in RESP3.
+pub fn null(out: &mut Vec<u8>, resp3: bool) {
+    if resp3 {
+        out.extend_from_slice(b"_\r\n");
+    } else {
+        null_bulk(out);
+    }
+}
+
+/// Appends the header of `pairs` key/value pairs: a map (`%<pairs>`) in
+/// RESP3, a flat array of `2 * pairs` frames in RESP2, as Redis replies.
+pub fn map(out: &mut Vec<u8>, pairs: usize, resp3: bool) {
+    if resp3 {
+        out.push(b'%');
+        push_u64(out, pairs as u64);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        array(out, 2 * pairs);
+    }
+}
+
+/// Appends an error from a whole line, `CODE message` (as `Display` of the
+/// node's errors and the server's messages read).
+pub fn error_line(out: &mut Vec<u8>, line: &str) {
+    let (code, message) = line.split_once(' ').unwrap_or((line, ""));
+    error(out, code, message);
+}
+
 /// Appends `*<len>\r\n`; the caller then appends `len` frames.
 pub fn array(out: &mut Vec<u8>, len: usize) {
     out.push(b'*');

@@ -213,13 +213,7 @@ impl Executor {
 
     fn set(&self, args: &[&[u8]], out: &mut Vec<u8>, effect: &mut Effect) {
         if let Some(option) = args.get(3) {
-            let option = String::from_utf8_lossy(option).to_ascii_uppercase();
-            let known = ["EX", "PX", "EXAT", "PXAT", "NX", "XX", "KEEPTTL", "GET"];
-            if known.contains(&option.as_str()) {
-                error(out, &format!("ERR SET option '{option}' is not supported by dkv (no TTLs or conditional writes)"));
-            } else {
-                error(out, "ERR syntax error");
-            }
+            error(out, &set_option_error(option));
             return;
         }
         match self.write(args[1], Some(args[2]), effect) {
@@ -323,11 +317,7 @@ impl Executor {
         }
         session.protocol = protocol;
         // A map in RESP3, a flat array of pairs in RESP2, as Redis replies.
-        if protocol == 3 {
-            out.extend_from_slice(b"%7\r\n");
-        } else {
-            reply::array(out, 14);
-        }
+        reply::map(out, 7, protocol == 3);
         reply::bulk(out, b"server");
         reply::bulk(out, b"redis");
         // Clients that gate features on the server version see a modern
@@ -453,11 +443,7 @@ impl Executor {
                         }
                     }
                 }
-                if session.protocol == 3 {
-                    out.extend_from_slice(format!("%{}\r\n", matched.len()).as_bytes());
-                } else {
-                    reply::array(out, matched.len() * 2);
-                }
+                reply::map(out, matched.len(), session.protocol == 3);
                 for (name, value) in matched {
                     reply::bulk(out, name.as_bytes());
                     reply::bulk(out, value.as_bytes());
@@ -583,19 +569,24 @@ fn level_name(level: Consistency) -> String {
     }
 }
 
-/// A missing value: `$-1` in RESP2, `_` in RESP3.
 fn null(session: &Session, out: &mut Vec<u8>) {
-    if session.protocol == 3 {
-        out.extend_from_slice(b"_\r\n");
-    } else {
-        reply::null_bulk(out);
-    }
+    reply::null(out, session.protocol == 3);
 }
 
-/// Appends an error reply from a whole line, `CODE message`.
 fn error(out: &mut Vec<u8>, line: &str) {
-    let (code, message) = line.split_once(' ').unwrap_or((line, ""));
-    reply::error(out, code, message);
+    reply::error_line(out, line);
+}
+
+/// The error for `SET key value <option>`: the options Redis has get a
+/// clear "not supported", anything else a syntax error.
+pub(crate) fn set_option_error(option: &[u8]) -> String {
+    let option = String::from_utf8_lossy(option).to_ascii_uppercase();
+    let known = ["EX", "PX", "EXAT", "PXAT", "NX", "XX", "KEEPTTL", "GET"];
+    if known.contains(&option.as_str()) {
+        format!("ERR SET option '{option}' is not supported by dkv (no TTLs or conditional writes)")
+    } else {
+        "ERR syntax error".to_string()
+    }
 }
 
 /// Redis-style glob with `*` and `?` (enough for CONFIG GET patterns), in
