@@ -10,7 +10,7 @@
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
-use dkv_core::node::Consistency;
+use dkv::node::Consistency;
 
 use crate::error::Error;
 use crate::{DKV_CONSISTENCY_ALL, DKV_CONSISTENCY_ONE, DKV_CONSISTENCY_QUORUM};

@@ -6,7 +6,7 @@
 //! Invariant: a `dkv_buf` is either `{NULL, 0}` or the exact pointer and
 //! length of a boxed byte slice libdkv leaked; freeing rebuilds that box.
 
-use dkv_core::client::NodeStatus;
+use dkv::client::NodeStatus;
 
 use crate::error::guard_void;
 

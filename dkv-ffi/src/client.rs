@@ -11,7 +11,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use dkv_core::client::{Client, ClientOptions};
+use dkv::client::{Client, ClientOptions};
 
 use crate::args;
 use crate::buf::{dkv_buf, dkv_cluster_status, dkv_slice};

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use dkv_core::client::{ClientError, ErrorKind};
+use dkv::client::{ClientError, ErrorKind};
 
 /// The result of every libdkv call that can fail. The numbers are stable
 /// across versions; new codes may be added at the end.

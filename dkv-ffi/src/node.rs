@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use dkv_core::client::{Client, ClientOptions};
-use dkv_core::config::{cluster_conf::PEER_PORT_OFFSET, ClusterConf, NodeAddr};
-use dkv_core::server::{Node, NodeConfig, NodeError, NodeHandle};
-use dkv_core::snapshot::SnapshotError;
-use dkv_core::wal::FsyncMode;
-use dkv_core::{NodeId, StoreError};
+use dkv::client::{Client, ClientOptions};
+use dkv::config::{cluster_conf::PEER_PORT_OFFSET, ClusterConf, NodeAddr};
+use dkv::server::{Node, NodeConfig, NodeError, NodeHandle};
+use dkv::snapshot::SnapshotError;
+use dkv::wal::FsyncMode;
+use dkv::{NodeId, StoreError};
 
 use crate::args;
 use crate::buf::dkv_cluster_status;

@@ -6,9 +6,10 @@
 //! programs once more under valgrind (zero errors, zero definite or
 //! indirect leaks).
 //!
-//! The library comes from cargo: building this test builds the package's
-//! lib target with every crate type, into the directory holding this test
-//! executable (`target/<profile>/deps`).
+//! The library comes from cargo: libdkv is a C library (a cdylib and a
+//! staticlib, no rlib), so building this test does not build it; the test
+//! runs `cargo build -p dkv-ffi` of its own profile first, which puts both
+//! in `target/<profile>` beside this test's `deps` directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -20,10 +21,33 @@ fn repo() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Builds libdkv with this test's profile, once per test run.
+fn build_libdkv(profile_dir: &Path) {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "-p", "dkv-ffi"])
+            .current_dir(repo());
+        if profile_dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        match cargo.output() {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+            Err(e) => Err(format!("cannot run cargo: {e}")),
+        }
+    });
+    if let Err(e) = built {
+        panic!("cargo build -p dkv-ffi failed:\n{e}");
+    }
+}
+
 /// The directory holding `libdkv.so` and `libdkv.a` of this build.
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let deps = exe.parent().expect("deps dir").to_path_buf();
+    build_libdkv(deps.parent().unwrap_or(&deps));
     for dir in [
         deps.clone(),
         deps.parent().map(Path::to_path_buf).unwrap_or_default(),

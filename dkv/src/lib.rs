@@ -26,14 +26,14 @@
 //! simulator (`tests/simulation.rs`):
 //!
 //! ```
-//! use dkv::node::{ClientId, ClientOp, Consistency, MemStorage, Node, NodeSettings, Now, Output};
+//! use dkv::node::{ClientId, ClientOp, Consistency, MemDisk, Node, NodeSettings, Now, Output};
 //! use dkv::NodeId;
 //!
 //! let settings = NodeSettings::new(NodeId(1), vec![NodeId(1)], 1, 1, 1);
-//! let mut node = Node::new(settings, MemStorage::new(), Now::default());
+//! let mut node = Node::new(settings, MemDisk::new(), Now::default());
 //! let op = ClientOp::Put { key: b"k".to_vec(), value: b"v".to_vec() };
 //! node.handle_client(Now::default(), ClientId(7), op, Consistency::Quorum);
-//! node.storage_mut().sync(); // the disk reports the write durable...
+//! node.disk_mut().sync(); // the disk reports the write durable...
 //! node.handle_tick(Now::default()); // ...and the node acknowledges it
 //! assert!(matches!(node.poll_output(), Some(Output::Reply { client: ClientId(7), result: Ok(_) })));
 //! ```
@@ -42,7 +42,7 @@
 
 pub mod client;
 pub mod clock;
-pub mod cluster;
+pub mod disk;
 pub mod config;
 pub mod hash;
 pub mod net;
@@ -52,11 +52,11 @@ pub mod resp;
 pub mod ring;
 pub mod server;
 pub mod snapshot;
-pub mod storage;
+pub mod engine;
 pub mod store;
 pub mod version;
 pub mod wal;
 
-pub use storage::{Engine, EngineStats, Entry};
+pub use engine::{Engine, EngineStats, Entry};
 pub use store::{Store, StoreConfig, StoreError};
 pub use version::{NodeId, Timestamp, Version};

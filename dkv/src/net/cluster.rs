@@ -16,7 +16,7 @@ use mio::Registry;
 use parking_lot::Mutex;
 
 use crate::clock::wall_millis;
-use crate::cluster::StoreStorage;
+use crate::disk::StoreDisk;
 use crate::net::peers::Peers;
 use crate::net::slab::Key;
 use crate::node::{ClientError, ClientId, ClientOp, ClientReply, Consistency, Node, Now, Output};
@@ -53,7 +53,7 @@ pub(crate) struct Finished {
 }
 
 pub(crate) struct ClusterRuntime {
-    pub node: Node<StoreStorage>,
+    pub node: Node<StoreDisk>,
     pub peers: Peers,
     started: Instant,
     calls: HashMap<u64, Call>,
@@ -77,7 +77,7 @@ pub(crate) fn is_data_command(name: &[u8]) -> bool {
 
 impl ClusterRuntime {
     pub fn new(
-        node: Node<StoreStorage>,
+        node: Node<StoreDisk>,
         peers: Peers,
         started: Instant,
         status: Arc<Mutex<ClusterStatus>>,

@@ -157,7 +157,7 @@ pub(crate) struct Reactor {
 
 /// What a node of a multi-node cluster hands the reactor.
 pub(crate) struct ClusterSetup {
-    pub node: crate::node::Node<crate::cluster::StoreStorage>,
+    pub node: crate::node::Node<crate::disk::StoreDisk>,
     pub identity: PeerIdentity,
     pub peer_bind: std::net::SocketAddr,
     pub members: Vec<(crate::version::NodeId, std::net::SocketAddr)>,
@@ -217,7 +217,7 @@ impl Reactor {
                 let control = Arc::clone(&control);
                 setup
                     .node
-                    .storage()
+                    .disk()
                     .hint_log()
                     .wal()
                     .on_durable(Box::new(move |_| control.wakeup.wake()));

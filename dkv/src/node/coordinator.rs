@@ -15,10 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::node::{
-    ClientError, ClientId, ClientReply, Consistency, Deferred, Node, Storage, StoredHint,
+    ClientError, ClientId, ClientReply, Consistency, Deferred, Node, Disk, Hint,
 };
 use crate::peer::{Message, RequestId};
-use crate::storage::Entry;
+use crate::engine::Entry;
 use crate::version::{NodeId, Version};
 
 /// A write this node coordinates.
@@ -53,7 +53,7 @@ fn newest(replies: &BTreeMap<NodeId, Option<Entry>>) -> Option<&Entry> {
     replies.values().flatten().max_by_key(|e| e.version)
 }
 
-impl<S: Storage> Node<S> {
+impl<D: Disk> Node<D> {
     fn required(
         &mut self,
         client: ClientId,
@@ -155,8 +155,8 @@ impl<S: Storage> Node<S> {
     }
 
     fn write_locally(&mut self, request: u64, key: &[u8], entry: &Entry) {
-        let was_live = self.storage.get(key).is_some_and(|e| !e.is_tombstone());
-        match self.storage.apply(key, entry) {
+        let was_live = self.disk.get(key).is_some_and(|e| !e.is_tombstone());
+        match self.disk.apply(key, entry) {
             Ok(applied) => self.defer(applied.ticket, Deferred::OwnWrite { request, was_live }),
             Err(e) => log::error!("node {}: local write failed: {e}", self.settings.id),
         }
@@ -238,7 +238,7 @@ impl<S: Storage> Node<S> {
         );
         for node in asked {
             if node == self.settings.id {
-                let entry = self.storage.get(&key);
+                let entry = self.disk.get(&key);
                 self.on_read_reply(node, RequestId(request), entry);
             } else {
                 self.send(
@@ -290,7 +290,7 @@ impl<S: Storage> Node<S> {
             }
             self.stats.read_repairs += 1;
             if *node == self.settings.id {
-                if let Err(e) = self.storage.apply(&op.key, &newest) {
+                if let Err(e) = self.disk.apply(&op.key, &newest) {
                     log::error!("node {}: read repair failed locally: {e}", self.settings.id);
                 }
             } else {
@@ -328,7 +328,7 @@ impl<S: Storage> Node<S> {
             .filter(|&owner| owner != self.settings.id)
             .collect();
         for owner in owners {
-            let hint = StoredHint {
+            let hint = Hint {
                 target: owner,
                 key: op.key.clone(),
                 entry: op.entry.clone(),

@@ -5,7 +5,7 @@
 //! `failure_timeout` is marked down, and up again on the next message from
 //! it, at which point hints kept for it start flowing.
 
-use crate::node::{Node, Now, Storage};
+use crate::node::{Node, Now, Disk};
 use crate::peer::Message;
 use crate::version::NodeId;
 
@@ -25,7 +25,7 @@ impl PeerHealth {
     }
 }
 
-impl<S: Storage> Node<S> {
+impl<D: Disk> Node<D> {
     /// Whether `node` is believed up (this node always is).
     pub fn is_up(&self, node: NodeId) -> bool {
         node == self.settings.id || self.peers.get(&node).is_some_and(|p| p.up)

@@ -8,20 +8,20 @@
 //! ordinary replicated writes; each is forgotten once acknowledged, and
 //! retried on the next tick otherwise.
 
-use crate::node::{Node, Storage, StorageError, StoredHint, Ticket};
+use crate::node::{Node, Disk, DiskError, Hint, Ticket};
 use crate::peer::{Message, RequestId};
 use crate::version::NodeId;
 
 /// A hint and its delivery state.
 #[derive(Debug, Clone)]
 pub(super) struct HintSlot {
-    pub hint: StoredHint,
+    pub hint: Hint,
     /// `(request, deadline)` of a delivery in flight.
     pub in_flight: Option<(u64, u64)>,
 }
 
 impl HintSlot {
-    pub fn new(hint: StoredHint) -> HintSlot {
+    pub fn new(hint: Hint) -> HintSlot {
         HintSlot {
             hint,
             in_flight: None,
@@ -29,7 +29,7 @@ impl HintSlot {
     }
 }
 
-impl<S: Storage> Node<S> {
+impl<D: Disk> Node<D> {
     /// Hints waiting per target.
     pub fn hints_pending(&self) -> Vec<(NodeId, usize)> {
         self.hints
@@ -41,8 +41,8 @@ impl<S: Storage> Node<S> {
 
     /// Stores a hint durably and mirrors it; returns what to wait for
     /// before acknowledging it.
-    pub(super) fn keep_hint(&mut self, hint: StoredHint) -> Result<Ticket, StorageError> {
-        let ticket = self.storage.put_hint(&hint)?;
+    pub(super) fn keep_hint(&mut self, hint: Hint) -> Result<Ticket, DiskError> {
+        let ticket = self.disk.put_hint(&hint)?;
         let slots = self.hints.entry(hint.target).or_default();
         let newer = slots
             .get(&hint.key)
@@ -72,7 +72,7 @@ impl<S: Storage> Node<S> {
         };
         self.stats.hints_dropped += 1;
         if let Err(e) = self
-            .storage
+            .disk
             .remove_hint(target, key, slot.hint.entry.version)
         {
             log::error!("node {}: cannot drop a hint: {e}", self.settings.id);
@@ -178,7 +178,7 @@ impl<S: Storage> Node<S> {
             }
         }
         self.stats.hints_delivered += 1;
-        if let Err(e) = self.storage.remove_hint(target, &key, version) {
+        if let Err(e) = self.disk.remove_hint(target, &key, version) {
             log::error!(
                 "node {}: cannot forget a delivered hint: {e}",
                 self.settings.id

@@ -25,7 +25,7 @@ mod coordinator;
 mod failure;
 mod handoff;
 mod replica;
-pub mod storage;
+pub mod disk;
 mod types;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,7 +35,7 @@ use crate::peer::{Envelope, Message, RequestId};
 use crate::ring::Ring;
 use crate::version::NodeId;
 
-pub use storage::{Applied, MemStorage, Storage, StorageError, StoredHint, Ticket};
+pub use disk::{Applied, MemDisk, Disk, DiskError, Hint, Ticket};
 pub use types::{
     ClientError, ClientId, ClientOp, ClientReply, Consistency, NodeSettings, NodeStats, Now, Output,
 };
@@ -59,10 +59,10 @@ enum Deferred {
 }
 
 /// One node's replication state machine.
-pub struct Node<S: Storage> {
+pub struct Node<D: Disk> {
     settings: NodeSettings,
     ring: Ring,
-    storage: S,
+    disk: D,
     clock: HybridClock,
     now: Now,
     next_request: u64,
@@ -78,14 +78,14 @@ pub struct Node<S: Storage> {
     stats: NodeStats,
 }
 
-impl<S: Storage> Node<S> {
-    /// A node at `now` over `storage` (whose hints it loads). Peers start
+impl<D: Disk> Node<D> {
+    /// A node at `now` over `disk` (whose hints it loads). Peers start
     /// out presumed up; silence marks them down.
-    pub fn new(settings: NodeSettings, storage: S, now: Now) -> Node<S> {
+    pub fn new(settings: NodeSettings, disk: D, now: Now) -> Node<D> {
         let ring = Ring::new(&settings.members, settings.virtual_nodes);
         let mut clock = HybridClock::new(settings.max_clock_drift);
         let mut hints: BTreeMap<NodeId, BTreeMap<Vec<u8>, HintSlot>> = BTreeMap::new();
-        for hint in storage.hints() {
+        for hint in disk.hints() {
             clock.advance_to(hint.entry.version.timestamp);
             hints
                 .entry(hint.target)
@@ -100,7 +100,7 @@ impl<S: Storage> Node<S> {
             .collect();
         Node {
             ring,
-            storage,
+            disk,
             clock,
             now,
             next_request: 1,
@@ -133,13 +133,13 @@ impl<S: Storage> Node<S> {
     }
 
     /// Its storage (the simulator syncs and crashes it through this).
-    pub fn storage(&self) -> &S {
-        &self.storage
+    pub fn disk(&self) -> &D {
+        &self.disk
     }
 
     /// Mutable access to its storage.
-    pub fn storage_mut(&mut self) -> &mut S {
-        &mut self.storage
+    pub fn disk_mut(&mut self) -> &mut D {
+        &mut self.disk
     }
 
     /// Counters.
@@ -277,7 +277,7 @@ impl<S: Storage> Node<S> {
 
     /// Sends every held acknowledgement whose write is now durable.
     fn release_durable(&mut self) {
-        let storage = &self.storage;
+        let storage = &self.disk;
         if !self
             .deferred
             .iter()

@@ -5,12 +5,12 @@
 //! stamped too far in the future is refused (`ok = false`) so a runaway
 //! clock cannot spread.
 
-use crate::node::{Deferred, Node, Storage, StoredHint};
+use crate::node::{Deferred, Node, Disk, Hint};
 use crate::peer::{Message, RequestId};
-use crate::storage::Entry;
+use crate::engine::Entry;
 use crate::version::NodeId;
 
-impl<S: Storage> Node<S> {
+impl<D: Disk> Node<D> {
     pub(super) fn on_replicate(
         &mut self,
         from: NodeId,
@@ -46,7 +46,7 @@ impl<S: Storage> Node<S> {
         }
         let result = match hint_for {
             Some(owner) if owner != self.settings.id => {
-                let hint = StoredHint {
+                let hint = Hint {
                     target: owner,
                     key,
                     entry,
@@ -55,8 +55,8 @@ impl<S: Storage> Node<S> {
                 self.keep_hint(hint).map(|ticket| (ticket, false))
             }
             _ => {
-                let was_live = self.storage.get(&key).is_some_and(|e| !e.is_tombstone());
-                self.storage
+                let was_live = self.disk.get(&key).is_some_and(|e| !e.is_tombstone());
+                self.disk
                     .apply(&key, &entry)
                     .map(|applied| (applied.ticket, was_live))
             }
@@ -86,7 +86,7 @@ impl<S: Storage> Node<S> {
     }
 
     pub(super) fn on_read(&mut self, from: NodeId, request: RequestId, key: Vec<u8>) {
-        let entry = self.storage.get(&key);
+        let entry = self.disk.get(&key);
         self.send(from, Message::ReadReply { request, entry });
     }
 }

@@ -8,7 +8,7 @@ use super::*;
 /// Three nodes wired back to back: every message is delivered at once
 /// unless its target is cut off.
 struct Trio {
-    nodes: Vec<Node<MemStorage>>,
+    nodes: Vec<Node<MemDisk>>,
     now: u64,
     down: Vec<NodeId>,
     replies: Vec<(ClientId, Result<ClientReply, ClientError>)>,
@@ -32,7 +32,7 @@ impl Trio {
                 settings.failure_timeout = Duration::from_millis(50);
                 Node::new(
                     settings,
-                    MemStorage::new(),
+                    MemDisk::new(),
                     Now {
                         mono: 0,
                         wall: 1_000_000,
@@ -68,7 +68,7 @@ impl Trio {
                 if self.down.contains(&self.nodes[i].id()) {
                     continue;
                 }
-                self.nodes[i].storage_mut().sync();
+                self.nodes[i].disk_mut().sync();
                 let now = self.at();
                 self.nodes[i].handle_tick(now);
                 while let Some(output) = self.nodes[i].poll_output() {
@@ -138,7 +138,7 @@ impl Trio {
 
     fn local(&self, id: u32, key: &str) -> Option<Vec<u8>> {
         self.nodes[id as usize - 1]
-            .storage()
+            .disk()
             .get(key.as_bytes())
             .and_then(|e| e.value)
     }
@@ -291,7 +291,7 @@ fn runaway_clocks_are_refused() {
         message: Message::Replicate {
             request: RequestId(9),
             key: b"k".to_vec(),
-            entry: crate::storage::Entry::value(
+            entry: crate::engine::Entry::value(
                 crate::version::Version::new(
                     crate::version::Timestamp::from_millis(10_000_000_000),
                     NodeId(2),

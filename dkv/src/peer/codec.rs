@@ -15,7 +15,7 @@
 
 use super::error::FrameError;
 use super::message::{Envelope, Hello, HelloReply, Message, RequestId, PROTOCOL_VERSION};
-use crate::storage::Entry;
+use crate::engine::Entry;
 use crate::version::{NodeId, Timestamp, Version};
 
 /// Bytes of the length prefix.

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::storage::Entry;
+use crate::engine::Entry;
 use crate::version::{NodeId, Timestamp};
 
 /// The version of the peer protocol this build speaks. The first two bytes

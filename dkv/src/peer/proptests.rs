@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::storage::Entry;
+use crate::engine::Entry;
 use crate::version::{NodeId, Timestamp, Version};
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {

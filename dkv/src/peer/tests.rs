@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::config::ClusterConf;
-use crate::storage::Entry;
+use crate::engine::Entry;
 use crate::version::{NodeId, Timestamp, Version};
 
 /// Bytes from hex, ignoring spaces and `|`.

@@ -158,7 +158,7 @@ fn cluster_setup(
     status: Arc<parking_lot::Mutex<ClusterStatus>>,
 ) -> Result<crate::net::reactor::ClusterSetup, NodeError> {
     let conf = &config.cluster;
-    let hints = crate::cluster::HintLog::open(config.hints_dir.clone(), config.store.fsync)
+    let hints = crate::disk::HintLog::open(config.hints_dir.clone(), config.store.fsync)
         .map_err(StoreError::from)?;
     let mut settings = config.replication.clone();
     settings.id = config.node_id;
@@ -172,7 +172,7 @@ fn cluster_setup(
         mono: 0,
         wall: crate::clock::wall_millis(),
     };
-    let storage = crate::cluster::StoreStorage::new(Arc::clone(store), hints);
+    let storage = crate::disk::StoreDisk::new(Arc::clone(store), hints);
     let mut node = crate::node::Node::new(settings, storage, now);
     node.advance_clock(store.engine().max_timestamp());
     let me = conf.node(config.node_id).ok_or_else(|| {

@@ -17,7 +17,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::hash::crc32;
-use crate::storage::Engine;
+use crate::engine::Engine;
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 

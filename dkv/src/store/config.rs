@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::clock::DEFAULT_MAX_DRIFT;
-use crate::storage::DEFAULT_SHARDS;
+use crate::engine::DEFAULT_SHARDS;
 use crate::version::NodeId;
 use crate::wal::FsyncMode;
 

@@ -33,7 +33,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{wall_millis, ClockDriftError, HybridClock};
 use crate::snapshot::{self, SnapshotError, SnapshotInfo};
-use crate::storage::{Engine, EngineStats, Entry, ShardCountError, MAX_KEY_LEN};
+use crate::engine::{Engine, EngineStats, Entry, ShardCountError, MAX_KEY_LEN};
 use crate::version::{Timestamp, Version};
 use crate::wal::{record, Lsn, RecoveryReport, Wal, WalConfig, WalError};
 

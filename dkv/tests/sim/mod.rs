@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dkv::node::{
-    ClientError, ClientId, ClientOp, ClientReply, Consistency, MemStorage, Node, NodeSettings, Now,
+    ClientError, ClientId, ClientOp, ClientReply, Consistency, MemDisk, Node, NodeSettings, Now,
     Output,
 };
 use dkv::peer::Envelope;
@@ -99,9 +99,9 @@ struct InFlight {
 }
 
 struct SimNode {
-    node: Option<Node<MemStorage>>,
+    node: Option<Node<MemDisk>>,
     /// Kept across crashes: only its synced image survives one.
-    storage: MemStorage,
+    storage: MemDisk,
     skew_ms: i64,
     restart_at: u64,
 }
@@ -139,7 +139,7 @@ impl Sim {
                 id,
                 SimNode {
                     node: None,
-                    storage: MemStorage::new(),
+                    storage: MemDisk::new(),
                     skew_ms,
                     restart_at: 0,
                 },
@@ -209,7 +209,7 @@ impl Sim {
             return;
         };
         if let Some(node) = sim_node.node.take() {
-            let mut storage = node.storage().clone();
+            let mut storage = node.disk().clone();
             storage.crash();
             sim_node.storage = storage;
             sim_node.restart_at = restart_at;
@@ -385,7 +385,7 @@ impl Sim {
             let sync = self.rng.chance(300);
             if let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) {
                 if sync {
-                    node.storage_mut().sync();
+                    node.disk_mut().sync();
                 }
                 if sync || node.poll_timeout().is_some_and(|t| t <= now.mono) {
                     node.handle_tick(now);
@@ -422,7 +422,7 @@ impl Sim {
         self.nodes[&id]
             .node
             .as_ref()
-            .and_then(|n| n.storage().entries().get(key).cloned())
+            .and_then(|n| n.disk().entries().get(key).cloned())
     }
 
     pub fn preference_list(&self, key: &[u8]) -> Vec<NodeId> {

@@ -6,12 +6,12 @@
 //! [`Storage::durable`]. A replica's acknowledgement is sent only once its
 //! write is durable (persist before send).
 //!
-//! [`MemStorage`] keeps a *written* and a *synced* image so the simulator
+//! [`MemDisk`] keeps a *written* and a *synced* image so the simulator
 //! can crash a node at any point and keep only what was synced.
 
 use std::collections::BTreeMap;
 
-use crate::storage::Entry;
+use crate::engine::Entry;
 use crate::version::{NodeId, Version};
 use crate::wal::Lsn;
 
@@ -40,7 +40,7 @@ impl Ticket {
 /// A failed write to local storage (the WAL refused it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("local storage: {0}")]
-pub struct StorageError(pub String);
+pub struct DiskError(pub String);
 
 /// The outcome of applying a write locally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct Applied {
 
 /// A hint: a write kept for a replica that could not take it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredHint {
+pub struct Hint {
     /// The replica it is meant for.
     pub target: NodeId,
     /// The key.
@@ -65,30 +65,30 @@ pub struct StoredHint {
 }
 
 /// The node's local data and hints.
-pub trait Storage {
+pub trait Disk {
     /// The local entry for `key`, tombstones included.
     fn get(&self, key: &[u8]) -> Option<Entry>;
     /// Applies a write with Last-Write-Wins and logs it.
-    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, StorageError>;
+    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, DiskError>;
     /// Stores a hint durably (replacing an older one for the same target
     /// and key); returns what to wait for.
-    fn put_hint(&mut self, hint: &StoredHint) -> Result<Ticket, StorageError>;
+    fn put_hint(&mut self, hint: &Hint) -> Result<Ticket, DiskError>;
     /// Forgets the hint for `(target, key)` if it still has `version`.
     fn remove_hint(
         &mut self,
         target: NodeId,
         key: &[u8],
         version: Version,
-    ) -> Result<(), StorageError>;
+    ) -> Result<(), DiskError>;
     /// Every stored hint (read once at start-up).
-    fn hints(&self) -> Vec<StoredHint>;
+    fn hints(&self) -> Vec<Hint>;
     /// Whether the write named by `ticket` is durable.
     fn is_durable(&self, ticket: Ticket) -> bool;
 }
 
 /// An in-memory [`Storage`] with a written and a synced image.
 #[derive(Debug, Clone, Default)]
-pub struct MemStorage {
+pub struct MemDisk {
     written: Image,
     synced: Image,
     next_lsn: u64,
@@ -98,10 +98,10 @@ pub struct MemStorage {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Image {
     data: BTreeMap<Vec<u8>, Entry>,
-    hints: BTreeMap<(NodeId, Vec<u8>), StoredHint>,
+    hints: BTreeMap<(NodeId, Vec<u8>), Hint>,
 }
 
-impl MemStorage {
+impl MemDisk {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
@@ -130,12 +130,12 @@ impl MemStorage {
     }
 }
 
-impl Storage for MemStorage {
+impl Disk for MemDisk {
     fn get(&self, key: &[u8]) -> Option<Entry> {
         self.written.data.get(key).cloned()
     }
 
-    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, StorageError> {
+    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, DiskError> {
         let won = self
             .written
             .data
@@ -151,7 +151,7 @@ impl Storage for MemStorage {
         })
     }
 
-    fn put_hint(&mut self, hint: &StoredHint) -> Result<Ticket, StorageError> {
+    fn put_hint(&mut self, hint: &Hint) -> Result<Ticket, DiskError> {
         let slot = (hint.target, hint.key.clone());
         if self
             .written
@@ -170,7 +170,7 @@ impl Storage for MemStorage {
         target: NodeId,
         key: &[u8],
         version: Version,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), DiskError> {
         let slot = (target, key.to_vec());
         if self
             .written
@@ -184,7 +184,7 @@ impl Storage for MemStorage {
         Ok(())
     }
 
-    fn hints(&self) -> Vec<StoredHint> {
+    fn hints(&self) -> Vec<Hint> {
         self.written.hints.values().cloned().collect()
     }
 
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn crash_keeps_only_synced_writes() {
-        let mut s = MemStorage::new();
+        let mut s = MemDisk::new();
         s.apply(b"a", &entry(1, "1")).unwrap();
         s.sync();
         let applied = s.apply(b"b", &entry(2, "2")).unwrap();
@@ -218,8 +218,8 @@ mod tests {
 
     #[test]
     fn hints_replace_by_version_and_remove_only_the_same_version() {
-        let mut s = MemStorage::new();
-        let hint = |ts| StoredHint {
+        let mut s = MemDisk::new();
+        let hint = |ts| Hint {
             target: NodeId(2),
             key: b"k".to_vec(),
             entry: entry(ts, "v"),

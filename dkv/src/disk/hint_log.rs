@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::node::StoredHint;
-use crate::storage::Entry;
+use crate::node::Hint;
+use crate::engine::Entry;
 use crate::version::{NodeId, Version};
 use crate::wal::{FsyncMode, Lsn, Wal, WalConfig, WalError, WalRecord};
 
@@ -31,7 +31,7 @@ const COMPACT_AFTER_REMOVALS: usize = 10_000;
 /// The hints of one node, durable in their own WAL.
 pub struct HintLog {
     wal: Wal,
-    hints: BTreeMap<(NodeId, Vec<u8>), StoredHint>,
+    hints: BTreeMap<(NodeId, Vec<u8>), Hint>,
     removals: usize,
 }
 
@@ -43,7 +43,7 @@ fn record_key(tag: u8, target: NodeId, key: &[u8]) -> Vec<u8> {
     out
 }
 
-fn encode_value(hint: &StoredHint) -> Vec<u8> {
+fn encode_value(hint: &Hint) -> Vec<u8> {
     let value = hint.entry.value.as_deref().unwrap_or(&[]);
     let mut out = Vec::with_capacity(9 + value.len());
     out.extend_from_slice(&hint.stored_at_millis.to_le_bytes());
@@ -54,7 +54,7 @@ fn encode_value(hint: &StoredHint) -> Vec<u8> {
 
 /// One change a record describes.
 enum Change {
-    Kept(StoredHint),
+    Kept(Hint),
     Removed {
         target: NodeId,
         key: Vec<u8>,
@@ -83,7 +83,7 @@ fn decode(record: &WalRecord) -> Option<Change> {
                 1 if value.len() == 9 => None,
                 _ => return None,
             };
-            Some(Change::Kept(StoredHint {
+            Some(Change::Kept(Hint {
                 target,
                 key,
                 entry: Entry {
@@ -105,7 +105,7 @@ fn decode(record: &WalRecord) -> Option<Change> {
 impl HintLog {
     /// Opens (or creates) the hint log in `dir` and replays it.
     pub fn open(dir: PathBuf, fsync: FsyncMode) -> Result<HintLog, WalError> {
-        let mut hints: BTreeMap<(NodeId, Vec<u8>), StoredHint> = BTreeMap::new();
+        let mut hints: BTreeMap<(NodeId, Vec<u8>), Hint> = BTreeMap::new();
         let mut removals = 0;
         let config = WalConfig {
             fsync,
@@ -146,7 +146,7 @@ impl HintLog {
 
     /// Keeps `hint` unless a newer one for the same target and key is
     /// held; returns the sequence to wait for.
-    pub fn put(&mut self, hint: &StoredHint) -> Result<Lsn, WalError> {
+    pub fn put(&mut self, hint: &Hint) -> Result<Lsn, WalError> {
         let slot = (hint.target, hint.key.clone());
         if self
             .hints
@@ -203,7 +203,7 @@ impl HintLog {
     }
 
     /// Every hint held.
-    pub fn all(&self) -> Vec<StoredHint> {
+    pub fn all(&self) -> Vec<Hint> {
         self.hints.values().cloned().collect()
     }
 
@@ -218,8 +218,8 @@ mod tests {
     use super::*;
     use crate::version::Timestamp;
 
-    fn hint(target: u32, key: &str, ts: u64, value: Option<&str>) -> StoredHint {
-        StoredHint {
+    fn hint(target: u32, key: &str, ts: u64, value: Option<&str>) -> Hint {
+        Hint {
             target: NodeId(target),
             key: key.as_bytes().to_vec(),
             entry: Entry {

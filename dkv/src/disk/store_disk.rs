@@ -2,26 +2,26 @@
 
 use std::sync::Arc;
 
-use crate::cluster::hint_log::HintLog;
-use crate::node::{Applied, Storage, StorageError, StoredHint, Ticket};
-use crate::storage::Entry;
+use crate::disk::hint_log::HintLog;
+use crate::node::{Applied, Disk, DiskError, Hint, Ticket};
+use crate::engine::Entry;
 use crate::store::Store;
 use crate::version::{NodeId, Version};
 use crate::wal::FsyncMode;
 
 /// Data in the node's store, hints in their own log.
-pub struct StoreStorage {
+pub struct StoreDisk {
     store: Arc<Store>,
     hints: HintLog,
     /// Only `--fsync always` makes acknowledgements wait for the disk.
     wait_for_sync: bool,
 }
 
-impl StoreStorage {
+impl StoreDisk {
     /// Wraps an open store and hint log.
-    pub fn new(store: Arc<Store>, hints: HintLog) -> StoreStorage {
+    pub fn new(store: Arc<Store>, hints: HintLog) -> StoreDisk {
         let wait_for_sync = store.config().fsync == FsyncMode::Always;
-        StoreStorage {
+        StoreDisk {
             store,
             hints,
             wait_for_sync,
@@ -39,31 +39,31 @@ impl StoreStorage {
     }
 }
 
-fn storage_error(e: impl std::fmt::Display) -> StorageError {
-    StorageError(e.to_string())
+fn disk_error(e: impl std::fmt::Display) -> DiskError {
+    DiskError(e.to_string())
 }
 
-impl Storage for StoreStorage {
+impl Disk for StoreDisk {
     fn get(&self, key: &[u8]) -> Option<Entry> {
         self.store.get_entry(key)
     }
 
-    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, StorageError> {
+    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, DiskError> {
         let submitted = self
             .store
             .submit(key, entry.version, entry.value.as_deref())
-            .map_err(storage_error)?;
+            .map_err(disk_error)?;
         Ok(Applied {
             won: submitted.applied,
             ticket: Ticket::data(submitted.lsn),
         })
     }
 
-    fn put_hint(&mut self, hint: &StoredHint) -> Result<Ticket, StorageError> {
+    fn put_hint(&mut self, hint: &Hint) -> Result<Ticket, DiskError> {
         self.hints
             .put(hint)
             .map(Ticket::hint)
-            .map_err(storage_error)
+            .map_err(disk_error)
     }
 
     fn remove_hint(
@@ -71,13 +71,13 @@ impl Storage for StoreStorage {
         target: NodeId,
         key: &[u8],
         version: Version,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), DiskError> {
         self.hints
             .remove(target, key, version)
-            .map_err(storage_error)
+            .map_err(disk_error)
     }
 
-    fn hints(&self) -> Vec<StoredHint> {
+    fn hints(&self) -> Vec<Hint> {
         self.hints.all()
     }
 

@@ -2,7 +2,7 @@
 //! real disks and sockets.
 
 pub mod hint_log;
-pub mod store_storage;
+pub mod store_disk;
 
 pub use hint_log::HintLog;
-pub use store_storage::StoreStorage;
+pub use store_disk::StoreDisk;
