@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use dkv::config::ClusterConf;
 use dkv::resp::Limits;
-use dkv::server::{Node, NodeConfig};
+use dkv::server::{self, ServerConfig};
 use dkv::wal::FsyncMode;
 use dkv::NodeId;
 
@@ -69,11 +69,6 @@ struct Args {
     /// Also snapshot when the WAL passes this many MiB; 0 turns it off.
     #[arg(long, default_value_t = 256)]
     snapshot_wal_mb: u64,
-
-    /// Threads executing commands (default: one per core); 0 runs commands on
-    /// the network thread.
-    #[arg(long)]
-    worker_threads: Option<usize>,
 
     /// Require clients to AUTH with this password.
     #[arg(long)]
@@ -135,7 +130,7 @@ struct Args {
     dev: bool,
 }
 
-fn build_config(args: &Args) -> Result<NodeConfig, String> {
+fn build_config(args: &Args) -> Result<ServerConfig, String> {
     let node_id = NodeId(args.node_id);
     let conf = match &args.cluster_conf {
         Some(path) => {
@@ -164,13 +159,10 @@ fn build_config(args: &Args) -> Result<NodeConfig, String> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("./dkv-data/node-{node_id}")));
-    let mut config = NodeConfig::new(node_id, port, &data_dir);
+    let mut config = ServerConfig::new(node_id, port, &data_dir);
     config.bind = args.bind;
     config.requirepass = args.requirepass.clone();
     config.allow_unprotected = args.protected_mode == "no";
-    if let Some(threads) = args.worker_threads {
-        config.worker_threads = threads;
-    }
     config.limits = Limits {
         max_bulk_len: args.max_bulk_len,
         max_args: args.max_args,
@@ -242,7 +234,7 @@ fn wait_for_stop_signal(set: &libc::sigset_t) -> i32 {
 }
 
 /// `--dev`: three nodes of one cluster in this process.
-fn dev_configs(args: &Args) -> Result<Vec<NodeConfig>, String> {
+fn dev_configs(args: &Args) -> Result<Vec<ServerConfig>, String> {
     let conf = ClusterConf::parse(
         "cluster_name = dkv-dev\nreplication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n\
          node 1 127.0.0.1:7001\nnode 2 127.0.0.1:7002\nnode 3 127.0.0.1:7003\n",
@@ -290,7 +282,7 @@ fn main() -> ExitCode {
     let mut nodes = Vec::new();
     for config in configs {
         let id = config.node_id;
-        match Node::start(config) {
+        match server::start(config) {
             Ok(node) => {
                 println!(
                     "dkv-node {id} ready on {} (try: redis-cli -p {})",

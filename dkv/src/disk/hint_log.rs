@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::node::Hint;
 use crate::engine::Entry;
@@ -30,7 +31,7 @@ const COMPACT_AFTER_REMOVALS: usize = 10_000;
 
 /// The hints of one node, durable in their own WAL.
 pub struct HintLog {
-    wal: Wal,
+    wal: Arc<Wal>,
     hints: BTreeMap<(NodeId, Vec<u8>), Hint>,
     removals: usize,
 }
@@ -138,7 +139,7 @@ impl HintLog {
             ),
         })?;
         Ok(HintLog {
-            wal,
+            wal: Arc::new(wal),
             hints,
             removals,
         })
@@ -210,6 +211,11 @@ impl HintLog {
     /// The log, for durability queries and callbacks.
     pub fn wal(&self) -> &Wal {
         &self.wal
+    }
+
+    /// A handle on the log for a runtime that watches its durability.
+    pub fn shared_wal(&self) -> Arc<Wal> {
+        Arc::clone(&self.wal)
     }
 }
 

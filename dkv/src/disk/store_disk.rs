@@ -1,12 +1,22 @@
-//! The node's [`Storage`] over a real [`Store`] and [`HintLog`].
+//! [`StoreDisk`]: the node's [`Disk`] over a real [`Store`] and
+//! [`HintLog`].
+//!
+//! Writes are applied and logged at once; with `--fsync always` each
+//! returns the ticket of its WAL record, which the node waits for (the
+//! runtime reports progress through a [`DurabilityWatch`]). With
+//! `periodic` or `never` the fsync mode promises nothing more than the
+//! write already got, so no ticket is returned and the node acknowledges
+//! at once.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::disk::hint_log::HintLog;
-use crate::node::{Applied, Disk, DiskError, Hint, Ticket};
+use crate::disk::watch::DurabilityWatch;
+use crate::node::{Applied, Disk, DiskError, DiskStats, Hint, Ticket};
 use crate::engine::Entry;
-use crate::store::Store;
-use crate::version::{NodeId, Version};
+use crate::store::{Store, StoreError};
+use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::FsyncMode;
 
 /// Data in the node's store, hints in their own log.
@@ -17,15 +27,21 @@ pub struct StoreDisk {
     wait_for_sync: bool,
 }
 
+fn disk_error(e: impl std::fmt::Display) -> DiskError {
+    DiskError(e.to_string())
+}
+
 impl StoreDisk {
-    /// Wraps an open store and hint log.
-    pub fn new(store: Arc<Store>, hints: HintLog) -> StoreDisk {
-        let wait_for_sync = store.config().fsync == FsyncMode::Always;
-        StoreDisk {
+    /// Wraps an open store and opens (or creates) the hint log in
+    /// `hints_dir`, with the store's fsync mode.
+    pub fn open(store: Arc<Store>, hints_dir: PathBuf) -> Result<StoreDisk, StoreError> {
+        let fsync = store.config().fsync;
+        let hints = HintLog::open(hints_dir, fsync)?;
+        Ok(StoreDisk {
             store,
             hints,
-            wait_for_sync,
-        }
+            wait_for_sync: fsync == FsyncMode::Always,
+        })
     }
 
     /// The data store.
@@ -33,14 +49,11 @@ impl StoreDisk {
         &self.store
     }
 
-    /// The hint log.
-    pub fn hint_log(&self) -> &HintLog {
-        &self.hints
+    /// A watch on both logs, for the runtime that reports their progress
+    /// to the node.
+    pub fn watch(&self) -> DurabilityWatch {
+        DurabilityWatch::new(Arc::clone(&self.store), self.hints.shared_wal())
     }
-}
-
-fn disk_error(e: impl std::fmt::Display) -> DiskError {
-    DiskError(e.to_string())
 }
 
 impl Disk for StoreDisk {
@@ -48,22 +61,26 @@ impl Disk for StoreDisk {
         self.store.get_entry(key)
     }
 
-    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, DiskError> {
+    fn apply(
+        &mut self,
+        key: &[u8],
+        version: Version,
+        value: Option<&[u8]>,
+    ) -> Result<Applied, DiskError> {
         let submitted = self
             .store
-            .submit(key, entry.version, entry.value.as_deref())
+            .submit(key, version, value)
             .map_err(disk_error)?;
         Ok(Applied {
             won: submitted.applied,
-            ticket: Ticket::data(submitted.lsn),
+            was_live: submitted.was_live,
+            ticket: self.wait_for_sync.then(|| Ticket::data(submitted.lsn)),
         })
     }
 
-    fn put_hint(&mut self, hint: &Hint) -> Result<Ticket, DiskError> {
-        self.hints
-            .put(hint)
-            .map(Ticket::hint)
-            .map_err(disk_error)
+    fn put_hint(&mut self, hint: &Hint) -> Result<Option<Ticket>, DiskError> {
+        let lsn = self.hints.put(hint).map_err(disk_error)?;
+        Ok(self.wait_for_sync.then(|| Ticket::hint(lsn)))
     }
 
     fn remove_hint(
@@ -81,14 +98,16 @@ impl Disk for StoreDisk {
         self.hints.all()
     }
 
-    fn is_durable(&self, ticket: Ticket) -> bool {
-        if !self.wait_for_sync {
-            return true;
+    fn max_timestamp(&self) -> Timestamp {
+        self.store.engine().max_timestamp()
+    }
+
+    fn stats(&self) -> DiskStats {
+        let store = self.store.stats();
+        DiskStats {
+            engine: store.engine,
+            store: Some(store),
+            hint_log_bytes: self.hints.wal().size_bytes(),
         }
-        let durable = match ticket.log {
-            0 => self.store.wal().durable_lsn(),
-            _ => self.hints.wal().durable_lsn(),
-        };
-        ticket.lsn <= durable
     }
 }

@@ -60,6 +60,15 @@ impl Entry {
     }
 }
 
+/// What [`Engine::apply_with_outcome`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// The write's version beat the stored one (or the key was new).
+    pub won: bool,
+    /// The key held a live value (not a tombstone) before this write.
+    pub was_live: bool,
+}
+
 /// Counters the engine reports (INFO, the C ABI, benchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EngineStats {
@@ -158,8 +167,23 @@ impl Engine {
     /// write won. Keys longer than [`MAX_KEY_LEN`] are rejected (returns
     /// false); callers bound keys far below that.
     pub fn apply(&self, key: &[u8], version: Version, value: Option<&[u8]>) -> bool {
+        self.apply_with_outcome(key, version, value).won
+    }
+
+    /// [`Engine::apply`], also reporting whether the key held a live value
+    /// just before (what `DEL` counts), found in the same lookup.
+    pub fn apply_with_outcome(
+        &self,
+        key: &[u8],
+        version: Version,
+        value: Option<&[u8]>,
+    ) -> ApplyOutcome {
+        let lost = |was_live| ApplyOutcome {
+            won: false,
+            was_live,
+        };
         if key.len() > MAX_KEY_LEN {
-            return false;
+            return lost(false);
         }
         let (hash, shard) = self.locate(key);
         let mut guard = shard.write();
@@ -172,23 +196,31 @@ impl Engine {
         ) {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
+                let was_live = !slot.is_tombstone();
                 if slot.version() >= version {
-                    return false;
+                    return lost(was_live);
                 }
                 shard.tombstones -= usize::from(slot.is_tombstone());
                 shard.entry_bytes -= slot.heap_bytes();
                 slot.overwrite(version, value);
                 shard.tombstones += usize::from(slot.is_tombstone());
                 shard.entry_bytes += slot.heap_bytes();
+                ApplyOutcome {
+                    won: true,
+                    was_live,
+                }
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 let slot = Slot::new(key, version, value);
                 shard.tombstones += usize::from(slot.is_tombstone());
                 shard.entry_bytes += slot.heap_bytes();
                 vacant.insert(slot);
+                ApplyOutcome {
+                    won: true,
+                    was_live: false,
+                }
             }
         }
-        true
     }
 
     /// Applies an owned [`Entry`]; see [`Engine::apply`].

@@ -1,71 +1,84 @@
 //! One client connection as the reactor sees it: its socket, the bytes
-//! read but not yet parsed, and the replies waiting to be sent, each held
-//! back until the WAL sequence it depends on is durable.
+//! read but not yet parsed, the command layer's [`Session`] it lends to
+//! every command, and the replies waiting to be sent.
+//!
+//! Replies leave in request order. A command that answered at once has
+//! its reply appended to the tail of the output; one that is pending (a
+//! data command waiting for replicas or an fsync) holds a place in the
+//! output until its completion fills it, and nothing behind it is sent
+//! before it. Writing gathers every contiguous ready segment into one
+//! `writev`.
+//!
+//! The connection knows bytes, not commands: it parses requests with the
+//! RESP parser under the limits the command layer sets, and hands each to
+//! the caller's closure.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 use mio::net::TcpStream;
 
-use crate::net::reactor::Request;
-use crate::resp::{Limits, Parser};
-use crate::server::session::Session;
-use crate::wal::Lsn;
+use crate::command::{CallId, Executed, Session};
+use crate::resp::{self, Limits, Parser, ProtocolError};
 
-/// Replies of one batch, sent only once `gate` (if any) is durable; or
-/// the slot of one cluster command, empty until the command finishes.
-struct Segment {
-    bytes: Vec<u8>,
-    sent: usize,
-    gate: Option<Lsn>,
-    call: Option<u64>,
-}
+/// Segments gathered into one `writev` at most.
+const MAX_WRITE_SEGMENTS: usize = 64;
 
-impl Segment {
-    fn blocked(&self, durable: Lsn) -> bool {
-        self.call.is_some() || self.gate.is_some_and(|g| g > durable)
-    }
+enum Segment {
+    /// Reply bytes, `sent` of them already written.
+    Ready { bytes: Vec<u8>, sent: usize },
+    /// The place of a reply still to come.
+    Pending(CallId),
 }
 
 /// What a read attempt found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReadOutcome {
-    /// Read until the socket had no more for now.
+    /// The socket had no more for now.
     Drained,
-    /// Stopped because the input buffer is full; read again later.
-    Full,
+    /// Stopped with bytes possibly left in the socket (the input buffer is
+    /// full or the turn's budget spent): read again without an event.
+    Stopped,
     /// The peer closed its side (or the socket failed).
     Closed,
 }
 
+/// What [`Conn::run_next`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// One request ran (or was refused with a protocol error).
+    Ran,
+    /// No whole request is buffered.
+    Idle,
+}
+
 pub(crate) struct Conn {
-    pub socket: TcpStream,
-    /// Unparsed input starts at `input_start`.
-    pub input: Vec<u8>,
-    pub input_start: usize,
-    /// Resumes a request split across reads where it stopped.
-    pub parser: Parser,
-    /// Parsed requests waiting for their turn on a worker.
-    pub pending: VecDeque<Request>,
-    /// A fatal protocol error was parsed: nothing after it is read.
-    pub parse_stopped: bool,
-    /// `None` while a worker runs a batch for this connection.
-    pub session: Option<Session>,
+    socket: TcpStream,
+    input: Vec<u8>,
+    /// Unparsed input starts here.
+    input_start: usize,
+    parser: Parser,
+    session: Session,
     output: VecDeque<Segment>,
+    /// Replies appended after the last segment, not yet sealed into one.
+    tail: Vec<u8>,
     output_bytes: usize,
-    /// No more reading: the peer closed, or a QUIT or protocol error ends
-    /// the connection once the replies are out.
-    pub read_closed: bool,
-    /// Close as soon as everything queued is sent.
-    pub close_after_flush: bool,
-    /// Reading stopped before the socket said WouldBlock (backpressure):
-    /// the reactor must read again itself, edge-triggered polling won't.
-    pub read_pending: bool,
-    pub writable_registered: bool,
-    /// The poller reported the peer's end closed (or an error): read to EOF.
-    pub peer_hung_up: bool,
-    /// Cluster commands whose replies are not in yet.
-    pub calls_in_flight: usize,
+    calls_in_flight: usize,
+    /// Nothing more will be read: EOF, or the stream lost its framing.
+    read_closed: bool,
+    /// Close once everything queued is sent (QUIT, a fatal protocol
+    /// error, shutdown); no more requests run.
+    closing: bool,
+    /// The socket may hold bytes not read yet (edge-triggered polling
+    /// will not report them again).
+    read_pending: bool,
+    /// The poller reported the peer's end closed: read on to the EOF.
+    peer_hung_up: bool,
+    writable_registered: bool,
+    /// Queued in the reactor's work list.
+    pub(crate) scheduled: bool,
+    /// Has output the reactor should try to write this turn.
+    pub(crate) dirty: bool,
 }
 
 impl Conn {
@@ -75,57 +88,80 @@ impl Conn {
             input: Vec::new(),
             input_start: 0,
             parser: Parser::new(limits),
-            pending: VecDeque::new(),
-            parse_stopped: false,
-            session: Some(session),
+            session,
             output: VecDeque::new(),
+            tail: Vec::new(),
             output_bytes: 0,
-            read_closed: false,
-            close_after_flush: false,
-            read_pending: false,
-            writable_registered: false,
-            peer_hung_up: false,
             calls_in_flight: 0,
+            read_closed: false,
+            closing: false,
+            read_pending: true,
+            peer_hung_up: false,
+            writable_registered: false,
+            scheduled: false,
+            dirty: false,
         }
     }
 
-    pub fn busy(&self) -> bool {
-        self.session.is_none()
+    pub fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
     }
 
-    pub fn unparsed(&self) -> &[u8] {
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The poller saw the socket readable (or hung up, or failed).
+    pub fn on_readable(&mut self, hung_up: bool) {
+        self.read_pending = true;
+        self.peer_hung_up |= hung_up;
+    }
+
+    /// Whether reading could find something now.
+    pub fn wants_read(&self) -> bool {
+        self.read_pending && !self.read_closed
+    }
+
+    fn unparsed(&self) -> &[u8] {
         &self.input[self.input_start..]
     }
 
-    pub fn consume(&mut self, bytes: usize) {
+    fn consume(&mut self, bytes: usize) {
         self.input_start += bytes;
-        if self.input_start == self.input.len() {
+        debug_assert!(self.input_start <= self.input.len());
+        if self.input_start >= self.input.len() {
             self.input.clear();
             self.input_start = 0;
         }
     }
 
-    /// Reads until the socket is drained, EOF, or `max_input` unparsed
-    /// bytes, through the reactor's `scratch` buffer.
+    /// Reads until the socket is drained, EOF, `max_input` unparsed bytes
+    /// or `budget` bytes read, through the reactor's `scratch` buffer.
     ///
     /// A read shorter than `scratch` took everything the socket held, so it
     /// ends the loop without the extra `read` that would only say
     /// WouldBlock: with edge-triggered polling, new data raises a new event
     /// anyway. When the peer has hung up, reading goes on to the EOF, which
     /// no later event would report.
-    pub fn read(&mut self, scratch: &mut [u8], max_input: usize) -> ReadOutcome {
+    pub fn read(&mut self, scratch: &mut [u8], max_input: usize, budget: usize) -> ReadOutcome {
         if self.input_start > 0 && self.input_start * 2 > self.input.len() {
             self.input.drain(..self.input_start);
             self.input_start = 0;
         }
+        let mut taken = 0;
         loop {
-            if self.input.len() - self.input_start >= max_input {
+            if self.input.len() - self.input_start >= max_input || taken >= budget {
                 self.read_pending = true;
-                return ReadOutcome::Full;
+                return ReadOutcome::Stopped;
             }
             match self.socket.read(scratch) {
-                Ok(0) => return ReadOutcome::Closed,
+                Ok(0) => {
+                    self.read_pending = false;
+                    self.read_closed = true;
+                    return ReadOutcome::Closed;
+                }
                 Ok(n) => {
+                    taken += n;
                     self.input.extend_from_slice(&scratch[..n]);
                     if n < scratch.len() && !self.peer_hung_up {
                         self.read_pending = false;
@@ -137,42 +173,117 @@ impl Conn {
                     return ReadOutcome::Drained;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return ReadOutcome::Closed,
+                Err(_) => {
+                    self.read_pending = false;
+                    self.read_closed = true;
+                    return ReadOutcome::Closed;
+                }
             }
         }
     }
 
-    pub fn queue(&mut self, bytes: Vec<u8>, gate: Option<Lsn>) {
-        if bytes.is_empty() {
-            return;
+    /// Whether more requests may run now: not closing, and neither the
+    /// unsent replies nor the pending calls are over their bounds.
+    pub fn can_run(&self, max_output: usize, max_calls: usize) -> bool {
+        !self.closing && self.output_bytes < max_output && self.calls_in_flight < max_calls
+    }
+
+    /// Moves the replies appended since the last segment into one.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.output.push_back(Segment::Ready {
+                bytes: std::mem::take(&mut self.tail),
+                sent: 0,
+            });
         }
-        self.output_bytes += bytes.len();
-        self.output.push_back(Segment {
-            bytes,
-            sent: 0,
-            gate,
-            call: None,
-        });
     }
 
-    /// Holds a place in the reply order for a cluster command.
-    pub fn queue_call(&mut self, call: u64) {
-        self.calls_in_flight += 1;
-        self.output.push_back(Segment {
-            bytes: Vec::new(),
-            sent: 0,
-            gate: None,
-            call: Some(call),
-        });
+    /// Parses the next request under `limits` and hands it to `run`, with
+    /// the session and the buffer its reply goes to. A protocol error is
+    /// answered here; when the stream cannot be resynchronised the
+    /// connection closes after the replies before it are out.
+    pub fn run_next(
+        &mut self,
+        limits: Limits,
+        run: impl FnOnce(&mut Session, &resp::Command, &mut Vec<u8>) -> Executed,
+    ) -> Step {
+        if self.closing {
+            return Step::Idle;
+        }
+        if *self.parser.limits() != limits {
+            self.parser.set_limits(limits);
+        }
+        let parsed = {
+            let input = &self.input[self.input_start..];
+            self.parser.parse(input)
+        };
+        match parsed {
+            Ok(Some((request, used))) => {
+                self.consume(used);
+                let before = self.tail.len();
+                let executed = run(&mut self.session, &request, &mut self.tail);
+                self.output_bytes += self.tail.len() - before;
+                match executed {
+                    Executed::Answered => {}
+                    Executed::Pending(call) => {
+                        self.calls_in_flight += 1;
+                        self.seal_tail();
+                        self.output.push_back(Segment::Pending(call));
+                    }
+                    Executed::Close => self.close_after_output(),
+                }
+                Step::Ran
+            }
+            Ok(None) => {
+                // A peer that closed mid-request will never finish it.
+                if self.read_closed {
+                    let rest = self.unparsed().len();
+                    self.consume(rest);
+                }
+                Step::Idle
+            }
+            Err(error) => {
+                self.protocol_error(&error);
+                Step::Ran
+            }
+        }
     }
 
-    /// Fills a cluster command's place with its reply.
-    pub fn fill_call(&mut self, call: u64, bytes: Vec<u8>) {
-        if let Some(segment) = self.output.iter_mut().find(|s| s.call == Some(call)) {
+    fn protocol_error(&mut self, error: &ProtocolError) {
+        let before = self.tail.len();
+        resp::reply::protocol_error(&mut self.tail, error);
+        self.output_bytes += self.tail.len() - before;
+        match error.skip() {
+            Some(skip) => self.consume(skip),
+            None => {
+                // Framing is lost: nothing after this can be read.
+                let rest = self.unparsed().len();
+                self.consume(rest);
+                self.close_after_output();
+            }
+        }
+    }
+
+    /// Stops reading and running; the connection closes once the replies
+    /// already owed are sent.
+    pub fn close_after_output(&mut self) {
+        self.closing = true;
+        self.read_closed = true;
+    }
+
+    /// Fills a pending place with its reply.
+    pub fn complete(&mut self, call: CallId, reply: Vec<u8>) {
+        let place = self
+            .output
+            .iter_mut()
+            .find(|s| matches!(s, Segment::Pending(c) if *c == call));
+        if let Some(segment) = place {
+            self.output_bytes += reply.len();
             self.calls_in_flight -= 1;
-            self.output_bytes += bytes.len();
-            segment.bytes = bytes;
-            segment.call = None;
+            *segment = Segment::Ready {
+                bytes: reply,
+                sent: 0,
+            };
         }
     }
 
@@ -180,45 +291,79 @@ impl Conn {
         self.output_bytes
     }
 
-    pub fn has_output(&self) -> bool {
-        !self.output.is_empty()
+    /// Whether the first queued segment can be written.
+    fn front_ready(&self) -> bool {
+        matches!(self.output.front(), Some(Segment::Ready { .. }))
     }
 
-    /// Whether the first queued segment cannot be sent yet.
-    pub fn blocked(&self, durable: Lsn) -> bool {
-        self.output.front().is_some_and(|s| s.blocked(durable))
-    }
-
-    /// Writes every segment whose gate is durable, in order, until the
-    /// socket would block. `Err` means the connection is dead.
-    pub fn flush(&mut self, durable: Lsn) -> io::Result<()> {
-        while let Some(segment) = self.output.front_mut() {
-            if segment.blocked(durable) {
+    /// Writes every ready segment in order, stopping at the first pending
+    /// one or when the socket would block. `Err`: the connection is dead.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.seal_tail();
+        loop {
+            // Empty ready segments (a reply buffer that got nothing) go.
+            while matches!(self.output.front(), Some(Segment::Ready { bytes, sent }) if *sent >= bytes.len())
+            {
+                self.output.pop_front();
+            }
+            if !self.front_ready() {
                 return Ok(());
             }
-            while segment.sent < segment.bytes.len() {
-                match self.socket.write(&segment.bytes[segment.sent..]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        segment.sent += n;
-                        self.output_bytes -= n;
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SEGMENTS];
+            let mut count = 0;
+            for segment in &self.output {
+                match segment {
+                    Segment::Ready { bytes, sent } if count < MAX_WRITE_SEGMENTS => {
+                        slices[count] = IoSlice::new(&bytes[*sent..]);
+                        count += 1;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    _ => break,
                 }
             }
-            self.output.pop_front();
+            let written = match self.socket.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.output_bytes -= written;
+            let mut left = written;
+            while left > 0 {
+                let Some(Segment::Ready { bytes, sent }) = self.output.front_mut() else {
+                    break;
+                };
+                let take = left.min(bytes.len() - *sent);
+                *sent += take;
+                left -= take;
+                if *sent == bytes.len() {
+                    self.output.pop_front();
+                }
+            }
         }
-        Ok(())
+    }
+
+    /// Whether WRITABLE readiness is worth asking for: bytes are ready but
+    /// the socket would not take them.
+    pub fn wants_writable(&self) -> bool {
+        self.front_ready() || (self.output.is_empty() && !self.tail.is_empty())
+    }
+
+    /// Records which interest is registered; true when it must change.
+    pub fn writable_interest_changes(&mut self, wanted: bool) -> bool {
+        let changes = wanted != self.writable_registered;
+        self.writable_registered = wanted;
+        changes
+    }
+
+    /// Whether the unparsed input may hold another whole request.
+    pub fn has_input(&self) -> bool {
+        !self.unparsed().is_empty()
     }
 
     /// Whether the connection has nothing left to do and should close.
     pub fn finished(&self) -> bool {
-        let idle = !self.busy()
-            && self.output.is_empty()
-            && self.pending.is_empty()
-            && self.calls_in_flight == 0;
-        idle && (self.close_after_flush || (self.read_closed && self.unparsed().is_empty()))
+        let idle = self.output.is_empty() && self.tail.is_empty() && self.calls_in_flight == 0;
+        idle && (self.closing || (self.read_closed && !self.has_input()))
     }
 }

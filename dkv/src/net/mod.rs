@@ -1,9 +1,19 @@
-//! All client-facing IO: the mio reactor thread, its connections, and the
-//! worker pool that executes their commands.
+//! All socket IO of a node, and nothing else: the reactor thread, client
+//! connections, peer links, and the loop that drives the command layer
+//! ([`crate::command::Executor`]) with what they carry.
+//!
+//! Bytes in, bytes out: connections frame requests with the RESP parser
+//! and hand them on; peer links frame envelopes with the peer codec and
+//! hand them on; what a command or a message means is decided above.
+//!
+//! | file         | owns                                                        |
+//! |--------------|-------------------------------------------------------------|
+//! | `reactor.rs` | the loop: readiness, accepts, bounded work per turn, shutdown |
+//! | `conn.rs`    | one client connection: input, parser, ordered output        |
+//! | `peers.rs`   | peer sockets: handshake, framing, reconnects                |
+//! | `wakeup.rs`  | waking the loop from other threads                          |
 
-pub(crate) mod cluster;
 mod conn;
 pub(crate) mod peers;
 pub(crate) mod reactor;
-mod slab;
-mod workers;
+mod wakeup;

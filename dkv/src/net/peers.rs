@@ -9,6 +9,9 @@
 //! exponential backoff. Messages for a peer that is not connected are
 //! dropped: the node's timeouts and hints make up for them. Frames are
 //! bounded in size; a peer that breaks the protocol is disconnected.
+//!
+//! Bytes and framing only: what a message means is the node's business.
+//! [`Peers::poll_link_changes`] reports links going up and down, for INFO.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use crate::net::slab::Slab;
+use crate::slab::Slab;
 use crate::peer::{self, Envelope, Hello, HelloReply};
 use crate::version::NodeId;
 
@@ -71,6 +74,8 @@ pub(crate) struct Peers {
     listener: TcpListener,
     inbound: Slab<Inbound>,
     outbound: BTreeMap<NodeId, Outbound>,
+    /// Link states last reported by [`Peers::poll_link_changes`].
+    reported: BTreeMap<NodeId, bool>,
 }
 
 fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>) -> io::Result<bool> {
@@ -136,6 +141,7 @@ impl Peers {
             listener,
             inbound: Slab::new(),
             outbound,
+            reported: BTreeMap::new(),
         })
     }
 
@@ -422,11 +428,17 @@ impl Peers {
         }
     }
 
-    /// Whether an outbound link to `id` is up.
-    pub fn is_connected(&self, id: NodeId) -> bool {
-        self.outbound
-            .get(&id)
-            .is_some_and(|o| matches!(o.state, OutState::Ready))
+    /// Links that went up or down since the last call.
+    pub fn poll_link_changes(&mut self) -> Vec<(NodeId, bool)> {
+        let mut changes = Vec::new();
+        for (&id, out) in &self.outbound {
+            let up = matches!(out.state, OutState::Ready);
+            if self.reported.get(&id) != Some(&up) {
+                self.reported.insert(id, up);
+                changes.push((id, up));
+            }
+        }
+        changes
     }
 }
 

@@ -1,17 +1,31 @@
-//! The reactor: one thread that owns every client socket.
+//! The reactor: one thread that owns every socket of a node and drives
+//! the command layer (and through it the node) with what they carry.
 //!
-//! It accepts connections, reads until `WouldBlock`, parses commands, hands
-//! each connection's commands to the worker pool one batch at a time (so a
-//! connection's commands run in order and see their own writes), and
-//! writes replies back in order. Workers return results through a queue and
-//! a `mio::Waker`; the WAL's durability callback uses the same waker, and
-//! replies that wait for a WAL sequence are released when it is durable.
+//! Each turn of the loop does a bounded amount of work, in this order:
 //!
-//! Backpressure: a connection whose unsent replies pass `max_output_bytes`,
-//! or whose unparsed input passes the request limit, is not read from until
-//! they drain. A protocol error gets an `-ERR` reply and the connection is
-//! closed once the replies before it are out; other connections never
-//! notice.
+//! 1. wait for readiness (not at all when work is left from the last
+//!    turn), and note which connections became readable or writable;
+//! 2. accept new connections, at most [`ACCEPTS_PER_TURN`];
+//! 3. feed the executor what the peers sent, what the logs made durable
+//!    (the [`DurabilityWatch`]) and the time;
+//! 4. serve each connection in the work list once: read at most
+//!    [`READ_PER_TURN`] bytes, run at most [`COMMANDS_PER_TURN`] requests;
+//!    one with more to do goes back on the list for the next turn;
+//! 5. drain the executor: messages to the peers, completed replies into
+//!    their connections' places;
+//! 6. write what is ready.
+//!
+//! Nothing here calls back into itself: a connection that can make
+//! progress again (its replies drained, a call completed) is put on the
+//! work list, never served from inside another step. Both logs are held
+//! for the turn, so one fsync covers every write it made.
+//!
+//! Backpressure: a connection whose unsent replies pass
+//! `max_output_bytes`, or whose calls in flight reach
+//! [`MAX_CALLS_IN_FLIGHT`], runs no more requests (and so reads no more
+//! once its input buffer is full) until they drain. A protocol error gets
+//! an `-ERR` reply and the connection closes once the replies before it
+//! are out; other connections never notice.
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,113 +35,29 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use parking_lot::Mutex;
 
-use crate::net::cluster::{is_data_command, ClusterRuntime};
-use crate::net::conn::{Conn, ReadOutcome};
+use crate::clock::wall_millis;
+use crate::command::{ConnId, Executor};
+use crate::disk::{DurabilityWatch, Progress, StoreDisk};
+use crate::net::conn::{Conn, ReadOutcome, Step};
 use crate::net::peers::{PeerIdentity, Peers};
-use crate::net::slab::{Key, Slab};
-use crate::net::workers::{Wakeup, WorkerPool};
-use crate::resp::{self, Command, ProtocolError};
-use crate::server::commands::{Effect, Executor};
-use crate::server::session::Session;
-use crate::wal::Lsn;
+use crate::net::wakeup::Wakeup;
+use crate::node::Now;
+use crate::slab::{Key, Slab};
+use crate::version::NodeId;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
-/// Cluster commands one connection may have waiting on the replication
-/// core at once.
+/// Data commands one connection may have waiting on the node at once.
 const MAX_CALLS_IN_FLIGHT: usize = 1024;
-/// Commands handed to a worker in one batch, at most.
-const MAX_BATCH: usize = 1024;
-/// Bytes read from one connection per turn, beyond what it has buffered.
+/// Requests one connection runs per turn, at most.
+const COMMANDS_PER_TURN: usize = 1024;
+/// Bytes read from one connection per turn, at most.
 const READ_PER_TURN: usize = 256 * 1024;
+/// Connections accepted per turn, at most.
+const ACCEPTS_PER_TURN: usize = 256;
 /// How long a stopping reactor waits for replies to drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// One parsed request: a command, or the protocol error found in its
-/// place.
-pub(crate) enum Request {
-    Command(Command),
-    /// A bad request. Fatal when the parser could not skip it: the
-    /// connection closes after the error reply.
-    Invalid(ProtocolError),
-}
-
-/// A batch of one connection's requests, run in order by a worker.
-pub(crate) struct Job {
-    key: Key,
-    session: Session,
-    requests: VecDeque<Request>,
-    /// Stop once this many reply bytes are produced; the rest comes back.
-    output_budget: usize,
-}
-
-/// What a worker hands back.
-pub(crate) struct Done {
-    key: Key,
-    session: Session,
-    out: Vec<u8>,
-    effect: Effect,
-    /// Requests not run because the output budget was spent.
-    leftover: VecDeque<Request>,
-}
-
-/// Runs a job's requests in order until they are done, one closes the
-/// connection, or the replies pass the output budget.
-fn run_job(executor: &Executor, job: Job) -> Done {
-    let Job {
-        key,
-        mut session,
-        mut requests,
-        output_budget,
-    } = job;
-    let mut out = Vec::with_capacity(64 * requests.len().min(64));
-    let mut effect = Effect::default();
-    while let Some(request) = requests.pop_front() {
-        match request {
-            Request::Command(command) => {
-                let args: Vec<&[u8]> = command.iter().collect();
-                executor.execute(&mut session, &args, &mut out, &mut effect);
-            }
-            Request::Invalid(error) => {
-                resp::reply::protocol_error(&mut out, &error);
-                effect.close |= !error.is_recoverable();
-            }
-        }
-        if effect.close {
-            requests.clear();
-            break;
-        }
-        if out.len() >= output_budget {
-            break;
-        }
-    }
-    Done {
-        key,
-        session,
-        out,
-        effect,
-        leftover: requests,
-    }
-}
-
-/// Whether a batch is big enough to be worth handing to a worker. Handing
-/// over costs two thread wake-ups, more than running a few in-memory
-/// commands here; a long pipeline or a large value is worth it, since the
-/// reactor goes on serving other connections meanwhile.
-fn worth_a_worker(requests: &VecDeque<Request>) -> bool {
-    const INLINE_COMMANDS: usize = 32;
-    const INLINE_BYTES: usize = 64 * 1024;
-    let bytes: usize = requests
-        .iter()
-        .map(|r| match r {
-            Request::Command(command) => command.data_len(),
-            Request::Invalid(_) => 0,
-        })
-        .sum();
-    requests.len() > INLINE_COMMANDS || bytes > INLINE_BYTES
-}
 
 /// Shared between the reactor and the handle that stops it.
 pub(crate) struct Control {
@@ -135,42 +65,42 @@ pub(crate) struct Control {
     pub wakeup: Wakeup,
 }
 
+/// What a node of a cluster of several needs for its peer links.
+pub(crate) struct PeerSetup {
+    pub identity: PeerIdentity,
+    pub bind: std::net::SocketAddr,
+    pub members: Vec<(NodeId, std::net::SocketAddr)>,
+}
+
 pub(crate) struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
-    executor: Arc<Executor>,
+    /// Present when the node has peers.
+    peers: Option<Peers>,
+    executor: Executor<StoreDisk>,
+    watch: DurabilityWatch,
     control: Arc<Control>,
-    results: Arc<Mutex<Vec<Done>>>,
-    workers: Option<WorkerPool<Job>>,
-    /// Results of batches run inline (no worker threads), processed by the
-    /// loop rather than recursively.
-    inline_done: Vec<Done>,
     /// Every socket read goes through this one buffer, zeroed once.
     scratch: Box<[u8]>,
-    durable: Lsn,
-    next_session_id: u64,
-    /// Present when this node is one of several: data commands go through
-    /// its replication core.
-    cluster: Option<ClusterRuntime>,
-}
-
-/// What a node of a multi-node cluster hands the reactor.
-pub(crate) struct ClusterSetup {
-    pub node: crate::node::Node<crate::disk::StoreDisk>,
-    pub identity: PeerIdentity,
-    pub peer_bind: std::net::SocketAddr,
-    pub members: Vec<(crate::version::NodeId, std::net::SocketAddr)>,
-    pub status: Arc<Mutex<crate::server::ClusterStatus>>,
+    started: Instant,
+    /// Connections to serve this turn, each at most once.
+    work: VecDeque<Key>,
+    /// Connections with output to write this turn.
+    dirty: Vec<Key>,
+    /// The listener may have more connections waiting.
+    accept_pending: bool,
+    max_output: usize,
 }
 
 impl Reactor {
-    /// Sets up polling on `listener`; the caller runs [`Reactor::run`] on
-    /// its own thread.
+    /// Sets up polling on `listener` (and the peer port); the caller runs
+    /// [`Reactor::run`] on its own thread.
     pub fn new(
         listener: TcpListener,
-        executor: Arc<Executor>,
-        cluster: Option<ClusterSetup>,
+        executor: Executor<StoreDisk>,
+        peers: Option<PeerSetup>,
+        started: Instant,
     ) -> io::Result<(Reactor, Arc<Control>)> {
         let poll = Poll::new()?;
         let mut listener = listener;
@@ -181,141 +111,85 @@ impl Reactor {
             stopping: AtomicBool::new(false),
             wakeup: Wakeup::new(waker),
         });
-        let results: Arc<Mutex<Vec<Done>>> = Arc::new(Mutex::new(Vec::new()));
-        // Cluster commands run on this thread, beside the replication core.
-        let threads = if cluster.is_some() {
-            0
-        } else {
-            executor.config.worker_threads
-        };
-        let workers = match threads {
-            0 => None,
-            threads => {
-                let executor = Arc::clone(&executor);
-                let results = Arc::clone(&results);
-                let control = Arc::clone(&control);
-                Some(WorkerPool::start(threads, move |job: Job| {
-                    let done = run_job(&executor, job);
-                    results.lock().push(done);
-                    control.wakeup.wake();
-                })?)
-            }
-        };
-        // Replies wait for the disk only with --fsync always; otherwise the
-        // syncer need not wake the reactor at all.
-        if executor.store().config().fsync == crate::wal::FsyncMode::Always {
+        let watch = executor.node().disk().watch();
+        {
             let control = Arc::clone(&control);
-            executor
-                .store()
-                .wal()
-                .on_durable(Box::new(move |_| control.wakeup.wake()));
+            watch.on_progress(move || control.wakeup.wake());
         }
-        let cluster = match cluster {
+        let peers = match peers {
             None => None,
-            Some(setup) => {
-                // Hints wait for their own log's syncs.
-                let control = Arc::clone(&control);
-                setup
-                    .node
-                    .disk()
-                    .hint_log()
-                    .wal()
-                    .on_durable(Box::new(move |_| control.wakeup.wake()));
-                let peers = Peers::new(
-                    poll.registry(),
-                    setup.identity,
-                    setup.peer_bind,
-                    &setup.members,
-                )?;
-                Some(ClusterRuntime::new(
-                    setup.node,
-                    peers,
-                    Instant::now(),
-                    setup.status,
-                ))
-            }
+            Some(setup) => Some(Peers::new(
+                poll.registry(),
+                setup.identity,
+                setup.bind,
+                &setup.members,
+            )?),
         };
-        let durable = executor.store().wal().durable_lsn();
+        let max_output = executor.settings().max_output_bytes;
         Ok((
             Reactor {
                 poll,
                 listener: Some(listener),
                 conns: Slab::new(),
+                peers,
                 executor,
+                watch,
                 control: Arc::clone(&control),
-                results,
-                workers,
-                inline_done: Vec::new(),
                 scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
-                durable,
-                next_session_id: 1,
-                cluster,
+                started,
+                work: VecDeque::new(),
+                dirty: Vec::new(),
+                accept_pending: true,
+                max_output,
             },
             control,
         ))
     }
 
+    fn now(&self) -> Now {
+        Now {
+            mono: self.started.elapsed().as_millis() as u64,
+            wall: wall_millis(),
+        }
+    }
+
+    /// How long the next poll may wait.
+    fn poll_timeout(&self, now: Now, stopping: bool) -> Option<Duration> {
+        if !self.work.is_empty() || self.accept_pending {
+            return Some(Duration::ZERO);
+        }
+        let mut timeout = stopping.then_some(Duration::from_millis(10));
+        let mut consider = |wait: Duration| {
+            timeout = Some(timeout.map_or(wait, |t: Duration| t.min(wait)));
+        };
+        if let Some(due) = self.executor.poll_timeout() {
+            consider(Duration::from_millis(due.saturating_sub(now.mono) + 1));
+        }
+        if let Some(due) = self.peers.as_ref().and_then(Peers::next_timer) {
+            consider(due.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
+        }
+        timeout
+    }
+
     /// Runs until [`Control::stopping`] is set, then stops accepting,
-    /// finishes in-flight commands, syncs the WAL, sends what it can and
+    /// finishes in-flight commands, syncs the logs, sends what it can and
     /// returns.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut shutdown_deadline: Option<Instant> = None;
-        let mut received = Vec::new();
         loop {
-            let mut timeout = shutdown_deadline.map(|_| Duration::from_millis(10));
-            if let Some(deadline) = self
-                .cluster
-                .as_ref()
-                .and_then(ClusterRuntime::next_deadline)
-            {
-                let wait =
-                    deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
-                timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
-            }
+            let timeout = self.poll_timeout(self.now(), shutdown_deadline.is_some());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
             }
-            // One WAL round for everything this turn appends.
-            let store = Arc::clone(&self.executor.store);
-            let hold = store.wal().hold();
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(),
-                    WAKER => {}
-                    token if Peers::owns(token) => {
-                        if let Some(cluster) = self.cluster.as_mut() {
-                            cluster
-                                .peers
-                                .handle_event(self.poll.registry(), token, &mut received);
-                            cluster.deliver(std::mem::take(&mut received));
-                        }
-                    }
-                    Token(index) => {
-                        if let Some(key) = self.conns.key_at(index) {
-                            if event.is_read_closed() || event.is_error() {
-                                if let Some(conn) = self.conns.get_mut(key) {
-                                    conn.peer_hung_up = true;
-                                }
-                            }
-                            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                                self.on_readable(key);
-                            }
-                            if event.is_writable() {
-                                self.flush(key);
-                            }
-                        }
-                    }
-                }
-            }
-            // Waker events carry no data: always collect what workers and
-            // the WAL syncer left, whatever woke us.
+            // Waker events carry no data: clear first, then look at
+            // everything that could have woken us.
             self.control.wakeup.clear();
-            self.collect_results();
-            self.release_durable();
-            self.run_cluster();
+            let logs = self.watch.handles();
+            let hold = logs.hold();
+            self.turn(&events);
             drop(hold);
 
             if self.control.stopping.load(Ordering::Acquire) {
@@ -328,15 +202,96 @@ impl Reactor {
                 }
             }
         }
-        if let Some(mut workers) = self.workers.take() {
-            workers.stop();
+        self.watch.sync().map_err(io::Error::other)
+    }
+
+    /// One turn: events, accepts, inputs to the executor, connections,
+    /// outputs, writes.
+    fn turn(&mut self, events: &Events) {
+        let now = self.now();
+        let mut received = Vec::new();
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept_pending = true,
+                WAKER => {}
+                token if Peers::owns(token) => {
+                    if let Some(peers) = self.peers.as_mut() {
+                        peers.handle_event(self.poll.registry(), token, &mut received);
+                    }
+                }
+                Token(index) => {
+                    let Some(key) = self.conns.key_at(index) else {
+                        continue;
+                    };
+                    let hung_up = event.is_read_closed() || event.is_error();
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        if event.is_readable() || hung_up {
+                            conn.on_readable(hung_up);
+                        }
+                    }
+                    self.schedule(key);
+                    if event.is_writable() {
+                        self.mark_dirty(key);
+                    }
+                }
+            }
         }
-        Ok(())
+        if self.accept_pending {
+            self.accept();
+        }
+        for envelope in received {
+            self.executor.handle_message(now, envelope);
+        }
+        for progress in self.watch.poll() {
+            match progress {
+                Progress::Durable(ticket) => self.executor.handle_durable(now, ticket),
+                Progress::Failed(log) => {
+                    log::error!("the {log:?} log failed: writes are refused until restart");
+                    self.executor.handle_disk_failed(now, log);
+                }
+            }
+        }
+        self.executor.handle_tick(now);
+        if let Some(peers) = self.peers.as_mut() {
+            let wall = Instant::now();
+            if peers.next_timer().is_some_and(|t| t <= wall) {
+                peers.connect_due(self.poll.registry(), wall);
+            }
+        }
+        for _ in 0..self.work.len() {
+            let Some(key) = self.work.pop_front() else {
+                break;
+            };
+            self.serve(key, now);
+        }
+        self.drain_executor();
+        for key in std::mem::take(&mut self.dirty) {
+            self.write(key);
+        }
+    }
+
+    fn schedule(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.scheduled {
+                conn.scheduled = true;
+                self.work.push_back(key);
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
     }
 
     fn accept(&mut self) {
-        loop {
+        for _ in 0..ACCEPTS_PER_TURN {
             let Some(listener) = &self.listener else {
+                self.accept_pending = false;
                 return;
             };
             match listener.accept() {
@@ -344,17 +299,14 @@ impl Reactor {
                     if let Err(e) = socket.set_nodelay(true) {
                         log::debug!("TCP_NODELAY on {peer}: {e}");
                     }
-                    let id = self.next_session_id;
-                    self.next_session_id += 1;
-                    let session =
-                        Session::new(id, Some(peer), self.executor.config.requirepass.is_some());
-                    let limits = self.executor.limits_for(Some(&session));
+                    let session = self.executor.open_session(Some(peer));
+                    let limits = self.executor.limits(&session);
                     let key = self.conns.insert(Conn::new(socket, session, limits));
                     let Some(conn) = self.conns.get_mut(key) else {
                         continue;
                     };
                     if let Err(e) = self.poll.registry().register(
-                        &mut conn.socket,
+                        conn.socket_mut(),
                         Token(key.index),
                         Interest::READABLE,
                     ) {
@@ -362,287 +314,110 @@ impl Reactor {
                         self.conns.remove(key);
                         continue;
                     }
-                    self.executor
-                        .stats
-                        .connections_received
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.executor
-                        .stats
-                        .connected_clients
-                        .fetch_add(1, Ordering::Relaxed);
+                    let stats = self.executor.stats();
+                    stats.connections_received.fetch_add(1, Ordering::Relaxed);
+                    stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+                    // Bytes may have arrived before registration.
+                    self.schedule(key);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_pending = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: log and retry on the next event.
                     log::warn!("accept failed: {e}");
+                    self.accept_pending = false;
                     return;
                 }
             }
         }
     }
 
-    fn on_readable(&mut self, key: Key) {
-        let max_request = self
-            .executor
-            .config
-            .limits
-            .max_request_len
-            .saturating_add(16 * 1024);
-        let max_output = self.executor.config.max_output_bytes;
+    /// Reads from a connection and runs its requests, within the turn's
+    /// budgets; requeues it when it stopped with work left.
+    fn serve(&mut self, key: Key, now: Now) {
+        let max_output = self.max_output;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        // Read a bounded amount per turn so one fast client cannot starve
-        // the others; a request larger than that still gets its bytes.
-        let max_input = max_request.min(conn.unparsed().len() + READ_PER_TURN);
-        if conn.read_closed {
-            return;
+        conn.scheduled = false;
+        let limits = self.executor.limits(conn.session());
+        let max_input = limits.max_request_len.saturating_add(16 * 1024);
+        let mut more = false;
+        if conn.wants_read() && conn.can_run(max_output, MAX_CALLS_IN_FLIGHT) {
+            more |= conn.read(&mut self.scratch, max_input, READ_PER_TURN) == ReadOutcome::Stopped;
         }
-        if conn.output_bytes() >= max_output {
-            conn.read_pending = true;
-        } else if conn.read(&mut self.scratch, max_input) == ReadOutcome::Closed {
-            conn.read_closed = true;
-        }
-        self.dispatch(key);
-        self.flush(key);
-    }
-
-    /// Parses what the connection has buffered and hands a batch to a
-    /// worker, unless one of its batches is running or its unsent replies
-    /// are over the limit.
-    fn dispatch(&mut self, key: Key) {
-        let max_output = self.executor.config.max_output_bytes;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        // A connection with cluster calls still out waits for them before
-        // starting more, so a long pipeline cannot open unbounded requests.
-        if conn.busy()
-            || conn.close_after_flush
-            || conn.output_bytes() >= max_output
-            || conn.calls_in_flight >= MAX_CALLS_IN_FLIGHT
-        {
-            return;
-        }
-        // Authentication lifts the small limits of an anonymous connection.
-        let limits = self.executor.limits_for(conn.session.as_ref());
-        if *conn.parser.limits() != limits {
-            conn.parser.set_limits(limits);
-        }
-        // Until it authenticates, a connection runs one command per batch,
-        // so that the commands after a pipelined AUTH are parsed with the
-        // limits AUTH lifted.
-        let batch_limit = if conn.session.as_ref().is_some_and(|s| s.authenticated) {
-            MAX_BATCH
-        } else {
-            1
-        };
-        while conn.pending.len() < batch_limit && !conn.parse_stopped {
-            let unparsed = &conn.input[conn.input_start..];
-            match conn.parser.parse(unparsed) {
-                Ok(Some((command, used))) => {
-                    conn.consume(used);
-                    conn.pending.push_back(Request::Command(command));
-                }
-                Ok(None) => {
-                    // A peer that closed mid-request will never finish it.
-                    if conn.read_closed {
-                        conn.consume(conn.unparsed().len());
-                    }
-                    break;
-                }
-                Err(error) => {
-                    match error.skip() {
-                        Some(skip) => conn.consume(skip),
-                        None => {
-                            // Framing is lost: nothing after this can be read.
-                            conn.read_closed = true;
-                            conn.parse_stopped = true;
-                        }
-                    }
-                    conn.pending.push_back(Request::Invalid(error));
-                }
-            }
-        }
-        if conn.pending.is_empty() {
-            return;
-        }
-        let Some(session) = conn.session.take() else {
-            return;
-        };
-        let rest = conn.pending.split_off(conn.pending.len().min(batch_limit));
-        let requests = std::mem::replace(&mut conn.pending, rest);
-        if self.cluster.is_some() {
-            self.run_cluster_batch(key, session, requests);
-            return;
-        }
-        let job = Job {
-            key,
-            session,
-            requests,
-            output_budget: (max_output / 2).max(64 * 1024),
-        };
-        match &self.workers {
-            Some(workers) if worth_a_worker(&job.requests) => workers.submit(job),
-            _ => {
-                let done = run_job(&self.executor, job);
-                self.inline_done.push(done);
-            }
-        }
-    }
-
-    /// Runs a connection's requests on this thread: data commands start
-    /// cluster calls whose replies fill their place later, the rest run at
-    /// once.
-    fn run_cluster_batch(&mut self, key: Key, mut session: Session, requests: VecDeque<Request>) {
-        let (Some(cluster), Some(conn)) = (self.cluster.as_mut(), self.conns.get_mut(key)) else {
-            return;
-        };
-        let mut ready = Vec::new();
-        let mut effect = Effect::default();
-        for request in requests {
-            match request {
-                Request::Command(command) => {
-                    let args: Vec<&[u8]> = command.iter().collect();
-                    let name = args
-                        .first()
-                        .map(|n| n.to_ascii_lowercase())
-                        .unwrap_or_default();
-                    if is_data_command(&name) && session.authenticated {
-                        self.executor.stats.commands.fetch_add(1, Ordering::Relaxed);
-                        match cluster.start(key, &session, &name, &args[1..]) {
-                            Ok(call) => {
-                                conn.queue(std::mem::take(&mut ready), None);
-                                conn.queue_call(call);
-                            }
-                            Err(bytes) => ready.extend(bytes),
-                        }
-                    } else {
-                        self.executor
-                            .execute(&mut session, &args, &mut ready, &mut effect);
-                    }
-                }
-                Request::Invalid(error) => {
-                    resp::reply::protocol_error(&mut ready, &error);
-                    effect.close |= !error.is_recoverable();
-                }
-            }
-            if effect.close {
+        let conn_id = ConnId(key.to_u64());
+        let mut ran = 0;
+        while conn.can_run(max_output, MAX_CALLS_IN_FLIGHT) {
+            if ran == COMMANDS_PER_TURN {
+                more = true;
                 break;
             }
-        }
-        conn.queue(ready, effect.durable_lsn);
-        conn.session = Some(session);
-        if effect.close {
-            conn.read_closed = true;
-            conn.close_after_flush = true;
-            conn.pending.clear();
-        }
-        // The loop drains the node's messages and replies (run_cluster).
-        self.flush(key);
-    }
-
-    /// Lets the replication core run its timers, sends what it produced,
-    /// and fills the reply slots of finished commands.
-    fn run_cluster(&mut self) {
-        let Some(cluster) = self.cluster.as_mut() else {
-            return;
-        };
-        cluster.tick(self.poll.registry());
-        // Filling a reply may let its connection start more commands, whose
-        // messages must go out before the loop sleeps again.
-        loop {
-            let Some(cluster) = self.cluster.as_mut() else {
-                return;
-            };
-            let mut finished = Vec::new();
-            cluster.drain(self.poll.registry(), &mut finished);
-            if finished.is_empty() {
-                return;
+            // Authentication changes the limits: ask before every request.
+            let limits = self.executor.limits(conn.session());
+            let executor = &mut self.executor;
+            let step = conn.run_next(limits, |session, request, out| {
+                executor.execute(now, conn_id, session, request, out)
+            });
+            if step == Step::Idle {
+                break;
             }
-            for done in finished {
-                if let Some(conn) = self.conns.get_mut(done.conn) {
-                    conn.fill_call(done.call, done.bytes);
-                    self.flush(done.conn);
-                }
-            }
+            ran += 1;
+        }
+        // Stopped by a budget while it could go on: next turn.
+        let blocked = !conn.can_run(max_output, MAX_CALLS_IN_FLIGHT);
+        let requeue = more && !blocked;
+        self.mark_dirty(key);
+        if requeue {
+            self.schedule(key);
         }
     }
 
-    fn collect_results(&mut self) {
-        loop {
-            let mut done: Vec<Done> = std::mem::take(&mut *self.results.lock());
-            done.append(&mut self.inline_done);
-            if done.is_empty() {
-                return;
+    /// Sends the executor's messages and puts finished replies in place.
+    fn drain_executor(&mut self) {
+        if let Some(peers) = self.peers.as_mut() {
+            while let Some((to, envelope)) = self.executor.poll_transmit() {
+                peers.send(to, &envelope);
             }
-            for result in done {
-                self.complete(result);
+            peers.flush(self.poll.registry());
+            for (peer, up) in peers.poll_link_changes() {
+                self.executor.handle_link(peer, up);
+            }
+        } else {
+            // A node alone has no one to talk to.
+            while self.executor.poll_transmit().is_some() {}
+        }
+        while let Some(done) = self.executor.poll_completion() {
+            let key = Key::from_u64(done.conn.0);
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.complete(done.call, done.reply);
+                self.mark_dirty(key);
             }
         }
     }
 
-    fn complete(&mut self, done: Done) {
-        let key = done.key;
+    /// Writes what the connection has ready; closes it when it is done or
+    /// dead; puts it back to work when backpressure lifts.
+    fn write(&mut self, key: Key) {
+        let max_output = self.max_output;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.session = Some(done.session);
-        conn.queue(done.out, done.effect.durable_lsn);
+        conn.dirty = false;
+        if conn.flush().is_err() || conn.finished() {
+            self.close(key);
+            return;
+        }
         self.executor
-            .stats
+            .stats()
             .max_output_buffer
             .fetch_max(conn.output_bytes() as u64, Ordering::Relaxed);
-        if done.effect.close {
-            conn.read_closed = true;
-            conn.close_after_flush = true;
-            conn.pending.clear();
-        } else {
-            for request in done.leftover.into_iter().rev() {
-                conn.pending.push_front(request);
-            }
-        }
-        // More commands may have arrived while the batch ran.
-        if conn.read_pending && !conn.read_closed {
-            self.on_readable(key);
-        } else {
-            self.dispatch(key);
-            self.flush(key);
-        }
-    }
-
-    fn release_durable(&mut self) {
-        let durable = self.executor.store().wal().durable_lsn();
-        if durable > self.durable {
-            self.durable = durable;
-            for key in self.conns.keys() {
-                if self.conns.get_mut(key).is_some_and(|c| c.has_output()) {
-                    self.flush(key);
-                }
-            }
-        }
-    }
-
-    /// Sends what can be sent; closes the connection when it is done or
-    /// dead; resumes reading when backpressure lifts.
-    fn flush(&mut self, key: Key) {
-        let durable = self.durable;
-        let max_output = self.executor.config.max_output_bytes;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if conn.flush(durable).is_err() {
-            self.close(key);
-            return;
-        }
-        if conn.finished() {
-            self.close(key);
-            return;
-        }
-        let want_writable = conn.has_output() && !conn.blocked(durable);
-        if want_writable != conn.writable_registered {
-            let interest = if want_writable {
+        let wanted = conn.wants_writable();
+        if conn.writable_interest_changes(wanted) {
+            let interest = if wanted {
                 Interest::READABLE | Interest::WRITABLE
             } else {
                 Interest::READABLE
@@ -650,60 +425,46 @@ impl Reactor {
             if self
                 .poll
                 .registry()
-                .reregister(&mut conn.socket, Token(key.index), interest)
+                .reregister(conn.socket_mut(), Token(key.index), interest)
                 .is_err()
             {
                 self.close(key);
                 return;
             }
-            conn.writable_registered = want_writable;
         }
         // Backpressure lifts once half the limit has drained.
-        if !conn.busy() && conn.output_bytes() < max_output / 2 {
-            if conn.read_pending && !conn.read_closed {
-                self.on_readable(key);
-            } else if !conn.pending.is_empty()
-                || (conn.calls_in_flight == 0 && !conn.unparsed().is_empty())
-            {
-                self.dispatch(key);
-            }
+        let resumes = conn.output_bytes() < max_output / 2
+            && conn.can_run(max_output, MAX_CALLS_IN_FLIGHT)
+            && (conn.wants_read() || conn.has_input());
+        if resumes {
+            self.schedule(key);
         }
     }
 
     fn close(&mut self, key: Key) {
         if let Some(mut conn) = self.conns.remove(key) {
-            let _ = self.poll.registry().deregister(&mut conn.socket);
+            let _ = self.poll.registry().deregister(conn.socket_mut());
             self.executor
-                .stats
+                .stats()
                 .connected_clients
                 .fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Stops accepting and reading; in-flight batches finish; the WAL is
-    /// synced so every held reply can go out.
+    /// Stops accepting and reading; in-flight commands finish; both logs
+    /// are synced so every held reply can go out.
     fn begin_shutdown(&mut self) {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         for key in self.conns.keys() {
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.read_closed = true;
-                conn.close_after_flush = true;
+                conn.close_after_output();
             }
+            self.mark_dirty(key);
         }
-        if let Some(workers) = self.workers.take() {
-            // Joining lets queued batches finish; their results are queued.
-            let mut workers = workers;
-            workers.stop();
-            self.collect_results();
-        }
-        if let Err(e) = self.executor.store().wal().sync() {
-            log::error!("WAL sync at shutdown failed: {e}");
-        }
-        self.release_durable();
-        for key in self.conns.keys() {
-            self.flush(key);
+        if let Err(e) = self.watch.sync() {
+            log::error!("log sync at shutdown failed: {e}");
         }
     }
 }

@@ -1,404 +1,272 @@
-//! The coordinator side: quorum writes and reads, timeouts, read repair.
+//! The coordinator's part of a node: planning where a request goes, and
+//! the writes and reads in flight until they finish or time out.
 //!
 //! A write goes to the N replicas of the key's preference list; a replica
 //! believed down is replaced by the next healthy node past the list, which
 //! keeps the write as a hint for it. The client hears success at W
-//! acknowledgements (or the level it asked for). The request then waits
-//! for the other replicas until its deadline: any that stayed silent get a
-//! hint kept here, so replicas converge even when messages are lost.
+//! acknowledgements of owners (or the level it asked for). The request
+//! then waits for the other replicas until its deadline: owners that
+//! stayed silent get a hint kept by the coordinator, so replicas converge
+//! even when messages are lost.
 //!
-//! A read asks every reachable replica of the preference list, answers at R
-//! replies with the newest version, and when all have answered (or the
-//! deadline passes) sends that newest version to the replicas that were
-//! stale: read repair.
+//! A read asks every reachable replica of the preference list, answers at
+//! R replies with the newest version, and once all have answered (or the
+//! deadline passes) the node sends that newest version to the replicas
+//! that were stale: read repair.
+//!
+//! Deadlines are `now + request_timeout`, so they arrive in the order the
+//! requests started: a FIFO queue is the timer table, and a request that
+//! finished early leaves a stale entry that is skipped when it comes due.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, VecDeque};
 
-use crate::node::{
-    ClientError, ClientId, ClientReply, Consistency, Deferred, Node, Disk, Hint,
-};
-use crate::peer::{Message, RequestId};
 use crate::engine::Entry;
-use crate::version::{NodeId, Version};
+use crate::node::ids::{ReadId, WriteId};
+use crate::node::quorum::{ReadTally, Target, WriteTally};
+use crate::node::types::OpId;
+use crate::ring::Ring;
+use crate::version::NodeId;
+
+/// Where a write goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WritePlan {
+    /// One target per owner that is up or has a stand-in.
+    pub targets: Vec<Target>,
+    /// Owners that are up: the most acknowledgements that can count.
+    pub reachable: usize,
+}
+
+impl WritePlan {
+    /// Whether the only copy goes to `me` (a node alone, N = 1).
+    pub fn is_only(&self, me: NodeId) -> bool {
+        matches!(self.targets.as_slice(), [t] if t.node == me && t.stands_in_for.is_none())
+    }
+}
+
+/// Plans a write of `key` to its N owners, replacing each owner that is
+/// down by the next node past the list that is up.
+pub(crate) fn plan_write(
+    ring: &Ring,
+    key: &[u8],
+    n: usize,
+    is_up: impl Fn(NodeId) -> bool,
+) -> WritePlan {
+    let preference = ring.preference_list(key, n);
+    let mut spares = ring.walk(key).skip(n).filter(|&node| is_up(node));
+    let mut targets = Vec::with_capacity(n);
+    let mut reachable = 0;
+    for owner in preference {
+        if is_up(owner) {
+            reachable += 1;
+            targets.push(Target {
+                node: owner,
+                stands_in_for: None,
+            });
+        } else if let Some(spare) = spares.next() {
+            targets.push(Target {
+                node: spare,
+                stands_in_for: Some(owner),
+            });
+        }
+    }
+    WritePlan { targets, reachable }
+}
+
+/// The owners of `key` a read asks: those believed up.
+pub(crate) fn plan_read(
+    ring: &Ring,
+    key: &[u8],
+    n: usize,
+    is_up: impl Fn(NodeId) -> bool,
+) -> Vec<NodeId> {
+    ring.preference_list(key, n)
+        .into_iter()
+        .filter(|&node| is_up(node))
+        .collect()
+}
 
 /// A write this node coordinates.
 #[derive(Debug)]
-pub(super) struct WriteOp {
-    client: ClientId,
-    key: Vec<u8>,
-    entry: Entry,
-    required: usize,
-    /// `(sent to, stands in for)`: the owner when a substitute was used.
-    targets: Vec<(NodeId, Option<NodeId>)>,
-    acked: BTreeSet<NodeId>,
-    existed: bool,
-    replied: bool,
-    reachable: usize,
-    pub deadline: u64,
+pub(crate) struct WriteOp {
+    pub op: OpId,
+    pub key: Vec<u8>,
+    pub entry: Entry,
+    pub tally: WriteTally,
+    pub reachable: usize,
 }
 
 /// A read this node coordinates.
 #[derive(Debug)]
-pub(super) struct ReadOp {
-    client: ClientId,
-    key: Vec<u8>,
-    required: usize,
-    asked: Vec<NodeId>,
-    replies: BTreeMap<NodeId, Option<Entry>>,
-    replied: bool,
-    pub deadline: u64,
+pub(crate) struct ReadOp {
+    pub op: OpId,
+    pub key: Vec<u8>,
+    pub tally: ReadTally,
 }
 
-fn newest(replies: &BTreeMap<NodeId, Option<Entry>>) -> Option<&Entry> {
-    replies.values().flatten().max_by_key(|e| e.version)
+/// A request whose deadline passed.
+#[derive(Debug)]
+pub(crate) enum Expired {
+    Write(WriteOp),
+    Read(ReadOp),
 }
 
-impl<D: Disk> Node<D> {
-    fn required(
-        &mut self,
-        client: ClientId,
-        consistency: Consistency,
-        quorum: usize,
-    ) -> Option<usize> {
-        let n = self.settings.replication_factor;
-        let required = consistency.required(quorum, n);
-        if required.is_none() {
-            let asked = match consistency {
-                Consistency::Count(k) => k,
-                _ => 0,
-            };
-            self.reply(client, Err(ClientError::BadConsistency(asked, n)));
-        }
-        required
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Write(WriteId),
+    Read(ReadId),
+}
+
+/// Every request this node coordinates that has not finished.
+#[derive(Debug, Default)]
+pub(crate) struct Coordinator {
+    writes: HashMap<WriteId, WriteOp>,
+    reads: HashMap<ReadId, ReadOp>,
+    deadlines: VecDeque<(u64, Pending)>,
+}
+
+impl Coordinator {
+    pub fn new() -> Coordinator {
+        Coordinator::default()
     }
 
-    fn deadline(&self) -> u64 {
-        self.now.mono + self.settings.request_timeout.as_millis() as u64
-    }
-
-    pub(super) fn start_write(
-        &mut self,
-        client: ClientId,
-        key: Vec<u8>,
-        value: Option<Vec<u8>>,
-        consistency: Consistency,
-    ) {
-        let Some(required) = self.required(client, consistency, self.settings.write_quorum) else {
-            return;
-        };
-        let version = Version::new(self.clock.tick(self.now.wall), self.settings.id);
-        let entry = Entry { version, value };
-        let n = self.settings.replication_factor;
-        let preference = self.ring.preference_list(&key, n);
-        // Stand-ins for down replicas: the next healthy nodes past the list.
-        let mut spares = self
-            .ring
-            .walk(&key)
-            .skip(n)
-            .filter(|&node| self.is_up(node))
-            .collect::<Vec<_>>()
-            .into_iter();
-        let mut targets = Vec::with_capacity(n);
-        for &owner in &preference {
-            if self.is_up(owner) {
-                targets.push((owner, None));
-            } else if let Some(spare) = spares.next() {
-                targets.push((spare, Some(owner)));
-            }
-        }
-        let reachable = targets
-            .iter()
-            .filter(|(_, hint_for)| hint_for.is_none())
-            .count();
-        if reachable < required {
-            // Too few replicas up: fail at once and write nothing.
-            let error = ClientError::Unavailable {
-                answered: 0,
-                required,
-                replicas: n,
-                reachable,
-            };
-            self.reply(client, Err(error));
-            return;
-        }
-        let request = self.next_request_id();
-        self.writes.insert(
-            request,
-            WriteOp {
-                client,
-                key: key.clone(),
-                entry: entry.clone(),
-                required,
-                targets: targets.clone(),
-                acked: BTreeSet::new(),
-                existed: false,
-                replied: false,
-                reachable,
-                deadline: self.deadline(),
-            },
+    fn push_deadline(&mut self, deadline: u64, pending: Pending) {
+        debug_assert!(
+            self.deadlines.back().is_none_or(|(d, _)| *d <= deadline),
+            "deadlines arrive in order"
         );
-        for (target, hint_for) in targets {
-            if target == self.settings.id {
-                self.write_locally(request, &key, &entry);
-            } else {
-                self.send(
-                    target,
-                    Message::Replicate {
-                        request: RequestId(request),
-                        key: key.clone(),
-                        entry: entry.clone(),
-                        hint_for,
-                    },
-                );
+        self.deadlines.push_back((deadline, pending));
+    }
+
+    pub fn open_write(&mut self, id: WriteId, write: WriteOp, deadline: u64) {
+        self.writes.insert(id, write);
+        self.push_deadline(deadline, Pending::Write(id));
+    }
+
+    pub fn open_read(&mut self, id: ReadId, read: ReadOp, deadline: u64) {
+        self.reads.insert(id, read);
+        self.push_deadline(deadline, Pending::Read(id));
+    }
+
+    pub fn write_mut(&mut self, id: WriteId) -> Option<&mut WriteOp> {
+        self.writes.get_mut(&id)
+    }
+
+    pub fn read_mut(&mut self, id: ReadId) -> Option<&mut ReadOp> {
+        self.reads.get_mut(&id)
+    }
+
+    pub fn finish_write(&mut self, id: WriteId) -> Option<WriteOp> {
+        self.writes.remove(&id)
+    }
+
+    pub fn finish_read(&mut self, id: ReadId) -> Option<ReadOp> {
+        self.reads.remove(&id)
+    }
+
+    /// Removes and returns every request whose deadline is at or before
+    /// `now`.
+    pub fn expire(&mut self, now: u64) -> Vec<Expired> {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, pending)) = self.deadlines.front() {
+            if deadline > now {
+                break;
             }
-        }
-    }
-
-    fn write_locally(&mut self, request: u64, key: &[u8], entry: &Entry) {
-        let was_live = self.disk.get(key).is_some_and(|e| !e.is_tombstone());
-        match self.disk.apply(key, entry) {
-            Ok(applied) => self.defer(applied.ticket, Deferred::OwnWrite { request, was_live }),
-            Err(e) => log::error!("node {}: local write failed: {e}", self.settings.id),
-        }
-    }
-
-    pub(super) fn on_replicate_ack(
-        &mut self,
-        from: NodeId,
-        request: RequestId,
-        ok: bool,
-        was_live: bool,
-    ) {
-        if self.deliveries.contains_key(&request.0) {
-            self.on_hint_delivered(request.0, ok);
-        } else if ok {
-            self.on_write_acked(from, request.0, was_live);
-        }
-    }
-
-    pub(super) fn on_write_acked(&mut self, from: NodeId, request: u64, was_live: bool) {
-        let Some(op) = self.writes.get_mut(&request) else {
-            return;
-        };
-        if !op.targets.iter().any(|(target, _)| *target == from) {
-            return;
-        }
-        op.acked.insert(from);
-        op.existed |= was_live;
-        let complete = op.acked.len() == op.targets.len();
-        // Only owners count towards the quorum: a stand-in's hint makes the
-        // write durable but a read of the owners would not see it, so
-        // counting it would break W + R > N (Cassandra does the same).
-        if !op.replied && Self::owners_acked(op) >= op.required {
-            op.replied = true;
-            let (client, existed, version) = (op.client, op.existed, op.entry.version);
-            self.reply(client, Ok(ClientReply::Written { existed, version }));
-        }
-        if complete && self.writes.get(&request).is_some_and(|op| op.replied) {
-            if let Some(op) = self.writes.remove(&request) {
-                self.hint_silent_replicas(op);
-            }
-        }
-    }
-
-    pub(super) fn start_read(&mut self, client: ClientId, key: Vec<u8>, consistency: Consistency) {
-        let Some(required) = self.required(client, consistency, self.settings.read_quorum) else {
-            return;
-        };
-        let preference = self
-            .ring
-            .preference_list(&key, self.settings.replication_factor);
-        let asked: Vec<NodeId> = preference
-            .into_iter()
-            .filter(|&node| self.is_up(node))
-            .collect();
-        if asked.len() < required {
-            let n = self.settings.replication_factor;
-            let error = ClientError::Unavailable {
-                answered: 0,
-                required,
-                replicas: n,
-                reachable: asked.len(),
-            };
-            self.reply(client, Err(error));
-            return;
-        }
-        let request = self.next_request_id();
-        self.reads.insert(
-            request,
-            ReadOp {
-                client,
-                key: key.clone(),
-                required,
-                asked: asked.clone(),
-                replies: BTreeMap::new(),
-                replied: false,
-                deadline: self.deadline(),
-            },
-        );
-        for node in asked {
-            if node == self.settings.id {
-                let entry = self.disk.get(&key);
-                self.on_read_reply(node, RequestId(request), entry);
-            } else {
-                self.send(
-                    node,
-                    Message::Read {
-                        request: RequestId(request),
-                        key: key.clone(),
-                    },
-                );
-            }
-        }
-    }
-
-    pub(super) fn on_read_reply(&mut self, from: NodeId, request: RequestId, entry: Option<Entry>) {
-        let Some(op) = self.reads.get_mut(&request.0) else {
-            return;
-        };
-        if !op.asked.contains(&from) {
-            return;
-        }
-        op.replies.insert(from, entry);
-        let mut answer = None;
-        if !op.replied && op.replies.len() >= op.required {
-            op.replied = true;
-            let newest = newest(&op.replies).cloned();
-            let version = newest.as_ref().map(|e| e.version);
-            answer = Some((op.client, newest.and_then(|e| e.value), version));
-        }
-        let finished = op.replies.len() == op.asked.len() && op.replied;
-        if let Some((client, value, version)) = answer {
-            self.reply(client, Ok(ClientReply::Value { value, version }));
-        }
-        if finished {
-            if let Some(op) = self.reads.remove(&request.0) {
-                self.repair(op);
-            }
-        }
-    }
-
-    /// Sends the newest version to every replica that answered with an
-    /// older one (or none).
-    fn repair(&mut self, op: ReadOp) {
-        let Some(newest) = newest(&op.replies).cloned() else {
-            return;
-        };
-        for (node, entry) in &op.replies {
-            if entry.as_ref().is_some_and(|e| e.version >= newest.version) {
-                continue;
-            }
-            self.stats.read_repairs += 1;
-            if *node == self.settings.id {
-                if let Err(e) = self.disk.apply(&op.key, &newest) {
-                    log::error!("node {}: read repair failed locally: {e}", self.settings.id);
+            self.deadlines.pop_front();
+            match pending {
+                Pending::Write(id) => {
+                    if let Some(write) = self.writes.remove(&id) {
+                        expired.push(Expired::Write(write));
+                    }
                 }
-            } else {
-                let request = RequestId(self.next_request_id());
-                self.send(
-                    *node,
-                    Message::Replicate {
-                        request,
-                        key: op.key.clone(),
-                        entry: newest.clone(),
-                        hint_for: None,
-                    },
-                );
+                Pending::Read(id) => {
+                    if let Some(read) = self.reads.remove(&id) {
+                        expired.push(Expired::Read(read));
+                    }
+                }
             }
         }
+        expired
     }
 
-    /// Keeps a hint for every owner whose write was not acknowledged, by it
-    /// or by its stand-in, and for every owner no stand-in was found for.
-    fn hint_silent_replicas(&mut self, op: WriteOp) {
-        let n = self.settings.replication_factor;
-        let covered: BTreeSet<NodeId> = op.targets.iter().map(|(t, h)| h.unwrap_or(*t)).collect();
-        let unacked = op
+    /// The earliest deadline queued (possibly of a request that already
+    /// finished: waking for it is harmless).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.front().map(|(d, _)| *d)
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.writes.len() + self.reads.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::ids::RequestIds;
+
+    fn ring(n: u32) -> Ring {
+        let members: Vec<NodeId> = (1..=n).map(NodeId).collect();
+        Ring::new(&members, 16)
+    }
+
+    #[test]
+    fn a_down_owner_is_replaced_by_the_next_node_that_is_up() {
+        let ring = ring(5);
+        let key = b"some key";
+        let owners = ring.preference_list(key, 3);
+        let all_up = plan_write(&ring, key, 3, |_| true);
+        assert_eq!(all_up.reachable, 3);
+        assert!(all_up.targets.iter().all(|t| t.stands_in_for.is_none()));
+        let down = owners[1];
+        let plan = plan_write(&ring, key, 3, |n| n != down);
+        assert_eq!(plan.reachable, 2);
+        let stand_in = plan
             .targets
             .iter()
-            .filter(|(target, _)| !op.acked.contains(target))
-            .map(|(t, h)| h.unwrap_or(*t));
-        let uncovered = self
-            .ring
-            .preference_list(&op.key, n)
-            .into_iter()
-            .filter(|owner| !covered.contains(owner));
-        let owners: BTreeSet<NodeId> = unacked
-            .chain(uncovered)
-            .filter(|&owner| owner != self.settings.id)
-            .collect();
-        for owner in owners {
-            let hint = Hint {
-                target: owner,
-                key: op.key.clone(),
-                entry: op.entry.clone(),
-                stored_at_millis: self.now.wall,
-            };
-            if let Err(e) = self.keep_hint(hint) {
-                log::error!(
-                    "node {}: cannot keep a hint for node {owner}: {e}",
-                    self.settings.id
-                );
-            }
-        }
+            .find(|t| t.stands_in_for == Some(down))
+            .expect("a stand-in");
+        assert!(!owners.contains(&stand_in.node));
+        assert_eq!(plan_read(&ring, key, 3, |n| n != down).len(), 2);
     }
 
-    /// Owners (not stand-ins) that acknowledged a write: what counts
-    /// towards its quorum.
-    fn owners_acked(op: &WriteOp) -> usize {
-        op.targets
-            .iter()
-            .filter(|(t, hint_for)| hint_for.is_none() && op.acked.contains(t))
-            .count()
+    #[test]
+    fn with_every_node_down_nothing_is_planned() {
+        let ring = ring(3);
+        let plan = plan_write(&ring, b"k", 3, |_| false);
+        assert_eq!(plan.reachable, 0);
+        assert!(plan.targets.is_empty());
     }
 
-    /// Requests past their deadline.
-    fn expired<T>(
-        ops: &std::collections::HashMap<u64, T>,
-        now: u64,
-        deadline: impl Fn(&T) -> u64,
-    ) -> Vec<u64> {
-        ops.iter()
-            .filter(|(_, op)| deadline(op) <= now)
-            .map(|(&id, _)| id)
-            .collect()
+    #[test]
+    fn a_node_alone_is_its_only_target() {
+        let ring = ring(1);
+        let plan = plan_write(&ring, b"k", 1, |_| true);
+        assert!(plan.is_only(NodeId(1)));
+        assert!(!plan.is_only(NodeId(2)));
     }
 
-    /// Fails or finishes requests past their deadline.
-    pub(super) fn expire_requests(&mut self) {
-        let now = self.now.mono;
-        let n = self.settings.replication_factor;
-        for id in Self::expired(&self.writes, now, |op| op.deadline) {
-            let Some(op) = self.writes.remove(&id) else {
-                continue;
-            };
-            if !op.replied {
-                let answered = Self::owners_acked(&op);
-                let error = ClientError::Unavailable {
-                    answered,
-                    required: op.required,
-                    replicas: n,
-                    reachable: op.reachable,
-                };
-                self.reply(op.client, Err(error));
-            }
-            self.hint_silent_replicas(op);
+    #[test]
+    fn deadlines_expire_in_order_and_skip_finished_requests() {
+        let mut ids = RequestIds::new();
+        let mut c = Coordinator::new();
+        let (a, b) = (ids.read(), ids.read());
+        for (id, deadline) in [(a, 10), (b, 20)] {
+            c.open_read(
+                id,
+                ReadOp {
+                    op: OpId::single(0),
+                    key: Vec::new(),
+                    tally: ReadTally::new(vec![NodeId(1)], 1),
+                },
+                deadline,
+            );
         }
-        for id in Self::expired(&self.reads, now, |op| op.deadline) {
-            let Some(op) = self.reads.remove(&id) else {
-                continue;
-            };
-            if op.replied {
-                self.repair(op);
-            } else {
-                let error = ClientError::Unavailable {
-                    answered: op.replies.len(),
-                    required: op.required,
-                    replicas: n,
-                    reachable: op.asked.len(),
-                };
-                self.reply(op.client, Err(error));
-            }
-        }
+        assert!(c.finish_read(a).is_some());
+        assert_eq!(c.next_deadline(), Some(10));
+        assert!(c.expire(15).is_empty(), "a finished: its deadline is stale");
+        assert_eq!(c.next_deadline(), Some(20));
+        assert!(matches!(c.expire(20).as_slice(), [Expired::Read(_)]));
+        assert_eq!(c.in_flight(), 0);
     }
 }

@@ -1,26 +1,52 @@
 //! What the sans-IO node asks of its disk, and an in-memory stand-in.
 //!
-//! [`Storage`] is the one place the replication core touches data: reads
-//! are synchronous (the engine is in memory), writes return the WAL
-//! sequence to wait for, and the node learns durability from
-//! [`Storage::durable`]. A replica's acknowledgement is sent only once its
-//! write is durable (persist before send).
+//! [`Disk`] is the one place the replication core touches data: reads are
+//! synchronous (the engine is in memory); a write is applied at once and
+//! returns the [`Ticket`] its acknowledgement must wait for, if any. The
+//! node never asks the disk whether a ticket is durable: the runtime tells
+//! it, with [`super::Node::handle_durable`], when its log reports progress
+//! (raft-rs's `on_persist_ready`). A replica's acknowledgement is sent only
+//! once its write is durable (persist before send).
 //!
-//! [`MemDisk`] keeps a *written* and a *synced* image so the simulator
-//! can crash a node at any point and keep only what was synced.
+//! [`MemDisk`] keeps a *written* and a *synced* image so the simulator can
+//! crash a node at any point and keep only what was synced.
 
 use std::collections::BTreeMap;
 
-use crate::engine::Entry;
-use crate::version::{NodeId, Version};
+use crate::engine::{EngineStats, Entry};
+use crate::store::StoreStats;
+use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 
-/// Names a write to wait for: which log it went to and its sequence there
-/// (data and hints may live in different logs).
+/// The logs a node writes: its data, and the hints it keeps for others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Log {
+    /// Client data (the store's WAL).
+    Data,
+    /// Hints (their own WAL).
+    Hints,
+}
+
+impl Log {
+    /// Both logs.
+    pub const ALL: [Log; 2] = [Log::Data, Log::Hints];
+
+    /// A dense index for per-log tables.
+    pub fn index(self) -> usize {
+        match self {
+            Log::Data => 0,
+            Log::Hints => 1,
+        }
+    }
+}
+
+/// Names a write to wait for: the log it went to and its sequence there.
+/// As an input ([`super::Node::handle_durable`]) it means "everything in
+/// this log up to this sequence is durable".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket {
-    /// The log (0 = data, 1 = hints, by convention).
-    pub log: u8,
+    /// The log.
+    pub log: Log,
     /// The sequence within it.
     pub lsn: Lsn,
 }
@@ -28,16 +54,22 @@ pub struct Ticket {
 impl Ticket {
     /// A data-log ticket.
     pub fn data(lsn: Lsn) -> Ticket {
-        Ticket { log: 0, lsn }
+        Ticket {
+            log: Log::Data,
+            lsn,
+        }
     }
 
     /// A hint-log ticket.
     pub fn hint(lsn: Lsn) -> Ticket {
-        Ticket { log: 1, lsn }
+        Ticket {
+            log: Log::Hints,
+            lsn,
+        }
     }
 }
 
-/// A failed write to local storage (the WAL refused it).
+/// A failed write to local storage (the log refused it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("local storage: {0}")]
 pub struct DiskError(pub String);
@@ -47,8 +79,11 @@ pub struct DiskError(pub String);
 pub struct Applied {
     /// Whether the write's version beat the stored one.
     pub won: bool,
-    /// Wait for this to be durable before acknowledging.
-    pub ticket: Ticket,
+    /// Whether the key held a live value just before.
+    pub was_live: bool,
+    /// Wait for this before acknowledging; `None` when the disk promises
+    /// nothing more than it already did (no fsync to wait for).
+    pub ticket: Option<Ticket>,
 }
 
 /// A hint: a write kept for a replica that could not take it.
@@ -64,29 +99,44 @@ pub struct Hint {
     pub stored_at_millis: u64,
 }
 
+/// Counters of a disk, for INFO.
+#[derive(Debug, Clone, Default)]
+pub struct DiskStats {
+    /// Keys, tombstones and bytes in memory.
+    pub engine: EngineStats,
+    /// The durable store's counters, when there is one.
+    pub store: Option<StoreStats>,
+    /// Bytes in the hint log's live segments.
+    pub hint_log_bytes: u64,
+}
+
 /// The node's local data and hints.
 pub trait Disk {
     /// The local entry for `key`, tombstones included.
     fn get(&self, key: &[u8]) -> Option<Entry>;
     /// Applies a write with Last-Write-Wins and logs it.
-    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, DiskError>;
-    /// Stores a hint durably (replacing an older one for the same target
-    /// and key); returns what to wait for.
-    fn put_hint(&mut self, hint: &Hint) -> Result<Ticket, DiskError>;
-    /// Forgets the hint for `(target, key)` if it still has `version`.
-    fn remove_hint(
+    fn apply(
         &mut self,
-        target: NodeId,
         key: &[u8],
         version: Version,
-    ) -> Result<(), DiskError>;
+        value: Option<&[u8]>,
+    ) -> Result<Applied, DiskError>;
+    /// Stores a hint durably (replacing an older one for the same target
+    /// and key); returns what to wait for, if anything.
+    fn put_hint(&mut self, hint: &Hint) -> Result<Option<Ticket>, DiskError>;
+    /// Forgets the hint for `(target, key)` if it still has `version`.
+    fn remove_hint(&mut self, target: NodeId, key: &[u8], version: Version)
+        -> Result<(), DiskError>;
     /// Every stored hint (read once at start-up).
     fn hints(&self) -> Vec<Hint>;
-    /// Whether the write named by `ticket` is durable.
-    fn is_durable(&self, ticket: Ticket) -> bool;
+    /// The newest timestamp stored: the clock starts past it.
+    fn max_timestamp(&self) -> Timestamp;
+    /// Counters.
+    fn stats(&self) -> DiskStats;
 }
 
-/// An in-memory [`Storage`] with a written and a synced image.
+/// An in-memory [`Disk`] with a written and a synced image, one sequence
+/// for both logs.
 #[derive(Debug, Clone, Default)]
 pub struct MemDisk {
     written: Image,
@@ -102,15 +152,18 @@ struct Image {
 }
 
 impl MemDisk {
-    /// An empty store.
+    /// An empty disk.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Makes everything written so far durable.
-    pub fn sync(&mut self) {
+    /// Makes everything written so far durable; returns what the runtime
+    /// hands the node ([`super::Node::handle_durable`]), one ticket per log.
+    pub fn sync(&mut self) -> [Ticket; 2] {
         self.synced = self.written.clone();
         self.synced_lsn = self.next_lsn;
+        let lsn = Lsn(self.synced_lsn);
+        [Ticket::data(lsn), Ticket::hint(lsn)]
     }
 
     /// Whether something written is not yet synced.
@@ -128,6 +181,13 @@ impl MemDisk {
     pub fn entries(&self) -> &BTreeMap<Vec<u8>, Entry> {
         &self.written.data
     }
+
+    fn ticket(&self, log: Log) -> Option<Ticket> {
+        Some(Ticket {
+            log,
+            lsn: Lsn(self.next_lsn),
+        })
+    }
 }
 
 impl Disk for MemDisk {
@@ -135,23 +195,31 @@ impl Disk for MemDisk {
         self.written.data.get(key).cloned()
     }
 
-    fn apply(&mut self, key: &[u8], entry: &Entry) -> Result<Applied, DiskError> {
-        let won = self
-            .written
-            .data
-            .get(key)
-            .is_none_or(|old| old.version < entry.version);
+    fn apply(
+        &mut self,
+        key: &[u8],
+        version: Version,
+        value: Option<&[u8]>,
+    ) -> Result<Applied, DiskError> {
+        let old = self.written.data.get(key);
+        let was_live = old.is_some_and(|e| !e.is_tombstone());
+        let won = old.is_none_or(|old| old.version < version);
         if won {
-            self.written.data.insert(key.to_vec(), entry.clone());
+            let entry = Entry {
+                version,
+                value: value.map(<[u8]>::to_vec),
+            };
+            self.written.data.insert(key.to_vec(), entry);
             self.next_lsn += 1;
         }
         Ok(Applied {
             won,
-            ticket: Ticket::data(Lsn(self.next_lsn)),
+            was_live,
+            ticket: self.ticket(Log::Data),
         })
     }
 
-    fn put_hint(&mut self, hint: &Hint) -> Result<Ticket, DiskError> {
+    fn put_hint(&mut self, hint: &Hint) -> Result<Option<Ticket>, DiskError> {
         let slot = (hint.target, hint.key.clone());
         if self
             .written
@@ -162,7 +230,7 @@ impl Disk for MemDisk {
             self.written.hints.insert(slot, hint.clone());
             self.next_lsn += 1;
         }
-        Ok(Ticket::hint(Lsn(self.next_lsn)))
+        Ok(self.ticket(Log::Hints))
     }
 
     fn remove_hint(
@@ -188,32 +256,71 @@ impl Disk for MemDisk {
         self.written.hints.values().cloned().collect()
     }
 
-    /// One log serves data and hints here.
-    fn is_durable(&self, ticket: Ticket) -> bool {
-        ticket.lsn.0 <= self.synced_lsn
+    fn max_timestamp(&self) -> Timestamp {
+        self.written
+            .data
+            .values()
+            .map(|e| e.version.timestamp)
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn stats(&self) -> DiskStats {
+        let live = self.written.data.values().filter(|e| !e.is_tombstone());
+        let keys = live.clone().count();
+        let bytes = self
+            .written
+            .data
+            .iter()
+            .map(|(k, e)| k.len() + e.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        DiskStats {
+            engine: EngineStats {
+                keys,
+                tombstones: self.written.data.len() - keys,
+                bytes,
+            },
+            store: None,
+            hint_log_bytes: 0,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::version::Timestamp;
 
-    fn entry(ts: u64, value: &str) -> Entry {
-        Entry::value(Version::new(Timestamp(ts), NodeId(1)), value)
+    fn version(ts: u64) -> Version {
+        Version::new(Timestamp(ts), NodeId(1))
     }
 
     #[test]
     fn crash_keeps_only_synced_writes() {
         let mut s = MemDisk::new();
-        s.apply(b"a", &entry(1, "1")).unwrap();
-        s.sync();
-        let applied = s.apply(b"b", &entry(2, "2")).unwrap();
-        assert!(!s.is_durable(applied.ticket));
+        s.apply(b"a", version(1), Some(b"1")).unwrap();
+        let [data, _] = s.sync();
+        let applied = s.apply(b"b", version(2), Some(b"2")).unwrap();
+        assert!(applied.ticket.is_some_and(|t| t.lsn > data.lsn));
+        assert!(s.has_unsynced());
         s.crash();
         assert!(s.get(b"a").is_some());
         assert!(s.get(b"b").is_none());
         assert!(!s.has_unsynced());
+    }
+
+    #[test]
+    fn apply_reports_whether_a_live_value_was_there() {
+        let mut s = MemDisk::new();
+        let first = s.apply(b"k", version(1), Some(b"v")).unwrap();
+        assert!(first.won && !first.was_live);
+        let stale = s.apply(b"k", version(0), None).unwrap();
+        assert!(!stale.won && stale.was_live);
+        let delete = s.apply(b"k", version(2), None).unwrap();
+        assert!(delete.won && delete.was_live);
+        let again = s.apply(b"k", version(3), None).unwrap();
+        assert!(again.won && !again.was_live);
+        assert_eq!(s.max_timestamp(), Timestamp(3));
+        assert_eq!(s.stats().engine.tombstones, 1);
     }
 
     #[test]
@@ -222,17 +329,15 @@ mod tests {
         let hint = |ts| Hint {
             target: NodeId(2),
             key: b"k".to_vec(),
-            entry: entry(ts, "v"),
+            entry: Entry::value(version(ts), "v"),
             stored_at_millis: 0,
         };
         s.put_hint(&hint(5)).unwrap();
         s.put_hint(&hint(3)).unwrap();
         assert_eq!(s.hints()[0].entry.version.timestamp, Timestamp(5));
-        s.remove_hint(NodeId(2), b"k", Version::new(Timestamp(3), NodeId(1)))
-            .unwrap();
+        s.remove_hint(NodeId(2), b"k", version(3)).unwrap();
         assert_eq!(s.hints().len(), 1);
-        s.remove_hint(NodeId(2), b"k", Version::new(Timestamp(5), NodeId(1)))
-            .unwrap();
+        s.remove_hint(NodeId(2), b"k", version(5)).unwrap();
         assert!(s.hints().is_empty());
     }
 }

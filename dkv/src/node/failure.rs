@@ -3,74 +3,142 @@
 //! Every node sends a heartbeat to every peer each `heartbeat_interval`;
 //! any message counts as a sign of life. A peer silent for longer than
 //! `failure_timeout` is marked down, and up again on the next message from
-//! it, at which point hints kept for it start flowing.
+//! it, at which point the node starts delivering the hints it kept for it.
 
-use crate::node::{Node, Now, Disk};
-use crate::peer::Message;
+use std::collections::BTreeMap;
+
 use crate::version::NodeId;
 
 /// What the detector knows of one peer.
 #[derive(Debug, Clone)]
-pub(super) struct PeerHealth {
-    pub up: bool,
-    pub last_heard: u64,
+struct PeerHealth {
+    up: bool,
+    last_heard: u64,
 }
 
-impl PeerHealth {
-    pub fn new(now: Now) -> PeerHealth {
-        PeerHealth {
-            up: true,
-            last_heard: now.mono,
+/// The health of every peer and the heartbeat timer.
+#[derive(Debug, Clone)]
+pub(crate) struct FailureDetector {
+    me: NodeId,
+    peers: BTreeMap<NodeId, PeerHealth>,
+    failure_timeout: u64,
+    heartbeat_interval: u64,
+    next_heartbeat: u64,
+}
+
+impl FailureDetector {
+    /// Every peer starts presumed up, as heard from at `now` (ms).
+    pub fn new(
+        me: NodeId,
+        members: &[NodeId],
+        now: u64,
+        heartbeat_interval: u64,
+        failure_timeout: u64,
+    ) -> FailureDetector {
+        FailureDetector {
+            me,
+            peers: members
+                .iter()
+                .filter(|&&id| id != me)
+                .map(|&id| {
+                    (
+                        id,
+                        PeerHealth {
+                            up: true,
+                            last_heard: now,
+                        },
+                    )
+                })
+                .collect(),
+            failure_timeout,
+            heartbeat_interval,
+            next_heartbeat: now,
         }
     }
-}
 
-impl<D: Disk> Node<D> {
+    /// Whether `node` is a peer this detector watches.
+    pub fn knows(&self, node: NodeId) -> bool {
+        self.peers.contains_key(&node)
+    }
+
     /// Whether `node` is believed up (this node always is).
     pub fn is_up(&self, node: NodeId) -> bool {
-        node == self.settings.id || self.peers.get(&node).is_some_and(|p| p.up)
+        node == self.me || self.peers.get(&node).is_some_and(|p| p.up)
     }
 
     /// Every peer and whether it is believed up.
-    pub fn peer_states(&self) -> Vec<(NodeId, bool)> {
-        self.peers
-            .iter()
-            .map(|(&id, health)| (id, health.up))
-            .collect()
+    pub fn states(&self) -> Vec<(NodeId, bool)> {
+        self.peers.iter().map(|(&id, p)| (id, p.up)).collect()
     }
 
-    pub(super) fn heard_from(&mut self, from: NodeId) {
-        let now = self.now.mono;
-        let id = self.settings.id;
-        if let Some(peer) = self.peers.get_mut(&from) {
-            peer.last_heard = now;
-            if !peer.up {
-                peer.up = true;
-                log::info!("node {id}: node {from} is up");
-                self.deliver_hints();
-            }
+    /// A message from `from` arrived; true when that brings it back up.
+    pub fn heard_from(&mut self, from: NodeId, now: u64) -> bool {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return false;
+        };
+        peer.last_heard = now;
+        let revived = !peer.up;
+        peer.up = true;
+        if revived {
+            log::info!("node {}: node {from} is up", self.me);
         }
+        revived
     }
 
-    pub(super) fn check_failures(&mut self) {
-        let timeout = self.settings.failure_timeout.as_millis() as u64;
-        let now = self.now.mono;
-        let id = self.settings.id;
-        for (peer_id, peer) in self.peers.iter_mut() {
-            if peer.up && now.saturating_sub(peer.last_heard) > timeout {
+    /// Marks down every peer silent past the timeout.
+    pub fn check(&mut self, now: u64) {
+        for (id, peer) in self.peers.iter_mut() {
+            if peer.up && now.saturating_sub(peer.last_heard) > self.failure_timeout {
                 peer.up = false;
                 log::warn!(
-                    "node {id}: node {peer_id} is down (silent for {} ms)",
+                    "node {}: node {id} is down (silent for {} ms)",
+                    self.me,
                     now - peer.last_heard
                 );
             }
         }
     }
 
-    pub(super) fn send_heartbeats(&mut self) {
-        let peers: Vec<NodeId> = self.peers.keys().copied().collect();
-        for peer in peers {
-            self.send(peer, Message::Heartbeat);
+    /// The peers to send a heartbeat to now, if one is due.
+    pub fn heartbeat_due(&mut self, now: u64) -> Option<Vec<NodeId>> {
+        if now < self.next_heartbeat {
+            return None;
         }
+        self.next_heartbeat = now + self.heartbeat_interval;
+        Some(self.peers.keys().copied().collect())
+    }
+
+    /// When the next heartbeat is due (ms); failures are checked then too.
+    pub fn next_deadline(&self) -> u64 {
+        self.next_heartbeat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_marks_a_peer_down_and_a_message_brings_it_back() {
+        let mut d = FailureDetector::new(NodeId(1), &[NodeId(1), NodeId(2)], 0, 10, 50);
+        assert!(d.is_up(NodeId(1)) && d.is_up(NodeId(2)));
+        assert!(!d.knows(NodeId(1)) && d.knows(NodeId(2)) && !d.knows(NodeId(3)));
+        d.check(50);
+        assert!(d.is_up(NodeId(2)), "exactly the timeout is not yet silence");
+        d.check(51);
+        assert!(!d.is_up(NodeId(2)));
+        assert!(d.heard_from(NodeId(2), 60));
+        assert!(!d.heard_from(NodeId(2), 61));
+        assert!(d.is_up(NodeId(2)));
+        assert!(!d.heard_from(NodeId(9), 61), "strangers are not tracked");
+    }
+
+    #[test]
+    fn heartbeats_fall_due_once_per_interval() {
+        let mut d = FailureDetector::new(NodeId(1), &[NodeId(1), NodeId(2), NodeId(3)], 0, 10, 50);
+        assert_eq!(d.heartbeat_due(0), Some(vec![NodeId(2), NodeId(3)]));
+        assert_eq!(d.heartbeat_due(9), None);
+        assert_eq!(d.next_deadline(), 10);
+        assert!(d.heartbeat_due(10).is_some());
     }
 }

@@ -11,7 +11,7 @@ struct Trio {
     nodes: Vec<Node<MemDisk>>,
     now: u64,
     down: Vec<NodeId>,
-    replies: Vec<(ClientId, Result<ClientReply, ClientError>)>,
+    replies: Vec<(OpId, OpResult)>,
     next_client: u64,
 }
 
@@ -68,13 +68,15 @@ impl Trio {
                 if self.down.contains(&self.nodes[i].id()) {
                     continue;
                 }
-                self.nodes[i].disk_mut().sync();
                 let now = self.at();
+                for durable in self.nodes[i].disk_mut().sync() {
+                    self.nodes[i].handle_durable(now, durable);
+                }
                 self.nodes[i].handle_tick(now);
                 while let Some(output) = self.nodes[i].poll_output() {
                     match output {
                         Output::Send { to, envelope } => messages.push((to, envelope)),
-                        Output::Reply { client, result } => self.replies.push((client, result)),
+                        Output::Reply { op, result } => self.replies.push((op, result)),
                     }
                 }
             }
@@ -101,13 +103,13 @@ impl Trio {
     fn request(
         &mut self,
         via: u32,
-        op: ClientOp,
+        request: Op<'_>,
         consistency: Consistency,
-    ) -> Result<ClientReply, ClientError> {
-        let client = ClientId(self.next_client);
+    ) -> OpResult {
+        let client = OpId::single(self.next_client);
         self.next_client += 1;
         let now = self.at();
-        self.nodes[via as usize - 1].handle_client(now, client, op, consistency);
+        self.nodes[via as usize - 1].handle_request(now, client, request, consistency);
         for _ in 0..500 {
             self.settle();
             if let Some(i) = self.replies.iter().position(|(c, _)| *c == client) {
@@ -118,20 +120,20 @@ impl Trio {
         panic!("no reply");
     }
 
-    fn put(&mut self, via: u32, key: &str, value: &str) -> Result<ClientReply, ClientError> {
+    fn put(&mut self, via: u32, key: &str, value: &str) -> OpResult {
         self.request(
             via,
-            ClientOp::Put {
-                key: key.into(),
-                value: value.into(),
+            Op::Put {
+                key: key.as_bytes(),
+                value: value.as_bytes(),
             },
             Consistency::Quorum,
         )
     }
 
     fn get(&mut self, via: u32, key: &str, consistency: Consistency) -> Option<Vec<u8>> {
-        match self.request(via, ClientOp::Get { key: key.into() }, consistency) {
-            Ok(ClientReply::Value { value, .. }) => value,
+        match self.request(via, Op::Get { key: key.as_bytes() }, consistency) {
+            Ok(OpReply::Value { value, .. }) => value,
             other => panic!("read failed: {other:?}"),
         }
     }
@@ -149,7 +151,7 @@ fn a_write_reaches_every_replica_and_reads_see_it() {
     let mut trio = Trio::new();
     assert!(matches!(
         trio.put(1, "k", "v"),
-        Ok(ClientReply::Written { existed: false, .. })
+        Ok(OpReply::Written { existed: false, .. })
     ));
     trio.settle();
     for id in 1..=3 {
@@ -159,10 +161,10 @@ fn a_write_reaches_every_replica_and_reads_see_it() {
         trio.get(2, "k", Consistency::Quorum).as_deref(),
         Some(&b"v"[..])
     );
-    let deleted = trio.request(3, ClientOp::Delete { key: b"k".to_vec() }, Consistency::All);
+    let deleted = trio.request(3, Op::Delete { key: b"k" }, Consistency::All);
     assert!(matches!(
         deleted,
-        Ok(ClientReply::Written { existed: true, .. })
+        Ok(OpReply::Written { existed: true, .. })
     ));
     assert_eq!(trio.get(1, "k", Consistency::One), None);
 }
@@ -200,7 +202,7 @@ fn two_nodes_down_writes_fail_unavailable() {
     trio.down.extend([NodeId(2), NodeId(3)]);
     trio.advance(100);
     match trio.put(1, "k", "v") {
-        Err(ClientError::Unavailable {
+        Err(OpError::Unavailable {
             required: 2,
             replicas: 3,
             reachable: 1,
@@ -210,7 +212,7 @@ fn two_nodes_down_writes_fail_unavailable() {
     }
     assert!(trio.get(1, "x", Consistency::One).is_none());
     assert!(trio
-        .request(1, ClientOp::Get { key: b"x".to_vec() }, Consistency::Quorum)
+        .request(1, Op::Get { key: b"x" }, Consistency::Quorum)
         .is_err());
     assert!(trio.nodes[0].stats().quorum_failures >= 2);
 }
@@ -242,7 +244,7 @@ fn read_repair_fixes_a_stale_replica() {
     assert!(trio.put(1, "k", "new").is_ok());
     trio.advance(150);
     for node in trio.nodes.iter_mut() {
-        node.hints.clear();
+        node.handoff.forget_all();
     }
     trio.down.clear();
     trio.advance(100);
@@ -275,10 +277,10 @@ fn a_bad_count_is_refused() {
     assert!(matches!(
         trio.request(
             1,
-            ClientOp::Get { key: b"k".to_vec() },
+            Op::Get { key: b"k" },
             Consistency::Count(5)
         ),
-        Err(ClientError::BadConsistency(5, 3))
+        Err(OpError::BadConsistency(5, 3))
     ));
 }
 

@@ -1,5 +1,6 @@
-//! The node's vocabulary: time, consistency levels, client requests and
-//! replies, outputs, configuration and counters.
+//! The node's vocabulary: time, consistency levels, the operations a
+//! runtime asks the node to coordinate and their results, outputs,
+//! configuration and counters.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use crate::version::{NodeId, Version};
 /// it: a monotonic clock for timers and the wall clock for versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Now {
-    /// Monotonic milliseconds (any origin).
+    /// Monotonic milliseconds (any origin); never goes backwards.
     pub mono: u64,
     /// Wall-clock milliseconds since the Unix epoch (may be skewed).
     pub wall: u64,
@@ -56,49 +57,96 @@ impl Consistency {
                 .map(Consistency::Count),
         }
     }
-}
 
-/// The runtime's handle for a client request; echoed in its reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClientId(pub u64);
-
-/// A request a client asks this node to coordinate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientOp {
-    /// Read a key.
-    Get { key: Vec<u8> },
-    /// Write a value.
-    Put { key: Vec<u8>, value: Vec<u8> },
-    /// Delete (write a tombstone).
-    Delete { key: Vec<u8> },
-}
-
-impl ClientOp {
-    /// The key the request is about.
-    pub fn key(&self) -> &[u8] {
+    /// The name [`Consistency::parse`] reads back: `ONE`, `QUORUM`, `ALL`
+    /// or the number.
+    pub fn name(self) -> String {
         match self {
-            ClientOp::Get { key } | ClientOp::Put { key, .. } | ClientOp::Delete { key } => key,
+            Consistency::One => "ONE".into(),
+            Consistency::Quorum => "QUORUM".into(),
+            Consistency::All => "ALL".into(),
+            Consistency::Count(k) => k.to_string(),
         }
     }
 }
 
-/// A successful reply.
+/// The runtime's handle for an operation it asks the node to coordinate,
+/// echoed in the operation's reply. The node never looks inside: `call`
+/// and `part` let a runtime split one client command over several keys
+/// and find each part's place again without a lookup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId {
+    /// The runtime's command.
+    pub call: u64,
+    /// Which of the command's operations.
+    pub part: u32,
+}
+
+impl OpId {
+    /// An operation that is the whole of its command.
+    pub fn single(call: u64) -> OpId {
+        OpId { call, part: 0 }
+    }
+}
+
+/// An operation a runtime asks this node to coordinate. Keys and values
+/// are borrowed: the node copies only what it must keep or send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Read a key.
+    Get {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// Write a value.
+    Put {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+    /// Delete (write a tombstone).
+    Delete {
+        /// The key.
+        key: &'a [u8],
+    },
+}
+
+impl<'a> Op<'a> {
+    /// The key the operation is about.
+    pub fn key(&self) -> &'a [u8] {
+        match *self {
+            Op::Get { key } | Op::Put { key, .. } | Op::Delete { key } => key,
+        }
+    }
+}
+
+/// A successful operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientReply {
+pub enum OpReply {
     /// A read's newest answer: the value (`None`: missing or deleted) and
     /// the version it had (`None`: no replica had the key at all).
     Value {
+        /// The value, if live.
         value: Option<Vec<u8>>,
+        /// Its version, if any replica held the key.
         version: Option<Version>,
     },
-    /// A write reached its quorum at `version`. For a delete, `existed`
-    /// says whether an acknowledging replica held a live value before.
-    Written { existed: bool, version: Version },
+    /// A write reached its quorum at `version`. `existed` says whether an
+    /// acknowledging replica held a live value before (what `DEL` counts).
+    Written {
+        /// A live value was overwritten or deleted.
+        existed: bool,
+        /// The write's version.
+        version: Version,
+    },
 }
 
-/// A failed request, with what the client needs to know.
+/// A failed operation, with what the client needs to know. Its `Display`
+/// is the RESP error line (code first).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
+#[non_exhaustive]
+pub enum OpError {
     /// The quorum was not reached before the timeout.
     #[error("UNAVAILABLE {answered} of {required} required replicas answered ({replicas} replicas, {reachable} reachable)")]
     Unavailable {
@@ -119,16 +167,26 @@ pub enum ClientError {
     Storage(String),
 }
 
+/// The result of an operation.
+pub type OpResult = Result<OpReply, OpError>;
+
 /// Work for the runtime, drained with [`super::Node::poll_output`].
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "outputs carry messages and replies that must be delivered"]
 pub enum Output {
     /// Send a message to a peer.
-    Send { to: NodeId, envelope: Envelope },
-    /// Complete a client request.
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        envelope: Envelope,
+    },
+    /// Complete an operation.
     Reply {
-        client: ClientId,
-        result: Result<ClientReply, ClientError>,
+        /// The runtime's handle for it.
+        op: OpId,
+        /// How it went.
+        result: OpResult,
     },
 }
 
@@ -181,6 +239,11 @@ impl NodeSettings {
             hint_batch: 256,
             max_clock_drift: crate::clock::DEFAULT_MAX_DRIFT,
         }
+    }
+
+    /// A node alone: one member, N = W = R = 1.
+    pub fn single(id: NodeId) -> NodeSettings {
+        NodeSettings::new(id, vec![id], 1, 1, 1)
     }
 }
 

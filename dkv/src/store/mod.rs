@@ -68,6 +68,8 @@ pub struct Submitted {
     pub version: Version,
     /// Whether it won Last-Write-Wins (a losing write is not logged).
     pub applied: bool,
+    /// Whether the key held a live value just before.
+    pub was_live: bool,
     /// Wait for this sequence to be durable before acknowledging. For a
     /// losing write it is the latest queued sequence, which covers the
     /// newer write that beat it.
@@ -248,20 +250,18 @@ impl Store {
                 max: e.max,
             }
         })?;
-        if self.shared.engine.apply(key, version, value) {
-            let lsn = wal.append(key, version, value)?;
-            Ok(Submitted {
-                version,
-                applied: true,
-                lsn,
-            })
+        let outcome = self.shared.engine.apply_with_outcome(key, version, value);
+        let lsn = if outcome.won {
+            wal.append(key, version, value)?
         } else {
-            Ok(Submitted {
-                version,
-                applied: false,
-                lsn: Lsn(wal.next_lsn().0.saturating_sub(1)),
-            })
-        }
+            Lsn(wal.next_lsn().0.saturating_sub(1))
+        };
+        Ok(Submitted {
+            version,
+            applied: outcome.won,
+            was_live: outcome.was_live,
+            lsn,
+        })
     }
 
     /// Blocks until `lsn` is as durable as the fsync mode promises.

@@ -1,9 +1,11 @@
-//! `INFO`: Redis-style `key:value` lines in sections.
+//! `INFO`: Redis-style `key:value` lines in sections, from the settings,
+//! the shared counters, the node and its disk.
 
 use std::fmt::{Display, Write};
 use std::sync::atomic::Ordering;
 
-use crate::server::commands::Executor;
+use crate::command::admin::Context;
+use crate::node::Disk;
 use crate::wal::FsyncMode;
 
 const SECTIONS: &[(&str, &str)] = &[
@@ -16,11 +18,13 @@ const SECTIONS: &[(&str, &str)] = &[
     ("cluster", "Cluster"),
 ];
 
-/// Renders the sections named in `args` (all of them when none, `all`,
+/// Renders the sections named (all of them when none, `all`,
 /// `everything` or `default` is asked for).
-pub(crate) fn render(executor: &Executor, args: &[&[u8]]) -> String {
-    let wanted: Vec<String> = args
-        .iter()
+pub(crate) fn render<'a, D: Disk>(
+    context: &Context<'_, D>,
+    sections: impl Iterator<Item = &'a [u8]>,
+) -> String {
+    let wanted: Vec<String> = sections
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
     let all = wanted.is_empty()
@@ -35,7 +39,7 @@ pub(crate) fn render(executor: &Executor, args: &[&[u8]]) -> String {
             }
             let _ = write!(out, "# {title}\r\n");
             let mut lines = Lines(&mut out);
-            section(executor, name, &mut lines);
+            section(context, name, &mut lines);
         }
     }
     out
@@ -50,10 +54,10 @@ impl Lines<'_> {
     }
 }
 
-fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
-    let config = &executor.config;
-    let stats = &executor.stats;
-    let store = executor.store();
+fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>) {
+    let settings = context.settings;
+    let stats = context.stats;
+    let node = context.node;
     match name {
         "server" => {
             // Clients that gate features on the Redis version see a modern one.
@@ -62,11 +66,10 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
             lines.add("redis_mode", "standalone");
             lines.add("os", std::env::consts::OS);
             lines.add("process_id", std::process::id());
-            lines.add("node_id", config.node_id);
-            lines.add("tcp_port", config.port);
-            lines.add("bind", config.bind);
-            lines.add("worker_threads", config.worker_threads);
-            let uptime = config.started.elapsed().as_secs();
+            lines.add("node_id", settings.node_id);
+            lines.add("tcp_port", settings.port);
+            lines.add("bind", settings.bind);
+            let uptime = context.now.mono / 1000;
             lines.add("uptime_in_seconds", uptime);
             lines.add("uptime_in_days", uptime / 86_400);
         }
@@ -81,14 +84,14 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
             );
         }
         "memory" => {
-            let engine = store.engine().stats();
+            let engine = node.disk().stats().engine;
             lines.add("used_memory", engine.bytes);
             lines.add("used_memory_rss", resident_bytes());
             lines.add("tombstones", engine.tombstones);
         }
         "persistence" => {
-            let s = store.stats();
-            let fsync = store.config().fsync;
+            let disk = node.disk().stats();
+            let fsync = settings.fsync;
             lines.add("loading", 0);
             lines.add("aof_enabled", u8::from(fsync != FsyncMode::Never));
             lines.add(
@@ -99,21 +102,24 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
                     FsyncMode::Never => "never".to_string(),
                 },
             );
-            lines.add("wal_bytes", s.wal_bytes);
-            lines.add("wal_next_lsn", s.next_lsn.0);
-            lines.add("wal_durable_lsn", s.durable_lsn.0);
-            lines.add("snapshots_taken", s.snapshots_taken);
-            match &s.last_snapshot {
-                Some(snap) => {
-                    lines.add("last_snapshot_lsn", snap.lsn.0);
-                    lines.add("last_snapshot_entries", snap.entries);
-                    lines.add("last_snapshot_bytes", snap.bytes);
+            if let Some(s) = &disk.store {
+                lines.add("wal_bytes", s.wal_bytes);
+                lines.add("wal_next_lsn", s.next_lsn.0);
+                lines.add("wal_durable_lsn", s.durable_lsn.0);
+                lines.add("snapshots_taken", s.snapshots_taken);
+                match &s.last_snapshot {
+                    Some(snap) => {
+                        lines.add("last_snapshot_lsn", snap.lsn.0);
+                        lines.add("last_snapshot_entries", snap.entries);
+                        lines.add("last_snapshot_bytes", snap.bytes);
+                    }
+                    None => lines.add("last_snapshot_lsn", "none"),
                 }
-                None => lines.add("last_snapshot_lsn", "none"),
+                lines.add("recovery_records_replayed", s.recovery.records_replayed);
+                lines.add("recovery_truncated_bytes", s.recovery.truncated_bytes);
+                lines.add("recovery_files_kept_aside", s.recovery.kept_aside.len());
             }
-            lines.add("recovery_records_replayed", s.recovery.records_replayed);
-            lines.add("recovery_truncated_bytes", s.recovery.truncated_bytes);
-            lines.add("recovery_files_kept_aside", s.recovery.kept_aside.len());
+            lines.add("hint_log_bytes", disk.hint_log_bytes);
         }
         "stats" => {
             lines.add(
@@ -126,7 +132,7 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
             );
         }
         "cluster" => {
-            let conf = &config.cluster;
+            let conf = &settings.cluster;
             lines.add("cluster_name", &conf.cluster_name);
             lines.add(
                 "cluster_mode",
@@ -141,36 +147,29 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
             lines.add("read_quorum", conf.read_quorum);
             lines.add("virtual_nodes", conf.virtual_nodes);
             lines.add("cluster_size", conf.nodes.len());
-            let status = executor
-                .cluster_status
-                .as_ref()
-                .map(|s| s.lock().clone())
-                .unwrap_or_default();
-            lines.add(
-                "ring_tokens",
-                status
-                    .ring_tokens
-                    .max(conf.virtual_nodes * conf.nodes.len()),
-            );
-            lines.add(&format!("node_{}", config.node_id), "self,up");
-            for (id, up, linked) in &status.peers {
-                let state = if *up { "up" } else { "down" };
-                let link = if *linked { "connected" } else { "disconnected" };
+            lines.add("ring_tokens", node.ring().token_count());
+            lines.add(&format!("node_{}", settings.node_id), "self,up");
+            for (id, up) in node.peer_states() {
+                let state = if up { "up" } else { "down" };
+                let linked = context.links.get(&id).copied().unwrap_or(false);
+                let link = if linked { "connected" } else { "disconnected" };
                 lines.add(&format!("node_{id}"), format!("{state},{link}"));
             }
-            let total: usize = status.hints_pending.iter().map(|(_, n)| n).sum();
+            let pending = node.hints_pending();
+            let total: usize = pending.iter().map(|(_, n)| n).sum();
             lines.add("hints_pending", total);
-            for (target, count) in &status.hints_pending {
+            for (target, count) in &pending {
                 lines.add(&format!("hints_pending_node_{target}"), count);
             }
-            lines.add("hints_delivered", status.stats.hints_delivered);
-            lines.add("hints_dropped", status.stats.hints_dropped);
-            lines.add("read_repairs", status.stats.read_repairs);
-            lines.add("quorum_failures", status.stats.quorum_failures);
-            lines.add("clock_refusals", status.stats.clock_refusals);
+            let stats = node.stats();
+            lines.add("hints_delivered", stats.hints_delivered);
+            lines.add("hints_dropped", stats.hints_dropped);
+            lines.add("read_repairs", stats.read_repairs);
+            lines.add("quorum_failures", stats.quorum_failures);
+            lines.add("clock_refusals", stats.clock_refusals);
         }
         "keyspace" => {
-            let keys = store.engine().len();
+            let keys = node.disk().stats().engine.keys;
             if keys > 0 {
                 lines.add("db0", format!("keys={keys},expires=0,avg_ttl=0"));
             }
@@ -180,7 +179,7 @@ fn section(executor: &Executor, name: &str, lines: &mut Lines<'_>) {
 }
 
 /// Resident set size of this process, from /proc (0 where unavailable).
-pub(crate) fn resident_bytes() -> u64 {
+fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {

@@ -1,11 +1,28 @@
-//! A small slab of connections keyed by index, with generations so that a
-//! completion for a closed connection never reaches its slot's next owner.
+//! A small slab keyed by index, with generations so that a completion for a
+//! slot that was freed never reaches its next owner (connections in
+//! [`crate::net`], calls in flight in [`crate::command`]).
 
 /// A slot's key: index plus the generation it was handed out in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
     pub index: usize,
     pub generation: u32,
+}
+
+impl Key {
+    /// The key as one number (generation high, index low), for handles
+    /// that cross a layer as plain integers.
+    pub fn to_u64(self) -> u64 {
+        (u64::from(self.generation) << 32) | (self.index as u64 & 0xffff_ffff)
+    }
+
+    /// The key [`Key::to_u64`] made.
+    pub fn from_u64(raw: u64) -> Key {
+        Key {
+            index: (raw & 0xffff_ffff) as usize,
+            generation: (raw >> 32) as u32,
+        }
+    }
 }
 
 pub(crate) struct Slab<T> {
@@ -102,5 +119,6 @@ mod tests {
         assert_eq!(slab.get_mut(b), Some(&mut "b"));
         assert_eq!(slab.len(), 1);
         assert_eq!(slab.keys(), vec![b]);
+        assert_eq!(Key::from_u64(b.to_u64()), b);
     }
 }

@@ -1,0 +1,412 @@
+//! [`Executor`]: every connection's commands, run against the node.
+//!
+//! The executor owns the replication core ([`Node`]) and is itself
+//! sans-IO: the IO layer hands it each parsed request with the time, the
+//! connection's [`Session`] and an output buffer; peer messages, disk
+//! progress and ticks go through it to the node. A data command becomes
+//! one node operation per key, tagged with the command's [`CallId`]; when
+//! every operation has its result the command's reply is rendered once,
+//! by [`super::reply`], whether it finished at once (a node alone reading
+//! from memory, or with nothing to fsync) or later:
+//!
+//! * finished at once: the reply is appended to the caller's buffer and
+//!   [`Executed::Answered`] returned;
+//! * finished later: [`Executed::Pending`] now, and a [`Completion`] with
+//!   the reply from [`Executor::poll_completion`] when it is done.
+//!
+//! Messages for peers come out of [`Executor::poll_transmit`]. The IO
+//! layer drains both after every input.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::command::admin;
+use crate::command::error::CommandError;
+use crate::command::parse::{self, Command};
+use crate::command::reply::{self, DataKind};
+use crate::command::session::Session;
+use crate::command::settings::{ServerStats, Settings};
+use crate::node::{Consistency, Disk, Node, Now, Op, OpId, OpResult, Output};
+use crate::peer::Envelope;
+use crate::resp::{self, reply as resp_reply, Limits};
+use crate::slab::{Key, Slab};
+use crate::version::NodeId;
+
+/// The IO layer's handle for a connection, echoed in its completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+/// A data command in flight, named in its [`Completion`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallId(u64);
+
+/// A data command that finished after [`Executor::execute`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The connection that sent it.
+    pub conn: ConnId,
+    /// The call [`Executed::Pending`] named.
+    pub call: CallId,
+    /// The whole RESP reply.
+    pub reply: Vec<u8>,
+}
+
+/// What became of a request handed to [`Executor::execute`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a pending call's reply must be waited for"]
+pub enum Executed {
+    /// The reply is in the output buffer.
+    Answered,
+    /// The reply will come as a [`Completion`] for this call.
+    Pending(CallId),
+    /// The reply is in the output buffer; close the connection once it is
+    /// sent (`QUIT`).
+    Close,
+}
+
+/// One node operation's result, or the results of a command's several.
+#[derive(Debug)]
+enum Results {
+    One(Option<OpResult>),
+    Many(Vec<Option<OpResult>>),
+}
+
+/// A data command waiting for its operations.
+#[derive(Debug)]
+struct Call {
+    conn: ConnId,
+    kind: DataKind,
+    resp3: bool,
+    results: Results,
+    remaining: usize,
+}
+
+impl Call {
+    /// Records one part's result; true once every part has one.
+    fn record(&mut self, part: u32, result: OpResult) -> bool {
+        let slot = match &mut self.results {
+            Results::One(slot) if part == 0 => slot,
+            Results::Many(slots) => match slots.get_mut(part as usize) {
+                Some(slot) => slot,
+                None => return false,
+            },
+            Results::One(_) => return false,
+        };
+        if slot.is_none() {
+            *slot = Some(result);
+            self.remaining -= 1;
+        }
+        self.remaining == 0
+    }
+
+    fn render(self, out: &mut Vec<u8>) {
+        match self.results {
+            Results::One(Some(result)) => {
+                reply::render(self.kind, self.resp3, std::slice::from_ref(&result), out)
+            }
+            Results::One(None) => {}
+            Results::Many(slots) => {
+                let results: Vec<OpResult> = slots.into_iter().flatten().collect();
+                reply::render(self.kind, self.resp3, &results, out);
+            }
+        }
+    }
+}
+
+/// Runs commands for every connection of one node.
+pub struct Executor<D: Disk> {
+    node: Node<D>,
+    settings: Settings,
+    stats: Arc<ServerStats>,
+    calls: Slab<Call>,
+    transmits: VecDeque<(NodeId, Envelope)>,
+    completions: VecDeque<Completion>,
+    /// Whether this node's link to each peer is up, as the IO layer says.
+    links: BTreeMap<NodeId, bool>,
+    now: Now,
+    next_session: u64,
+}
+
+impl<D: Disk> Executor<D> {
+    /// An executor over `node`, at `now`.
+    pub fn new(node: Node<D>, settings: Settings, stats: Arc<ServerStats>, now: Now) -> Self {
+        let links = node
+            .settings()
+            .members
+            .iter()
+            .filter(|&&id| id != node.id())
+            .map(|&id| (id, false))
+            .collect();
+        Executor {
+            node,
+            settings,
+            stats,
+            calls: Slab::new(),
+            transmits: VecDeque::new(),
+            completions: VecDeque::new(),
+            links,
+            now,
+            next_session: 1,
+        }
+    }
+
+    /// The replication core.
+    pub fn node(&self) -> &Node<D> {
+        &self.node
+    }
+
+    /// Mutable access to the node, for a simulator that syncs or crashes
+    /// its disk.
+    pub fn node_mut(&mut self) -> &mut Node<D> {
+        &mut self.node
+    }
+
+    /// The static settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The counters shared with the IO layer.
+    pub fn stats(&self) -> &Arc<ServerStats> {
+        &self.stats
+    }
+
+    /// A session for a new connection from `peer`.
+    pub fn open_session(&mut self, peer: Option<std::net::SocketAddr>) -> Session {
+        let id = self.next_session;
+        self.next_session += 1;
+        Session::new(id, peer, self.settings.requirepass.is_some())
+    }
+
+    /// The request limits for a connection: small until it authenticates
+    /// when a password is set (as Redis does for unauthenticated clients).
+    pub fn limits(&self, session: &Session) -> Limits {
+        if session.is_authenticated() {
+            self.settings.limits
+        } else {
+            Limits::unauthenticated()
+        }
+    }
+
+    /// The IO layer's link to `peer` went up or down (shown by INFO).
+    pub fn handle_link(&mut self, peer: NodeId, connected: bool) {
+        if let Some(link) = self.links.get_mut(&peer) {
+            *link = connected;
+        }
+    }
+
+    /// Runs one request and appends its reply to `out`, or starts it.
+    pub fn execute(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        session: &mut Session,
+        request: &resp::Command,
+        out: &mut Vec<u8>,
+    ) -> Executed {
+        self.now = now;
+        self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let command = parse::lookup(request).and_then(|spec| {
+            if !session.is_authenticated() && !spec.allowed_unauthenticated() {
+                return Err(CommandError::NoAuth);
+            }
+            parse::parse(spec, request)
+        });
+        let command = match command {
+            Ok(command) => command,
+            Err(error) => {
+                resp_reply::error_line(out, &error.to_string());
+                return Executed::Answered;
+            }
+        };
+        let (read, write) = (session.read_consistency, session.write_consistency);
+        let resp3 = session.resp3();
+        let call = CallStart {
+            now,
+            conn,
+            resp3,
+            out,
+        };
+        match command {
+            Command::Get { key } => self.call(call, DataKind::Get, read, 1, [Op::Get { key }]),
+            Command::Set { key, value } => {
+                self.call(call, DataKind::Set, write, 1, [Op::Put { key, value }])
+            }
+            Command::Del { keys } => self.call(
+                call,
+                DataKind::Del,
+                write,
+                keys.len(),
+                keys.iter().map(|key| Op::Delete { key }),
+            ),
+            Command::Exists { keys } => self.call(
+                call,
+                DataKind::Exists,
+                read,
+                keys.len(),
+                keys.iter().map(|key| Op::Get { key }),
+            ),
+            Command::MGet { keys } => self.call(
+                call,
+                DataKind::MGet,
+                read,
+                keys.len(),
+                keys.iter().map(|key| Op::Get { key }),
+            ),
+            Command::MSet { pairs } => self.call(
+                call,
+                DataKind::MSet,
+                write,
+                pairs.len() / 2,
+                pairs.pairs().map(|(key, value)| Op::Put { key, value }),
+            ),
+            other => {
+                let context = admin::Context {
+                    node: &self.node,
+                    settings: &self.settings,
+                    stats: &self.stats,
+                    links: &self.links,
+                    now,
+                };
+                admin::run(&context, session, other, call.out)
+            }
+        }
+    }
+
+    /// Starts a data command: one node operation per key.
+    fn call<'a>(
+        &mut self,
+        start: CallStart<'_>,
+        kind: DataKind,
+        consistency: Consistency,
+        parts: usize,
+        ops: impl IntoIterator<Item = Op<'a>>,
+    ) -> Executed {
+        let results = match parts {
+            1 => Results::One(None),
+            n => Results::Many((0..n).map(|_| None).collect()),
+        };
+        let key = self.calls.insert(Call {
+            conn: start.conn,
+            kind,
+            resp3: start.resp3,
+            results,
+            remaining: parts,
+        });
+        let call = key.to_u64();
+        for (part, op) in ops.into_iter().enumerate() {
+            debug_assert!(part < parts);
+            // Parts are bounded by the argument limit, far below u32::MAX.
+            let op_id = OpId {
+                call,
+                part: part as u32,
+            };
+            self.node.handle_request(start.now, op_id, op, consistency);
+        }
+        if self.collect(Some((key, start.out))) {
+            Executed::Answered
+        } else {
+            Executed::Pending(CallId(call))
+        }
+    }
+
+    /// Moves the node's outputs into the transmit and completion queues;
+    /// the `immediate` call, if it finished, is rendered into its buffer
+    /// instead (returns whether it was).
+    fn collect(&mut self, mut immediate: Option<(Key, &mut Vec<u8>)>) -> bool {
+        let mut answered = false;
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Send { to, envelope } => self.transmits.push_back((to, envelope)),
+                Output::Reply { op, result } => {
+                    let key = Key::from_u64(op.call);
+                    let Some(call) = self.calls.get_mut(key) else {
+                        continue;
+                    };
+                    if !call.record(op.part, result) {
+                        continue;
+                    }
+                    let Some(call) = self.calls.remove(key) else {
+                        continue;
+                    };
+                    match &mut immediate {
+                        Some((wanted, out)) if *wanted == key => {
+                            call.render(out);
+                            answered = true;
+                        }
+                        _ => {
+                            let conn = call.conn;
+                            let mut reply = Vec::new();
+                            call.render(&mut reply);
+                            self.completions.push_back(Completion {
+                                conn,
+                                call: CallId(op.call),
+                                reply,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        answered
+    }
+
+    /// A message from a peer.
+    pub fn handle_message(&mut self, now: Now, envelope: Envelope) {
+        self.now = now;
+        self.node.handle_message(now, envelope);
+        self.collect(None);
+    }
+
+    /// A log's progress, as the runtime's disk reports it.
+    pub fn handle_durable(&mut self, now: Now, durable: crate::node::Ticket) {
+        self.now = now;
+        self.node.handle_durable(now, durable);
+        self.collect(None);
+    }
+
+    /// A log failed for good.
+    pub fn handle_disk_failed(&mut self, now: Now, log: crate::node::Log) {
+        self.now = now;
+        self.node.handle_disk_failed(now, log);
+        self.collect(None);
+    }
+
+    /// Time passed: runs the node's timers if they are due.
+    pub fn handle_tick(&mut self, now: Now) {
+        self.now = now;
+        if self.node.poll_timeout().is_some_and(|t| t <= now.mono) {
+            self.node.handle_tick(now);
+            self.collect(None);
+        }
+    }
+
+    /// When [`Executor::handle_tick`] is next needed (monotonic ms).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.node.poll_timeout()
+    }
+
+    /// The next message for a peer.
+    pub fn poll_transmit(&mut self) -> Option<(NodeId, Envelope)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next command that finished.
+    pub fn poll_completion(&mut self) -> Option<Completion> {
+        self.completions.pop_front()
+    }
+
+    /// Data commands still waiting for their operations.
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls.len()
+    }
+}
+
+/// Where a data command came from and where an immediate reply goes.
+struct CallStart<'o> {
+    now: Now,
+    conn: ConnId,
+    resp3: bool,
+    out: &'o mut Vec<u8>,
+}

@@ -1,0 +1,482 @@
+//! [`Command`]: a client request parsed and validated once, from the
+//! arguments the RESP parser produced, into a typed value.
+//!
+//! Everything that can be checked without state is checked here: the
+//! name, the arity (from [`super::table`]), options and their arguments,
+//! with Redis's wording for every refusal. Arguments are borrowed from the
+//! request, so parsing allocates nothing on the data path.
+
+use crate::command::error::CommandError;
+use crate::command::table::{self, Name, Spec};
+use crate::node::Consistency;
+use crate::resp;
+
+/// Arguments `start..` of a request (keys of `DEL`, sections of `INFO`).
+#[derive(Debug, Clone, Copy)]
+pub struct ArgList<'a> {
+    request: &'a resp::Command,
+    start: usize,
+}
+
+impl<'a> ArgList<'a> {
+    fn new(request: &'a resp::Command, start: usize) -> ArgList<'a> {
+        ArgList { request, start }
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.request.len().saturating_sub(self.start)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each argument in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let request = self.request;
+        (self.start..request.len()).filter_map(move |i| request.get(i))
+    }
+
+    /// Consecutive pairs (`MSET key value ...`); a trailing odd argument
+    /// is left out (the parser refuses it first).
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let (request, start) = (self.request, self.start);
+        (0..self.len() / 2).filter_map(move |i| {
+            let at = start + 2 * i;
+            Some((request.get(at)?, request.get(at + 1)?))
+        })
+    }
+}
+
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello<'a> {
+    /// 2 or 3; `None` keeps the connection's.
+    pub protocol: Option<u8>,
+    /// `AUTH username password`.
+    pub auth: Option<(&'a [u8], &'a [u8])>,
+    /// `SETNAME clientname`.
+    pub name: Option<&'a [u8]>,
+}
+
+/// `COMMAND [COUNT | DOCS ... | INFO name ...]`.
+#[derive(Debug, Clone, Copy)]
+pub enum CommandQuery<'a> {
+    /// Every command.
+    All,
+    /// How many there are.
+    Count,
+    /// Documentation (none: an empty reply).
+    Docs,
+    /// The named commands.
+    Info(ArgList<'a>),
+}
+
+/// `CONFIG GET pattern ... | SET ... | RESETSTAT`.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigRequest<'a> {
+    /// The parameters matching any pattern.
+    Get(ArgList<'a>),
+    /// Refused: dkv is configured with flags.
+    Set,
+    /// Zero the counters.
+    ResetStat,
+}
+
+/// `CLIENT SETNAME | GETNAME | ID | SETINFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRequest<'a> {
+    /// Name the connection.
+    SetName(&'a [u8]),
+    /// The connection's name.
+    GetName,
+    /// The connection's id.
+    Id,
+    /// A client library announcing itself: accepted, ignored.
+    SetInfo,
+}
+
+/// `CONSISTENCY [<level> | READ <level> WRITE <level>]`: `None` for a
+/// level left as it is; both `None` shows the levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsistencyRequest {
+    /// The new read level.
+    pub read: Option<Consistency>,
+    /// The new write level.
+    pub write: Option<Consistency>,
+}
+
+/// A parsed client request.
+#[derive(Debug, Clone, Copy)]
+pub enum Command<'a> {
+    /// `GET key`.
+    Get { key: &'a [u8] },
+    /// `SET key value`.
+    Set { key: &'a [u8], value: &'a [u8] },
+    /// `DEL key ...`.
+    Del { keys: ArgList<'a> },
+    /// `EXISTS key ...`.
+    Exists { keys: ArgList<'a> },
+    /// `MGET key ...`.
+    MGet { keys: ArgList<'a> },
+    /// `MSET key value ...`.
+    MSet { pairs: ArgList<'a> },
+    /// `DKV.LOCAL key`: this node's own copy, not coordinated.
+    Local { key: &'a [u8] },
+    /// `PING [message]`.
+    Ping { message: Option<&'a [u8]> },
+    /// `ECHO message`.
+    Echo { message: &'a [u8] },
+    /// `DBSIZE`.
+    DbSize,
+    /// `INFO [section ...]`.
+    Info { sections: ArgList<'a> },
+    /// `AUTH [username] password`.
+    Auth {
+        user: Option<&'a [u8]>,
+        password: &'a [u8],
+    },
+    /// `HELLO ...`.
+    Hello(Hello<'a>),
+    /// `SELECT 0`.
+    Select,
+    /// `QUIT`.
+    Quit,
+    /// `COMMAND ...`.
+    Command(CommandQuery<'a>),
+    /// `CONFIG ...`.
+    Config(ConfigRequest<'a>),
+    /// `CLIENT ...`.
+    Client(ClientRequest<'a>),
+    /// `CONSISTENCY ...`.
+    Consistency(ConsistencyRequest),
+}
+
+/// A request's name and table entry, found before its arguments are
+/// looked at (so the caller can check authentication in between, as
+/// Redis does: unknown command, then arity, then `NOAUTH`).
+pub(crate) fn lookup(request: &resp::Command) -> Result<&'static Spec, CommandError> {
+    let name = request.name().unwrap_or_default();
+    // Command names are short ASCII: lower-case them on the stack.
+    let mut lowered = [0u8; 16];
+    let spec = match lowered.get_mut(..name.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(name);
+            buf.make_ascii_lowercase();
+            table::lookup(buf)
+        }
+        None => None,
+    };
+    let spec = spec.ok_or_else(|| CommandError::unknown(name, request.iter().skip(1)))?;
+    if !spec.arity_ok(request.len()) {
+        return Err(CommandError::WrongArity(spec.text));
+    }
+    Ok(spec)
+}
+
+/// Parses the arguments of a request whose entry [`lookup`] found.
+pub(crate) fn parse<'a>(spec: &Spec, request: &'a resp::Command) -> Result<Command<'a>, CommandError> {
+    let arg = |i: usize| request.get(i).unwrap_or_default();
+    let rest = |from: usize| ArgList::new(request, from);
+    let argc = request.len();
+    Ok(match spec.name {
+        Name::Get => Command::Get { key: arg(1) },
+        Name::Set if argc == 3 => Command::Set {
+            key: arg(1),
+            value: arg(2),
+        },
+        Name::Set => return Err(set_option_error(arg(3))),
+        Name::Del => Command::Del { keys: rest(1) },
+        Name::Exists => Command::Exists { keys: rest(1) },
+        Name::MGet => Command::MGet { keys: rest(1) },
+        Name::MSet if argc % 2 == 1 => Command::MSet { pairs: rest(1) },
+        Name::MSet => return Err(CommandError::WrongArity("mset")),
+        Name::DkvLocal => Command::Local { key: arg(1) },
+        Name::Ping if argc <= 2 => Command::Ping {
+            message: request.get(1),
+        },
+        Name::Ping => return Err(CommandError::WrongArity("ping")),
+        Name::Echo => Command::Echo { message: arg(1) },
+        Name::DbSize => Command::DbSize,
+        Name::Info => Command::Info { sections: rest(1) },
+        Name::Auth if argc == 2 => Command::Auth {
+            user: None,
+            password: arg(1),
+        },
+        Name::Auth if argc == 3 => Command::Auth {
+            user: Some(arg(1)),
+            password: arg(2),
+        },
+        Name::Auth => return Err(CommandError::Syntax),
+        Name::Hello => Command::Hello(parse_hello(request)?),
+        Name::Select => match std::str::from_utf8(arg(1)).ok().and_then(|s| s.parse::<i64>().ok()) {
+            Some(0) => Command::Select,
+            Some(_) => return Err(CommandError::refused("ERR DB index is out of range")),
+            None => {
+                return Err(CommandError::refused(
+                    "ERR value is not an integer or out of range",
+                ))
+            }
+        },
+        Name::Quit => Command::Quit,
+        Name::Command => Command::Command(parse_command_query(request)?),
+        Name::Config => Command::Config(parse_config(request)?),
+        Name::Client => Command::Client(parse_client(request)?),
+        Name::Consistency => Command::Consistency(parse_consistency(request)?),
+    })
+}
+
+/// The error for `SET key value <option>`: the options Redis has get a
+/// clear "not supported", anything else a syntax error.
+fn set_option_error(option: &[u8]) -> CommandError {
+    let option = String::from_utf8_lossy(option).to_ascii_uppercase();
+    let known = ["EX", "PX", "EXAT", "PXAT", "NX", "XX", "KEEPTTL", "GET"];
+    if known.contains(&option.as_str()) {
+        CommandError::UnsupportedSetOption(option)
+    } else {
+        CommandError::Syntax
+    }
+}
+
+fn subcommand(request: &resp::Command) -> Vec<u8> {
+    request
+        .get(1)
+        .map(<[u8]>::to_ascii_uppercase)
+        .unwrap_or_default()
+}
+
+fn unknown_subcommand(request: &resp::Command, command: &str) -> CommandError {
+    let sub: String = String::from_utf8_lossy(request.get(1).unwrap_or_default())
+        .chars()
+        .take(128)
+        .collect();
+    CommandError::Refused(format!("ERR unknown subcommand '{sub}'. Try {command} HELP.").into())
+}
+
+fn subcommand_arity(command: &str, sub: &str) -> CommandError {
+    CommandError::Refused(
+        format!("ERR wrong number of arguments for '{command}|{sub}' command").into(),
+    )
+}
+
+fn parse_hello(request: &resp::Command) -> Result<Hello<'_>, CommandError> {
+    let protocol = match request.get(1) {
+        None => None,
+        Some(b"2") => Some(2),
+        Some(b"3") => Some(3),
+        Some(_) => {
+            return Err(CommandError::refused(
+                "NOPROTO unsupported protocol version",
+            ))
+        }
+    };
+    let mut hello = Hello {
+        protocol,
+        auth: None,
+        name: None,
+    };
+    let mut rest = request.iter().skip(2);
+    while let Some(option) = rest.next() {
+        match option.to_ascii_uppercase().as_slice() {
+            b"AUTH" => match (rest.next(), rest.next()) {
+                (Some(user), Some(password)) => hello.auth = Some((user, password)),
+                _ => {
+                    return Err(CommandError::refused(
+                        "ERR syntax error in HELLO option 'AUTH'",
+                    ))
+                }
+            },
+            b"SETNAME" => match rest.next() {
+                Some(name) => hello.name = Some(name),
+                None => {
+                    return Err(CommandError::refused(
+                        "ERR syntax error in HELLO option 'SETNAME'",
+                    ))
+                }
+            },
+            _ => {
+                let shown: String = String::from_utf8_lossy(option).chars().take(128).collect();
+                return Err(CommandError::Refused(
+                    format!("ERR syntax error in HELLO option '{shown}'").into(),
+                ));
+            }
+        }
+    }
+    Ok(hello)
+}
+
+fn parse_command_query(request: &resp::Command) -> Result<CommandQuery<'_>, CommandError> {
+    if request.len() == 1 {
+        return Ok(CommandQuery::All);
+    }
+    match subcommand(request).as_slice() {
+        b"COUNT" if request.len() == 2 => Ok(CommandQuery::Count),
+        b"COUNT" => Err(subcommand_arity("command", "count")),
+        b"DOCS" => Ok(CommandQuery::Docs),
+        b"INFO" => Ok(CommandQuery::Info(ArgList::new(request, 2))),
+        _ => Err(unknown_subcommand(request, "COMMAND")),
+    }
+}
+
+fn parse_config(request: &resp::Command) -> Result<ConfigRequest<'_>, CommandError> {
+    match subcommand(request).as_slice() {
+        b"GET" if request.len() >= 3 => Ok(ConfigRequest::Get(ArgList::new(request, 2))),
+        b"GET" => Err(subcommand_arity("config", "get")),
+        b"SET" => Ok(ConfigRequest::Set),
+        b"RESETSTAT" if request.len() == 2 => Ok(ConfigRequest::ResetStat),
+        b"RESETSTAT" => Err(subcommand_arity("config", "resetstat")),
+        _ => Err(unknown_subcommand(request, "CONFIG")),
+    }
+}
+
+fn parse_client(request: &resp::Command) -> Result<ClientRequest<'_>, CommandError> {
+    let argc = request.len();
+    match subcommand(request).as_slice() {
+        b"SETNAME" if argc == 3 => Ok(ClientRequest::SetName(request.get(2).unwrap_or_default())),
+        b"SETNAME" => Err(subcommand_arity("client", "setname")),
+        b"GETNAME" if argc == 2 => Ok(ClientRequest::GetName),
+        b"GETNAME" => Err(subcommand_arity("client", "getname")),
+        b"ID" if argc == 2 => Ok(ClientRequest::Id),
+        b"ID" => Err(subcommand_arity("client", "id")),
+        b"SETINFO" if argc == 4 => Ok(ClientRequest::SetInfo),
+        b"SETINFO" => Err(subcommand_arity("client", "setinfo")),
+        _ => Err(unknown_subcommand(request, "CLIENT")),
+    }
+}
+
+const CONSISTENCY_SYNTAX: &str = "ERR syntax: CONSISTENCY [<level> | READ <level> WRITE <level>]";
+
+fn parse_level(arg: &[u8]) -> Result<Consistency, CommandError> {
+    let text = String::from_utf8_lossy(arg);
+    Consistency::parse(&text).ok_or_else(|| {
+        let shown: String = text.chars().take(64).collect();
+        CommandError::Refused(
+            format!("ERR consistency must be ONE, QUORUM, ALL or a number of replicas, not '{shown}'")
+                .into(),
+        )
+    })
+}
+
+fn parse_consistency(request: &resp::Command) -> Result<ConsistencyRequest, CommandError> {
+    let args = ArgList::new(request, 1);
+    let mut levels = ConsistencyRequest {
+        read: None,
+        write: None,
+    };
+    match args.len() {
+        0 => {}
+        1 => {
+            let level = parse_level(arg_at(request, 1))?;
+            levels.read = Some(level);
+            levels.write = Some(level);
+        }
+        n if n % 2 == 0 => {
+            for (which, level) in args.pairs() {
+                let level = parse_level(level)?;
+                match which.to_ascii_uppercase().as_slice() {
+                    b"READ" => levels.read = Some(level),
+                    b"WRITE" => levels.write = Some(level),
+                    _ => return Err(CommandError::refused(CONSISTENCY_SYNTAX)),
+                }
+            }
+        }
+        _ => return Err(CommandError::refused(CONSISTENCY_SYNTAX)),
+    }
+    Ok(levels)
+}
+
+fn arg_at(request: &resp::Command, index: usize) -> &[u8] {
+    request.get(index).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_line(line: &str) -> Result<String, String> {
+        let request = resp::Command::from_args(line.split(' '));
+        let spec = lookup(&request).map_err(|e| e.to_string())?;
+        parse(spec, &request)
+            .map(|c| format!("{c:?}"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_arity_is_checked_first() {
+        assert!(parse_line("get k").is_ok());
+        assert!(parse_line("GeT k").is_ok());
+        assert_eq!(
+            parse_line("GET").unwrap_err(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert!(parse_line("NOSUCHCOMMANDWITHALONGNAME x")
+            .unwrap_err()
+            .starts_with("ERR unknown command 'NOSUCHCOMMANDWITHALONGNAME'"));
+    }
+
+    #[test]
+    fn options_and_subcommands_get_redis_errors() {
+        assert_eq!(
+            parse_line("SET k v EX 10").unwrap_err(),
+            "ERR SET option 'EX' is not supported by dkv (no TTLs or conditional writes)"
+        );
+        assert_eq!(parse_line("SET k v BOGUS").unwrap_err(), "ERR syntax error");
+        assert_eq!(
+            parse_line("MSET a 1 b").unwrap_err(),
+            "ERR wrong number of arguments for 'mset' command"
+        );
+        assert_eq!(
+            parse_line("SELECT 1").unwrap_err(),
+            "ERR DB index is out of range"
+        );
+        assert_eq!(
+            parse_line("SELECT x").unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            parse_line("HELLO 4").unwrap_err(),
+            "NOPROTO unsupported protocol version"
+        );
+        assert_eq!(
+            parse_line("HELLO 3 AUTH x").unwrap_err(),
+            "ERR syntax error in HELLO option 'AUTH'"
+        );
+        assert_eq!(
+            parse_line("CLIENT FOO").unwrap_err(),
+            "ERR unknown subcommand 'FOO'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            parse_line("CLIENT SETNAME").unwrap_err(),
+            "ERR wrong number of arguments for 'client|setname' command"
+        );
+        assert_eq!(
+            parse_line("CONFIG GET").unwrap_err(),
+            "ERR wrong number of arguments for 'config|get' command"
+        );
+        assert!(parse_line("CONSISTENCY MOST")
+            .unwrap_err()
+            .starts_with("ERR consistency must be ONE, QUORUM, ALL"));
+        assert!(parse_line("CONSISTENCY READ ONE WRONG ALL")
+            .unwrap_err()
+            .starts_with("ERR syntax: CONSISTENCY"));
+    }
+
+    #[test]
+    fn key_lists_and_pairs_borrow_the_request() {
+        let request = resp::Command::from_args(["MSET", "a", "1", "b", "2"]);
+        let spec = lookup(&request).unwrap();
+        let Ok(Command::MSet { pairs }) = parse(spec, &request) else {
+            panic!("MSET")
+        };
+        let got: Vec<(&[u8], &[u8])> = pairs.pairs().collect();
+        assert_eq!(got, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
+        let request = resp::Command::from_args(["DEL", "x", "y"]);
+        let Ok(Command::Del { keys }) = parse(lookup(&request).unwrap(), &request) else {
+            panic!("DEL")
+        };
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.iter().collect::<Vec<_>>(), vec![&b"x"[..], &b"y"[..]]);
+    }
+}

@@ -1,0 +1,146 @@
+//! The durability gate: actions held until the write they cover is
+//! durable.
+//!
+//! Persist before send: a replica acknowledges a write, and a coordinator
+//! counts its own copy, only once the log record is durable. The node puts
+//! each such action here with the [`Ticket`] it waits for; the runtime
+//! reports each log's progress ([`DurabilityGate::advance`]) and the gate
+//! hands back every action now covered, in ticket order. Tickets of one
+//! log are handed out in increasing order, so each log's queue is sorted
+//! and releasing costs only the actions released.
+//!
+//! A log that fails (a refused fsync poisons it) fails every action
+//! waiting on it: [`DurabilityGate::fail`] hands them back to be answered
+//! with an error rather than left waiting for ever.
+
+use std::collections::VecDeque;
+
+use crate::node::disk::{Log, Ticket};
+use crate::node::ids::WriteId;
+use crate::node::types::OpId;
+use crate::peer::RequestId;
+use crate::version::{NodeId, Version};
+use crate::wal::Lsn;
+
+/// An action held until its write is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Deferred {
+    /// Tell a coordinator its replicated write (or the hint kept for it)
+    /// is safe here.
+    Ack {
+        to: NodeId,
+        request: RequestId,
+        was_live: bool,
+    },
+    /// Count this node's own copy towards a write it coordinates.
+    OwnWrite { write: WriteId, was_live: bool },
+    /// Answer a write whose only replica is this node.
+    Reply {
+        op: OpId,
+        existed: bool,
+        version: Version,
+    },
+}
+
+/// Actions waiting for each log, and how far each log is durable.
+#[derive(Debug, Default)]
+pub(crate) struct DurabilityGate {
+    waiting: [VecDeque<(Lsn, Deferred)>; 2],
+    durable: [Lsn; 2],
+}
+
+impl DurabilityGate {
+    pub fn new() -> DurabilityGate {
+        DurabilityGate::default()
+    }
+
+    /// Holds `action` until `ticket` is durable; hands it straight back
+    /// when it already is.
+    pub fn defer(&mut self, ticket: Ticket, action: Deferred) -> Option<Deferred> {
+        let log = ticket.log.index();
+        if ticket.lsn <= self.durable[log] {
+            return Some(action);
+        }
+        let queue = &mut self.waiting[log];
+        debug_assert!(
+            queue.back().is_none_or(|(last, _)| *last <= ticket.lsn),
+            "tickets of one log arrive in order"
+        );
+        queue.push_back((ticket.lsn, action));
+        None
+    }
+
+    /// Records that `ticket.log` is durable up to `ticket.lsn` and moves
+    /// every action it covers into `released`, in order.
+    pub fn advance(&mut self, ticket: Ticket, released: &mut Vec<Deferred>) {
+        let log = ticket.log.index();
+        if ticket.lsn > self.durable[log] {
+            self.durable[log] = ticket.lsn;
+        }
+        let durable = self.durable[log];
+        let queue = &mut self.waiting[log];
+        while queue.front().is_some_and(|(lsn, _)| *lsn <= durable) {
+            if let Some((_, action)) = queue.pop_front() {
+                released.push(action);
+            }
+        }
+    }
+
+    /// The log failed: every action waiting on it moves into `failed`.
+    pub fn fail(&mut self, log: Log, failed: &mut Vec<Deferred>) {
+        failed.extend(self.waiting[log.index()].drain(..).map(|(_, a)| a));
+    }
+
+    /// Actions still waiting, on both logs.
+    pub fn waiting(&self) -> usize {
+        self.waiting.iter().map(VecDeque::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(call: u64) -> Deferred {
+        Deferred::Reply {
+            op: OpId::single(call),
+            existed: false,
+            version: Version::default(),
+        }
+    }
+
+    #[test]
+    fn actions_are_released_in_order_once_their_log_is_durable() {
+        let mut gate = DurabilityGate::new();
+        assert_eq!(gate.defer(Ticket::data(Lsn(1)), reply(1)), None);
+        assert_eq!(gate.defer(Ticket::data(Lsn(3)), reply(2)), None);
+        assert_eq!(gate.defer(Ticket::hint(Lsn(1)), reply(3)), None);
+        let mut released = Vec::new();
+        gate.advance(Ticket::data(Lsn(2)), &mut released);
+        assert_eq!(released, vec![reply(1)]);
+        released.clear();
+        // The hint log's progress releases only hint-log actions.
+        gate.advance(Ticket::hint(Lsn(5)), &mut released);
+        assert_eq!(released, vec![reply(3)]);
+        released.clear();
+        gate.advance(Ticket::data(Lsn(3)), &mut released);
+        assert_eq!(released, vec![reply(2)]);
+        assert_eq!(gate.waiting(), 0);
+        // Already durable: handed straight back.
+        assert_eq!(gate.defer(Ticket::data(Lsn(2)), reply(4)), Some(reply(4)));
+        // Progress never goes backwards.
+        gate.advance(Ticket::data(Lsn(1)), &mut released);
+        assert_eq!(gate.defer(Ticket::data(Lsn(3)), reply(5)), Some(reply(5)));
+    }
+
+    #[test]
+    fn a_failed_log_hands_back_only_its_own_actions() {
+        let mut gate = DurabilityGate::new();
+        let _ = gate.defer(Ticket::data(Lsn(1)), reply(1));
+        let _ = gate.defer(Ticket::hint(Lsn(1)), reply(2));
+        let mut failed = Vec::new();
+        gate.fail(Log::Data, &mut failed);
+        assert_eq!(failed, vec![reply(1)]);
+        assert_eq!(gate.waiting(), 1);
+    }
+}

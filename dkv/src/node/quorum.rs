@@ -1,0 +1,341 @@
+//! Quorum tallies: who was asked, who answered, and when a request has
+//! heard enough. Pure bookkeeping, no messages; the coordinator acts on
+//! what these report.
+//!
+//! A write's targets are the key's owners, each possibly replaced by a
+//! stand-in that keeps a hint for it. Only owners count towards W: a
+//! stand-in's copy is durable, but a read of the owners would not see it,
+//! so counting it would break W + R > N (Cassandra does the same).
+//!
+//! Invariants (checked with `debug_assert!`): acknowledgements and replies
+//! come only from nodes that were asked, each counted once; a tally
+//! reports its quorum reached at most once.
+
+use crate::engine::Entry;
+use crate::version::NodeId;
+
+/// One replica a write was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// Where the write went.
+    pub node: NodeId,
+    /// The owner it stands in for, when `node` is a stand-in.
+    pub stands_in_for: Option<NodeId>,
+}
+
+impl Target {
+    /// The owner this copy is for.
+    pub fn owner(&self) -> NodeId {
+        self.stands_in_for.unwrap_or(self.node)
+    }
+}
+
+/// What one acknowledgement changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct WriteProgress {
+    /// The quorum was reached by this acknowledgement.
+    pub reached: bool,
+    /// Every target has acknowledged.
+    pub complete: bool,
+}
+
+/// The acknowledgements of one write.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteTally {
+    targets: Vec<Target>,
+    acked: Vec<bool>,
+    required: usize,
+    existed: bool,
+    reached: bool,
+}
+
+impl WriteTally {
+    pub fn new(targets: Vec<Target>, required: usize) -> WriteTally {
+        WriteTally {
+            acked: vec![false; targets.len()],
+            targets,
+            required,
+            existed: false,
+            reached: false,
+        }
+    }
+
+    /// Counts an acknowledgement from `from`; one from a node not asked,
+    /// or a repeat, changes nothing.
+    pub fn ack(&mut self, from: NodeId, was_live: bool) -> WriteProgress {
+        let Some(index) = self.targets.iter().position(|t| t.node == from) else {
+            return WriteProgress::default();
+        };
+        if self.acked[index] {
+            return WriteProgress::default();
+        }
+        self.acked[index] = true;
+        self.existed |= was_live;
+        let reached = !self.reached && self.owners_acked() >= self.required;
+        self.reached |= reached;
+        WriteProgress {
+            reached,
+            complete: self.acked.iter().all(|&a| a),
+        }
+    }
+
+    /// Owners (not stand-ins) that acknowledged: what counts towards W.
+    pub fn owners_acked(&self) -> usize {
+        self.targets
+            .iter()
+            .zip(&self.acked)
+            .filter(|(t, &acked)| acked && t.stands_in_for.is_none())
+            .count()
+    }
+
+    /// Whether the quorum has been reached.
+    pub fn reached(&self) -> bool {
+        self.reached
+    }
+
+    /// Whether an acknowledging replica held a live value before.
+    pub fn existed(&self) -> bool {
+        self.existed
+    }
+
+    pub fn required(&self) -> usize {
+        self.required
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Owners whose copy was not acknowledged, by them or their stand-in.
+    pub fn unacked_owners(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.targets
+            .iter()
+            .zip(&self.acked)
+            .filter(|(_, &acked)| !acked)
+            .map(|(t, _)| t.owner())
+    }
+}
+
+/// What one read reply changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ReadProgress {
+    /// The read has heard from enough replicas, with this reply.
+    pub reached: bool,
+    /// Every replica asked has answered.
+    pub complete: bool,
+}
+
+/// The replies of one read.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadTally {
+    asked: Vec<NodeId>,
+    replies: Vec<(NodeId, Option<Entry>)>,
+    required: usize,
+    reached: bool,
+}
+
+impl ReadTally {
+    pub fn new(asked: Vec<NodeId>, required: usize) -> ReadTally {
+        debug_assert!(required <= asked.len(), "a read asks at least R replicas");
+        ReadTally {
+            replies: Vec::with_capacity(asked.len()),
+            asked,
+            required,
+            reached: false,
+        }
+    }
+
+    /// Records `from`'s answer; one from a node not asked, or a repeat,
+    /// changes nothing.
+    pub fn record(&mut self, from: NodeId, entry: Option<Entry>) -> ReadProgress {
+        if !self.asked.contains(&from) || self.replies.iter().any(|(n, _)| *n == from) {
+            return ReadProgress::default();
+        }
+        self.replies.push((from, entry));
+        let reached = !self.reached && self.replies.len() >= self.required;
+        self.reached |= reached;
+        ReadProgress {
+            reached,
+            complete: self.replies.len() == self.asked.len(),
+        }
+    }
+
+    /// The newest entry among the replies.
+    pub fn newest(&self) -> Option<&Entry> {
+        self.replies
+            .iter()
+            .filter_map(|(_, e)| e.as_ref())
+            .max_by_key(|e| e.version)
+    }
+
+    /// Whether enough replicas have answered.
+    pub fn reached(&self) -> bool {
+        self.reached
+    }
+
+    pub fn answered(&self) -> usize {
+        self.replies.len()
+    }
+
+    pub fn asked(&self) -> usize {
+        self.asked.len()
+    }
+
+    pub fn required(&self) -> usize {
+        self.required
+    }
+
+    /// Replicas that answered with something older than the newest entry
+    /// (or nothing): the ones read repair must update.
+    pub fn stale(&self) -> Vec<NodeId> {
+        let Some(newest) = self.newest().map(|e| e.version) else {
+            return Vec::new();
+        };
+        self.replies
+            .iter()
+            .filter(|(_, e)| e.as_ref().is_none_or(|e| e.version < newest))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::{Timestamp, Version};
+
+    fn owner(id: u32) -> Target {
+        Target {
+            node: NodeId(id),
+            stands_in_for: None,
+        }
+    }
+
+    fn stand_in(id: u32, for_owner: u32) -> Target {
+        Target {
+            node: NodeId(id),
+            stands_in_for: Some(NodeId(for_owner)),
+        }
+    }
+
+    #[test]
+    fn write_tally_table() {
+        // (targets, W, acknowledgements in order, expected (reached, complete)
+        // after each, owners acked at the end)
+        type Case = (
+            Vec<Target>,
+            usize,
+            Vec<u32>,
+            Vec<(bool, bool)>,
+            usize,
+        );
+        let cases: Vec<Case> = vec![
+            // W=2 of three owners: reached at the second ack, complete at the third.
+            (
+                vec![owner(1), owner(2), owner(3)],
+                2,
+                vec![1, 2, 3],
+                vec![(false, false), (true, false), (false, true)],
+                3,
+            ),
+            // A repeated ack and one from a stranger change nothing.
+            (
+                vec![owner(1), owner(2), owner(3)],
+                2,
+                vec![1, 1, 9, 3],
+                vec![(false, false), (false, false), (false, false), (true, false)],
+                2,
+            ),
+            // A stand-in's ack never counts towards W.
+            (
+                vec![owner(1), stand_in(4, 2), owner(3)],
+                2,
+                vec![4, 1, 3],
+                vec![(false, false), (false, false), (true, true)],
+                2,
+            ),
+            // N=1: the only owner's ack reaches and completes at once.
+            (vec![owner(1)], 1, vec![1], vec![(true, true)], 1),
+        ];
+        for (targets, w, acks, expected, owners) in cases {
+            let mut tally = WriteTally::new(targets.clone(), w);
+            let got: Vec<(bool, bool)> = acks
+                .iter()
+                .map(|&from| {
+                    let p = tally.ack(NodeId(from), false);
+                    (p.reached, p.complete)
+                })
+                .collect();
+            assert_eq!(got, expected, "targets {targets:?}, W={w}, acks {acks:?}");
+            assert_eq!(tally.owners_acked(), owners);
+        }
+    }
+
+    #[test]
+    fn unacked_owners_name_the_owner_behind_a_stand_in() {
+        let mut tally = WriteTally::new(vec![owner(1), stand_in(4, 2), owner(3)], 2);
+        tally.ack(NodeId(1), true);
+        let mut missing: Vec<NodeId> = tally.unacked_owners().collect();
+        missing.sort();
+        assert_eq!(missing, vec![NodeId(2), NodeId(3)]);
+        assert!(tally.existed());
+    }
+
+    fn entry(ts: u64) -> Option<Entry> {
+        Some(Entry::value(Version::new(Timestamp(ts), NodeId(1)), "v"))
+    }
+
+    #[test]
+    fn read_tally_table() {
+        // (asked, R, replies, expected (reached, complete) after each, stale)
+        type Case = (
+            Vec<u32>,
+            usize,
+            Vec<(u32, Option<Entry>)>,
+            Vec<(bool, bool)>,
+            Vec<u32>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                vec![1, 2, 3],
+                2,
+                vec![(1, entry(5)), (2, entry(3)), (3, None)],
+                vec![(false, false), (true, false), (false, true)],
+                vec![2, 3],
+            ),
+            // Repeats and strangers are ignored.
+            (
+                vec![1, 2],
+                2,
+                vec![(1, entry(1)), (1, entry(9)), (7, entry(9)), (2, entry(1))],
+                vec![(false, false), (false, false), (false, false), (true, true)],
+                vec![],
+            ),
+            // Nobody has the key: nothing to repair.
+            (
+                vec![1, 2],
+                1,
+                vec![(2, None), (1, None)],
+                vec![(true, false), (false, true)],
+                vec![],
+            ),
+        ];
+        for (asked, r, replies, expected, stale) in cases {
+            let mut tally = ReadTally::new(asked.iter().map(|&n| NodeId(n)).collect(), r);
+            let got: Vec<(bool, bool)> = replies
+                .iter()
+                .map(|(from, e)| {
+                    let p = tally.record(NodeId(*from), e.clone());
+                    (p.reached, p.complete)
+                })
+                .collect();
+            assert_eq!(got, expected, "asked {asked:?}, R={r}");
+            let mut got_stale = tally.stale();
+            got_stale.sort();
+            assert_eq!(
+                got_stale,
+                stale.iter().map(|&n| NodeId(n)).collect::<Vec<_>>()
+            );
+        }
+    }
+}
