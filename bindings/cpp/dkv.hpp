@@ -200,9 +200,6 @@ class NodeConfig {
         return set(dkv_node_config_set_fsync(raw_, static_cast<uint32_t>(mode),
                                              detail::millis(interval)));
     }
-    NodeConfig &worker_threads(uint32_t threads) {
-        return set(dkv_node_config_set_worker_threads(raw_, threads));
-    }
     NodeConfig &timeouts(std::chrono::milliseconds request, std::chrono::milliseconds heartbeat,
                          std::chrono::milliseconds failure) {
         return set(dkv_node_config_set_timeouts(raw_, detail::millis(request),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use dkv::client::{Client, ClientOptions};
 use dkv::node::Consistency;
-use dkv::server::{Node, NodeConfig};
+use dkv::server::{self, ServerConfig};
 use dkv::wal::FsyncMode;
 use dkv::NodeId;
 
@@ -118,9 +118,9 @@ fn main() {
     let rounds = env_usize("DKV_BENCH_ROUNDS", 5);
     let abi = load(&build_libdkv());
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = NodeConfig::new(NodeId(1), 0, dir.path());
+    let mut config = ServerConfig::new(NodeId(1), 0, dir.path());
     config.store.fsync = FsyncMode::Never;
-    let node = Node::start(config).expect("node starts");
+    let node = server::start(config).expect("node starts");
     let addr = node.client_addr();
 
     let mut rust = Client::connect(&[addr], ClientOptions::default()).expect("rust client");

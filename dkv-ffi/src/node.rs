@@ -1,7 +1,7 @@
 //! Running nodes inside the calling process: the [`dkv_node_config`]
 //! builder and the [`dkv_node`] handle (start, port, status, stop, free).
 //!
-//! A config is plain data turned into a core `NodeConfig` only by
+//! A config is plain data turned into a core `ServerConfig` only by
 //! `dkv_node_start`, so every setter is cheap and every cross-field check
 //! (conf file vs node list, quorums) happens once, at start, with a
 //! message. A node handle owns the running node behind a mutex: stopping
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use dkv::client::{Client, ClientOptions};
 use dkv::config::{cluster_conf::PEER_PORT_OFFSET, ClusterConf, NodeAddr};
-use dkv::server::{Node, NodeConfig, NodeError, NodeHandle};
+use dkv::server::{self, Server, ServerConfig, ServerError};
 use dkv::snapshot::SnapshotError;
 use dkv::wal::FsyncMode;
 use dkv::{NodeId, StoreError};
@@ -37,7 +37,6 @@ pub struct dkv_node_config {
     nodes: Vec<NodeAddr>,
     quorums: (u32, u32, u32),
     fsync: FsyncMode,
-    worker_threads: Option<usize>,
     timeouts: (u32, u32, u32),
 }
 
@@ -46,7 +45,7 @@ pub struct dkv_node_config {
 /// `dkv_node_free` (which stops it first if it still runs).
 #[allow(non_camel_case_types)]
 pub struct dkv_node {
-    handle: Mutex<Option<NodeHandle>>,
+    handle: Mutex<Option<Server>>,
     addr: SocketAddr,
 }
 
@@ -97,7 +96,7 @@ impl dkv_node_config {
         Ok(Some(conf))
     }
 
-    fn build(&self) -> Result<NodeConfig, Error> {
+    fn build(&self) -> Result<ServerConfig, Error> {
         let id = NodeId(self.node_id);
         let cluster = self.cluster()?;
         let member_port = cluster
@@ -114,14 +113,11 @@ impl dkv_node_config {
             .data_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("./dkv-data/node-{id}")));
-        let mut config = NodeConfig::new(id, port, &data_dir);
+        let mut config = ServerConfig::new(id, port, &data_dir);
         if let Some(cluster) = cluster {
             config.cluster = cluster;
         }
         config.store.fsync = self.fsync;
-        if let Some(threads) = self.worker_threads {
-            config.worker_threads = threads;
-        }
         let (request, heartbeat, failure) = self.timeouts;
         let replication = &mut config.replication;
         for (ms, field) in [
@@ -139,7 +135,7 @@ impl dkv_node_config {
 
 /// Creates a config with the defaults: node id 1, a free port (or the
 /// node's port in its cluster), data under `./dkv-data/node-<id>`, a
-/// single-node cluster, fsync always, one worker thread per core.
+/// single-node cluster, fsync always.
 /// On success `*config_out` owns a new config; on failure it is NULL.
 #[no_mangle]
 pub extern "C" fn dkv_node_config_new(config_out: *mut *mut dkv_node_config) -> dkv_status {
@@ -154,7 +150,6 @@ pub extern "C" fn dkv_node_config_new(config_out: *mut *mut dkv_node_config) -> 
             nodes: Vec::new(),
             quorums: (0, 0, 0),
             fsync: FsyncMode::Always,
-            worker_threads: None,
             timeouts: (0, 0, 0),
         }));
         Ok(dkv_status::Ok)
@@ -325,19 +320,6 @@ pub extern "C" fn dkv_node_config_set_fsync(
     })
 }
 
-/// Sets the threads executing commands (0 runs them on the node's network
-/// thread). Default: one per core.
-#[no_mangle]
-pub extern "C" fn dkv_node_config_set_worker_threads(
-    config: *mut dkv_node_config,
-    threads: u32,
-) -> dkv_status {
-    with_config("dkv_node_config_set_worker_threads", config, |c| {
-        c.worker_threads = Some(threads as usize);
-        Ok(())
-    })
-}
-
 /// Sets, in milliseconds, how long a request may wait for its quorum
 /// (default 2000), the heartbeat period (250), and the silence after
 /// which a peer is considered down (1500). 0 keeps a default.
@@ -354,10 +336,10 @@ pub extern "C" fn dkv_node_config_set_timeouts(
     })
 }
 
-fn node_error(e: NodeError) -> Error {
+fn node_error(e: ServerError) -> Error {
     let status = match &e {
-        NodeError::Config(_) => dkv_status::Config,
-        NodeError::Store(StoreError::Snapshot(SnapshotError::Corrupt { .. })) => {
+        ServerError::Config(_) => dkv_status::Config,
+        ServerError::Store(StoreError::Snapshot(SnapshotError::Corrupt { .. })) => {
             dkv_status::Corruption
         }
         _ => dkv_status::Io,
@@ -380,7 +362,7 @@ pub extern "C" fn dkv_node_start(
         *out = std::ptr::null_mut();
         // SAFETY: a non-NULL config is live.
         let config = unsafe { args::non_null(config, "config")? }.build()?;
-        let handle = Node::start(config).map_err(node_error)?;
+        let handle = server::start(config).map_err(node_error)?;
         let addr = handle.client_addr();
         *out = Box::into_raw(Box::new(dkv_node {
             handle: Mutex::new(Some(handle)),
@@ -463,7 +445,7 @@ pub extern "C" fn dkv_node_free(node: *mut dkv_node) {
     guard_void("dkv_node_free", || {
         if !node.is_null() {
             // SAFETY: a non-NULL node came from dkv_node_start and is
-            // freed once; dropping it stops the node (NodeHandle's Drop).
+            // freed once; dropping it stops the node (Server's Drop).
             drop(unsafe { Box::from_raw(node) });
         }
     });

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use dkv::client::{Client, ClientOptions, ErrorKind};
 use dkv::config::{ClusterConf, NodeAddr};
 use dkv::node::Consistency;
-use dkv::server::{Node, NodeConfig, NodeHandle};
+use dkv::server::{self, Server, ServerConfig};
 use dkv::wal::FsyncMode;
 use dkv::NodeId;
 
@@ -30,7 +30,7 @@ fn options() -> ClientOptions {
 struct Cluster {
     _dir: tempfile::TempDir,
     addrs: Vec<SocketAddr>,
-    nodes: Vec<Option<NodeHandle>>,
+    nodes: Vec<Option<Server>>,
 }
 
 impl Cluster {
@@ -50,18 +50,17 @@ impl Cluster {
         conf.validate().unwrap();
         let mut nodes = Vec::new();
         for member in &conf.nodes {
-            let mut config = NodeConfig::new(
+            let mut config = ServerConfig::new(
                 member.id,
                 member.client.port(),
                 dir.path().join(format!("node-{}", member.id)),
             );
-            config.worker_threads = 1;
             config.store.fsync = FsyncMode::Never;
             config.cluster = conf.clone();
             config.replication.heartbeat_interval = Duration::from_millis(50);
             config.replication.failure_timeout = Duration::from_millis(400);
             config.replication.request_timeout = Duration::from_millis(800);
-            nodes.push(Some(Node::start(config).expect("node starts")));
+            nodes.push(Some(server::start(config).expect("node starts")));
         }
         let cluster = Cluster {
             _dir: dir,
@@ -97,9 +96,8 @@ impl Cluster {
 #[test]
 fn single_node_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(NodeId(1), 0, dir.path());
-    config.worker_threads = 1;
-    let node = Node::start(config).unwrap();
+    let config = ServerConfig::new(NodeId(1), 0, dir.path());
+    let node = server::start(config).unwrap();
     let mut c = Client::connect(&[node.client_addr()], options()).unwrap();
     let q = Consistency::Quorum;
     let value: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
@@ -131,9 +129,8 @@ fn single_node_round_trip() {
     // goes through on a new one.
     let addr = node.client_addr();
     node.stop().unwrap();
-    let mut config = NodeConfig::new(NodeId(1), addr.port(), dir.path());
-    config.worker_threads = 1;
-    let node = Node::start(config).unwrap();
+    let config = ServerConfig::new(NodeId(1), addr.port(), dir.path());
+    let node = server::start(config).unwrap();
     assert_eq!(c.get(b"a", q, None).unwrap(), Some(b"1".to_vec()));
 
     // The node goes away: the client reports it unavailable, not a hang.
@@ -217,10 +214,9 @@ fn three_nodes_survive_one_stop_and_report_it() {
 #[test]
 fn a_password_is_sent_on_every_new_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(NodeId(1), 0, dir.path());
-    config.worker_threads = 0;
+    let mut config = ServerConfig::new(NodeId(1), 0, dir.path());
     config.requirepass = Some("s3cret".into());
-    let node = Node::start(config).unwrap();
+    let node = server::start(config).unwrap();
     let addr = node.client_addr();
     let mut anonymous = Client::connect(&[addr], options()).unwrap();
     let e = anonymous.get(b"k", Consistency::One, None).unwrap_err();

@@ -121,7 +121,6 @@ fn help_explains_every_option() {
         "--snapshot-dir",
         "--fsync",
         "--snapshot-interval",
-        "--worker-threads",
         "--bind",
         "--requirepass",
         "--max-bulk-len",

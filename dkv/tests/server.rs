@@ -6,16 +6,15 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, Reply};
-use dkv::server::{Node, NodeConfig, NodeHandle};
+use dkv::server::{self, Server, ServerConfig};
 use dkv::wal::FsyncMode;
 use dkv::NodeId;
 
-fn start(dir: &std::path::Path, tweak: impl FnOnce(&mut NodeConfig)) -> NodeHandle {
-    let mut config = NodeConfig::new(NodeId(1), 0, dir);
-    config.worker_threads = 2;
+fn start(dir: &std::path::Path, tweak: impl FnOnce(&mut ServerConfig)) -> Server {
+    let mut config = ServerConfig::new(NodeId(1), 0, dir);
     config.store.fsync = FsyncMode::Always;
     tweak(&mut config);
-    Node::start(config).expect("node starts")
+    server::start(config).expect("node starts")
 }
 
 #[test]
@@ -149,7 +148,7 @@ fn a_pipeline_of_ten_thousand_commands_answers_in_order() {
 #[test]
 fn pipelines_work_with_commands_on_the_reactor_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let node = start(dir.path(), |c| c.worker_threads = 0);
+    let node = start(dir.path(), |_| {});
     let mut c = Client::connect(node.client_addr());
     let mut pipeline = Vec::new();
     for i in 0..3000 {
@@ -290,7 +289,7 @@ fn bad_input_gets_an_error_and_never_hurts_other_clients() {
 #[test]
 fn many_nodes_run_in_one_process() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes: Vec<NodeHandle> = dirs.iter().map(|d| start(d.path(), |_| {})).collect();
+    let nodes: Vec<Server> = dirs.iter().map(|d| start(d.path(), |_| {})).collect();
     for (i, node) in nodes.iter().enumerate() {
         let mut c = Client::connect(node.client_addr());
         assert_eq!(

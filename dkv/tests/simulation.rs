@@ -1,4 +1,5 @@
-//! Deterministic simulation of 3 to 5 sans-IO nodes (N=3, W=2, R=2) under
+//! Deterministic simulation of 3 to 5 sans-IO nodes (N=3, W=2, R=2), or of
+//! a node alone (N=W=R=1, one seed in five), under
 //! message loss, duplication, delay, partitions, crashes and clock skew.
 //!
 //! `cargo test --test simulation` runs seeds 1..=500 (`DKV_SIM_SEEDS`
@@ -7,9 +8,9 @@
 
 mod sim;
 
-use dkv::node::{ClientOp, ClientReply, Consistency};
+use dkv::node::{Consistency, OpReply};
 use dkv::Version;
-use sim::{Record, Sim};
+use sim::{Record, Sim, SimOp};
 
 const CHAOS_MS: u64 = 3000;
 const HEAL_MS: u64 = 2500;
@@ -17,14 +18,14 @@ const REPAIR_MS: u64 = 1500;
 
 fn acked_version(record: &Record) -> Option<Version> {
     match &record.result {
-        Some(Ok(ClientReply::Written { version, .. })) => Some(*version),
+        Some(Ok(OpReply::Written { version, .. })) => Some(*version),
         _ => None,
     }
 }
 
 fn read_version(record: &Record) -> Option<Option<Version>> {
     match &record.result {
-        Some(Ok(ClientReply::Value { version, .. })) => Some(*version),
+        Some(Ok(OpReply::Value { version, .. })) => Some(*version),
         _ => None,
     }
 }
@@ -39,7 +40,7 @@ fn run(seed: u64) -> Result<String, String> {
     let repair_reads_from = sim.records.len();
     for (i, key) in sim.keys.clone().into_iter().enumerate() {
         let via = members[i % members.len()];
-        sim.request(via, ClientOp::Get { key }, Consistency::All);
+        sim.request(via, SimOp::Get { key }, Consistency::All);
     }
     sim.run(REPAIR_MS);
 
@@ -74,7 +75,7 @@ fn run(seed: u64) -> Result<String, String> {
                 ));
             }
         }
-        if let Some(Ok(ClientReply::Value {
+        if let Some(Ok(OpReply::Value {
             value: Some(value), ..
         })) = &read.result
         {

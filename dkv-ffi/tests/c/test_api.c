@@ -46,7 +46,6 @@ static void test_config_errors(void) {
     EXPECT(dkv_node_config_set_fsync(config, 99, 0), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_fsync(config, DKV_FSYNC_PERIODIC, 0), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_fsync(NULL, DKV_FSYNC_NEVER, 0), DKV_STATUS_INVALID_ARGUMENT);
-    EXPECT(dkv_node_config_set_worker_threads(NULL, 1), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_replication(NULL, 1, 1, 1), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_timeouts(NULL, 1, 1, 1), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_add_node(config, 1, NULL, NULL), DKV_STATUS_INVALID_ARGUMENT);
@@ -327,7 +326,6 @@ int main(int argc, char **argv) {
     OK(dkv_node_config_set_port(config, 0));
     OK(dkv_node_config_set_data_dir(config, path_in("node-7")));
     OK(dkv_node_config_set_fsync(config, DKV_FSYNC_PERIODIC, 50));
-    OK(dkv_node_config_set_worker_threads(config, 2));
     OK(dkv_node_config_set_timeouts(config, 0, 0, 0));
     OK(dkv_node_start(config, &node));
     uint16_t port = 0;

@@ -33,7 +33,6 @@ static void start_cluster(const char *dir) {
         OK(dkv_node_config_set_cluster_conf(config, conf_path));
         OK(dkv_node_config_set_data_dir(config, data));
         OK(dkv_node_config_set_fsync(config, DKV_FSYNC_NEVER, 0));
-        OK(dkv_node_config_set_worker_threads(config, 1));
         OK(dkv_node_config_set_timeouts(config, 1000 * slow, 50 * slow, 500 * slow));
         OK(dkv_node_start(config, &nodes[i]));
         dkv_node_config_free(config);

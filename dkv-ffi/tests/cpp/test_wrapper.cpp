@@ -89,7 +89,7 @@ static unsigned slow() {
 static void single_node(const std::string &dir) {
     CHECK(!dkv::version().empty());
     dkv::NodeConfig config;
-    config.node_id(1).port(0).data_dir(dir + "/single").fsync(dkv::Fsync::Never).worker_threads(1);
+    config.node_id(1).port(0).data_dir(dir + "/single").fsync(dkv::Fsync::Never);
     THROWS(config.fsync(dkv::Fsync::Periodic), dkv::Status::InvalidArgument);
     THROWS(config.node_id(0), dkv::Status::InvalidArgument);
     dkv::Node node(config);
@@ -177,7 +177,7 @@ static void cluster(const std::string &dir) {
         dkv::NodeConfig config;
         config.node_id(id).data_dir(dir + "/node-" + std::to_string(id));
         for (uint32_t m = 1; m <= 3; m++) config.add_node(m, clients[m - 1], peers[m - 1]);
-        config.replication(3, 2, 2).fsync(dkv::Fsync::Never).worker_threads(1);
+        config.replication(3, 2, 2).fsync(dkv::Fsync::Never);
         config.timeouts(1000ms * slow(), 50ms * slow(), 500ms * slow());
         nodes.emplace_back(config);
     }

@@ -2,16 +2,13 @@
 //! simulated network, all randomness from one seed.
 //!
 //! The network drops, delays (and so reorders) and duplicates messages and
-//! can partition nodes; nodes crash (losing what their storage had not
+//! can partition nodes; nodes crash (losing what their disk had not
 //! synced) and restart; wall clocks are skewed. Clients issue random reads,
 //! writes and deletes and every reply is recorded for the checker.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dkv::node::{
-    ClientError, ClientId, ClientOp, ClientReply, Consistency, MemDisk, Node, NodeSettings, Now,
-    Output,
-};
+use dkv::node::{Consistency, MemDisk, Node, NodeSettings, Now, Op, OpId, OpResult, Output};
 use dkv::peer::Envelope;
 use dkv::NodeId;
 
@@ -75,6 +72,30 @@ impl Faults {
     }
 }
 
+/// A request as the simulated client holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimOp {
+    Get { key: Vec<u8> },
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+}
+
+impl SimOp {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            SimOp::Get { key } | SimOp::Put { key, .. } | SimOp::Delete { key } => key,
+        }
+    }
+
+    fn as_op(&self) -> Op<'_> {
+        match self {
+            SimOp::Get { key } => Op::Get { key },
+            SimOp::Put { key, value } => Op::Put { key, value },
+            SimOp::Delete { key } => Op::Delete { key },
+        }
+    }
+}
+
 /// A client request and what came of it.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -84,7 +105,7 @@ pub struct Record {
     pub consistency: Consistency,
     pub started: u64,
     pub finished: Option<u64>,
-    pub result: Option<Result<ClientReply, ClientError>>,
+    pub result: Option<OpResult>,
     /// The node coordinating it.
     pub via: NodeId,
     /// Its coordinator crashed before answering: the client saw its
@@ -101,7 +122,7 @@ struct InFlight {
 struct SimNode {
     node: Option<Node<MemDisk>>,
     /// Kept across crashes: only its synced image survives one.
-    storage: MemDisk,
+    disk: MemDisk,
     skew_ms: i64,
     restart_at: u64,
 }
@@ -124,9 +145,14 @@ const EPOCH_MS: u64 = 1_700_000_000_000;
 impl Sim {
     pub fn new(seed: u64) -> Sim {
         let mut rng = Rng::new(seed);
-        let count = 3 + rng.below(3) as u32;
+        // One seed in five runs a node alone: N = W = R = 1, the same code.
+        let count = [1, 3, 3, 4, 5][rng.below(5) as usize];
         let members: Vec<NodeId> = (1..=count).map(NodeId).collect();
-        let mut settings = NodeSettings::new(members[0], members.clone(), 3, 2, 2);
+        let mut settings = if count == 1 {
+            NodeSettings::single(members[0])
+        } else {
+            NodeSettings::new(members[0], members.clone(), 3, 2, 2)
+        };
         settings.virtual_nodes = 16;
         settings.request_timeout = std::time::Duration::from_millis(300);
         settings.heartbeat_interval = std::time::Duration::from_millis(50);
@@ -139,7 +165,7 @@ impl Sim {
                 id,
                 SimNode {
                     node: None,
-                    storage: MemDisk::new(),
+                    disk: MemDisk::new(),
                     skew_ms,
                     restart_at: 0,
                 },
@@ -183,17 +209,8 @@ impl Sim {
         let Some(sim_node) = self.nodes.get_mut(&id) else {
             return;
         };
-        let storage = sim_node.storage.clone();
-        let max_ts = storage
-            .entries()
-            .values()
-            .map(|e| e.version.timestamp)
-            .max();
-        let mut node = Node::new(settings, storage, now);
-        if let Some(ts) = max_ts {
-            node.advance_clock(ts);
-        }
-        sim_node.node = Some(node);
+        let disk = sim_node.disk.clone();
+        sim_node.node = Some(Node::new(settings, disk, now));
     }
 
     fn crash_node(&mut self, id: NodeId) {
@@ -209,9 +226,9 @@ impl Sim {
             return;
         };
         if let Some(node) = sim_node.node.take() {
-            let mut storage = node.disk().clone();
-            storage.crash();
-            sim_node.storage = storage;
+            let mut disk = node.disk().clone();
+            disk.crash();
+            sim_node.disk = disk;
             sim_node.restart_at = restart_at;
         }
     }
@@ -231,13 +248,9 @@ impl Sim {
         for output in outputs {
             match output {
                 Output::Send { to, envelope } => self.transmit(id, to, envelope),
-                Output::Reply { client, result } => {
-                    let record = &mut self.records[client.0 as usize];
-                    assert!(
-                        record.result.is_none(),
-                        "client {} answered twice",
-                        client.0
-                    );
+                Output::Reply { op, result } => {
+                    let record = &mut self.records[op.call as usize];
+                    assert!(record.result.is_none(), "request {} answered twice", op.call);
                     record.finished = Some(self.now);
                     record.result = Some(result);
                 }
@@ -265,12 +278,12 @@ impl Sim {
     }
 
     /// Issues a client request to node `via`.
-    pub fn request(&mut self, via: NodeId, op: ClientOp, consistency: Consistency) {
-        let client = ClientId(self.records.len() as u64);
+    pub fn request(&mut self, via: NodeId, op: SimOp, consistency: Consistency) {
+        let client = OpId::single(self.records.len() as u64);
         let (name, value) = match &op {
-            ClientOp::Get { .. } => ("get", None),
-            ClientOp::Put { value, .. } => ("put", Some(value.clone())),
-            ClientOp::Delete { .. } => ("delete", None),
+            SimOp::Get { .. } => ("get", None),
+            SimOp::Put { value, .. } => ("put", Some(value.clone())),
+            SimOp::Delete { .. } => ("delete", None),
         };
         self.records.push(Record {
             key: op.key().to_vec(),
@@ -285,7 +298,7 @@ impl Sim {
         });
         let now = self.clock(via);
         if let Some(node) = self.nodes.get_mut(&via).and_then(|n| n.node.as_mut()) {
-            node.handle_client(now, client, op, consistency);
+            node.handle_request(now, client, op.as_op(), consistency);
         }
         self.drain(via);
     }
@@ -302,15 +315,15 @@ impl Sim {
         let via = running[self.rng.below(running.len() as u64) as usize];
         let key = self.keys[self.rng.below(self.keys.len() as u64) as usize].clone();
         let op = match self.rng.below(10) {
-            0..=3 => ClientOp::Get { key },
+            0..=3 => SimOp::Get { key },
             4..=8 => {
                 self.next_value += 1;
-                ClientOp::Put {
+                SimOp::Put {
                     key,
                     value: format!("v{}", self.next_value).into_bytes(),
                 }
             }
-            _ => ClientOp::Delete { key },
+            _ => SimOp::Delete { key },
         };
         let consistency = if self.rng.chance(100) {
             Consistency::One
@@ -339,7 +352,9 @@ impl Sim {
         if self.rng.chance(self.faults.crash) {
             let victim = members[self.rng.below(members.len() as u64) as usize];
             let running = members.iter().filter(|&&id| self.is_running(id)).count();
-            if self.is_running(victim) && running > 1 {
+            // A node alone crashes too (its synced writes must survive);
+            // in a cluster one node is always left running.
+            if self.is_running(victim) && (running > 1 || members.len() == 1) {
                 self.crash_node(victim);
             }
         }
@@ -385,7 +400,9 @@ impl Sim {
             let sync = self.rng.chance(300);
             if let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) {
                 if sync {
-                    node.disk_mut().sync();
+                    for durable in node.disk_mut().sync() {
+                        node.handle_durable(now, durable);
+                    }
                 }
                 if sync || node.poll_timeout().is_some_and(|t| t <= now.mono) {
                     node.handle_tick(now);
@@ -431,7 +448,8 @@ impl Sim {
             .values()
             .find_map(|n| n.node.as_ref())
             .expect("a running node");
-        node.ring().preference_list(key, 3)
+        node.ring()
+            .preference_list(key, self.settings.replication_factor)
     }
 
     pub fn hints_pending(&self) -> usize {
