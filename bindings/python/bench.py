@@ -5,7 +5,7 @@ beside redis-py against the same cluster (RESP) and against redis-server.
     python bindings/python/bench.py [--seconds 2] [--threads 8] [--value-size 100]
 
 The cluster runs in this process (dkv.local_cluster: N=3 W=2 R=2, fsync
-"never", one worker thread per node); every put and get is at QUORUM, so
+"never"); every put and get is at QUORUM, so
 each one is a round trip to the coordinator plus its replication to two
 peers. redis-server (if installed) is started on a free loopback port
 with persistence off, and stopped at the end. Each cell runs for

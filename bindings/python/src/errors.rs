@@ -8,7 +8,7 @@
 //! `except TimeoutError` keeps working for code that knows nothing of dkv.
 
 use dkv::client::{ClientError, ErrorKind};
-use dkv::server::NodeError;
+use dkv::server::ServerError;
 use dkv::snapshot::SnapshotError;
 use dkv::StoreError;
 use pyo3::exceptions::{PyException, PyOSError, PyTimeoutError, PyValueError};
@@ -215,10 +215,10 @@ pub fn from_client(py: Python<'_>, e: &ClientError) -> PyErr {
 
 /// The exception for a node that failed to start or stop (the same
 /// classes as `dkv_node_start`'s statuses).
-pub fn from_node(py: Python<'_>, e: &NodeError) -> PyErr {
+pub fn from_node(py: Python<'_>, e: &ServerError) -> PyErr {
     let kind = match e {
-        NodeError::Config(_) => Kind::Config,
-        NodeError::Store(StoreError::Snapshot(SnapshotError::Corrupt { .. })) => Kind::Corruption,
+        ServerError::Config(_) => Kind::Config,
+        ServerError::Store(StoreError::Snapshot(SnapshotError::Corrupt { .. })) => Kind::Corruption,
         _ => Kind::Io,
     };
     error(py, kind, e.to_string())

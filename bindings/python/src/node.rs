@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use dkv::config::cluster_conf::PEER_PORT_OFFSET;
 use dkv::config::{ClusterConf, NodeAddr};
-use dkv::server::{Node as CoreNode, NodeConfig, NodeHandle};
+use dkv::server::{self, Server, ServerConfig};
 use dkv::wal::FsyncMode;
 use dkv::NodeId;
 use parking_lot::Mutex;
@@ -30,7 +30,7 @@ use crate::errors::{error, from_node, invalid, Kind};
 /// under ``data_dir``, served over RESP2 on ``127.0.0.1:port``.
 ///
 /// ``Node(node_id=1, port=None, cluster=None, data_dir=None, *,
-/// fsync="always", bind=None, password=None, worker_threads=None,
+/// fsync="always", bind=None, password=None,
 /// replication_factor=None, write_quorum=None, read_quorum=None,
 /// cluster_name=None, virtual_nodes=None, allow_weak_quorums=False,
 /// request_timeout=None, heartbeat_interval=None, failure_timeout=None,
@@ -60,12 +60,12 @@ use crate::errors::{error, from_node, invalid, Kind};
 /// collected while running is stopped.
 #[pyclass(module = "dkv._dkv", frozen)]
 pub struct Node {
-    config: Mutex<NodeConfig>,
+    config: Mutex<ServerConfig>,
     /// The cluster is this node alone, derived from its port: refreshed
     /// when a start on port 0 learns the real port.
     single: bool,
     data_dir: PathBuf,
-    handle: Mutex<Option<NodeHandle>>,
+    handle: Mutex<Option<Server>>,
 }
 
 /// The `cluster` argument.
@@ -203,7 +203,7 @@ impl Node {
     #[new]
     #[pyo3(signature = (
         node_id = 1, port = None, cluster = None, data_dir = None, *,
-        fsync = None, bind = None, password = None, worker_threads = None,
+        fsync = None, bind = None, password = None,
         replication_factor = None, write_quorum = None, read_quorum = None,
         cluster_name = None, virtual_nodes = None, allow_weak_quorums = false,
         request_timeout = None, heartbeat_interval = None, failure_timeout = None,
@@ -219,7 +219,6 @@ impl Node {
         fsync: Option<&Bound<'_, PyAny>>,
         bind: Option<String>,
         password: Option<String>,
-        worker_threads: Option<usize>,
         replication_factor: Option<usize>,
         write_quorum: Option<usize>,
         read_quorum: Option<usize>,
@@ -321,7 +320,7 @@ impl Node {
             (None, p) => p.unwrap_or(0),
         };
         let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!("./dkv-data/node-{id}")));
-        let mut config = NodeConfig::new(id, port, &data_dir);
+        let mut config = ServerConfig::new(id, port, &data_dir);
         config.bind = match (&bind, &member) {
             (Some(text), _) => text
                 .parse::<IpAddr>()
@@ -338,9 +337,6 @@ impl Node {
             (None, None) => IpAddr::V4(Ipv4Addr::LOCALHOST),
         };
         config.requirepass = password;
-        if let Some(threads) = worker_threads {
-            config.worker_threads = threads;
-        }
         if let Some(fsync) = fsync {
             config.store.fsync = fsync_mode(py, fsync)?;
         }
@@ -382,7 +378,7 @@ impl Node {
                 return Ok(Err("already running"));
             }
             let config = self.config.lock().clone();
-            let started = CoreNode::start(config)?;
+            let started = server::start(config)?;
             let addr = started.client_addr();
             let mut config = self.config.lock();
             if config.port == 0 {

@@ -49,7 +49,7 @@ def wait_until(check, timeout=10.0, what="condition"):
 @pytest.fixture
 def node(tmp_path):
     """One running node (N = W = R = 1) on a free port."""
-    with dkv.Node(1, data_dir=tmp_path / "node", fsync="never", worker_threads=1) as n:
+    with dkv.Node(1, data_dir=tmp_path / "node", fsync="never") as n:
         yield n
 
 

@@ -37,7 +37,7 @@ def test_single_node_picks_a_port_and_keeps_it_across_restarts(tmp_path):
 
 def test_context_manager_starts_and_stops(tmp_path):
     base = thread_count()
-    with dkv.Node(1, data_dir=str(tmp_path / "n"), fsync="never", worker_threads=2) as node:
+    with dkv.Node(1, data_dir=str(tmp_path / "n"), fsync="never") as node:
         assert node.running
         port = node.port
         assert thread_count() > base

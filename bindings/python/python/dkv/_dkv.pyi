@@ -123,7 +123,6 @@ class Node:
         fsync: Union[str, bool, float, None] = None,
         bind: Optional[str] = None,
         password: Optional[str] = None,
-        worker_threads: Optional[int] = None,
         replication_factor: Optional[int] = None,
         write_quorum: Optional[int] = None,
         read_quorum: Optional[int] = None,

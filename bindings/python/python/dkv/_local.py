@@ -130,7 +130,6 @@ def local_cluster(
     *,
     directory: Optional[str] = None,
     fsync: Any = "never",
-    worker_threads: int = 1,
     wait: bool = True,
     start_timeout: float = 20.0,
     **options: Any,
@@ -171,7 +170,6 @@ def local_cluster(
                     cluster=members,
                     data_dir=os.path.join(directory, f"node-{node_id}"),
                     fsync=fsync,
-                    worker_threads=worker_threads,
                     **settings,
                 )
                 for node_id, _, _ in members
