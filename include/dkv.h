@@ -34,7 +34,7 @@
  * function's signature or meaning changes incompatibly; compare it with
  * `dkv_abi_version()` to detect a header/library mismatch.
  */
-#define DKV_ABI_VERSION 1
+#define DKV_ABI_VERSION 2
 
 /**
  * Wait for one replica.
@@ -390,7 +390,7 @@ dkv_status dkv_client_status(const struct dkv_client *client,
 /**
  * Creates a config with the defaults: node id 1, a free port (or the
  * node's port in its cluster), data under `./dkv-data/node-<id>`, a
- * single-node cluster, fsync always, one worker thread per core.
+ * single-node cluster, fsync always.
  * On success `*config_out` owns a new config; on failure it is NULL.
  */
 dkv_status dkv_node_config_new(struct dkv_node_config **config_out);
@@ -453,12 +453,6 @@ dkv_status dkv_node_config_set_replication(struct dkv_node_config *config,
 dkv_status dkv_node_config_set_fsync(struct dkv_node_config *config,
                                      uint32_t mode,
                                      uint32_t interval_ms);
-
-/**
- * Sets the threads executing commands (0 runs them on the node's network
- * thread). Default: one per core.
- */
-dkv_status dkv_node_config_set_worker_threads(struct dkv_node_config *config, uint32_t threads);
 
 /**
  * Sets, in milliseconds, how long a request may wait for its quorum

@@ -102,24 +102,9 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
                     FsyncMode::Never => "never".to_string(),
                 },
             );
-            if let Some(s) = &disk.store {
-                lines.add("wal_bytes", s.wal_bytes);
-                lines.add("wal_next_lsn", s.next_lsn.0);
-                lines.add("wal_durable_lsn", s.durable_lsn.0);
-                lines.add("snapshots_taken", s.snapshots_taken);
-                match &s.last_snapshot {
-                    Some(snap) => {
-                        lines.add("last_snapshot_lsn", snap.lsn.0);
-                        lines.add("last_snapshot_entries", snap.entries);
-                        lines.add("last_snapshot_bytes", snap.bytes);
-                    }
-                    None => lines.add("last_snapshot_lsn", "none"),
-                }
-                lines.add("recovery_records_replayed", s.recovery.records_replayed);
-                lines.add("recovery_truncated_bytes", s.recovery.truncated_bytes);
-                lines.add("recovery_files_kept_aside", s.recovery.kept_aside.len());
+            for (name, value) in &disk.persistence {
+                lines.add(name, value);
             }
-            lines.add("hint_log_bytes", disk.hint_log_bytes);
         }
         "stats" => {
             lines.add(

@@ -103,11 +103,39 @@ impl Disk for StoreDisk {
     }
 
     fn stats(&self) -> DiskStats {
-        let store = self.store.stats();
+        let s = self.store.stats();
+        let mut lines: Vec<(&'static str, String)> = vec![
+            ("wal_bytes", s.wal_bytes.to_string()),
+            ("wal_next_lsn", s.next_lsn.0.to_string()),
+            ("wal_durable_lsn", s.durable_lsn.0.to_string()),
+            ("snapshots_taken", s.snapshots_taken.to_string()),
+        ];
+        match &s.last_snapshot {
+            Some(snap) => lines.extend([
+                ("last_snapshot_lsn", snap.lsn.0.to_string()),
+                ("last_snapshot_entries", snap.entries.to_string()),
+                ("last_snapshot_bytes", snap.bytes.to_string()),
+            ]),
+            None => lines.push(("last_snapshot_lsn", "none".to_string())),
+        }
+        lines.extend([
+            (
+                "recovery_records_replayed",
+                s.recovery.records_replayed.to_string(),
+            ),
+            (
+                "recovery_truncated_bytes",
+                s.recovery.truncated_bytes.to_string(),
+            ),
+            (
+                "recovery_files_kept_aside",
+                s.recovery.kept_aside.len().to_string(),
+            ),
+            ("hint_log_bytes", self.hints.wal().size_bytes().to_string()),
+        ]);
         DiskStats {
-            engine: store.engine,
-            store: Some(store),
-            hint_log_bytes: self.hints.wal().size_bytes(),
+            engine: s.engine,
+            persistence: lines,
         }
     }
 }

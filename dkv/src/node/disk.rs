@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 
 use crate::engine::{EngineStats, Entry};
-use crate::store::StoreStats;
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 
@@ -104,10 +103,9 @@ pub struct Hint {
 pub struct DiskStats {
     /// Keys, tombstones and bytes in memory.
     pub engine: EngineStats,
-    /// The durable store's counters, when there is one.
-    pub store: Option<StoreStats>,
-    /// Bytes in the hint log's live segments.
-    pub hint_log_bytes: u64,
+    /// What the disk says of its logs and snapshots, as INFO's
+    /// `persistence` lines (`wal_bytes`, `last_snapshot_lsn`, ...).
+    pub persistence: Vec<(&'static str, String)>,
 }
 
 /// The node's local data and hints.
@@ -280,8 +278,7 @@ impl Disk for MemDisk {
                 tombstones: self.written.data.len() - keys,
                 bytes,
             },
-            store: None,
-            hint_log_bytes: 0,
+            persistence: vec![("disk", "memory".to_string())],
         }
     }
 }
