@@ -97,7 +97,6 @@ fn compile(lang: Lang, source: &str, name: &str) -> PathBuf {
         "-Wextra",
         "-Werror",
         "-g",
-        "-D_POSIX_C_SOURCE=200809L",
     ])
     .arg("-I")
     .arg(root.join("include"))

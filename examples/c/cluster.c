@@ -4,10 +4,13 @@
  * node, and reads the key back at QUORUM from the two that are left.
  *
  *   cargo build -p dkv-ffi
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude examples/c/cluster.c \
+ *   cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/c/cluster.c \
  *      -Ltarget/debug -ldkv -Wl,-rpath,$PWD/target/debug -o cluster
  *   ./cluster [data dir]
  */
+/* nanosleep and mkdtemp are POSIX, not C11: ask for them. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -47,13 +50,16 @@ static unsigned short free_port(void) {
     return ntohs(addr.sin_port);
 }
 
-/* Waits up to 10 s until `node` sees both of its peers up. */
+/* Waits up to 10 s until `node` sees both of its peers up and its links
+ * to them connected (a peer is presumed up from the start; the link is
+ * what carries the first write). */
 static void wait_until_connected(dkv_node *node) {
     for (int attempt = 0; attempt < 500; attempt++) {
         dkv_cluster_status status;
         TRY(dkv_node_status(node, 0, &status));
         int up = 0;
-        for (size_t i = 0; i < status.peer_count; i++) up += status.peers[i].up;
+        for (size_t i = 0; i < status.peer_count; i++)
+            up += status.peers[i].up && status.peers[i].connected;
         dkv_cluster_status_free(&status);
         if (up == 2) return;
         struct timespec pause = {0, 20 * 1000 * 1000};

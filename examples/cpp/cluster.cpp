@@ -65,7 +65,9 @@ int main(int argc, char **argv) try {
     for (dkv::Node &node : nodes) {
         for (int attempt = 0;; attempt++) {
             dkv::ClusterStatus status = node.status();
-            if (status.peers.size() == 2 && status.peers[0].up && status.peers[1].up) break;
+            if (status.peers.size() == 2 && status.peers[0].up && status.peers[0].connected &&
+                status.peers[1].up && status.peers[1].connected)
+                break;
             if (attempt == 500) throw std::runtime_error("the nodes did not connect in 10 s");
             std::this_thread::sleep_for(20ms);
         }

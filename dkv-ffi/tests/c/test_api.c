@@ -5,6 +5,8 @@
  * shared by several threads.
  *
  * Usage: test_api <scratch dir> */
+#define _POSIX_C_SOURCE 200809L
+
 #include <pthread.h>
 
 #include "check.h"

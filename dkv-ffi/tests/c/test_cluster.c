@@ -4,6 +4,8 @@
  * report the stopped node down with hints pending for it.
  *
  * Usage: test_cluster <scratch dir> */
+#define _POSIX_C_SOURCE 200809L
+
 #include "check.h"
 
 #define NODES 3

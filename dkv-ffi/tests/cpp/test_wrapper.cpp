@@ -190,7 +190,8 @@ static void cluster(const std::string &dir) {
     };
     for (std::size_t i = 0; i < 3; i++) {
         wait_for(i, [](const dkv::ClusterStatus &s) {
-            return s.peers.size() == 2 && s.peers[0].up && s.peers[1].up;
+            return s.peers.size() == 2 && s.peers[0].up && s.peers[0].connected && s.peers[1].up &&
+                   s.peers[1].connected;
         });
     }
     dkv::Client client(clients, 5000ms * slow());
