@@ -4,10 +4,14 @@
 #
 #   benches/redis_compare.sh            # full: -n 200000
 #   N=50000 benches/redis_compare.sh    # quicker
+#   BASELINE=/path/to/old/dkv-node benches/redis_compare.sh
+#                                       # also an older build, in the same run
 #
 # Pairs compared (same workload, same machine, one after the other):
 #   dkv --fsync never   vs redis --save "" --appendonly no
 #   dkv --fsync always  vs redis --appendonly yes --appendfsync always
+# With BASELINE, that binary runs the same workloads right after the new
+# one, and the table adds its ops/s, its ratio to redis and new/old.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +20,7 @@ CLIENTS=${CLIENTS:-50}
 SIZE=${SIZE:-64}
 REDIS_PORT=${REDIS_PORT:-16379}
 DKV_PORT=${DKV_PORT:-17001}
-WORKERS=${WORKERS:-}
+BASELINE=${BASELINE:-}
 
 . benches/lib.sh
 
@@ -36,10 +40,10 @@ start_redis() { # <mode: none|always>
   pids+=($!); wait_port "$REDIS_PORT"
 }
 
-start_dkv() { # <fsync>
-  local args=(--port "$DKV_PORT" --data-dir "$work/dkv-$1" --fsync "$1")
-  [ -n "$WORKERS" ] && args+=(--worker-threads "$WORKERS")
-  RUST_LOG=warn target/release/dkv-node "${args[@]}" >/dev/null &
+start_dkv() { # <fsync> [binary]
+  local bin=${2:-target/release/dkv-node}
+  rm -rf "$work/dkv-$1"
+  RUST_LOG=warn "$bin" --port "$DKV_PORT" --data-dir "$work/dkv-$1" --fsync "$1" >/dev/null &
   pids+=($!); wait_port "$DKV_PORT"
 }
 
@@ -53,20 +57,36 @@ for mode in never always; do
   start_dkv "$mode"
   for p in 1 16; do result[dkv,$mode,$p]=$(bench "$DKV_PORT" "$p"); done
   stop_all
+  if [ -n "$BASELINE" ]; then
+    start_dkv "$mode" "$BASELINE"
+    for p in 1 16; do result[old,$mode,$p]=$(bench "$DKV_PORT" "$p"); done
+    stop_all
+  fi
 done
 
 printf '\nredis-benchmark -t set,get -c %s -d %s -n %s on %s cores\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
-printf '%-34s %4s %5s %12s %12s %7s\n' "pair" "-P" "op" "redis ops/s" "dkv ops/s" "ratio"
+if [ -n "$BASELINE" ]; then
+  printf '%-34s %4s %5s %12s %12s %7s %12s %7s %8s\n' "pair" "-P" "op" "redis ops/s" "dkv ops/s" "ratio" "old ops/s" "ratio" "new/old"
+else
+  printf '%-34s %4s %5s %12s %12s %7s\n' "pair" "-P" "op" "redis ops/s" "dkv ops/s" "ratio"
+fi
 for mode in never always; do
   label="dkv fsync=never vs redis no-persist"
   [ "$mode" = always ] && label="dkv fsync=always vs redis aof-always"
   for p in 1 16; do
     read -r rset rget <<<"${result[redis,$mode,$p]}"
     read -r dset dget <<<"${result[dkv,$mode,$p]}"
+    read -r oset oget <<<"${result[old,$mode,$p]:-0 0}"
     for op in SET GET; do
-      if [ "$op" = SET ]; then r=$rset; d=$dset; else r=$rget; d=$dget; fi
+      if [ "$op" = SET ]; then r=$rset; d=$dset; o=$oset; else r=$rget; d=$dget; o=$oget; fi
       ratio=$(awk -v d="$d" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", d / r; else print "n/a" }')
-      printf '%-34s %4s %5s %12.0f %12.0f %7s\n' "$label" "$p" "$op" "$r" "$d" "$ratio"
+      if [ -n "$BASELINE" ]; then
+        old_ratio=$(awk -v d="$o" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", d / r; else print "n/a" }')
+        new_old=$(awk -v d="$d" -v o="$o" 'BEGIN { if (o > 0) printf "%.2f", d / o; else print "n/a" }')
+        printf '%-34s %4s %5s %12.0f %12.0f %7s %12.0f %7s %8s\n' "$label" "$p" "$op" "$r" "$d" "$ratio" "$o" "$old_ratio" "$new_old"
+      else
+        printf '%-34s %4s %5s %12.0f %12.0f %7s\n' "$label" "$p" "$op" "$r" "$d" "$ratio"
+      fi
     done
   done
 done
