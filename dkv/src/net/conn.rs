@@ -60,8 +60,12 @@ pub(crate) struct Conn {
     parser: Parser,
     session: Session,
     output: VecDeque<Segment>,
-    /// Replies appended after the last segment, not yet sealed into one.
+    /// Replies appended after the last segment, not yet sealed into one;
+    /// the first `tail_sent` bytes are written. It keeps its capacity
+    /// across turns, so a connection with no pending call allocates
+    /// nothing for its replies.
     tail: Vec<u8>,
+    tail_sent: usize,
     output_bytes: usize,
     calls_in_flight: usize,
     /// Nothing more will be read: EOF, or the stream lost its framing.
@@ -91,6 +95,7 @@ impl Conn {
             session,
             output: VecDeque::new(),
             tail: Vec::new(),
+            tail_sent: 0,
             output_bytes: 0,
             calls_in_flight: 0,
             read_closed: false,
@@ -190,12 +195,15 @@ impl Conn {
 
     /// Moves the replies appended since the last segment into one.
     fn seal_tail(&mut self) {
-        if !self.tail.is_empty() {
+        if self.tail_sent < self.tail.len() {
             self.output.push_back(Segment::Ready {
                 bytes: std::mem::take(&mut self.tail),
-                sent: 0,
+                sent: self.tail_sent,
             });
+        } else {
+            self.tail.clear();
         }
+        self.tail_sent = 0;
     }
 
     /// Parses the next request under `limits` and hands it to `run`, with
@@ -291,34 +299,47 @@ impl Conn {
         self.output_bytes
     }
 
-    /// Whether the first queued segment can be written.
-    fn front_ready(&self) -> bool {
-        matches!(self.output.front(), Some(Segment::Ready { .. }))
+    /// Whether bytes are ready to be written: a ready segment first in
+    /// line, or the tail with nothing pending before it.
+    fn has_ready(&self) -> bool {
+        match self.output.front() {
+            Some(Segment::Ready { .. }) => true,
+            Some(Segment::Pending(_)) => false,
+            None => self.tail_sent < self.tail.len(),
+        }
     }
 
-    /// Writes every ready segment in order, stopping at the first pending
-    /// one or when the socket would block. `Err`: the connection is dead.
+    /// Writes every ready segment in order, and the tail after them,
+    /// stopping at the first pending one or when the socket would block.
+    /// `Err`: the connection is dead.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.seal_tail();
         loop {
-            // Empty ready segments (a reply buffer that got nothing) go.
+            // Ready segments already written (or empty) go.
             while matches!(self.output.front(), Some(Segment::Ready { bytes, sent }) if *sent >= bytes.len())
             {
                 self.output.pop_front();
             }
-            if !self.front_ready() {
+            if !self.has_ready() {
                 return Ok(());
             }
             let mut slices = [IoSlice::new(&[]); MAX_WRITE_SEGMENTS];
             let mut count = 0;
+            let mut with_tail = true;
             for segment in &self.output {
                 match segment {
                     Segment::Ready { bytes, sent } if count < MAX_WRITE_SEGMENTS => {
                         slices[count] = IoSlice::new(&bytes[*sent..]);
                         count += 1;
                     }
-                    _ => break,
+                    _ => {
+                        with_tail = false;
+                        break;
+                    }
                 }
+            }
+            if with_tail && count < MAX_WRITE_SEGMENTS && self.tail_sent < self.tail.len() {
+                slices[count] = IoSlice::new(&self.tail[self.tail_sent..]);
+                count += 1;
             }
             let written = match self.socket.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -340,13 +361,22 @@ impl Conn {
                     self.output.pop_front();
                 }
             }
+            if left > 0 {
+                debug_assert!(self.output.is_empty(), "the tail is written last");
+                self.tail_sent += left;
+                debug_assert!(self.tail_sent <= self.tail.len());
+                if self.tail_sent == self.tail.len() {
+                    self.tail.clear();
+                    self.tail_sent = 0;
+                }
+            }
         }
     }
 
     /// Whether WRITABLE readiness is worth asking for: bytes are ready but
     /// the socket would not take them.
     pub fn wants_writable(&self) -> bool {
-        self.front_ready() || (self.output.is_empty() && !self.tail.is_empty())
+        self.has_ready()
     }
 
     /// Records which interest is registered; true when it must change.

@@ -44,15 +44,17 @@ impl WritePlan {
 }
 
 /// Plans a write of `key` to its N owners, replacing each owner that is
-/// down by the next node past the list that is up.
+/// down by the next node past the list that is up. One walk of the ring
+/// (one hash of the key) gives both.
 pub(crate) fn plan_write(
     ring: &Ring,
     key: &[u8],
     n: usize,
     is_up: impl Fn(NodeId) -> bool,
 ) -> WritePlan {
-    let preference = ring.preference_list(key, n);
-    let mut spares = ring.walk(key).skip(n).filter(|&node| is_up(node));
+    let mut walk = ring.walk(key);
+    let preference: Vec<NodeId> = walk.by_ref().take(n).collect();
+    let mut spares = walk.filter(|&node| is_up(node));
     let mut targets = Vec::with_capacity(n);
     let mut reachable = 0;
     for owner in preference {

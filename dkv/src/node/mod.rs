@@ -413,6 +413,12 @@ impl<D: Disk> Node<D> {
             return;
         };
         let n = self.settings.replication_factor;
+        let me = self.settings.id;
+        if self.ring.len() == 1 {
+            // A node alone owns every key: no placement to work out.
+            let version = Version::new(self.clock.tick(self.now.wall), me);
+            return self.write_alone(op, key, value, version);
+        }
         let detector = &self.detector;
         let plan = coordinator::plan_write(&self.ring, key, n, |id| detector.is_up(id));
         if plan.reachable < required {
@@ -426,22 +432,9 @@ impl<D: Disk> Node<D> {
             self.reply(op, Err(error));
             return;
         }
-        let me = self.settings.id;
         let version = Version::new(self.clock.tick(self.now.wall), me);
         if plan.is_only(me) {
-            // A node alone: its own durable copy is the whole write.
-            match self.disk.apply(key, version, value) {
-                Ok(applied) => {
-                    let action = Deferred::Reply {
-                        op,
-                        existed: applied.was_live,
-                        version,
-                    };
-                    self.defer(applied.ticket, action);
-                }
-                Err(e) => self.reply(op, Err(OpError::Storage(e.to_string()))),
-            }
-            return;
+            return self.write_alone(op, key, value, version);
         }
         let entry = Entry {
             version,
@@ -475,6 +468,22 @@ impl<D: Disk> Node<D> {
                     },
                 );
             }
+        }
+    }
+
+    /// A write whose only replica is this node: its own durable copy is
+    /// the whole write.
+    fn write_alone(&mut self, op: OpId, key: &[u8], value: Option<&[u8]>, version: Version) {
+        match self.disk.apply(key, version, value) {
+            Ok(applied) => {
+                let action = Deferred::Reply {
+                    op,
+                    existed: applied.was_live,
+                    version,
+                };
+                self.defer(applied.ticket, action);
+            }
+            Err(e) => self.reply(op, Err(OpError::Storage(e.to_string()))),
         }
     }
 
@@ -558,6 +567,10 @@ impl<D: Disk> Node<D> {
             return;
         };
         let n = self.settings.replication_factor;
+        let me = self.settings.id;
+        if self.ring.len() == 1 {
+            return self.read_alone(op, key);
+        }
         let detector = &self.detector;
         let asked = coordinator::plan_read(&self.ring, key, n, |id| detector.is_up(id));
         if asked.len() < required {
@@ -570,14 +583,8 @@ impl<D: Disk> Node<D> {
             self.reply(op, Err(error));
             return;
         }
-        let me = self.settings.id;
         if asked == [me] {
-            // The only replica is this node: nothing to wait for or repair.
-            let entry = self.disk.get(key);
-            let version = entry.as_ref().map(|e| e.version);
-            let value = entry.and_then(|e| e.value);
-            self.reply(op, Ok(OpReply::Value { value, version }));
-            return;
+            return self.read_alone(op, key);
         }
         let read = self.ids.read();
         let deadline = self.deadline();
@@ -604,6 +611,15 @@ impl<D: Disk> Node<D> {
                 );
             }
         }
+    }
+
+    /// A read whose only replica is this node: nothing to wait for or
+    /// repair.
+    fn read_alone(&mut self, op: OpId, key: &[u8]) {
+        let entry = self.disk.get(key);
+        let version = entry.as_ref().map(|e| e.version);
+        let value = entry.and_then(|e| e.value);
+        self.reply(op, Ok(OpReply::Value { value, version }));
     }
 
     fn on_read_reply(&mut self, from: NodeId, id: ReadId, entry: Option<Entry>) {
