@@ -17,6 +17,7 @@ stop_all() {
 
 cleanup() {
   stop_all
+  [ -s "$work/bench.err" ] && cat "$work/bench.err" >&2
   rm -rf "$work"
 }
 trap cleanup EXIT

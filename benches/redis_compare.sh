@@ -6,6 +6,7 @@
 #   N=50000 benches/redis_compare.sh    # quicker
 #   BASELINE=/path/to/old/dkv-node benches/redis_compare.sh
 #                                       # also an older build, in the same run
+#   ROUNDS=5 benches/redis_compare.sh   # five interleaved rounds, medians
 #
 # Pairs compared (same workload, same machine, one after the other):
 #   dkv --fsync never   vs redis --save "" --appendonly no
@@ -21,12 +22,13 @@ SIZE=${SIZE:-64}
 REDIS_PORT=${REDIS_PORT:-16379}
 DKV_PORT=${DKV_PORT:-17001}
 BASELINE=${BASELINE:-}
+ROUNDS=${ROUNDS:-1}
 
 . benches/lib.sh
 
 # bench <port> <pipeline> -> "SET_rps GET_rps"
 bench() {
-  redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$CLIENTS" -d "$SIZE" -n "$N" -P "$2" -r 100000 --csv 2>/dev/null \
+  redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$CLIENTS" -d "$SIZE" -n "$N" -P "$2" -r 100000 --csv 2>>"$work/bench.err" \
     | awk -F'","' '/^"SET/ {gsub(/"/,"",$2); set=$2} /^"GET/ {gsub(/"/,"",$2); get=$2} END {print set, get}'
 }
 
@@ -48,23 +50,40 @@ start_dkv() { # <fsync> [binary]
 }
 
 
-declare -A result
-for mode in never always; do
-  redis_mode=none; [ "$mode" = always ] && redis_mode=always
-  start_redis "$redis_mode"
-  for p in 1 16; do result[redis,$mode,$p]=$(bench "$REDIS_PORT" "$p"); done
-  stop_all
-  start_dkv "$mode"
-  for p in 1 16; do result[dkv,$mode,$p]=$(bench "$DKV_PORT" "$p"); done
-  stop_all
-  if [ -n "$BASELINE" ]; then
-    start_dkv "$mode" "$BASELINE"
-    for p in 1 16; do result[old,$mode,$p]=$(bench "$DKV_PORT" "$p"); done
+# Each round runs every server once, one after the other, so that drift in
+# the machine hits all alike; a cell of the table is the median over rounds.
+declare -A runs
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in never always; do
+    redis_mode=none; [ "$mode" = always ] && redis_mode=always
+    start_redis "$redis_mode"
+    for p in 1 16; do runs[redis,$mode,$p]+="$(bench "$REDIS_PORT" "$p");"; done
     stop_all
-  fi
+    start_dkv "$mode"
+    for p in 1 16; do runs[dkv,$mode,$p]+="$(bench "$DKV_PORT" "$p");"; done
+    stop_all
+    if [ -n "$BASELINE" ]; then
+      start_dkv "$mode" "$BASELINE"
+      for p in 1 16; do runs[old,$mode,$p]+="$(bench "$DKV_PORT" "$p");"; done
+      stop_all
+    fi
+  done
 done
 
-printf '\nredis-benchmark -t set,get -c %s -d %s -n %s on %s cores\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
+# median <"set get;set get;..."> -> "median_set median_get"
+median() {
+  tr ';' '\n' <<<"$1" | awk 'BEGIN { n = 0 } NF == 2 { s[n] = $1; g[n] = $2; n++ }
+    function med(a, n,   i, j, t) {
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
+    }
+    END { if (n) print med(s, n), med(g, n); else print 0, 0 }'
+}
+
+declare -A result
+for key in "${!runs[@]}"; do result[$key]=$(median "${runs[$key]}"); done
+
+printf '\nredis-benchmark -t set,get -c %s -d %s -n %s on %s cores, median of %s round(s)\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)" "$ROUNDS"
 if [ -n "$BASELINE" ]; then
   printf '%-34s %4s %5s %12s %12s %7s %12s %7s %8s\n' "pair" "-P" "op" "redis ops/s" "dkv ops/s" "ratio" "old ops/s" "ratio" "new/old"
 else

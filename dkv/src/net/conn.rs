@@ -80,9 +80,9 @@ pub(crate) struct Conn {
     peer_hung_up: bool,
     writable_registered: bool,
     /// Queued in the reactor's work list.
-    pub(crate) scheduled: bool,
-    /// Has output the reactor should try to write this turn.
-    pub(crate) dirty: bool,
+    scheduled: bool,
+    /// Listed for writing this turn.
+    dirty: bool,
 }
 
 impl Conn {
@@ -106,6 +106,26 @@ impl Conn {
             scheduled: false,
             dirty: false,
         }
+    }
+
+    /// Marks the connection as on the work list; false if it already was.
+    pub fn schedule(&mut self) -> bool {
+        !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    /// Takes the connection off the work list (it is being served).
+    pub fn unschedule(&mut self) {
+        self.scheduled = false;
+    }
+
+    /// Marks the connection as listed for writing; false if it already was.
+    pub fn mark_dirty(&mut self) -> bool {
+        !std::mem::replace(&mut self.dirty, true)
+    }
+
+    /// Takes the connection off the write list (it is being written).
+    pub fn clear_dirty(&mut self) {
+        self.dirty = false;
     }
 
     pub fn socket_mut(&mut self) -> &mut TcpStream {

@@ -271,20 +271,14 @@ impl Reactor {
     }
 
     fn schedule(&mut self, key: Key) {
-        if let Some(conn) = self.conns.get_mut(key) {
-            if !conn.scheduled {
-                conn.scheduled = true;
-                self.work.push_back(key);
-            }
+        if self.conns.get_mut(key).is_some_and(Conn::schedule) {
+            self.work.push_back(key);
         }
     }
 
     fn mark_dirty(&mut self, key: Key) {
-        if let Some(conn) = self.conns.get_mut(key) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(key);
-            }
+        if self.conns.get_mut(key).is_some_and(Conn::mark_dirty) {
+            self.dirty.push(key);
         }
     }
 
@@ -342,7 +336,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.scheduled = false;
+        conn.unschedule();
         let limits = self.executor.limits(conn.session());
         let max_input = limits.max_request_len.saturating_add(16 * 1024);
         let mut more = false;
@@ -406,7 +400,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.dirty = false;
+        conn.clear_dirty();
         if conn.flush().is_err() || conn.finished() {
             self.close(key);
             return;
