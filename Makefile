@@ -3,14 +3,18 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: test test-rust test-python run bench clippy install-lib
+.PHONY: test deps test-rust test-python run bench clippy install-lib
 
-test: test-rust test-python
+test: deps test-rust test-python
 
-test-rust:
+# What the tests use that a fresh Debian machine lacks, with apt-get.
+deps:
+	scripts/install-deps.sh
+
+test-rust: deps
 	cargo test --workspace
 
-$(VENV)/.ready:
+$(VENV)/.ready: | deps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet pytest redis mypy
@@ -20,7 +24,7 @@ $(VENV)/.ready:
 # debug build, no cached wheel), and libdkv for the mixed-language test's
 # C++ writer; then runs the package's suite and the repository's Python
 # tests (two runs: each directory has its own conftest).
-test-python: $(VENV)/.ready
+test-python: deps $(VENV)/.ready
 	cargo build --bin dkv-node
 	cargo build -p dkv-ffi
 	MATURIN_PEP517_ARGS="--profile dev" $(VENV)/bin/pip install --quiet --no-cache-dir --force-reinstall ./bindings/python
@@ -33,6 +37,8 @@ run:
 bench:
 	cargo bench -p dkv
 
+# Formatting and lints of both cargo workspaces (the Python extension is a
+# workspace of its own); .ci/run runs this before make test.
 clippy:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

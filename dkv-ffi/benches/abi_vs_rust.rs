@@ -33,7 +33,8 @@ const STATUS_OK: u32 = 0;
 
 type ConnectFn = unsafe extern "C" fn(*const *const c_char, usize, u32, *mut *mut c_void) -> u32;
 type FreeClientFn = unsafe extern "C" fn(*mut c_void);
-type PutFn = unsafe extern "C" fn(*const c_void, *const u8, usize, *const u8, usize, i32, u32) -> u32;
+type PutFn =
+    unsafe extern "C" fn(*const c_void, *const u8, usize, *const u8, usize, i32, u32) -> u32;
 type GetFn = unsafe extern "C" fn(*const c_void, *const u8, usize, i32, u32, *mut DkvBuf) -> u32;
 type FreeBufFn = unsafe extern "C" fn(*mut DkvBuf);
 

@@ -42,8 +42,8 @@ pub use node::{
     dkv_node, dkv_node_config, dkv_node_config_add_node, dkv_node_config_free, dkv_node_config_new,
     dkv_node_config_set_cluster_conf, dkv_node_config_set_data_dir, dkv_node_config_set_fsync,
     dkv_node_config_set_node_id, dkv_node_config_set_port, dkv_node_config_set_replication,
-    dkv_node_config_set_timeouts, dkv_node_free, dkv_node_port,
-    dkv_node_start, dkv_node_status, dkv_node_stop,
+    dkv_node_config_set_timeouts, dkv_node_free, dkv_node_port, dkv_node_start, dkv_node_status,
+    dkv_node_stop,
 };
 
 use std::ffi::c_char;

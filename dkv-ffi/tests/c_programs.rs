@@ -91,27 +91,21 @@ fn compile(lang: Lang, source: &str, name: &str) -> PathBuf {
         ),
     };
     let mut cmd = Command::new(&compiler);
-    cmd.args([
-        std,
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-g",
-    ])
-    .arg("-I")
-    .arg(root.join("include"))
-    .arg("-I")
-    .arg(root.join("bindings/cpp"))
-    .arg("-I")
-    .arg(root.join("dkv-ffi/tests/c"))
-    .arg(root.join(source))
-    .arg("-o")
-    .arg(&out)
-    .arg("-L")
-    .arg(&lib)
-    .arg("-ldkv")
-    .arg(format!("-Wl,-rpath,{}", lib.display()))
-    .arg("-pthread");
+    cmd.args([std, "-Wall", "-Wextra", "-Werror", "-g"])
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg("-I")
+        .arg(root.join("bindings/cpp"))
+        .arg("-I")
+        .arg(root.join("dkv-ffi/tests/c"))
+        .arg(root.join(source))
+        .arg("-o")
+        .arg(&out)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-ldkv")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-pthread");
     check_output(&format!("{compiler} {source}"), cmd.output());
     out
 }

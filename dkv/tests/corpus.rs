@@ -287,7 +287,11 @@ fn run_corpus(target: &Target) -> (usize, Vec<String>) {
             .unwrap_or_else(|| panic!("line {}: no ' => '", number + 1));
         let expected = expected.replace("{N}", &target.replicas.to_string());
         let (expect, rest) = parse_expect(&expected);
-        assert!(rest.trim().is_empty(), "line {}: trailing {rest:?}", number + 1);
+        assert!(
+            rest.trim().is_empty(),
+            "line {}: trailing {rest:?}",
+            number + 1
+        );
         let args = split_command(command);
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let client = conn.as_mut().expect("a section header first");
@@ -321,7 +325,12 @@ fn a_node_alone_and_a_cluster_answer_the_corpus_alike() {
 fn the_corpus_parser_reads_its_own_notation() {
     assert_eq!(
         split_command(r#"SET "a b" "\x00\r\n" c"#),
-        vec![b"SET".to_vec(), b"a b".to_vec(), b"\x00\r\n".to_vec(), b"c".to_vec()]
+        vec![
+            b"SET".to_vec(),
+            b"a b".to_vec(),
+            b"\x00\r\n".to_vec(),
+            b"c".to_vec()
+        ]
     );
     let (e, rest) = parse_expect("[$a, nil, [:1, :*], $]");
     assert!(rest.is_empty());

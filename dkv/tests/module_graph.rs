@@ -152,8 +152,10 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
             (name != "lib" && name != "bin").then(|| name.to_string())
         })
         .collect();
-    let mut graph: BTreeMap<String, BTreeSet<String>> =
-        modules.iter().map(|m| (m.clone(), BTreeSet::new())).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = modules
+        .iter()
+        .map(|m| (m.clone(), BTreeSet::new()))
+        .collect();
     for file in &files {
         let Ok(rel) = file.strip_prefix(&src) else {
             continue;

@@ -48,10 +48,7 @@ pub(crate) fn run<D: Disk>(
             message: Some(message),
         }
         | Command::Echo { message } => reply::bulk(out, message),
-        Command::DbSize => reply::integer(
-            out,
-            context.node.disk().stats().engine.keys as i64,
-        ),
+        Command::DbSize => reply::integer(out, context.node.disk().stats().engine.keys as i64),
         Command::Local { key } => match context.node.disk().get(key).and_then(|e| e.value) {
             Some(value) => reply::bulk(out, &value),
             None => reply::null(out, session.resp3()),
@@ -60,14 +57,15 @@ pub(crate) fn run<D: Disk>(
             let text = info::render(context, sections.iter());
             reply::bulk(out, text.as_bytes());
         }
-        Command::Auth { user, password } => match check_password(context.settings, user, password)
-        {
-            Ok(()) => {
-                session.authenticated = true;
-                reply::ok(out);
+        Command::Auth { user, password } => {
+            match check_password(context.settings, user, password) {
+                Ok(()) => {
+                    session.authenticated = true;
+                    reply::ok(out);
+                }
+                Err(e) => error(out, e),
             }
-            Err(e) => error(out, e),
-        },
+        }
         Command::Hello(hello) => self::hello(context.settings, session, hello, out),
         Command::Select => reply::ok(out),
         Command::Quit => {
@@ -85,7 +83,10 @@ pub(crate) fn run<D: Disk>(
         | Command::MGet { .. }
         | Command::MSet { .. } => {
             debug_assert!(false, "data commands go through the node");
-            error(out, "ERR internal error: a data command reached the wrong handler");
+            error(
+                out,
+                "ERR internal error: a data command reached the wrong handler",
+            );
         }
     }
     Executed::Answered
@@ -261,7 +262,12 @@ fn config_params(settings: &Settings) -> Vec<(&'static str, String)> {
         ("save", String::new()),
         (
             "appendonly",
-            if fsync == FsyncMode::Never { "no" } else { "yes" }.into(),
+            if fsync == FsyncMode::Never {
+                "no"
+            } else {
+                "yes"
+            }
+            .into(),
         ),
         (
             "appendfsync",

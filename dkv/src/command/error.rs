@@ -45,7 +45,10 @@ impl CommandError {
         let name: String = String::from_utf8_lossy(name).chars().take(128).collect();
         let mut shown = String::new();
         for arg in args.take(8) {
-            let arg: String = String::from_utf8_lossy(arg.as_ref()).chars().take(64).collect();
+            let arg: String = String::from_utf8_lossy(arg.as_ref())
+                .chars()
+                .take(64)
+                .collect();
             shown.push('\'');
             shown.push_str(&arg);
             shown.push_str("' ");

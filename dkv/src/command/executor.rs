@@ -42,14 +42,23 @@ pub struct ConnId(pub u64);
 pub struct CallId(u64);
 
 /// A data command that finished after [`Executor::execute`] returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Completion {
+/// The reply is borrowed from the executor until the next input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion<'a> {
     /// The connection that sent it.
     pub conn: ConnId,
     /// The call [`Executed::Pending`] named.
     pub call: CallId,
     /// The whole RESP reply.
-    pub reply: Vec<u8>,
+    pub reply: &'a [u8],
+}
+
+/// A finished call whose reply waits in the executor's reply buffer.
+#[derive(Debug)]
+struct Finished {
+    conn: ConnId,
+    call: CallId,
+    reply: std::ops::Range<usize>,
 }
 
 /// What became of a request handed to [`Executor::execute`].
@@ -121,7 +130,10 @@ pub struct Executor<D: Disk> {
     stats: Arc<ServerStats>,
     calls: Slab<Call>,
     transmits: VecDeque<(NodeId, Envelope)>,
-    completions: VecDeque<Completion>,
+    completions: VecDeque<Finished>,
+    /// The replies of `completions`, back to back: one buffer for all, so
+    /// finishing a call allocates nothing.
+    replies: Vec<u8>,
     /// Whether this node's link to each peer is up, as the IO layer says.
     links: BTreeMap<NodeId, bool>,
     now: Now,
@@ -145,6 +157,7 @@ impl<D: Disk> Executor<D> {
             calls: Slab::new(),
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
+            replies: Vec::new(),
             links,
             now,
             next_session: 1,
@@ -315,6 +328,10 @@ impl<D: Disk> Executor<D> {
     /// the `immediate` call, if it finished, is rendered into its buffer
     /// instead (returns whether it was).
     fn collect(&mut self, mut immediate: Option<(Key, &mut Vec<u8>)>) -> bool {
+        if self.completions.is_empty() {
+            // Every reply handed out has been taken: the buffer starts over.
+            self.replies.clear();
+        }
         let mut answered = false;
         while let Some(output) = self.node.poll_output() {
             match output {
@@ -337,12 +354,12 @@ impl<D: Disk> Executor<D> {
                         }
                         _ => {
                             let conn = call.conn;
-                            let mut reply = Vec::new();
-                            call.render(&mut reply);
-                            self.completions.push_back(Completion {
+                            let start = self.replies.len();
+                            call.render(&mut self.replies);
+                            self.completions.push_back(Finished {
                                 conn,
                                 call: CallId(op.call),
-                                reply,
+                                reply: start..self.replies.len(),
                             });
                         }
                     }
@@ -393,8 +410,13 @@ impl<D: Disk> Executor<D> {
     }
 
     /// The next command that finished.
-    pub fn poll_completion(&mut self) -> Option<Completion> {
-        self.completions.pop_front()
+    pub fn poll_completion(&mut self) -> Option<Completion<'_>> {
+        let done = self.completions.pop_front()?;
+        Some(Completion {
+            conn: done.conn,
+            call: done.call,
+            reply: self.replies.get(done.reply).unwrap_or_default(),
+        })
     }
 
     /// Data commands still waiting for their operations.

@@ -177,7 +177,10 @@ pub(crate) fn lookup(request: &resp::Command) -> Result<&'static Spec, CommandEr
 }
 
 /// Parses the arguments of a request whose entry [`lookup`] found.
-pub(crate) fn parse<'a>(spec: &Spec, request: &'a resp::Command) -> Result<Command<'a>, CommandError> {
+pub(crate) fn parse<'a>(
+    spec: &Spec,
+    request: &'a resp::Command,
+) -> Result<Command<'a>, CommandError> {
     let arg = |i: usize| request.get(i).unwrap_or_default();
     let rest = |from: usize| ArgList::new(request, from);
     let argc = request.len();
@@ -211,7 +214,10 @@ pub(crate) fn parse<'a>(spec: &Spec, request: &'a resp::Command) -> Result<Comma
         },
         Name::Auth => return Err(CommandError::Syntax),
         Name::Hello => Command::Hello(parse_hello(request)?),
-        Name::Select => match std::str::from_utf8(arg(1)).ok().and_then(|s| s.parse::<i64>().ok()) {
+        Name::Select => match std::str::from_utf8(arg(1))
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
             Some(0) => Command::Select,
             Some(_) => return Err(CommandError::refused("ERR DB index is out of range")),
             None => {
@@ -353,8 +359,10 @@ fn parse_level(arg: &[u8]) -> Result<Consistency, CommandError> {
     Consistency::parse(&text).ok_or_else(|| {
         let shown: String = text.chars().take(64).collect();
         CommandError::Refused(
-            format!("ERR consistency must be ONE, QUORUM, ALL or a number of replicas, not '{shown}'")
-                .into(),
+            format!(
+                "ERR consistency must be ONE, QUORUM, ALL or a number of replicas, not '{shown}'"
+            )
+            .into(),
         )
     })
 }

@@ -106,7 +106,11 @@ mod tests {
             ":1\r\n"
         );
         assert_eq!(
-            rendered(DataKind::Exists, false, &[found("a"), missing(), found("b")]),
+            rendered(
+                DataKind::Exists,
+                false,
+                &[found("a"), missing(), found("b")]
+            ),
             ":2\r\n"
         );
         assert_eq!(

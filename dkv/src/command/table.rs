@@ -109,20 +109,8 @@ pub(crate) const TABLE: &[Spec] = &[
         &["admin", "noscript", "loading", "stale"],
         NO_KEYS,
     ),
-    spec(
-        Name::Consistency,
-        "consistency",
-        -1,
-        &["fast"],
-        NO_KEYS,
-    ),
-    spec(
-        Name::DbSize,
-        "dbsize",
-        1,
-        &["readonly", "fast"],
-        NO_KEYS,
-    ),
+    spec(Name::Consistency, "consistency", -1, &["fast"], NO_KEYS),
+    spec(Name::DbSize, "dbsize", 1, &["readonly", "fast"], NO_KEYS),
     spec(Name::Del, "del", -2, &["write"], (1, -1, 1)),
     spec(
         Name::DkvLocal,
@@ -154,20 +142,8 @@ pub(crate) const TABLE: &[Spec] = &[
         &["random", "loading", "stale"],
         NO_KEYS,
     ),
-    spec(
-        Name::MGet,
-        "mget",
-        -2,
-        &["readonly", "fast"],
-        (1, -1, 1),
-    ),
-    spec(
-        Name::MSet,
-        "mset",
-        -3,
-        &["write", "denyoom"],
-        (1, -1, 2),
-    ),
+    spec(Name::MGet, "mget", -2, &["readonly", "fast"], (1, -1, 1)),
+    spec(Name::MSet, "mset", -3, &["write", "denyoom"], (1, -1, 2)),
     spec(Name::Ping, "ping", -1, &["fast", "stale"], NO_KEYS),
     spec(
         Name::Quit,
@@ -224,7 +200,10 @@ mod tests {
     fn the_table_is_sorted_and_every_name_is_found() {
         assert!(TABLE.windows(2).all(|w| w[0].text < w[1].text));
         for spec in TABLE {
-            assert_eq!(lookup(spec.text.as_bytes()).map(|s| s.name), Some(spec.name));
+            assert_eq!(
+                lookup(spec.text.as_bytes()).map(|s| s.name),
+                Some(spec.name)
+            );
         }
         assert_eq!(TABLE.len(), 19, "a new command needs a line in lookup()");
         assert!(lookup(b"flushall").is_none());

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::node::Hint;
 use crate::engine::Entry;
+use crate::node::Hint;
 use crate::version::{NodeId, Version};
 use crate::wal::{FsyncMode, Lsn, Wal, WalConfig, WalError, WalRecord};
 

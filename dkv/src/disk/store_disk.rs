@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::disk::hint_log::HintLog;
 use crate::disk::watch::DurabilityWatch;
-use crate::node::{Applied, Disk, DiskError, DiskStats, Hint, Ticket};
 use crate::engine::Entry;
+use crate::node::{Applied, Disk, DiskError, DiskStats, Hint, Ticket};
 use crate::store::{Store, StoreError};
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::FsyncMode;
@@ -67,10 +67,7 @@ impl Disk for StoreDisk {
         version: Version,
         value: Option<&[u8]>,
     ) -> Result<Applied, DiskError> {
-        let submitted = self
-            .store
-            .submit(key, version, value)
-            .map_err(disk_error)?;
+        let submitted = self.store.submit(key, version, value).map_err(disk_error)?;
         Ok(Applied {
             won: submitted.applied,
             was_live: submitted.was_live,
@@ -89,9 +86,7 @@ impl Disk for StoreDisk {
         key: &[u8],
         version: Version,
     ) -> Result<(), DiskError> {
-        self.hints
-            .remove(target, key, version)
-            .map_err(disk_error)
+        self.hints.remove(target, key, version).map_err(disk_error)
     }
 
     fn hints(&self) -> Vec<Hint> {

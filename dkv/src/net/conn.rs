@@ -23,6 +23,8 @@ use crate::resp::{self, Limits, Parser, ProtocolError};
 
 /// Segments gathered into one `writev` at most.
 const MAX_WRITE_SEGMENTS: usize = 64;
+/// A ready segment this small is copied to join the one before it.
+const MERGE_LIMIT: usize = 4096;
 
 enum Segment {
     /// Reply bytes, `sent` of them already written.
@@ -299,20 +301,41 @@ impl Conn {
         self.read_closed = true;
     }
 
-    /// Fills a pending place with its reply.
-    pub fn complete(&mut self, call: CallId, reply: Vec<u8>) {
-        let place = self
+    /// Fills a pending place with its reply. A reply that follows ready
+    /// bytes joins them (and a small ready segment after it joins too), so
+    /// a pipeline of pending writes ends up in one buffer, not one each.
+    pub fn complete(&mut self, call: CallId, reply: &[u8]) {
+        let Some(at) = self
             .output
-            .iter_mut()
-            .find(|s| matches!(s, Segment::Pending(c) if *c == call));
-        if let Some(segment) = place {
-            self.output_bytes += reply.len();
-            self.calls_in_flight -= 1;
-            *segment = Segment::Ready {
-                bytes: reply,
-                sent: 0,
-            };
+            .iter()
+            .position(|s| matches!(s, Segment::Pending(c) if *c == call))
+        else {
+            return;
+        };
+        self.output_bytes += reply.len();
+        self.calls_in_flight -= 1;
+        if let Some(Segment::Ready { bytes, .. }) =
+            at.checked_sub(1).and_then(|i| self.output.get_mut(i))
+        {
+            bytes.extend_from_slice(reply);
+            self.output.remove(at);
+            let next_is_small = matches!(
+                self.output.get(at),
+                Some(Segment::Ready { bytes, sent }) if bytes.len() - sent <= MERGE_LIMIT
+            );
+            if next_is_small {
+                if let Some(Segment::Ready { bytes: next, sent }) = self.output.remove(at) {
+                    if let Some(Segment::Ready { bytes, .. }) = self.output.get_mut(at - 1) {
+                        bytes.extend_from_slice(&next[sent..]);
+                    }
+                }
+            }
+            return;
         }
+        self.output[at] = Segment::Ready {
+            bytes: reply.to_vec(),
+            sent: 0,
+        };
     }
 
     pub fn output_bytes(&self) -> usize {

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use crate::slab::Slab;
 use crate::peer::{self, Envelope, Hello, HelloReply};
+use crate::slab::Slab;
 use crate::version::NodeId;
 
 /// Tokens at and above this belong to peer sockets.

@@ -123,8 +123,12 @@ pub trait Disk {
     /// and key); returns what to wait for, if anything.
     fn put_hint(&mut self, hint: &Hint) -> Result<Option<Ticket>, DiskError>;
     /// Forgets the hint for `(target, key)` if it still has `version`.
-    fn remove_hint(&mut self, target: NodeId, key: &[u8], version: Version)
-        -> Result<(), DiskError>;
+    fn remove_hint(
+        &mut self,
+        target: NodeId,
+        key: &[u8],
+        version: Version,
+    ) -> Result<(), DiskError>;
     /// Every stored hint (read once at start-up).
     fn hints(&self) -> Vec<Hint>;
     /// The newest timestamp stored: the clock starts past it.

@@ -271,7 +271,11 @@ mod tests {
         assert_eq!(h.counters(), (0, 1));
         assert_eq!(disk.hints().len(), 2, "the dropped hint left the disk too");
         h.expire(&mut disk, 102);
-        assert_eq!(h.pending(), vec![(NodeId(2), 1)], "b (stored at 1) is too old");
+        assert_eq!(
+            h.pending(),
+            vec![(NodeId(2), 1)],
+            "b (stored at 1) is too old"
+        );
         h.expire(&mut disk, 1000);
         assert!(h.pending().is_empty());
     }

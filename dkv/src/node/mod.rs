@@ -200,7 +200,13 @@ impl<D: Disk> Node<D> {
     /// Coordinates an operation; its reply comes out of
     /// [`Node::poll_output`], at once when no other node or disk sync is
     /// involved.
-    pub fn handle_request(&mut self, now: Now, op: OpId, request: Op<'_>, consistency: Consistency) {
+    pub fn handle_request(
+        &mut self,
+        now: Now,
+        op: OpId,
+        request: Op<'_>,
+        consistency: Consistency,
+    ) {
         self.advance(now);
         match request {
             Op::Get { key } => self.start_read(op, key, consistency),
@@ -293,10 +299,9 @@ impl<D: Disk> Node<D> {
                 // The copy never counts; the write fails at its deadline
                 // unless other replicas make its quorum.
                 Deferred::OwnWrite { .. } => {}
-                Deferred::Reply { op, .. } => self.reply(
-                    op,
-                    Err(OpError::Storage(format!("the {log:?} log failed"))),
-                ),
+                Deferred::Reply { op, .. } => {
+                    self.reply(op, Err(OpError::Storage(format!("the {log:?} log failed"))))
+                }
             }
         }
     }
@@ -666,9 +671,9 @@ impl<D: Disk> Node<D> {
         for node in read.tally.stale() {
             self.stats.read_repairs += 1;
             if node == self.settings.id {
-                let applied =
-                    self.disk
-                        .apply(&read.key, newest.version, newest.value.as_deref());
+                let applied = self
+                    .disk
+                    .apply(&read.key, newest.version, newest.value.as_deref());
                 if let Err(e) = applied {
                     log::error!("node {}: read repair failed locally: {e}", self.settings.id);
                 }

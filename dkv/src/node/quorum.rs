@@ -222,13 +222,7 @@ mod tests {
     fn write_tally_table() {
         // (targets, W, acknowledgements in order, expected (reached, complete)
         // after each, owners acked at the end)
-        type Case = (
-            Vec<Target>,
-            usize,
-            Vec<u32>,
-            Vec<(bool, bool)>,
-            usize,
-        );
+        type Case = (Vec<Target>, usize, Vec<u32>, Vec<(bool, bool)>, usize);
         let cases: Vec<Case> = vec![
             // W=2 of three owners: reached at the second ack, complete at the third.
             (
@@ -243,7 +237,12 @@ mod tests {
                 vec![owner(1), owner(2), owner(3)],
                 2,
                 vec![1, 1, 9, 3],
-                vec![(false, false), (false, false), (false, false), (true, false)],
+                vec![
+                    (false, false),
+                    (false, false),
+                    (false, false),
+                    (true, false),
+                ],
                 2,
             ),
             // A stand-in's ack never counts towards W.

@@ -100,12 +100,7 @@ impl Trio {
         }
     }
 
-    fn request(
-        &mut self,
-        via: u32,
-        request: Op<'_>,
-        consistency: Consistency,
-    ) -> OpResult {
+    fn request(&mut self, via: u32, request: Op<'_>, consistency: Consistency) -> OpResult {
         let client = OpId::single(self.next_client);
         self.next_client += 1;
         let now = self.at();
@@ -132,7 +127,13 @@ impl Trio {
     }
 
     fn get(&mut self, via: u32, key: &str, consistency: Consistency) -> Option<Vec<u8>> {
-        match self.request(via, Op::Get { key: key.as_bytes() }, consistency) {
+        match self.request(
+            via,
+            Op::Get {
+                key: key.as_bytes(),
+            },
+            consistency,
+        ) {
             Ok(OpReply::Value { value, .. }) => value,
             other => panic!("read failed: {other:?}"),
         }
@@ -275,11 +276,7 @@ fn consistency_levels_resolve() {
 fn a_bad_count_is_refused() {
     let mut trio = Trio::new();
     assert!(matches!(
-        trio.request(
-            1,
-            Op::Get { key: b"k" },
-            Consistency::Count(5)
-        ),
+        trio.request(1, Op::Get { key: b"k" }, Consistency::Count(5)),
         Err(OpError::BadConsistency(5, 3))
     ));
 }

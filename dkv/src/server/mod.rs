@@ -188,7 +188,12 @@ pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
                     .saturating_add(1 << 20),
             },
             bind: me.peer,
-            members: config.cluster.nodes.iter().map(|n| (n.id, n.peer)).collect(),
+            members: config
+                .cluster
+                .nodes
+                .iter()
+                .map(|n| (n.id, n.peer))
+                .collect(),
         }),
         _ => None,
     };

@@ -16,8 +16,8 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::hash::crc32;
 use crate::engine::Engine;
+use crate::hash::crc32;
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{wall_millis, ClockDriftError, HybridClock};
-use crate::snapshot::{self, SnapshotError, SnapshotInfo};
 use crate::engine::{Engine, EngineStats, Entry, ShardCountError, MAX_KEY_LEN};
+use crate::snapshot::{self, SnapshotError, SnapshotInfo};
 use crate::version::{Timestamp, Version};
 use crate::wal::{record, Lsn, RecoveryReport, Wal, WalConfig, WalError};
 

@@ -13,6 +13,7 @@ use dkv::peer::Envelope;
 use dkv::NodeId;
 
 pub mod rng;
+pub mod seeds;
 pub use rng::Rng;
 
 /// Network faults, in per-mille per message or per millisecond.
@@ -228,7 +229,11 @@ impl Sim {
                 Output::Send { to, envelope } => self.transmit(id, to, envelope),
                 Output::Reply { op, result } => {
                     let record = &mut self.records[op.call as usize];
-                    assert!(record.result.is_none(), "request {} answered twice", op.call);
+                    assert!(
+                        record.result.is_none(),
+                        "request {} answered twice",
+                        op.call
+                    );
                     record.finished = Some(self.now);
                     record.result = Some(result);
                 }
