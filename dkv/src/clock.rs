@@ -83,6 +83,13 @@ impl HybridClock {
     pub fn last(&self) -> Timestamp {
         self.last
     }
+
+    /// The clock's reading at wall time `wall_millis`, without issuing a
+    /// timestamp: what a message carries so its receiver learns this
+    /// node's time even before it has stamped anything.
+    pub fn reading(&self, wall_millis: u64) -> Timestamp {
+        self.last.max(Timestamp::from_millis(wall_millis))
+    }
 }
 
 impl Default for HybridClock {

@@ -42,7 +42,8 @@
 //!
 //! let mut node = Node::new(NodeSettings::single(NodeId(1)), MemDisk::new(), Now::default());
 //! let op = OpId::single(7);
-//! node.handle_request(Now::default(), op, Op::Put { key: b"k", value: b"v" }, Consistency::Quorum);
+//! let put = Op::Put { key: b"k", value: b"v" };
+//! node.handle_request(Now::default(), op, put, Consistency::Quorum, None);
 //! assert!(node.poll_output().is_none()); // the write waits for its disk...
 //! for durable in node.disk_mut().sync() {
 //!     node.handle_durable(Now::default(), durable); // ...which reports it durable

@@ -55,6 +55,43 @@ fn run(seed: u64) -> Result<Summary, String> {
     sim.run(REPAIR_MS);
 
     let records = &sim.records;
+    let n = sim.replication_factor();
+    // Two levels are ordered against each other only when their replica
+    // sets must meet.
+    let intersect = |a: Consistency, b: Consistency| {
+        let quorum = |c: Consistency| c.required(if n == 1 { 1 } else { 2 }, n).unwrap_or(0);
+        quorum(a) + quorum(b) > n
+    };
+    // Sequential writes are ordered: a write that began after another was
+    // acknowledged has the greater version, whatever the coordinators.
+    for (i, first) in records.iter().enumerate() {
+        let (Some(v1), Some(done)) = (acked_version(first), first.finished) else {
+            continue;
+        };
+        for second in records.iter().skip(i + 1) {
+            if second.key != first.key || second.started <= done {
+                continue;
+            }
+            let Some(v2) = acked_version(second) else {
+                continue;
+            };
+            if intersect(first.consistency, second.consistency) && v2 <= v1 {
+                return Err(format!(
+                    "{} {:?} at {:?} via node {} acknowledged at {done} with {v1:?}, then {} at {:?} via node {} began at {} and was acknowledged at {:?} with the older {v2:?} ({})",
+                    first.op,
+                    String::from_utf8_lossy(&first.key),
+                    first.consistency,
+                    first.via,
+                    second.op,
+                    second.consistency,
+                    second.via,
+                    second.started,
+                    second.finished,
+                    sim.describe()
+                ));
+            }
+        }
+    }
     // Every request was answered, one way or the other.
     if let Some(r) = records
         .iter()
@@ -118,8 +155,9 @@ fn run(seed: u64) -> Result<Summary, String> {
     // Hints have drained and every replica of every key is identical.
     if sim.hints_pending() != 0 {
         return Err(format!(
-            "{} hints still pending after healing",
-            sim.hints_pending()
+            "{} hints still pending after healing ({})",
+            sim.hints_pending(),
+            sim.describe()
         ));
     }
     for key in &sim.keys {
@@ -129,9 +167,10 @@ fn run(seed: u64) -> Result<Summary, String> {
             let entry = sim.replica_entries(other, key);
             if entry != first {
                 return Err(format!(
-                    "replicas of {:?} differ: node {} has {first:?}, node {other} has {entry:?}",
+                    "replicas of {:?} differ: node {} has {first:?}, node {other} has {entry:?} ({})",
                     String::from_utf8_lossy(key),
-                    replicas[0]
+                    replicas[0],
+                    sim.describe()
                 ));
             }
         }

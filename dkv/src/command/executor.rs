@@ -16,6 +16,14 @@
 //!
 //! Messages for peers come out of [`Executor::poll_transmit`]. The IO
 //! layer drains both after every input.
+//!
+//! Deadlines: a request may come wrapped as `DKV.DEADLINE <unix-ms>
+//! <command> [arg ...]` (dkv's own clients wrap every data request so).
+//! One read after its deadline (a coordinator that was paused, say) is
+//! answered `-TIMEOUT ...` and applies nothing. The deadline is the
+//! client's wall clock, so it holds to within the clocks' agreement; plain
+//! RESP clients send no deadline and their requests run whenever they are
+//! read.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -23,11 +31,11 @@ use std::sync::Arc;
 
 use crate::command::admin;
 use crate::command::error::CommandError;
-use crate::command::parse::{self, Command};
+use crate::command::parse::{self, Command, Request};
 use crate::command::reply::{self, DataKind};
 use crate::command::session::Session;
 use crate::command::settings::{ServerStats, Settings};
-use crate::node::{Consistency, Disk, Node, Now, Op, OpId, OpResult, Output};
+use crate::node::{Consistency, Disk, Node, Now, Op, OpError, OpId, OpResult, Output};
 use crate::peer::Envelope;
 use crate::resp::{self, reply as resp_reply, Limits};
 use crate::slab::{Key, Slab};
@@ -202,11 +210,22 @@ impl<D: Disk> Executor<D> {
         }
     }
 
-    /// The IO layer's link to `peer` went up or down (shown by INFO).
-    pub fn handle_link(&mut self, peer: NodeId, connected: bool) {
+    /// The IO layer's link to `peer` went up or down: shown by INFO, and
+    /// the node routes around a peer without one.
+    pub fn handle_link(&mut self, now: Now, peer: NodeId, connected: bool) {
+        self.now = now;
         if let Some(link) = self.links.get_mut(&peer) {
             *link = connected;
         }
+        self.node.handle_link(now, peer, connected);
+        self.collect(None);
+    }
+
+    /// The IO layer could not send `envelope` to `peer`.
+    pub fn handle_undeliverable(&mut self, now: Now, peer: NodeId, envelope: Envelope) {
+        self.now = now;
+        self.node.handle_undeliverable(now, peer, envelope.message);
+        self.collect(None);
     }
 
     /// Runs one request and appends its reply to `out`, or starts it.
@@ -220,6 +239,13 @@ impl<D: Disk> Executor<D> {
     ) -> Executed {
         self.now = now;
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let (request, deadline) = match deadline_prefix(Request::new(request)) {
+            Ok(split) => split,
+            Err(error) => {
+                resp_reply::error_line(out, &error.to_string());
+                return Executed::Answered;
+            }
+        };
         let command = parse::lookup(request).and_then(|spec| {
             if !session.is_authenticated() && !spec.allowed_unauthenticated() {
                 return Err(CommandError::NoAuth);
@@ -233,12 +259,18 @@ impl<D: Disk> Executor<D> {
                 return Executed::Answered;
             }
         };
+        if deadline.is_some_and(|d| now.wall > d) {
+            self.node.note_deadline_passed();
+            resp_reply::error_line(out, &OpError::DeadlinePassed.to_string());
+            return Executed::Answered;
+        }
         let (read, write) = (session.read_consistency, session.write_consistency);
         let resp3 = session.resp3();
         let call = CallStart {
             now,
             conn,
             resp3,
+            deadline,
             out,
         };
         match command {
@@ -315,7 +347,8 @@ impl<D: Disk> Executor<D> {
                 call,
                 part: part as u32,
             };
-            self.node.handle_request(start.now, op_id, op, consistency);
+            self.node
+                .handle_request(start.now, op_id, op, consistency, start.deadline);
         }
         if self.collect(Some((key, start.out))) {
             Executed::Answered
@@ -430,5 +463,30 @@ struct CallStart<'o> {
     now: Now,
     conn: ConnId,
     resp3: bool,
+    deadline: Option<u64>,
     out: &'o mut Vec<u8>,
+}
+
+/// Takes a `DKV.DEADLINE <unix-ms>` prefix off a request: the request it
+/// wraps and the deadline.
+fn deadline_prefix(request: Request<'_>) -> Result<(Request<'_>, Option<u64>), CommandError> {
+    let is_prefix = request
+        .name()
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"dkv.deadline"));
+    if !is_prefix {
+        return Ok((request, None));
+    }
+    if request.len() < 3 {
+        return Err(CommandError::WrongArity("dkv.deadline"));
+    }
+    let deadline = request
+        .get(1)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse::<u64>().ok())
+        .ok_or_else(|| {
+            CommandError::refused(
+                "ERR DKV.DEADLINE takes a deadline in milliseconds since the Unix epoch",
+            )
+        })?;
+    Ok((request.skip(2), Some(deadline)))
 }

@@ -16,6 +16,7 @@ pub(crate) enum Name {
     Consistency,
     DbSize,
     Del,
+    DkvDeadline,
     DkvLocal,
     Echo,
     Exists,
@@ -112,6 +113,7 @@ pub(crate) const TABLE: &[Spec] = &[
     spec(Name::Consistency, "consistency", -1, &["fast"], NO_KEYS),
     spec(Name::DbSize, "dbsize", 1, &["readonly", "fast"], NO_KEYS),
     spec(Name::Del, "del", -2, &["write"], (1, -1, 1)),
+    spec(Name::DkvDeadline, "dkv.deadline", -4, &["fast"], NO_KEYS),
     spec(
         Name::DkvLocal,
         "dkv.local",
@@ -175,18 +177,19 @@ pub(crate) fn lookup(lowercase: &[u8]) -> Option<&'static Spec> {
         b"consistency" => 4,
         b"dbsize" => 5,
         b"del" => 6,
-        b"dkv.local" => 7,
-        b"echo" => 8,
-        b"exists" => 9,
-        b"get" => 10,
-        b"hello" => 11,
-        b"info" => 12,
-        b"mget" => 13,
-        b"mset" => 14,
-        b"ping" => 15,
-        b"quit" => 16,
-        b"select" => 17,
-        b"set" => 18,
+        b"dkv.deadline" => 7,
+        b"dkv.local" => 8,
+        b"echo" => 9,
+        b"exists" => 10,
+        b"get" => 11,
+        b"hello" => 12,
+        b"info" => 13,
+        b"mget" => 14,
+        b"mset" => 15,
+        b"ping" => 16,
+        b"quit" => 17,
+        b"select" => 18,
+        b"set" => 19,
         _ => return None,
     };
     TABLE.get(index)
@@ -205,7 +208,7 @@ mod tests {
                 Some(spec.name)
             );
         }
-        assert_eq!(TABLE.len(), 19, "a new command needs a line in lookup()");
+        assert_eq!(TABLE.len(), 20, "a new command needs a line in lookup()");
         assert!(lookup(b"flushall").is_none());
         assert!(lookup(b"GET").is_none(), "lookups are by lower-case name");
     }

@@ -61,6 +61,10 @@ impl Disk for StoreDisk {
         self.store.get_entry(key)
     }
 
+    fn version_of(&self, key: &[u8]) -> Option<Version> {
+        self.store.engine().version_of(key)
+    }
+
     fn apply(
         &mut self,
         key: &[u8],
@@ -71,6 +75,7 @@ impl Disk for StoreDisk {
         Ok(Applied {
             won: submitted.applied,
             was_live: submitted.was_live,
+            held: submitted.previous,
             ticket: self.wait_for_sync.then(|| Ticket::data(submitted.lsn)),
         })
     }

@@ -67,6 +67,8 @@ pub struct ApplyOutcome {
     pub won: bool,
     /// The key held a live value (not a tombstone) before this write.
     pub was_live: bool,
+    /// The version the key held before this write, if any.
+    pub previous: Option<Version>,
 }
 
 /// Counters the engine reports (INFO, the C ABI, benchmarks).
@@ -178,12 +180,13 @@ impl Engine {
         version: Version,
         value: Option<&[u8]>,
     ) -> ApplyOutcome {
-        let lost = |was_live| ApplyOutcome {
+        let lost = |was_live, previous| ApplyOutcome {
             won: false,
             was_live,
+            previous,
         };
         if key.len() > MAX_KEY_LEN {
-            return lost(false);
+            return lost(false, None);
         }
         let (hash, shard) = self.locate(key);
         let mut guard = shard.write();
@@ -197,8 +200,9 @@ impl Engine {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
                 let was_live = !slot.is_tombstone();
+                let previous = Some(slot.version());
                 if slot.version() >= version {
-                    return lost(was_live);
+                    return lost(was_live, previous);
                 }
                 shard.tombstones -= usize::from(slot.is_tombstone());
                 shard.entry_bytes -= slot.heap_bytes();
@@ -208,6 +212,7 @@ impl Engine {
                 ApplyOutcome {
                     won: true,
                     was_live,
+                    previous,
                 }
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
@@ -218,6 +223,7 @@ impl Engine {
                 ApplyOutcome {
                     won: true,
                     was_live: false,
+                    previous: None,
                 }
             }
         }

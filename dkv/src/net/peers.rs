@@ -6,14 +6,21 @@
 //! handshake: the dialler sends `Hello` (protocol version, cluster name,
 //! settings digest, secret); the listener answers `Welcome`, or `Refused`
 //! and closes, logging why. Outbound connections reconnect with
-//! exponential backoff. Messages for a peer that is not connected are
-//! dropped: the node's timeouts and hints make up for them. Frames are
-//! bounded in size; a peer that breaks the protocol is disconnected.
+//! exponential backoff. Frames are bounded in size; a peer that breaks the
+//! protocol is disconnected.
+//!
+//! No message is dropped silently. One sent while its link is being
+//! (re)established waits, within a bound, for the handshake; one that
+//! cannot wait (the link failed, the wait or the backlog is full) comes
+//! back from [`Peers::take_undeliverable`], so the node can fail that
+//! replica's part of the request at once. A message already handed to the
+//! kernel when a connection breaks is lost with it; the node's timeouts
+//! and hints cover those.
 //!
 //! Bytes and framing only: what a message means is the node's business.
 //! [`Peers::poll_link_changes`] reports links going up and down, for INFO.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,8 +39,10 @@ const INBOUND_BASE: usize = PEER_TOKEN_BASE + 1;
 const OUTBOUND_BASE: usize = PEER_TOKEN_BASE + (1 << 32);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Unsent bytes kept for one peer before its messages are dropped.
+/// Unsent bytes kept for one peer before its messages are refused.
 const MAX_PEER_BACKLOG: usize = 256 << 20;
+/// Bytes of messages kept for one peer while its link connects.
+const MAX_QUEUED_BYTES: usize = 16 << 20;
 
 /// Who this node is to its peers (its own `Hello`, which is also what it
 /// expects of theirs), and the largest frame it accepts.
@@ -58,6 +67,12 @@ struct Outbound {
     input: Vec<u8>,
     output: Vec<u8>,
     sent: usize,
+    /// Messages waiting for the handshake to complete.
+    queued: VecDeque<Envelope>,
+    queued_bytes: usize,
+    /// A connection attempt failed since the last success: messages no
+    /// longer wait for the next one.
+    failed: bool,
 }
 
 struct Inbound {
@@ -76,6 +91,8 @@ pub(crate) struct Peers {
     outbound: BTreeMap<NodeId, Outbound>,
     /// Link states last reported by [`Peers::poll_link_changes`].
     reported: BTreeMap<NodeId, bool>,
+    /// Messages that could not be sent, for the node.
+    undeliverable: Vec<(NodeId, Envelope)>,
 }
 
 fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>) -> io::Result<bool> {
@@ -132,6 +149,9 @@ impl Peers {
                     input: Vec::new(),
                     output: Vec::new(),
                     sent: 0,
+                    queued: VecDeque::new(),
+                    queued_bytes: 0,
+                    failed: false,
                 };
                 (id, out)
             })
@@ -142,6 +162,7 @@ impl Peers {
             inbound: Slab::new(),
             outbound,
             reported: BTreeMap::new(),
+            undeliverable: Vec::new(),
         })
     }
 
@@ -178,7 +199,8 @@ impl Peers {
                         .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
                         .is_err()
                     {
-                        out.schedule_retry(now);
+                        let lost = out.fail_attempt(now);
+                        self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
@@ -190,7 +212,8 @@ impl Peers {
                 }
                 Err(e) => {
                     log::debug!("connecting to node {id} at {}: {e}", out.addr);
-                    out.schedule_retry(now);
+                    let lost = out.fail_attempt(now);
+                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                 }
             }
         }
@@ -204,28 +227,48 @@ impl Peers {
         out
     }
 
-    /// Queues an envelope for its peer; dropped if the peer is not
-    /// connected or too far behind. Nothing is written until
+    /// Queues an envelope for its peer. Nothing is written until
     /// [`Peers::flush`], so one reactor turn's messages share a syscall.
-    pub fn send(&mut self, to: NodeId, envelope: &Envelope) {
+    /// One that cannot be sent or wait comes back from
+    /// [`Peers::take_undeliverable`].
+    pub fn send(&mut self, to: NodeId, envelope: Envelope) {
         let Some(out) = self.outbound.get_mut(&to) else {
+            self.undeliverable.push((to, envelope));
             return;
         };
-        if !matches!(out.state, OutState::Ready) || out.output.len() > MAX_PEER_BACKLOG {
-            return;
+        let ready = matches!(out.state, OutState::Ready);
+        let may_wait = match out.state {
+            OutState::Ready => false,
+            OutState::Connecting | OutState::Handshaking => true,
+            OutState::Idle { .. } => !out.failed,
+        };
+        let len = peer::envelope_frame_len(&envelope) as usize;
+        if ready && out.output.len() <= MAX_PEER_BACKLOG {
+            if let Err(e) = peer::encode_envelope(&envelope, &mut out.output) {
+                log::warn!("message for node {to} not sent: {e}");
+                self.undeliverable.push((to, envelope));
+            }
+        } else if may_wait && out.queued_bytes + len <= MAX_QUEUED_BYTES {
+            out.queued_bytes += len;
+            out.queued.push_back(envelope);
+        } else {
+            self.undeliverable.push((to, envelope));
         }
-        if let Err(e) = peer::encode_envelope(envelope, &mut out.output) {
-            log::warn!("message for node {to} not sent: {e}");
-        }
+    }
+
+    /// Messages that could not be sent since the last call.
+    pub fn take_undeliverable(&mut self) -> Vec<(NodeId, Envelope)> {
+        std::mem::take(&mut self.undeliverable)
     }
 
     /// Writes what [`Peers::send`] queued, to every peer.
     pub fn flush(&mut self, registry: &Registry) {
-        for (id, out) in self.outbound.iter_mut() {
+        for (&id, out) in self.outbound.iter_mut() {
             if out.output.len() > out.sent {
                 if let Err(e) = out.flush() {
                     log::info!("connection to node {id} lost: {e}");
-                    out.disconnect(registry, Instant::now());
+                    let lost = out.disconnect(registry, Instant::now());
+                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                 }
             }
         }
@@ -380,14 +423,16 @@ impl Peers {
             // A connect completes (or fails) when the socket turns writable.
             let ok = out.socket.as_ref().is_some_and(|s| s.peer_addr().is_ok());
             if !ok {
-                out.disconnect(registry, now);
+                let lost = out.disconnect(registry, now);
+                self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                 return;
             }
             out.state = OutState::Handshaking;
         }
         if let Err(e) = out.flush() {
             log::debug!("connection to node {id}: {e}");
-            out.disconnect(registry, now);
+            let lost = out.disconnect(registry, now);
+            self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
             return;
         }
         let open = match out.socket.as_mut() {
@@ -400,31 +445,50 @@ impl Peers {
                     out.input.drain(..used);
                     out.state = OutState::Ready;
                     out.backoff = BACKOFF_MIN;
+                    out.failed = false;
                     log::info!("connected to node {id} at {}", out.addr);
+                    // What waited for the handshake goes first.
+                    for envelope in std::mem::take(&mut out.queued) {
+                        if let Err(e) = peer::encode_envelope(&envelope, &mut out.output) {
+                            log::warn!("message for node {id} not sent: {e}");
+                            self.undeliverable.push((id, envelope));
+                        }
+                    }
+                    out.queued_bytes = 0;
+                    if let Err(e) = out.flush() {
+                        log::info!("connection to node {id} lost: {e}");
+                        let lost = out.disconnect(registry, now);
+                        self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
+                        return;
+                    }
                 }
                 Ok(Some((HelloReply::Welcome { node_id }, _))) => {
                     log::warn!(
                         "{} answered as node {node_id}, expected node {id}",
                         out.addr
                     );
-                    out.disconnect(registry, now);
+                    let lost = out.disconnect(registry, now);
+                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                     return;
                 }
                 Ok(Some((HelloReply::Refused { reason }, _))) => {
                     log::warn!("node {id} refused this node: {reason}");
-                    out.disconnect(registry, now);
+                    let lost = out.disconnect(registry, now);
+                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                     return;
                 }
                 Ok(None) => {}
                 Err(e) => {
                     log::warn!("bad handshake reply from node {id}: {e}");
-                    out.disconnect(registry, now);
+                    let lost = out.disconnect(registry, now);
+                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                     return;
                 }
             }
         }
         if !open {
-            out.disconnect(registry, now);
+            let lost = out.disconnect(registry, now);
+            self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
         }
     }
 
@@ -459,13 +523,29 @@ impl Outbound {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
-    fn disconnect(&mut self, registry: &Registry, now: Instant) {
+    /// A connection attempt failed before it had a socket: plans the next
+    /// one; returns the messages that were waiting, which will not be sent.
+    #[must_use = "the messages that waited are undeliverable now"]
+    fn fail_attempt(&mut self, now: Instant) -> VecDeque<Envelope> {
+        self.failed = true;
+        self.queued_bytes = 0;
+        self.schedule_retry(now);
+        std::mem::take(&mut self.queued)
+    }
+
+    /// Drops the connection and plans the next attempt; returns the
+    /// messages that were waiting for it, which will not be sent.
+    #[must_use = "the messages that waited are undeliverable now"]
+    fn disconnect(&mut self, registry: &Registry, now: Instant) -> VecDeque<Envelope> {
         if let Some(mut socket) = self.socket.take() {
             let _ = registry.deregister(&mut socket);
         }
         self.output.clear();
         self.sent = 0;
         self.input.clear();
+        self.failed = true;
+        self.queued_bytes = 0;
         self.schedule_retry(now);
+        std::mem::take(&mut self.queued)
     }
 }

@@ -264,7 +264,7 @@ impl Reactor {
             };
             self.serve(key, now);
         }
-        self.drain_executor();
+        self.drain_executor(now);
         for key in std::mem::take(&mut self.dirty) {
             self.write(key);
         }
@@ -370,15 +370,27 @@ impl Reactor {
         }
     }
 
-    /// Sends the executor's messages and puts finished replies in place.
-    fn drain_executor(&mut self) {
+    /// Sends the executor's messages (handing back those that cannot be
+    /// sent), reports link changes, and puts finished replies in place.
+    fn drain_executor(&mut self, now: Now) {
         if let Some(peers) = self.peers.as_mut() {
-            while let Some((to, envelope)) = self.executor.poll_transmit() {
-                peers.send(to, &envelope);
-            }
-            peers.flush(self.poll.registry());
-            for (peer, up) in peers.poll_link_changes() {
-                self.executor.handle_link(peer, up);
+            // A message handed back can make the node send others (a write
+            // stamped again, say): a few rounds settle it.
+            for _ in 0..8 {
+                while let Some((to, envelope)) = self.executor.poll_transmit() {
+                    peers.send(to, envelope);
+                }
+                peers.flush(self.poll.registry());
+                for (peer, up) in peers.poll_link_changes() {
+                    self.executor.handle_link(now, peer, up);
+                }
+                let undeliverable = peers.take_undeliverable();
+                if undeliverable.is_empty() {
+                    break;
+                }
+                for (peer, envelope) in undeliverable {
+                    self.executor.handle_undeliverable(now, peer, envelope);
+                }
             }
         } else {
             // A node alone has no one to talk to.

@@ -25,7 +25,7 @@ use crate::node::ids::{ReadId, WriteId};
 use crate::node::quorum::{ReadTally, Target, WriteTally};
 use crate::node::types::OpId;
 use crate::ring::Ring;
-use crate::version::NodeId;
+use crate::version::{NodeId, Version};
 
 /// Where a write goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,8 @@ pub(crate) fn plan_read(
         .collect()
 }
 
-/// A write this node coordinates.
+/// A write this node coordinates (one attempt of it: a write stamped
+/// again is a new `WriteOp`).
 #[derive(Debug)]
 pub(crate) struct WriteOp {
     pub op: OpId,
@@ -95,6 +96,10 @@ pub(crate) struct WriteOp {
     pub entry: Entry,
     pub tally: WriteTally,
     pub reachable: usize,
+    /// 1 for the first stamp, 2 for the next, ...
+    pub attempt: u32,
+    /// The newest version a replica said it held that beat this one.
+    pub newest_held: Option<Version>,
 }
 
 /// A read this node coordinates.
@@ -250,7 +255,7 @@ mod tests {
 
     #[test]
     fn deadlines_expire_in_order_and_skip_finished_requests() {
-        let mut ids = RequestIds::new();
+        let mut ids = RequestIds::new(0);
         let mut c = Coordinator::new();
         let (a, b) = (ids.read(), ids.read());
         for (id, deadline) in [(a, 10), (b, 20)] {

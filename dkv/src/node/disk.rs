@@ -80,6 +80,9 @@ pub struct Applied {
     pub won: bool,
     /// Whether the key held a live value just before.
     pub was_live: bool,
+    /// The version the key held just before, if any: a write that did
+    /// not win was beaten by it.
+    pub held: Option<Version>,
     /// Wait for this before acknowledging; `None` when the disk promises
     /// nothing more than it already did (no fsync to wait for).
     pub ticket: Option<Ticket>,
@@ -112,6 +115,8 @@ pub struct DiskStats {
 pub trait Disk {
     /// The local entry for `key`, tombstones included.
     fn get(&self, key: &[u8]) -> Option<Entry>;
+    /// The version of the local entry for `key`, without copying its value.
+    fn version_of(&self, key: &[u8]) -> Option<Version>;
     /// Applies a write with Last-Write-Wins and logs it.
     fn apply(
         &mut self,
@@ -197,6 +202,10 @@ impl Disk for MemDisk {
         self.written.data.get(key).cloned()
     }
 
+    fn version_of(&self, key: &[u8]) -> Option<Version> {
+        self.written.data.get(key).map(|e| e.version)
+    }
+
     fn apply(
         &mut self,
         key: &[u8],
@@ -205,6 +214,7 @@ impl Disk for MemDisk {
     ) -> Result<Applied, DiskError> {
         let old = self.written.data.get(key);
         let was_live = old.is_some_and(|e| !e.is_tombstone());
+        let held = old.map(|e| e.version);
         let won = old.is_none_or(|old| old.version < version);
         if won {
             let entry = Entry {
@@ -217,6 +227,7 @@ impl Disk for MemDisk {
         Ok(Applied {
             won,
             was_live,
+            held,
             ticket: self.ticket(Log::Data),
         })
     }

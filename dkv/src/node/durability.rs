@@ -26,14 +26,19 @@ use crate::wal::Lsn;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Deferred {
     /// Tell a coordinator its replicated write (or the hint kept for it)
-    /// is safe here.
+    /// is safe here, and what version the key held before it.
     Ack {
         to: NodeId,
         request: RequestId,
         was_live: bool,
+        held: Option<Version>,
     },
     /// Count this node's own copy towards a write it coordinates.
-    OwnWrite { write: WriteId, was_live: bool },
+    OwnWrite {
+        write: WriteId,
+        was_live: bool,
+        held: Option<Version>,
+    },
     /// Answer a write whose only replica is this node.
     Reply {
         op: OpId,

@@ -4,6 +4,10 @@
 //! any message counts as a sign of life. A peer silent for longer than
 //! `failure_timeout` is marked down, and up again on the next message from
 //! it, at which point the node starts delivering the hints it kept for it.
+//!
+//! The runtime also reports this node's link to each peer: a peer whose
+//! link is down is not reachable, whatever the detector last heard, so
+//! requests go to stand-ins at once rather than into a dead socket.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +18,8 @@ use crate::version::NodeId;
 struct PeerHealth {
     up: bool,
     last_heard: u64,
+    /// This node's link to the peer, as the runtime reports it.
+    link_up: bool,
 }
 
 /// The health of every peer and the heartbeat timer.
@@ -46,6 +52,7 @@ impl FailureDetector {
                         PeerHealth {
                             up: true,
                             last_heard: now,
+                            link_up: true,
                         },
                     )
                 })
@@ -61,12 +68,24 @@ impl FailureDetector {
         self.peers.contains_key(&node)
     }
 
-    /// Whether `node` is believed up (this node always is).
+    /// Whether `node` is believed up and reachable (this node always is).
     pub fn is_up(&self, node: NodeId) -> bool {
-        node == self.me || self.peers.get(&node).is_some_and(|p| p.up)
+        node == self.me || self.peers.get(&node).is_some_and(|p| p.up && p.link_up)
     }
 
-    /// Every peer and whether it is believed up.
+    /// The runtime's link to `peer` went up or down; true when that makes
+    /// the peer reachable again.
+    pub fn set_link(&mut self, peer: NodeId, up: bool) -> bool {
+        let Some(health) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let revived = up && !health.link_up && health.up;
+        health.link_up = up;
+        revived
+    }
+
+    /// Every peer and whether it is believed up (by heartbeats; links
+    /// aside).
     pub fn states(&self) -> Vec<(NodeId, bool)> {
         self.peers.iter().map(|(&id, p)| (id, p.up)).collect()
     }
@@ -131,6 +150,13 @@ mod tests {
         assert!(!d.heard_from(NodeId(2), 61));
         assert!(d.is_up(NodeId(2)));
         assert!(!d.heard_from(NodeId(9), 61), "strangers are not tracked");
+        assert!(!d.set_link(NodeId(2), false));
+        assert!(
+            !d.is_up(NodeId(2)),
+            "a peer without a link is not reachable"
+        );
+        assert!(d.set_link(NodeId(2), true));
+        assert!(d.is_up(NodeId(2)));
     }
 
     #[test]

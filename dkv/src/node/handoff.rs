@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn deliveries_go_in_batches_retry_after_the_timeout_and_end_on_ack() {
         let mut disk = MemDisk::new();
-        let mut ids = RequestIds::new();
+        let mut ids = RequestIds::new(0);
         let mut h = Handoff::new(&settings(), Vec::new());
         h.keep(&mut disk, hint(2, "a", 1, 0)).unwrap();
         h.keep(&mut disk, hint(2, "b", 1, 0)).unwrap();

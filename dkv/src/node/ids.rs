@@ -76,14 +76,26 @@ impl Classified {
 
 /// Hands out ids, one sequence for all kinds (so an id is unique whatever
 /// its kind, which makes logs unambiguous).
+///
+/// The sequence starts from the wall clock when the node starts, in its
+/// high bits: a node that restarts must not hand out again an id its
+/// previous life used, or a late answer to the old request (delayed in the
+/// network, or queued while this node was paused) would count for the new
+/// one.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestIds {
     next: u64,
 }
 
+/// Ids one start may hand out per millisecond since the epoch before it
+/// could meet the next start's (a million per ms).
+const PER_START_SHIFT: u32 = 20;
+
 impl RequestIds {
-    pub fn new() -> RequestIds {
-        RequestIds { next: 1 }
+    /// Ids for a node started at `wall_millis`.
+    pub fn new(wall_millis: u64) -> RequestIds {
+        let base = (wall_millis << PER_START_SHIFT) & SEQUENCE_MASK;
+        RequestIds { next: base + 1 }
     }
 
     fn next_sequence(&mut self) -> u64 {
@@ -117,7 +129,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_through_the_wire_id() {
-        let mut ids = RequestIds::new();
+        let mut ids = RequestIds::new(1_700_000_000_000);
         let write = ids.write();
         let read = ids.read();
         let delivery = ids.delivery();
@@ -134,6 +146,15 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), wire.len());
+    }
+
+    #[test]
+    fn a_restarted_node_never_reuses_its_ids() {
+        let mut before = RequestIds::new(1_700_000_000_000);
+        let mut after = RequestIds::new(1_700_000_000_001);
+        let old: Vec<RequestId> = (0..1000).map(|_| before.write().into()).collect();
+        let new: Vec<RequestId> = (0..1000).map(|_| after.write().into()).collect();
+        assert!(old.iter().all(|id| !new.contains(id)));
     }
 
     #[test]

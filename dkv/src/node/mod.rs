@@ -12,6 +12,8 @@
 //! * [`Node::handle_durable`]: a log became durable up to a sequence (the
 //!   runtime learns it from its WAL), and [`Node::handle_disk_failed`]: a
 //!   log failed for good;
+//! * [`Node::handle_link`]: the runtime's link to a peer went up or down,
+//!   and [`Node::handle_undeliverable`]: a message could not be sent;
 //! * [`Node::handle_tick`]: time passed ([`Node::poll_timeout`] says when).
 //!
 //! After every input the runtime drains [`Node::poll_output`]: messages to
@@ -25,19 +27,41 @@
 //! | `coordinator.rs`| [`coordinator::Coordinator`]: plans, requests in flight, deadlines |
 //! | `quorum.rs`     | the write and read tallies (who answered, when W or R is reached) |
 //! | `handoff.rs`    | [`handoff::Handoff`]: hints kept for others, their delivery |
-//! | `failure.rs`    | [`failure::FailureDetector`]: heartbeats, peer health      |
+//! | `failure.rs`    | [`failure::FailureDetector`]: heartbeats, peer health, links |
+//! | `clocks.rs`     | [`clocks::PeerClocks`]: peers' clock readings, this clock's skew |
 //! | `durability.rs` | [`durability::DurabilityGate`]: actions held until durable |
 //! | `ids.rs`        | typed request ids (write, read, delivery, repair)          |
 //! | `disk.rs`       | the [`Disk`] trait and [`MemDisk`]                         |
 //! | `types.rs`      | [`Op`], [`OpReply`], [`OpError`], [`Output`], settings     |
 //!
-//! This file composes them and owns the control flow: the coordinator's
-//! side (start a request, count answers, reply, repair, hint the silent)
-//! and the replica's side (apply or keep a hint, acknowledge once durable,
-//! answer reads), both under one clock discipline: a write is stamped by
-//! this node's hybrid clock, and a replicated write stamped too far ahead
-//! of this node's wall clock is refused.
+//! The control flow that sequences them: this file (inputs, outputs, the
+//! replica's side: apply or keep a hint, acknowledge once durable, answer
+//! reads; hint delivery), `write_path.rs` and `read_path.rs` (the
+//! coordinator's side).
+//!
+//! **Ordering.** A replica answers a write with the version it held for
+//! the key. A copy counts towards W only if the write superseded what the
+//! replica held; when W can no longer be reached that way, the coordinator
+//! moves its clock past the newest version it was told of and stamps the
+//! write again (a few times at most). Any two quorums of owners meet, so if
+//! a write w2 began after w1 was acknowledged, the replica in both held w1
+//! (or newer) when w2 reached it, and w2 counted there only if its version
+//! was greater: every acknowledged write is ordered after every write
+//! acknowledged before it began, whatever the coordinators' clocks, as long
+//! as the two levels' replica sets must meet (W1 + W2 > N; QUORUM twice
+//! does). It costs an extra round trip only when clocks disagree.
+//!
+//! **One clock discipline.** Every write is stamped by this node's hybrid
+//! clock, first moved past its own copy of the key. Drift checks (on every
+//! envelope, every replicated write, repairs and hint deliveries included,
+//! and a repair of this node's own copy) compare against a reference wall
+//! time: this node's own, or its peers' when most of them are ahead of it
+//! by more than the drift limit. A node whose clock is ahead of most of its
+//! peers' by more than the limit coordinates no writes (its peers would
+//! refuse them, and its own copy must not shadow later writes) and says so
+//! in its log and INFO.
 
+mod clocks;
 mod coordinator;
 mod disk;
 mod durability;
@@ -45,30 +69,39 @@ mod failure;
 mod handoff;
 mod ids;
 mod quorum;
+mod read_path;
 mod types;
+mod write_path;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use crate::clock::HybridClock;
 use crate::engine::Entry;
 use crate::peer::{Envelope, Message, RequestId};
 use crate::ring::Ring;
-use crate::version::{NodeId, Version};
+use crate::version::{NodeId, Timestamp};
 
+pub use clocks::ClockSkew;
 pub use disk::{Applied, Disk, DiskError, DiskStats, Hint, Log, MemDisk, Ticket};
 pub use types::{
     Consistency, NodeSettings, NodeStats, Now, Op, OpError, OpId, OpReply, OpResult, Output,
 };
 
-use coordinator::{Coordinator, Expired, ReadOp, WriteOp};
+use clocks::PeerClocks;
+use coordinator::{Coordinator, Expired};
 use durability::{Deferred, DurabilityGate};
 use failure::FailureDetector;
 use handoff::Handoff;
-use ids::{Classified, ReadId, RequestIds, WriteId};
-use quorum::{ReadTally, WriteTally};
+use ids::{Classified, RequestIds};
+
+/// Attempts of one write, its first included: re-stamping is needed at
+/// most once per clock that disagrees, so a few suffice.
+const MAX_WRITE_ATTEMPTS: u32 = 4;
+/// How often a clock that is off is reported in the log, at most (ms).
+const SKEW_LOG_EVERY_MS: u64 = 10_000;
 
 /// One node's replication state machine.
 pub struct Node<D: Disk> {
@@ -82,6 +115,9 @@ pub struct Node<D: Disk> {
     handoff: Handoff,
     detector: FailureDetector,
     gate: DurabilityGate,
+    clocks: PeerClocks,
+    /// When a clock that is off was last reported (monotonic ms).
+    skew_logged_at: Option<u64>,
     outputs: VecDeque<Output>,
     /// Read repairs, quorum failures, clock refusals (hint counters live
     /// in the handoff).
@@ -107,16 +143,26 @@ impl<D: Disk> Node<D> {
             settings.heartbeat_interval.as_millis() as u64,
             settings.failure_timeout.as_millis() as u64,
         );
+        let clocks = PeerClocks::new(
+            settings
+                .members
+                .iter()
+                .filter(|&&m| m != settings.id)
+                .count(),
+            settings.max_clock_drift.as_millis() as u64,
+        );
         Node {
             ring,
             disk,
             clock,
             now,
-            ids: RequestIds::new(),
+            ids: RequestIds::new(now.wall),
             coordinator: Coordinator::new(),
             handoff: Handoff::new(&settings, hints),
             detector,
             gate: DurabilityGate::new(),
+            clocks,
+            skew_logged_at: None,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
             settings,
@@ -169,6 +215,11 @@ impl<D: Disk> Node<D> {
         self.detector.states()
     }
 
+    /// How this node's clock stands against its peers'.
+    pub fn clock_skew(&self) -> ClockSkew {
+        self.clocks.skew()
+    }
+
     /// Hints waiting, per target.
     pub fn hints_pending(&self) -> Vec<(NodeId, usize)> {
         self.handoff.pending()
@@ -199,19 +250,33 @@ impl<D: Disk> Node<D> {
 
     /// Coordinates an operation; its reply comes out of
     /// [`Node::poll_output`], at once when no other node or disk sync is
-    /// involved.
+    /// involved. With a `deadline` (wall-clock ms, the client's), an
+    /// operation read after it is refused and applies nothing.
     pub fn handle_request(
         &mut self,
         now: Now,
         op: OpId,
         request: Op<'_>,
         consistency: Consistency,
+        deadline: Option<u64>,
     ) {
         self.advance(now);
+        if deadline.is_some_and(|d| now.wall > d) {
+            self.stats.deadlines_passed += 1;
+            self.reply(op, Err(OpError::DeadlinePassed));
+            return;
+        }
+        let quorum = match request {
+            Op::Get { .. } => self.settings.read_quorum,
+            Op::Put { .. } | Op::Delete { .. } => self.settings.write_quorum,
+        };
+        let Some(required) = self.required(op, consistency, quorum) else {
+            return;
+        };
         match request {
-            Op::Get { key } => self.start_read(op, key, consistency),
-            Op::Put { key, value } => self.start_write(op, key, Some(value), consistency),
-            Op::Delete { key } => self.start_write(op, key, None, consistency),
+            Op::Get { key } => self.start_read(op, key, required),
+            Op::Put { key, value } => self.start_write(op, key, Some(value), required, 1, false),
+            Op::Delete { key } => self.start_write(op, key, None, required, 1, false),
         }
     }
 
@@ -226,9 +291,14 @@ impl<D: Disk> Node<D> {
             );
             return;
         }
-        if self.clock.observe(envelope.clock, now.wall).is_err() {
+        self.clocks.observe(from, envelope.clock, now.wall);
+        if self
+            .clock
+            .observe(envelope.clock, self.reference_wall())
+            .is_err()
+        {
             self.stats.clock_refusals += 1;
-            log::warn!(
+            log::debug!(
                 "node {}: clock of node {from} is too far ahead; not followed",
                 self.settings.id
             );
@@ -247,14 +317,15 @@ impl<D: Disk> Node<D> {
                 request,
                 ok,
                 was_live,
+                held,
             } => match Classified::of(request) {
-                Classified::Write(write) if ok => self.on_write_ack(from, write, was_live),
+                Classified::Write(write) => self.on_write_answer(from, write, ok, was_live, held),
                 Classified::Delivery(delivery) => {
                     self.handoff.on_delivered(&mut self.disk, delivery, ok)
                 }
-                // A refused copy counts for nothing; repairs are fire and
-                // forget; a read is never acknowledged this way.
-                Classified::Write(_) | Classified::Repair(_) | Classified::Read(_) => {}
+                // Repairs are fire and forget; a read is never
+                // acknowledged this way.
+                Classified::Repair(_) | Classified::Read(_) => {}
             },
             Message::Read { request, key } => {
                 let entry = self.disk.get(&key);
@@ -266,6 +337,50 @@ impl<D: Disk> Node<D> {
                 }
             }
             Message::Heartbeat => {}
+        }
+    }
+
+    /// Counts a request refused for its deadline before it reached the
+    /// node (the command layer checks non-data commands itself).
+    pub fn note_deadline_passed(&mut self) {
+        self.stats.deadlines_passed += 1;
+    }
+
+    /// The runtime's link to `peer` went up or down. A peer without a link
+    /// is not reachable: requests go to stand-ins rather than wait for
+    /// their deadline.
+    pub fn handle_link(&mut self, now: Now, peer: NodeId, up: bool) {
+        self.advance(now);
+        if up {
+            // The peer hears this node's clock at once, not at the next
+            // heartbeat.
+            self.send(peer, Message::Heartbeat);
+        }
+        if self.detector.set_link(peer, up) {
+            self.deliver_hints();
+        }
+    }
+
+    /// The runtime could not send `message` to `to` (no link, or its queue
+    /// was full): that replica's part of the request fails now.
+    pub fn handle_undeliverable(&mut self, now: Now, to: NodeId, message: Message) {
+        self.advance(now);
+        match message {
+            Message::Replicate { request, .. } => match Classified::of(request) {
+                Classified::Write(write) => self.on_write_answer(to, write, false, false, None),
+                Classified::Delivery(delivery) => {
+                    self.handoff.on_delivered(&mut self.disk, delivery, false)
+                }
+                Classified::Repair(_) | Classified::Read(_) => {}
+            },
+            Message::Read { request, .. } => {
+                if let Classified::Read(read) = Classified::of(request) {
+                    self.on_read_unreachable(to, read);
+                }
+            }
+            // Answers and heartbeats: the other side times out, or hears
+            // the next one.
+            Message::ReplicateAck { .. } | Message::ReadReply { .. } | Message::Heartbeat => {}
         }
     }
 
@@ -294,6 +409,7 @@ impl<D: Disk> Node<D> {
                         request,
                         ok: false,
                         was_live: false,
+                        held: None,
                     },
                 ),
                 // The copy never counts; the write fails at its deadline
@@ -324,6 +440,7 @@ impl<D: Disk> Node<D> {
         }
         self.handoff.expire(&mut self.disk, now.wall);
         self.deliver_hints();
+        self.report_skew();
     }
 
     fn advance(&mut self, now: Now) {
@@ -331,12 +448,52 @@ impl<D: Disk> Node<D> {
         self.now = now;
     }
 
+    /// The wall time drift checks and stamps go by (see the module doc).
+    fn reference_wall(&self) -> u64 {
+        self.clocks.reference_wall(self.now.wall)
+    }
+
+    /// Whether an entry stamped `timestamp` may be applied here: not more
+    /// than the drift limit past the reference wall time.
+    fn accepts_timestamp(&self, timestamp: Timestamp) -> bool {
+        let limit = self.settings.max_clock_drift.as_millis() as u64;
+        timestamp.millis() <= self.reference_wall().saturating_add(limit)
+    }
+
+    /// Logs a clock that is off, once per [`SKEW_LOG_EVERY_MS`] at most.
+    fn report_skew(&mut self) {
+        let skew = self.clocks.skew();
+        if skew == ClockSkew::InStep {
+            self.skew_logged_at = None;
+            return;
+        }
+        if self
+            .skew_logged_at
+            .is_some_and(|at| self.now.mono < at + SKEW_LOG_EVERY_MS)
+        {
+            return;
+        }
+        self.skew_logged_at = Some(self.now.mono);
+        let limit = self.settings.max_clock_drift.as_millis();
+        match skew {
+            ClockSkew::Ahead(by) => log::warn!(
+                "node {}: this node's clock is {by} ms ahead of most of its peers' (limit {limit} ms): it coordinates no writes until they agree",
+                self.settings.id
+            ),
+            ClockSkew::Behind(by) => log::warn!(
+                "node {}: this node's clock is {by} ms behind most of its peers' (limit {limit} ms): it follows theirs",
+                self.settings.id
+            ),
+            ClockSkew::InStep => {}
+        }
+    }
+
     fn deadline(&self) -> u64 {
         self.now.mono + self.settings.request_timeout.as_millis() as u64
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
-        let clock = self.clock.last();
+        let clock = self.clock.reading(self.reference_wall());
         self.outputs.push_back(Output::Send {
             to,
             envelope: Envelope {
@@ -371,17 +528,21 @@ impl<D: Disk> Node<D> {
                 to,
                 request,
                 was_live,
+                held,
             } => self.send(
                 to,
                 Message::ReplicateAck {
                     request,
                     ok: true,
                     was_live,
+                    held,
                 },
             ),
-            Deferred::OwnWrite { write, was_live } => {
-                self.on_write_ack(self.settings.id, write, was_live)
-            }
+            Deferred::OwnWrite {
+                write,
+                was_live,
+                held,
+            } => self.on_write_answer(self.settings.id, write, true, was_live, held),
             Deferred::Reply {
                 op,
                 existed,
@@ -403,293 +564,6 @@ impl<D: Disk> Node<D> {
             self.reply(op, Err(OpError::BadConsistency(asked, n)));
         }
         required
-    }
-
-    // ---- coordinator: writes ----
-
-    fn start_write(
-        &mut self,
-        op: OpId,
-        key: &[u8],
-        value: Option<&[u8]>,
-        consistency: Consistency,
-    ) {
-        let Some(required) = self.required(op, consistency, self.settings.write_quorum) else {
-            return;
-        };
-        let n = self.settings.replication_factor;
-        let me = self.settings.id;
-        if self.ring.len() == 1 {
-            // A node alone owns every key: no placement to work out.
-            let version = Version::new(self.clock.tick(self.now.wall), me);
-            return self.write_alone(op, key, value, version);
-        }
-        let detector = &self.detector;
-        let plan = coordinator::plan_write(&self.ring, key, n, |id| detector.is_up(id));
-        if plan.reachable < required {
-            // Too few replicas up: fail at once and write nothing.
-            let error = OpError::Unavailable {
-                answered: 0,
-                required,
-                replicas: n,
-                reachable: plan.reachable,
-            };
-            self.reply(op, Err(error));
-            return;
-        }
-        let version = Version::new(self.clock.tick(self.now.wall), me);
-        if plan.is_only(me) {
-            return self.write_alone(op, key, value, version);
-        }
-        let entry = Entry {
-            version,
-            value: value.map(<[u8]>::to_vec),
-        };
-        let write = self.ids.write();
-        let targets = plan.targets.clone();
-        let deadline = self.deadline();
-        self.coordinator.open_write(
-            write,
-            WriteOp {
-                op,
-                key: key.to_vec(),
-                entry: entry.clone(),
-                tally: WriteTally::new(plan.targets, required),
-                reachable: plan.reachable,
-            },
-            deadline,
-        );
-        for target in targets {
-            if target.node == me {
-                self.write_locally(write, key, &entry);
-            } else {
-                self.send(
-                    target.node,
-                    Message::Replicate {
-                        request: write.into(),
-                        key: key.to_vec(),
-                        entry: entry.clone(),
-                        hint_for: target.stands_in_for,
-                    },
-                );
-            }
-        }
-    }
-
-    /// A write whose only replica is this node: its own durable copy is
-    /// the whole write.
-    fn write_alone(&mut self, op: OpId, key: &[u8], value: Option<&[u8]>, version: Version) {
-        match self.disk.apply(key, version, value) {
-            Ok(applied) => {
-                let action = Deferred::Reply {
-                    op,
-                    existed: applied.was_live,
-                    version,
-                };
-                self.defer(applied.ticket, action);
-            }
-            Err(e) => self.reply(op, Err(OpError::Storage(e.to_string()))),
-        }
-    }
-
-    fn write_locally(&mut self, write: WriteId, key: &[u8], entry: &Entry) {
-        match self.disk.apply(key, entry.version, entry.value.as_deref()) {
-            Ok(applied) => {
-                let action = Deferred::OwnWrite {
-                    write,
-                    was_live: applied.was_live,
-                };
-                self.defer(applied.ticket, action);
-            }
-            Err(e) => log::error!("node {}: local write failed: {e}", self.settings.id),
-        }
-    }
-
-    fn on_write_ack(&mut self, from: NodeId, id: WriteId, was_live: bool) {
-        let Some(write) = self.coordinator.write_mut(id) else {
-            return;
-        };
-        let progress = write.tally.ack(from, was_live);
-        let (op, existed, version) = (write.op, write.tally.existed(), write.entry.version);
-        let done = progress.complete && write.tally.reached();
-        if progress.reached {
-            self.reply(op, Ok(OpReply::Written { existed, version }));
-        }
-        if done {
-            if let Some(write) = self.coordinator.finish_write(id) {
-                self.hint_silent_replicas(write);
-            }
-        }
-    }
-
-    fn on_write_expired(&mut self, write: WriteOp) {
-        if !write.tally.reached() {
-            let error = OpError::Unavailable {
-                answered: write.tally.owners_acked(),
-                required: write.tally.required(),
-                replicas: self.settings.replication_factor,
-                reachable: write.reachable,
-            };
-            self.reply(write.op, Err(error));
-        }
-        self.hint_silent_replicas(write);
-    }
-
-    /// Keeps a hint for every owner whose copy was not acknowledged, by it
-    /// or by its stand-in, and for every owner no stand-in was found for.
-    fn hint_silent_replicas(&mut self, write: WriteOp) {
-        let n = self.settings.replication_factor;
-        let covered: BTreeSet<NodeId> = write.tally.targets().iter().map(|t| t.owner()).collect();
-        let uncovered = self
-            .ring
-            .preference_list(&write.key, n)
-            .into_iter()
-            .filter(|owner| !covered.contains(owner));
-        let me = self.settings.id;
-        let owners: BTreeSet<NodeId> = write
-            .tally
-            .unacked_owners()
-            .chain(uncovered)
-            .filter(|&owner| owner != me)
-            .collect();
-        for owner in owners {
-            let hint = Hint {
-                target: owner,
-                key: write.key.clone(),
-                entry: write.entry.clone(),
-                stored_at_millis: self.now.wall,
-            };
-            if let Err(e) = self.handoff.keep(&mut self.disk, hint) {
-                log::error!("node {me}: cannot keep a hint for node {owner}: {e}");
-            }
-        }
-    }
-
-    // ---- coordinator: reads ----
-
-    fn start_read(&mut self, op: OpId, key: &[u8], consistency: Consistency) {
-        let Some(required) = self.required(op, consistency, self.settings.read_quorum) else {
-            return;
-        };
-        let n = self.settings.replication_factor;
-        let me = self.settings.id;
-        if self.ring.len() == 1 {
-            return self.read_alone(op, key);
-        }
-        let detector = &self.detector;
-        let asked = coordinator::plan_read(&self.ring, key, n, |id| detector.is_up(id));
-        if asked.len() < required {
-            let error = OpError::Unavailable {
-                answered: 0,
-                required,
-                replicas: n,
-                reachable: asked.len(),
-            };
-            self.reply(op, Err(error));
-            return;
-        }
-        if asked == [me] {
-            return self.read_alone(op, key);
-        }
-        let read = self.ids.read();
-        let deadline = self.deadline();
-        self.coordinator.open_read(
-            read,
-            ReadOp {
-                op,
-                key: key.to_vec(),
-                tally: ReadTally::new(asked.clone(), required),
-            },
-            deadline,
-        );
-        for node in asked {
-            if node == me {
-                let entry = self.disk.get(key);
-                self.on_read_reply(me, read, entry);
-            } else {
-                self.send(
-                    node,
-                    Message::Read {
-                        request: read.into(),
-                        key: key.to_vec(),
-                    },
-                );
-            }
-        }
-    }
-
-    /// A read whose only replica is this node: nothing to wait for or
-    /// repair.
-    fn read_alone(&mut self, op: OpId, key: &[u8]) {
-        let entry = self.disk.get(key);
-        let version = entry.as_ref().map(|e| e.version);
-        let value = entry.and_then(|e| e.value);
-        self.reply(op, Ok(OpReply::Value { value, version }));
-    }
-
-    fn on_read_reply(&mut self, from: NodeId, id: ReadId, entry: Option<Entry>) {
-        let Some(read) = self.coordinator.read_mut(id) else {
-            return;
-        };
-        let progress = read.tally.record(from, entry);
-        let answer = progress.reached.then(|| {
-            let newest = read.tally.newest().cloned();
-            let version = newest.as_ref().map(|e| e.version);
-            (read.op, newest.and_then(|e| e.value), version)
-        });
-        let done = progress.complete && read.tally.reached();
-        if let Some((op, value, version)) = answer {
-            self.reply(op, Ok(OpReply::Value { value, version }));
-        }
-        if done {
-            if let Some(read) = self.coordinator.finish_read(id) {
-                self.repair(read);
-            }
-        }
-    }
-
-    fn on_read_expired(&mut self, read: ReadOp) {
-        if read.tally.reached() {
-            self.repair(read);
-        } else {
-            let error = OpError::Unavailable {
-                answered: read.tally.answered(),
-                required: read.tally.required(),
-                replicas: self.settings.replication_factor,
-                reachable: read.tally.asked(),
-            };
-            self.reply(read.op, Err(error));
-        }
-    }
-
-    /// Sends the newest version to every replica that answered with an
-    /// older one (or none).
-    fn repair(&mut self, read: ReadOp) {
-        let Some(newest) = read.tally.newest().cloned() else {
-            return;
-        };
-        for node in read.tally.stale() {
-            self.stats.read_repairs += 1;
-            if node == self.settings.id {
-                let applied = self
-                    .disk
-                    .apply(&read.key, newest.version, newest.value.as_deref());
-                if let Err(e) = applied {
-                    log::error!("node {}: read repair failed locally: {e}", self.settings.id);
-                }
-            } else {
-                let request: RequestId = self.ids.repair().into();
-                self.send(
-                    node,
-                    Message::Replicate {
-                        request,
-                        key: read.key.clone(),
-                        entry: newest.clone(),
-                        hint_for: None,
-                    },
-                );
-            }
-        }
     }
 
     // ---- hints ----
@@ -733,23 +607,21 @@ impl<D: Disk> Node<D> {
                     request,
                     ok: false,
                     was_live: false,
+                    held: None,
                 },
             )
         };
+        let reference = self.reference_wall();
         if self
             .clock
-            .observe(entry.version.timestamp, self.now.wall)
+            .observe(entry.version.timestamp, reference)
             .is_err()
         {
             self.stats.clock_refusals += 1;
-            log::warn!(
+            log::debug!(
                 "node {}: refusing a write from node {from} stamped {} ms ahead",
                 self.settings.id,
-                entry
-                    .version
-                    .timestamp
-                    .millis()
-                    .saturating_sub(self.now.wall)
+                entry.version.timestamp.millis().saturating_sub(reference)
             );
             refuse(self);
             return;
@@ -764,20 +636,21 @@ impl<D: Disk> Node<D> {
                 };
                 self.handoff
                     .keep(&mut self.disk, hint)
-                    .map(|ticket| (ticket, false))
+                    .map(|ticket| (ticket, false, None))
             }
             _ => self
                 .disk
                 .apply(&key, entry.version, entry.value.as_deref())
-                .map(|applied| (applied.ticket, applied.was_live)),
+                .map(|applied| (applied.ticket, applied.was_live, applied.held)),
         };
         match result {
-            Ok((ticket, was_live)) => self.defer(
+            Ok((ticket, was_live, held)) => self.defer(
                 ticket,
                 Deferred::Ack {
                     to: from,
                     request,
                     was_live,
+                    held,
                 },
             ),
             Err(e) => {

@@ -7,9 +7,16 @@
 //! stand-in's copy is durable, but a read of the owners would not see it,
 //! so counting it would break W + R > N (Cassandra does the same).
 //!
-//! Invariants (checked with `debug_assert!`): acknowledgements and replies
-//! come only from nodes that were asked, each counted once; a tally
-//! reports its quorum reached at most once.
+//! A copy counts only when the replica took *this* write: one that held a
+//! newer version (a write that would not supersede it) answers, but does
+//! not count, so quorum intersection orders every acknowledged write after
+//! every write acknowledged before it began. A replica that refused, or
+//! could not be reached, answers without counting too; a tally says when
+//! its quorum can no longer be reached, so the coordinator need not wait
+//! for the deadline.
+//!
+//! Invariants: answers count only from nodes that were asked, each once;
+//! a tally reports its quorum reached at most once.
 
 use crate::engine::Entry;
 use crate::version::NodeId;
@@ -39,11 +46,22 @@ pub(crate) struct WriteProgress {
     pub complete: bool,
 }
 
+/// What one target has said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Waiting,
+    /// Took the write: counts (when an owner).
+    Counted,
+    /// Answered without taking it (held something newer, refused, or was
+    /// unreachable): never counts.
+    Refused,
+}
+
 /// The acknowledgements of one write.
 #[derive(Debug, Clone)]
 pub(crate) struct WriteTally {
     targets: Vec<Target>,
-    acked: Vec<bool>,
+    answers: Vec<Answer>,
     required: usize,
     existed: bool,
     reached: bool,
@@ -52,7 +70,7 @@ pub(crate) struct WriteTally {
 impl WriteTally {
     pub fn new(targets: Vec<Target>, required: usize) -> WriteTally {
         WriteTally {
-            acked: vec![false; targets.len()],
+            answers: vec![Answer::Waiting; targets.len()],
             targets,
             required,
             existed: false,
@@ -60,32 +78,62 @@ impl WriteTally {
         }
     }
 
-    /// Counts an acknowledgement from `from`; one from a node not asked,
-    /// or a repeat, changes nothing.
-    pub fn ack(&mut self, from: NodeId, was_live: bool) -> WriteProgress {
+    /// A tally that starts out knowing an earlier attempt of the same write
+    /// found a live value.
+    pub fn with_existed(mut self, existed: bool) -> WriteTally {
+        self.existed = existed;
+        self
+    }
+
+    fn answer(&mut self, from: NodeId, answer: Answer, was_live: bool) -> WriteProgress {
         let Some(index) = self.targets.iter().position(|t| t.node == from) else {
             return WriteProgress::default();
         };
-        if self.acked[index] {
+        if self.answers[index] != Answer::Waiting {
             return WriteProgress::default();
         }
-        self.acked[index] = true;
-        self.existed |= was_live;
+        self.answers[index] = answer;
+        if answer == Answer::Counted {
+            self.existed |= was_live;
+        }
         let reached = !self.reached && self.owners_acked() >= self.required;
         self.reached |= reached;
         WriteProgress {
             reached,
-            complete: self.acked.iter().all(|&a| a),
+            complete: !self.answers.contains(&Answer::Waiting),
         }
+    }
+
+    /// Counts `from`'s acknowledgement; one from a node not asked, or a
+    /// second answer, changes nothing.
+    pub fn ack(&mut self, from: NodeId, was_live: bool) -> WriteProgress {
+        self.answer(from, Answer::Counted, was_live)
+    }
+
+    /// Records that `from` answered without taking the write.
+    pub fn refuse(&mut self, from: NodeId) -> WriteProgress {
+        self.answer(from, Answer::Refused, false)
     }
 
     /// Owners (not stand-ins) that acknowledged: what counts towards W.
     pub fn owners_acked(&self) -> usize {
         self.targets
             .iter()
-            .zip(&self.acked)
-            .filter(|(t, &acked)| acked && t.stands_in_for.is_none())
+            .zip(&self.answers)
+            .filter(|(t, &a)| a == Answer::Counted && t.stands_in_for.is_none())
             .count()
+    }
+
+    /// Whether W can still be reached: owners acknowledged plus owners
+    /// still to answer.
+    pub fn can_reach(&self) -> bool {
+        let waiting = self
+            .targets
+            .iter()
+            .zip(&self.answers)
+            .filter(|(t, &a)| a == Answer::Waiting && t.stands_in_for.is_none())
+            .count();
+        self.owners_acked() + waiting >= self.required
     }
 
     /// Whether the quorum has been reached.
@@ -110,8 +158,8 @@ impl WriteTally {
     pub fn unacked_owners(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.targets
             .iter()
-            .zip(&self.acked)
-            .filter(|(_, &acked)| !acked)
+            .zip(&self.answers)
+            .filter(|(_, &a)| a != Answer::Counted)
             .map(|(t, _)| t.owner())
     }
 }
@@ -130,6 +178,8 @@ pub(crate) struct ReadProgress {
 pub(crate) struct ReadTally {
     asked: Vec<NodeId>,
     replies: Vec<(NodeId, Option<Entry>)>,
+    /// Asked, but could not be reached: they will never reply.
+    failed: Vec<NodeId>,
     required: usize,
     reached: bool,
 }
@@ -139,16 +189,33 @@ impl ReadTally {
         debug_assert!(required <= asked.len(), "a read asks at least R replicas");
         ReadTally {
             replies: Vec::with_capacity(asked.len()),
+            failed: Vec::new(),
             asked,
             required,
             reached: false,
         }
     }
 
+    fn answered_already(&self, from: NodeId) -> bool {
+        self.replies.iter().any(|(n, _)| *n == from) || self.failed.contains(&from)
+    }
+
+    /// Records that `from` could not be reached: it will never reply.
+    pub fn fail(&mut self, from: NodeId) {
+        if self.asked.contains(&from) && !self.answered_already(from) {
+            self.failed.push(from);
+        }
+    }
+
+    /// Whether R can still be reached.
+    pub fn can_reach(&self) -> bool {
+        self.asked.len() - self.failed.len() >= self.required
+    }
+
     /// Records `from`'s answer; one from a node not asked, or a repeat,
     /// changes nothing.
     pub fn record(&mut self, from: NodeId, entry: Option<Entry>) -> ReadProgress {
-        if !self.asked.contains(&from) || self.replies.iter().any(|(n, _)| *n == from) {
+        if !self.asked.contains(&from) || self.answered_already(from) {
             return ReadProgress::default();
         }
         self.replies.push((from, entry));
@@ -156,7 +223,7 @@ impl ReadTally {
         self.reached |= reached;
         ReadProgress {
             reached,
-            complete: self.replies.len() == self.asked.len(),
+            complete: self.replies.len() + self.failed.len() == self.asked.len(),
         }
     }
 
@@ -268,6 +335,30 @@ mod tests {
             assert_eq!(got, expected, "targets {targets:?}, W={w}, acks {acks:?}");
             assert_eq!(tally.owners_acked(), owners);
         }
+    }
+
+    #[test]
+    fn refusals_never_count_and_say_when_w_is_out_of_reach() {
+        let mut tally = WriteTally::new(vec![owner(1), owner(2), owner(3)], 2);
+        assert!(tally.ack(NodeId(1), false) == WriteProgress::default());
+        assert!(tally.can_reach());
+        tally.refuse(NodeId(2));
+        assert!(tally.can_reach(), "node 3 may still count");
+        let last = tally.refuse(NodeId(3));
+        assert!(last.complete && !last.reached);
+        assert!(!tally.can_reach());
+        assert_eq!(
+            tally.ack(NodeId(2), true),
+            WriteProgress::default(),
+            "one answer each"
+        );
+        assert_eq!(tally.owners_acked(), 1);
+        let mut read = ReadTally::new(vec![NodeId(1), NodeId(2), NodeId(3)], 2);
+        read.fail(NodeId(2));
+        assert!(read.can_reach());
+        read.fail(NodeId(3));
+        assert!(!read.can_reach());
+        assert!(read.record(NodeId(1), None).complete);
     }
 
     #[test]

@@ -40,13 +40,16 @@ impl Trio {
                 )
             })
             .collect();
-        Trio {
+        let mut trio = Trio {
             nodes,
             now: 0,
             down: Vec::new(),
             replies: Vec::new(),
             next_client: 0,
-        }
+        };
+        // The first heartbeats: every node hears its peers' clocks.
+        trio.settle();
+        trio
     }
 
     fn at(&self) -> Now {
@@ -104,7 +107,7 @@ impl Trio {
         let client = OpId::single(self.next_client);
         self.next_client += 1;
         let now = self.at();
-        self.nodes[via as usize - 1].handle_request(now, client, request, consistency);
+        self.nodes[via as usize - 1].handle_request(now, client, request, consistency, None);
         for _ in 0..500 {
             self.settle();
             if let Some(i) = self.replies.iter().position(|(c, _)| *c == client) {
@@ -177,7 +180,8 @@ fn one_node_down_writes_succeed_and_hints_arrive_when_it_returns() {
     trio.advance(100); // the detector notices
     assert!(!trio.nodes[0].is_up(NodeId(3)));
     for i in 0..10 {
-        assert!(trio.put(1, &format!("k{i}"), "v").is_ok());
+        let put = trio.put(1, &format!("k{i}"), "v");
+        assert!(put.is_ok(), "{put:?}");
     }
     assert_eq!(trio.local(3, "k0"), None);
     assert!(trio.nodes[0]

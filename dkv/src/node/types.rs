@@ -165,6 +165,28 @@ pub enum OpError {
     /// Local storage failed.
     #[error("IOERR {0}")]
     Storage(String),
+    /// This node's clock is ahead of most of its peers' by more than the
+    /// drift limit: its stamps would be refused, so it writes nothing.
+    #[error("CLOCKSKEW this node's clock is {ahead_ms} ms ahead of most of its peers' (limit {limit_ms} ms); it takes no writes until they agree")]
+    ClockAhead {
+        /// By how much.
+        ahead_ms: u64,
+        /// `max_clock_drift`.
+        limit_ms: u64,
+    },
+    /// This node has not heard enough of its peers' clocks since it
+    /// started (or since they came back) to stamp a write it can trust.
+    #[error("UNAVAILABLE this node has heard the clocks of {heard} of its {peers} reachable peers, not yet a majority; try again shortly")]
+    ClockUnknown {
+        /// Peers heard from recently.
+        heard: usize,
+        /// Peers believed up.
+        peers: usize,
+    },
+    /// The client's deadline had passed when the node read the request
+    /// (after a pause, say): nothing was applied.
+    #[error("TIMEOUT the request's deadline passed before it was read; nothing was applied")]
+    DeadlinePassed,
 }
 
 /// The result of an operation.
@@ -260,4 +282,10 @@ pub struct NodeStats {
     pub hints_dropped: u64,
     /// Messages or writes refused for a runaway clock.
     pub clock_refusals: u64,
+    /// Writes stamped again because a replica held a newer version.
+    pub restamps: u64,
+    /// Writes this node refused to coordinate because its clock is ahead.
+    pub clock_ahead_refusals: u64,
+    /// Requests refused because their deadline had passed.
+    pub deadlines_passed: u64,
 }

@@ -114,10 +114,15 @@ pub fn encode_envelope(envelope: &Envelope, buf: &mut Vec<u8>) -> Result<usize, 
             request,
             ok,
             was_live,
+            held,
         } => {
             put_u64(buf, request.0);
-            // Flags: bit 0 ok, bit 1 was_live.
-            buf.push(u8::from(*ok) | (u8::from(*was_live) << 1));
+            // Flags: bit 0 ok, bit 1 was_live, bit 2 a held version follows.
+            buf.push(u8::from(*ok) | (u8::from(*was_live) << 1) | (u8::from(held.is_some()) << 2));
+            if let Some(version) = held {
+                put_u64(buf, version.timestamp.0);
+                put_u32(buf, version.node_id.0);
+            }
         }
         Message::Read { request, key } => {
             put_u64(buf, request.0);
@@ -150,7 +155,7 @@ pub fn envelope_frame_len(envelope: &Envelope) -> u64 {
         } => {
             8 + field_len(key.len()) + entry_len(entry) + 1 + if hint_for.is_some() { 4 } else { 0 }
         }
-        Message::ReplicateAck { .. } => 8 + 1,
+        Message::ReplicateAck { held, .. } => 8 + 1 + if held.is_some() { 12 } else { 0 },
         Message::Read { key, .. } => 8 + field_len(key.len()),
         Message::ReadReply { entry, .. } => 8 + 1 + entry.as_ref().map_or(0, entry_len),
         Message::Heartbeat => 0,
@@ -346,13 +351,20 @@ pub fn decode_envelope(
         REPLICATE_ACK => {
             let request = RequestId(r.u64("request")?);
             let flags = r.u8("flags")?;
-            if flags & !0b11 != 0 {
+            if flags & !0b111 != 0 {
                 return Err(bad_tag("flags", flags));
             }
+            let held = if flags & 4 != 0 {
+                let timestamp = Timestamp(r.u64("held")?);
+                Some(Version::new(timestamp, NodeId(r.u32("held")?)))
+            } else {
+                None
+            };
             Message::ReplicateAck {
                 request,
                 ok: flags & 1 != 0,
                 was_live: flags & 2 != 0,
+                held,
             }
         }
         READ => Message::Read {

@@ -5,11 +5,11 @@
 use std::fmt;
 
 use crate::engine::Entry;
-use crate::version::{NodeId, Timestamp};
+use crate::version::{NodeId, Timestamp, Version};
 
 /// The version of the peer protocol this build speaks. The first two bytes
 /// of every [`Hello`] payload carry it, in every version.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Matches a reply to its request; unique per sender while the request is
 /// outstanding (the coordinator picks it).
@@ -107,6 +107,11 @@ pub enum Message {
         /// Whether the receiver held a live value for the key before this
         /// write (so `DEL` can count the keys it removed).
         was_live: bool,
+        /// The version the receiver held for the key before this write, if
+        /// any. A coordinator counts a copy towards W only when its write
+        /// is at least as new: a replica that held something newer was not
+        /// superseded, and the write must be stamped again.
+        held: Option<Version>,
     },
     /// Send back this node's own copy of `key`.
     Read {

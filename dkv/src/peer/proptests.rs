@@ -34,13 +34,18 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 entry,
                 hint_for: hint_for.map(NodeId),
             }),
-        (any::<u64>(), any::<bool>(), any::<bool>()).prop_map(|(request, ok, was_live)| {
-            Message::ReplicateAck {
+        (
+            any::<u64>(),
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of((any::<u64>(), any::<u32>()))
+        )
+            .prop_map(|(request, ok, was_live, held)| Message::ReplicateAck {
                 request: RequestId(request),
                 ok,
                 was_live,
-            }
-        }),
+                held: held.map(|(ts, node)| Version::new(Timestamp(ts), NodeId(node))),
+            }),
         (any::<u64>(), bytes(24)).prop_map(|(request, key)| Message::Read {
             request: RequestId(request),
             key

@@ -64,8 +64,18 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
                 request: RequestId(9),
                 ok: true,
                 was_live: false,
+                held: None,
             }),
             format!("16000000 11 | {HEAD} | 0900000000000000 | 01"),
+        ),
+        (
+            envelope(Message::ReplicateAck {
+                request: RequestId(9),
+                ok: true,
+                was_live: true,
+                held: Some(Version::new(Timestamp(0x12), NodeId(3))),
+            }),
+            format!("22000000 11 | {HEAD} | 0900000000000000 | 07 | 1200000000000000 03000000"),
         ),
         (
             envelope(Message::Read {
@@ -106,7 +116,7 @@ fn hello() -> Hello {
 }
 
 const HELLO_BYTES: &str =
-    "1c000000 01 | 0100 | 02000000 | 0807060504030201 | 03000000 646b76 | 02000000 7077";
+    "1c000000 01 | 0200 | 02000000 | 0807060504030201 | 03000000 646b76 | 02000000 7077";
 
 #[test]
 fn golden_handshake_frames() {
@@ -178,7 +188,7 @@ fn oversize_and_empty_frames_fail_on_the_prefix_alone() {
     assert_eq!(decode_hello(&huge, MAX), Err(err.clone()));
     assert_eq!(check_frame(&huge, MAX), Err(err));
     // The limit is inclusive.
-    let heartbeat = hex(&golden_envelopes()[6].1);
+    let heartbeat = hex(&golden_envelopes()[7].1);
     assert!(decode_envelope(&heartbeat, 13).unwrap().is_some());
     assert_eq!(
         decode_envelope(&heartbeat, 12),
@@ -232,11 +242,15 @@ fn malformed_payloads_are_named() {
             FrameError::TrailingBytes { extra: 1 },
         ),
         (
-            frame(0x11, &with("0900000000000000 04")),
+            frame(0x11, &with("0900000000000000 08")),
             FrameError::BadTag {
                 field: "flags",
-                value: 4,
+                value: 8,
             },
+        ),
+        (
+            frame(0x11, &with("0900000000000000 04 1200000000000000")),
+            FrameError::Truncated { field: "held" },
         ),
         (
             frame(0x13, &with("0900000000000000 05")),
@@ -286,7 +300,7 @@ fn malformed_payloads_are_named() {
 
     let bad_name = frame(
         0x01,
-        &hex("0100 02000000 0807060504030201 02000000 c328 00000000"),
+        &hex("0200 02000000 0807060504030201 02000000 c328 00000000"),
     );
     assert_eq!(
         decode_hello(&bad_name, MAX),
@@ -299,10 +313,10 @@ fn malformed_payloads_are_named() {
         decode_hello_reply(&bad_reason, MAX),
         Err(FrameError::BadUtf8 { field: "reason" })
     );
-    let v2 = frame(0x01, &hex("0200 whatever comes next"));
+    let v1 = frame(0x01, &hex("0100 whatever comes next"));
     assert_eq!(
-        decode_hello(&v2, MAX),
-        Err(FrameError::UnsupportedVersion(2))
+        decode_hello(&v1, MAX),
+        Err(FrameError::UnsupportedVersion(1))
     );
     let long_welcome = frame(0x02, &hex("03000000 00"));
     assert_eq!(
@@ -318,8 +332,8 @@ fn errors_read_well() {
         "peer frame of 100 bytes exceeds the limit of 10 bytes"
     );
     assert_eq!(
-        FrameError::UnsupportedVersion(2).to_string(),
-        "peer speaks protocol version 2; this node speaks 1"
+        FrameError::UnsupportedVersion(1).to_string(),
+        "peer speaks protocol version 1; this node speaks 2"
     );
     assert_eq!(
         FrameError::UnexpectedType(1).to_string(),

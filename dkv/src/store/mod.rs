@@ -70,6 +70,8 @@ pub struct Submitted {
     pub applied: bool,
     /// Whether the key held a live value just before.
     pub was_live: bool,
+    /// The version the key held just before, if any.
+    pub previous: Option<Version>,
     /// Wait for this sequence to be durable before acknowledging. For a
     /// losing write it is the latest queued sequence, which covers the
     /// newer write that beat it.
@@ -260,6 +262,7 @@ impl Store {
             version,
             applied: outcome.won,
             was_live: outcome.was_live,
+            previous: outcome.previous,
             lsn,
         })
     }

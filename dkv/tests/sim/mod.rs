@@ -1,10 +1,14 @@
 //! A deterministic simulator: several sans-IO nodes in one thread over a
 //! simulated network, all randomness from one seed.
 //!
-//! The network drops, delays (and so reorders) and duplicates messages and
-//! can partition nodes; nodes crash (losing what their disk had not
-//! synced) and restart; wall clocks are skewed. Clients issue random reads,
-//! writes and deletes and every reply is recorded for the checker.
+//! The network drops, delays (and so reorders) and duplicates messages,
+//! partitions a node off and cuts single links one way; nodes crash
+//! (losing what their disk had not synced) and restart, and pause (a
+//! stopped process: no ticks, messages and requests wait); wall clocks are
+//! skewed, in some seeds one node far past the drift limit. Clients issue
+//! random reads, writes and deletes, and sequential writers write one key
+//! through one coordinator after another, the next write often in the same
+//! millisecond as the last reply; every reply is recorded for the checker.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,8 +27,11 @@ pub struct Faults {
     pub duplicate: u64,
     pub max_delay_ms: u64,
     pub partition: u64,
+    pub cut: u64,
     pub crash: u64,
+    pub pause: u64,
     pub client_ops: u64,
+    pub writer_ops: u64,
 }
 
 impl Faults {
@@ -34,8 +41,11 @@ impl Faults {
             duplicate: 30,
             max_delay_ms: 40,
             partition: 2,
+            cut: 3,
             crash: 2,
+            pause: 2,
             client_ops: 300,
+            writer_ops: 200,
         }
     }
 
@@ -45,8 +55,11 @@ impl Faults {
             duplicate: 0,
             max_delay_ms: 5,
             partition: 0,
+            cut: 0,
             crash: 0,
+            pause: 0,
             client_ops: 0,
+            writer_ops: 0,
         }
     }
 }
@@ -90,6 +103,23 @@ pub struct Record {
     /// Its coordinator crashed before answering: the client saw its
     /// connection drop, and the outcome is unknown.
     pub coordinator_crashed: bool,
+    /// The client stopped waiting ([`CLIENT_TIMEOUT_MS`] passed with no
+    /// reply): to it the outcome is unknown.
+    pub gave_up: bool,
+    /// Issued by a sequential writer (the next write of its key begins only
+    /// once this one is answered or given up on).
+    pub sequential: bool,
+}
+
+/// How long a client waits for a reply before it gives up.
+pub const CLIENT_TIMEOUT_MS: u64 = 600;
+
+/// A client that writes one key, one write at a time, through whichever
+/// node it picks each time.
+struct Writer {
+    key: Vec<u8>,
+    waiting: Option<usize>,
+    last_via: Option<NodeId>,
 }
 
 struct InFlight {
@@ -104,6 +134,10 @@ struct SimNode {
     disk: MemDisk,
     skew_ms: i64,
     restart_at: u64,
+    /// A paused node does nothing until then.
+    paused_until: u64,
+    /// Requests sent to it while paused, run when it resumes.
+    inbox: Vec<(usize, SimOp, Consistency)>,
 }
 
 pub struct Sim {
@@ -117,6 +151,7 @@ pub struct Sim {
     pub records: Vec<Record>,
     pub keys: Vec<Vec<u8>>,
     next_value: u64,
+    writers: Vec<Writer>,
 }
 
 const EPOCH_MS: u64 = 1_700_000_000_000;
@@ -137,9 +172,21 @@ impl Sim {
         settings.heartbeat_interval = std::time::Duration::from_millis(50);
         settings.failure_timeout = std::time::Duration::from_millis(250);
         let mut nodes = BTreeMap::new();
+        // In one cluster seed in four, one node's clock is a minute off,
+        // twice the drift limit, ahead or behind.
+        let runaway = (count > 1 && rng.chance(250)).then(|| {
+            let id = members[rng.below(count as u64) as usize];
+            let minute = if rng.chance(500) { 60_000 } else { -60_000 };
+            (id, minute)
+        });
         for &id in &members {
             // Skews up to +-5 s: far below the 30 s drift limit.
-            let skew_ms = rng.below(10_000) as i64 - 5_000;
+            let mut skew_ms = rng.below(10_000) as i64 - 5_000;
+            if let Some((runaway_id, minute)) = runaway {
+                if runaway_id == id {
+                    skew_ms = minute;
+                }
+            }
             nodes.insert(
                 id,
                 SimNode {
@@ -147,10 +194,20 @@ impl Sim {
                     disk: MemDisk::new(),
                     skew_ms,
                     restart_at: 0,
+                    paused_until: 0,
+                    inbox: Vec::new(),
                 },
             );
         }
-        let keys = (0..6).map(|k| format!("key{k}").into_bytes()).collect();
+        let keys: Vec<Vec<u8>> = (0..6).map(|k| format!("key{k}").into_bytes()).collect();
+        let writers = keys[..2]
+            .iter()
+            .map(|key| Writer {
+                key: key.clone(),
+                waiting: None,
+                last_via: None,
+            })
+            .collect();
         let mut sim = Sim {
             rng,
             now: 0,
@@ -162,6 +219,7 @@ impl Sim {
             records: Vec::new(),
             keys,
             next_value: 0,
+            writers,
         };
         for id in members {
             sim.start_node(id);
@@ -204,6 +262,10 @@ impl Sim {
         let Some(sim_node) = self.nodes.get_mut(&id) else {
             return;
         };
+        sim_node.paused_until = 0;
+        for (index, _, _) in sim_node.inbox.drain(..) {
+            self.records[index].coordinator_crashed = true;
+        }
         if let Some(node) = sim_node.node.take() {
             let mut disk = node.disk().clone();
             disk.crash();
@@ -214,6 +276,10 @@ impl Sim {
 
     fn is_running(&self, id: NodeId) -> bool {
         self.nodes[&id].node.is_some()
+    }
+
+    fn is_paused(&self, id: NodeId) -> bool {
+        self.nodes[&id].paused_until > self.now
     }
 
     /// Drains a node's outputs into the network and the records.
@@ -278,12 +344,79 @@ impl Sim {
             result: None,
             via,
             coordinator_crashed: false,
+            gave_up: false,
+            sequential: false,
         });
+        if self.is_paused(via) {
+            // A stopped process: the request waits in its socket.
+            let index = self.records.len() - 1;
+            if let Some(sim_node) = self.nodes.get_mut(&via) {
+                sim_node.inbox.push((index, op, consistency));
+            }
+            return;
+        }
+        self.run_request(via, client, &op, consistency);
+    }
+
+    fn run_request(&mut self, via: NodeId, client: OpId, op: &SimOp, consistency: Consistency) {
         let now = self.clock(via);
         if let Some(node) = self.nodes.get_mut(&via).and_then(|n| n.node.as_mut()) {
-            node.handle_request(now, client, op.as_op(), consistency);
+            node.handle_request(now, client, op.as_op(), consistency, None);
         }
         self.drain(via);
+    }
+
+    /// Sequential writers: each gives up on a write after the client
+    /// timeout, and starts its next one (often at once) through a node it
+    /// picks anew.
+    fn drive_writers(&mut self) {
+        for w in 0..self.writers.len() {
+            if let Some(index) = self.writers[w].waiting {
+                let record = &mut self.records[index];
+                if record.result.is_some() || record.coordinator_crashed {
+                    self.writers[w].waiting = None;
+                } else if self.now >= record.started + CLIENT_TIMEOUT_MS {
+                    record.gave_up = true;
+                    self.writers[w].waiting = None;
+                } else {
+                    continue;
+                }
+                // The next write right after the reply, half the time.
+                if self.rng.chance(500) {
+                    self.start_writer(w);
+                }
+                continue;
+            }
+            if self.rng.chance(self.faults.writer_ops) {
+                self.start_writer(w);
+            }
+        }
+    }
+
+    fn start_writer(&mut self, w: usize) {
+        let running: Vec<NodeId> = self
+            .members()
+            .into_iter()
+            .filter(|&id| self.is_running(id) && Some(id) != self.writers[w].last_via)
+            .collect();
+        let Some(&via) = running.get(self.rng.below(running.len().max(1) as u64) as usize) else {
+            return;
+        };
+        let key = self.writers[w].key.clone();
+        self.next_value += 1;
+        let op = if self.rng.chance(150) {
+            SimOp::Delete { key }
+        } else {
+            SimOp::Put {
+                key,
+                value: format!("w{}", self.next_value).into_bytes(),
+            }
+        };
+        let index = self.records.len();
+        self.writers[w].waiting = Some(index);
+        self.writers[w].last_via = Some(via);
+        self.request(via, op, Consistency::Quorum);
+        self.records[index].sequential = true;
     }
 
     fn random_request(&mut self) {
@@ -332,6 +465,30 @@ impl Sim {
                 self.partitioned.clear();
             }
         }
+        if self.rng.chance(self.faults.cut) && members.len() > 1 {
+            // One link, one way: `from` can no longer reach `to`.
+            let from = members[self.rng.below(members.len() as u64) as usize];
+            let to = members[self.rng.below(members.len() as u64) as usize];
+            if from != to && !self.partitioned.remove(&(from, to)) {
+                self.partitioned.insert((from, to));
+            }
+        }
+        if self.rng.chance(self.faults.pause) {
+            let victim = members[self.rng.below(members.len() as u64) as usize];
+            let running = members
+                .iter()
+                .filter(|&&id| self.is_running(id) && !self.is_paused(id))
+                .count();
+            if self.is_running(victim)
+                && !self.is_paused(victim)
+                && (running > 1 || members.len() == 1)
+            {
+                let until = self.now + 100 + self.rng.below(700);
+                if let Some(sim_node) = self.nodes.get_mut(&victim) {
+                    sim_node.paused_until = until;
+                }
+            }
+        }
         if self.rng.chance(self.faults.crash) {
             let victim = members[self.rng.below(members.len() as u64) as usize];
             let running = members.iter().filter(|&&id| self.is_running(id)).count();
@@ -347,17 +504,29 @@ impl Sim {
     pub fn step(&mut self) {
         self.now += 1;
         let members = self.members();
-        // Restarts.
+        // Restarts, and paused nodes that resume run what waited for them.
         for &id in &members {
             if !self.is_running(id) && self.nodes[&id].restart_at <= self.now {
                 self.start_node(id);
+            }
+            if self.is_running(id) && !self.is_paused(id) {
+                let inbox = self
+                    .nodes
+                    .get_mut(&id)
+                    .map(|n| std::mem::take(&mut n.inbox))
+                    .unwrap_or_default();
+                for (index, op, consistency) in inbox {
+                    self.run_request(id, OpId::single(index as u64), &op, consistency);
+                }
             }
         }
         // Deliveries due now, in a seeded order.
         let mut due = Vec::new();
         let mut index = 0;
         while index < self.network.len() {
-            if self.network[index].at <= self.now {
+            let message = &self.network[index];
+            // A paused node's messages wait for it in the network.
+            if message.at <= self.now && !self.is_paused(message.to) {
                 due.push(self.network.swap_remove(index));
             } else {
                 index += 1;
@@ -379,6 +548,9 @@ impl Sim {
         }
         // Disks sync now and then; timers fire.
         for &id in &members {
+            if self.is_paused(id) {
+                continue;
+            }
             let now = self.clock(id);
             let sync = self.rng.chance(300);
             if let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) {
@@ -396,6 +568,7 @@ impl Sim {
         if self.rng.chance(self.faults.client_ops) {
             self.random_request();
         }
+        self.drive_writers();
         self.random_fault();
     }
 
@@ -410,6 +583,9 @@ impl Sim {
     pub fn heal(&mut self) {
         self.faults = Faults::calm();
         self.partitioned.clear();
+        for sim_node in self.nodes.values_mut() {
+            sim_node.paused_until = 0;
+        }
         for id in self.members() {
             if !self.is_running(id) {
                 self.start_node(id);
@@ -423,6 +599,31 @@ impl Sim {
             .node
             .as_ref()
             .and_then(|n| n.disk().entries().get(key).cloned())
+    }
+
+    /// The nodes, their clock skews and what each sees, for a failing
+    /// seed's report.
+    pub fn describe(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|(id, n)| {
+                let state = n.node.as_ref().map_or("down".to_string(), |node| {
+                    format!(
+                        "hints {:?}, clock {:?}, sees {:?}",
+                        node.hints_pending(),
+                        node.clock_skew(),
+                        node.peer_states()
+                    )
+                });
+                format!("node {id} skew {} ms: {state}", n.skew_ms)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// N.
+    pub fn replication_factor(&self) -> usize {
+        self.settings.replication_factor
     }
 
     pub fn preference_list(&self, key: &[u8]) -> Vec<NodeId> {

@@ -1,0 +1,173 @@
+//! What this node knows of its peers' clocks, and whether its own clock is
+//! the odd one out.
+//!
+//! Every envelope carries its sender's hybrid-clock reading. The node keeps
+//! the last offset seen from each peer (the peer's reading minus this
+//! node's wall clock when it arrived). When most of the peers heard from
+//! recently are more than `max_clock_drift` behind, this node's clock is
+//! *ahead*: it stops coordinating writes (its stamps would be refused by
+//! its peers, and its own copy would shadow later writes), and says so.
+//! When more than half of *all* its peers are more than the drift ahead,
+//! its clock is *behind*: it takes the peers' time as its reference (so
+//! their writes and clocks are not refused, and its own stamps follow
+//! theirs). The two tests differ on purpose: refusing to write is the safe
+//! direction, so what is heard suffices; following other clocks is not, so
+//! a runaway peer heard first, or alone, cannot drag this node along.
+//!
+//! Readings do not expire: a clock's offset moves by parts per million, so
+//! the last reading of a peer that went quiet still says where it stands.
+//! Until it has heard from most of the peers it can reach (just after it
+//! starts, say), a node does not know whether its own clock is the odd one
+//! out, and stamps no writes.
+
+use std::collections::BTreeMap;
+
+use crate::version::{NodeId, Timestamp};
+
+/// How this node's clock stands against its peers'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSkew {
+    /// Within the drift limit of most peers (or no peer heard from).
+    InStep,
+    /// Ahead of most peers by about this many milliseconds.
+    Ahead(u64),
+    /// Behind most peers by about this many milliseconds.
+    Behind(u64),
+}
+
+/// The last clock reading of every peer.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerClocks {
+    /// Each peer's clock minus this node's wall clock when its last
+    /// message arrived, in ms.
+    offsets: BTreeMap<NodeId, i64>,
+    /// How many peers there are: following their time needs more than
+    /// half of all of them, heard or not.
+    peers: usize,
+    max_drift_ms: u64,
+}
+
+fn median(values: &mut [u64]) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+impl PeerClocks {
+    pub fn new(peers: usize, max_drift_ms: u64) -> PeerClocks {
+        PeerClocks {
+            offsets: BTreeMap::new(),
+            peers,
+            max_drift_ms,
+        }
+    }
+
+    /// Records `from`'s clock reading, received at this node's `wall`
+    /// time.
+    pub fn observe(&mut self, from: NodeId, clock: Timestamp, wall: u64) {
+        let offset_ms = clock.millis() as i64 - wall as i64;
+        self.offsets.insert(from, offset_ms);
+    }
+
+    /// Where this node's clock stands.
+    pub fn skew(&self) -> ClockSkew {
+        let recent: Vec<i64> = self.offsets.values().copied().collect();
+        let drift = self.max_drift_ms as i64;
+        let mut behind_by: Vec<u64> = recent
+            .iter()
+            .filter(|&&o| o < -drift)
+            .map(|&o| o.unsigned_abs())
+            .collect();
+        let mut ahead_by: Vec<u64> = recent
+            .iter()
+            .filter(|&&o| o > drift)
+            .map(|&o| o.unsigned_abs())
+            .collect();
+        // Peers behind this node mean this node is ahead, and the other
+        // way round (see the module doc for which majority decides).
+        if behind_by.len() * 2 > recent.len() {
+            ClockSkew::Ahead(median(&mut behind_by))
+        } else if ahead_by.len() * 2 > self.peers {
+            ClockSkew::Behind(median(&mut ahead_by))
+        } else {
+            ClockSkew::InStep
+        }
+    }
+
+    /// Whether `peer`'s clock has been heard since this node started.
+    pub fn heard(&self, peer: NodeId) -> bool {
+        self.offsets.contains_key(&peer)
+    }
+
+    /// Whether any peer's clock has been heard.
+    pub fn heard_any(&self) -> bool {
+        !self.offsets.is_empty()
+    }
+
+    /// The wall time this node's drift checks and stamps go by: its own,
+    /// or its peers' when its own is behind theirs.
+    pub fn reference_wall(&self, wall: u64) -> u64 {
+        match self.skew() {
+            ClockSkew::Behind(by) => wall.saturating_add(by),
+            ClockSkew::InStep | ClockSkew::Ahead(_) => wall,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clocks(readings: &[(u32, i64)]) -> PeerClocks {
+        let peers = readings.len().max(2);
+        let mut c = PeerClocks::new(peers, 30_000);
+        for &(id, offset) in readings {
+            let wall = 1_000_000_000;
+            let clock = Timestamp::from_millis((wall as i64 + offset) as u64);
+            c.observe(NodeId(id), clock, wall);
+        }
+        c
+    }
+
+    #[test]
+    fn a_majority_decides_which_clock_is_off() {
+        // (peer offsets, verdict)
+        let cases: &[(&[(u32, i64)], ClockSkew)] = &[
+            (&[], ClockSkew::InStep),
+            (&[(2, 5), (3, -4_000)], ClockSkew::InStep),
+            // One peer a minute ahead of two: that peer is off, not us.
+            (&[(2, 0), (3, 60_000)], ClockSkew::InStep),
+            (&[(2, -60_000), (3, -61_000)], ClockSkew::Ahead(61_000)),
+            (
+                &[(2, 60_000), (3, 60_500), (4, 59_000), (5, 2)],
+                ClockSkew::Behind(60_000),
+            ),
+        ];
+        for (readings, verdict) in cases {
+            assert_eq!(clocks(readings).skew(), *verdict, "{readings:?}");
+        }
+    }
+
+    #[test]
+    fn one_runaway_peer_heard_first_decides_nothing() {
+        let mut c = PeerClocks::new(2, 30_000);
+        assert!(!c.heard_any());
+        c.observe(NodeId(2), Timestamp::from_millis(10_000_000_000), 1_000_000);
+        assert!(c.heard(NodeId(2)) && !c.heard(NodeId(3)));
+        assert_eq!(c.skew(), ClockSkew::InStep);
+        assert_eq!(c.reference_wall(1_000_000), 1_000_000);
+    }
+
+    #[test]
+    fn behind_follows_the_peers_and_a_new_reading_replaces_the_old() {
+        let mut c = clocks(&[(2, 60_000), (3, 60_000)]);
+        assert_eq!(c.skew(), ClockSkew::Behind(60_000));
+        assert_eq!(c.reference_wall(5), 60_005);
+        c.observe(
+            NodeId(3),
+            Timestamp::from_millis(1_000_000_000),
+            1_000_000_000,
+        );
+        assert_eq!(c.skew(), ClockSkew::InStep);
+        assert_eq!(c.reference_wall(5), 5);
+    }
+}

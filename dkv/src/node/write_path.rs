@@ -1,0 +1,278 @@
+//! The coordinator's control flow for writes: stamp, send to the targets,
+//! count the copies that superseded what their replica held, re-stamp
+//! when W is out of reach because a replica held something newer, reply,
+//! and hint the owners that stayed silent. The state lives in the parts
+//! (`coordinator.rs`, `quorum.rs`, `handoff.rs`); this file only sequences
+//! them.
+
+use std::collections::BTreeSet;
+
+use crate::engine::Entry;
+use crate::node::clocks::ClockSkew;
+use crate::node::coordinator::{self, WriteOp};
+use crate::node::durability::Deferred;
+use crate::node::ids::WriteId;
+use crate::node::quorum::WriteTally;
+use crate::node::{Disk, Hint, Node, OpError, OpId, OpReply, MAX_WRITE_ATTEMPTS};
+use crate::peer::Message;
+use crate::version::{NodeId, Version};
+
+impl<D: Disk> Node<D> {
+    /// Starts attempt `attempt` of a write (`value: None` deletes).
+    pub(super) fn start_write(
+        &mut self,
+        op: OpId,
+        key: &[u8],
+        value: Option<&[u8]>,
+        required: usize,
+        attempt: u32,
+        existed: bool,
+    ) {
+        let n = self.settings.replication_factor;
+        let me = self.settings.id;
+        // Whether this node's clock is the odd one out is for its peers'
+        // clocks to say: until it has heard most of those it can reach
+        // (or, reaching none, any at all), it stamps nothing.
+        let (mut peers_up, mut heard) = (0, 0);
+        for &member in &self.settings.members {
+            if member != me && self.detector.is_up(member) {
+                peers_up += 1;
+                heard += usize::from(self.clocks.heard(member));
+            }
+        }
+        let has_peers = self.settings.members.len() > 1;
+        let unknown = if peers_up > 0 {
+            heard * 2 <= peers_up
+        } else {
+            has_peers && !self.clocks.heard_any()
+        };
+        if unknown {
+            let error = OpError::ClockUnknown {
+                heard,
+                peers: peers_up,
+            };
+            self.reply(op, Err(error));
+            return;
+        }
+        if let ClockSkew::Ahead(ahead_ms) = self.clocks.skew() {
+            // Peers would refuse the stamp, and this node's own copy must
+            // not shadow the writes they accept.
+            self.stats.clock_ahead_refusals += 1;
+            let limit_ms = self.settings.max_clock_drift.as_millis() as u64;
+            self.reply(op, Err(OpError::ClockAhead { ahead_ms, limit_ms }));
+            return;
+        }
+        // Stamp past this node's own copy of the key: its own part of the
+        // write then always supersedes what it holds.
+        if let Some(held) = self.disk.version_of(key) {
+            self.clock.advance_to(held.timestamp);
+        }
+        if self.ring.len() == 1 {
+            // A node alone owns every key: no placement to work out.
+            let version = Version::new(self.clock.tick(self.reference_wall()), me);
+            return self.write_alone(op, key, value, version);
+        }
+        let detector = &self.detector;
+        let plan = coordinator::plan_write(&self.ring, key, n, |id| detector.is_up(id));
+        if plan.reachable < required {
+            // Too few replicas up: fail at once and write nothing.
+            let error = OpError::Unavailable {
+                answered: 0,
+                required,
+                replicas: n,
+                reachable: plan.reachable,
+            };
+            self.reply(op, Err(error));
+            return;
+        }
+        let version = Version::new(self.clock.tick(self.reference_wall()), me);
+        if plan.is_only(me) {
+            return self.write_alone(op, key, value, version);
+        }
+        let entry = Entry {
+            version,
+            value: value.map(<[u8]>::to_vec),
+        };
+        let write = self.ids.write();
+        let targets = plan.targets.clone();
+        let deadline = self.deadline();
+        self.coordinator.open_write(
+            write,
+            WriteOp {
+                op,
+                key: key.to_vec(),
+                entry: entry.clone(),
+                tally: WriteTally::new(plan.targets, required).with_existed(existed),
+                reachable: plan.reachable,
+                attempt,
+                newest_held: None,
+            },
+            deadline,
+        );
+        for target in targets {
+            if target.node == me {
+                self.write_locally(write, key, &entry);
+            } else {
+                self.send(
+                    target.node,
+                    Message::Replicate {
+                        request: write.into(),
+                        key: key.to_vec(),
+                        entry: entry.clone(),
+                        hint_for: target.stands_in_for,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A write whose only replica is this node: its own durable copy is
+    /// the whole write.
+    fn write_alone(&mut self, op: OpId, key: &[u8], value: Option<&[u8]>, version: Version) {
+        match self.disk.apply(key, version, value) {
+            Ok(applied) => {
+                debug_assert!(applied.won, "the clock moved past the local copy first");
+                let action = Deferred::Reply {
+                    op,
+                    existed: applied.was_live,
+                    version,
+                };
+                self.defer(applied.ticket, action);
+            }
+            Err(e) => self.reply(op, Err(OpError::Storage(e.to_string()))),
+        }
+    }
+
+    fn write_locally(&mut self, write: WriteId, key: &[u8], entry: &Entry) {
+        match self.disk.apply(key, entry.version, entry.value.as_deref()) {
+            Ok(applied) => {
+                let action = Deferred::OwnWrite {
+                    write,
+                    was_live: applied.was_live,
+                    held: applied.held,
+                };
+                self.defer(applied.ticket, action);
+            }
+            Err(e) => {
+                log::error!("node {}: local write failed: {e}", self.settings.id);
+                self.on_write_answer(self.settings.id, write, false, false, None);
+            }
+        }
+    }
+
+    /// A target's answer to a write: taken (`ok`, with the version it held
+    /// before), refused, or unreachable (`ok` false).
+    pub(super) fn on_write_answer(
+        &mut self,
+        from: NodeId,
+        id: WriteId,
+        ok: bool,
+        was_live: bool,
+        held: Option<Version>,
+    ) {
+        let Some(write) = self.coordinator.write_mut(id) else {
+            return;
+        };
+        let version = write.entry.version;
+        // A copy counts only if this write superseded what the replica
+        // held (the same version is this very write, delivered twice).
+        let counts = ok && held.is_none_or(|h| h <= version);
+        if let Some(newer) = held.filter(|h| *h > version) {
+            write.newest_held = Some(write.newest_held.map_or(newer, |n| n.max(newer)));
+        }
+        let progress = if counts {
+            write.tally.ack(from, was_live)
+        } else {
+            write.tally.refuse(from)
+        };
+        let (op, existed) = (write.op, write.tally.existed());
+        let reached = write.tally.reached();
+        let lost = !reached && !write.tally.can_reach();
+        if progress.reached {
+            self.reply(op, Ok(OpReply::Written { existed, version }));
+        }
+        if lost {
+            if let Some(write) = self.coordinator.finish_write(id) {
+                self.on_write_lost(write);
+            }
+        } else if progress.complete && reached {
+            if let Some(write) = self.coordinator.finish_write(id) {
+                self.hint_silent_replicas(write);
+            }
+        }
+    }
+
+    /// W can no longer be reached by this attempt. If a replica held a
+    /// newer version, the clock moves past it and the write is stamped
+    /// again; otherwise the write fails now rather than at its deadline.
+    fn on_write_lost(&mut self, write: WriteOp) {
+        if let Some(newest) = write.newest_held {
+            if write.attempt < MAX_WRITE_ATTEMPTS {
+                self.stats.restamps += 1;
+                self.clock.advance_to(newest.timestamp);
+                let required = write.tally.required();
+                let existed = write.tally.existed();
+                let value = write.entry.value.as_deref();
+                return self.start_write(
+                    write.op,
+                    &write.key,
+                    value,
+                    required,
+                    write.attempt + 1,
+                    existed,
+                );
+            }
+        }
+        let error = OpError::Unavailable {
+            answered: write.tally.owners_acked(),
+            required: write.tally.required(),
+            replicas: self.settings.replication_factor,
+            reachable: write.reachable,
+        };
+        self.reply(write.op, Err(error));
+        self.hint_silent_replicas(write);
+    }
+
+    pub(super) fn on_write_expired(&mut self, write: WriteOp) {
+        if !write.tally.reached() {
+            let error = OpError::Unavailable {
+                answered: write.tally.owners_acked(),
+                required: write.tally.required(),
+                replicas: self.settings.replication_factor,
+                reachable: write.reachable,
+            };
+            self.reply(write.op, Err(error));
+        }
+        self.hint_silent_replicas(write);
+    }
+
+    /// Keeps a hint for every owner whose copy was not acknowledged, by it
+    /// or by its stand-in, and for every owner no stand-in was found for.
+    fn hint_silent_replicas(&mut self, write: WriteOp) {
+        let n = self.settings.replication_factor;
+        let covered: BTreeSet<NodeId> = write.tally.targets().iter().map(|t| t.owner()).collect();
+        let uncovered = self
+            .ring
+            .preference_list(&write.key, n)
+            .into_iter()
+            .filter(|owner| !covered.contains(owner));
+        let me = self.settings.id;
+        let owners: BTreeSet<NodeId> = write
+            .tally
+            .unacked_owners()
+            .chain(uncovered)
+            .filter(|&owner| owner != me)
+            .collect();
+        for owner in owners {
+            let hint = Hint {
+                target: owner,
+                key: write.key.clone(),
+                entry: write.entry.clone(),
+                stored_at_millis: self.now.wall,
+            };
+            if let Err(e) = self.handoff.keep(&mut self.disk, hint) {
+                log::error!("node {me}: cannot keep a hint for node {owner}: {e}");
+            }
+        }
+    }
+}
