@@ -8,7 +8,7 @@
 
 mod sim;
 
-use dkv::node::{Consistency, OpReply};
+use dkv::node::{Consistency, OpError, OpReply};
 use dkv::Version;
 use sim::{Record, Sim, SimOp};
 
@@ -38,6 +38,7 @@ struct Summary {
     requests: usize,
     acked: usize,
     failed: usize,
+    refused_for_deadline: usize,
 }
 
 /// Runs one seed; `Err` describes the first violated property.
@@ -88,6 +89,26 @@ fn run(seed: u64) -> Result<Summary, String> {
                     second.started,
                     second.finished,
                     sim.describe()
+                ));
+            }
+        }
+    }
+    // A write its coordinator read only after the client's deadline (it
+    // was paused) applied nothing: no read ever returns its value.
+    let refused: Vec<&Vec<u8>> = records
+        .iter()
+        .filter(|r| matches!(r.result, Some(Err(OpError::DeadlinePassed))))
+        .filter_map(|r| r.value.as_ref())
+        .collect();
+    for read in records.iter().filter(|r| r.op == "get") {
+        if let Some(Ok(OpReply::Value {
+            value: Some(value), ..
+        })) = &read.result
+        {
+            if refused.contains(&value) {
+                return Err(format!(
+                    "a read of {:?} returned {value:?}, written by a request refused for its deadline",
+                    String::from_utf8_lossy(&read.key)
                 ));
             }
         }
@@ -163,6 +184,14 @@ fn run(seed: u64) -> Result<Summary, String> {
     for key in &sim.keys {
         let replicas = sim.preference_list(key);
         let first = sim.replica_entries(replicas[0], key);
+        if let Some(value) = first.as_ref().and_then(|e| e.value.as_ref()) {
+            if refused.contains(&value) {
+                return Err(format!(
+                    "{:?} ended up holding {value:?}, written by a request refused for its deadline",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+        }
         for &other in &replicas[1..] {
             let entry = sim.replica_entries(other, key);
             if entry != first {
@@ -188,6 +217,7 @@ fn run(seed: u64) -> Result<Summary, String> {
         requests: records.len(),
         acked,
         failed,
+        refused_for_deadline: refused.len(),
     })
 }
 
@@ -197,8 +227,9 @@ fn replicas_converge_and_acknowledged_writes_survive_chaos() {
     let requests: usize = summaries.iter().map(|s| s.requests).sum();
     let acked: usize = summaries.iter().map(|s| s.acked).sum();
     let alone = summaries.iter().filter(|s| s.nodes == 1).count();
+    let refused: usize = summaries.iter().map(|s| s.refused_for_deadline).sum();
     println!(
-        "simulation: {} seeds ({alone} of a node alone), {requests} client requests, {acked} writes acknowledged",
+        "simulation: {} seeds ({alone} of a node alone), {requests} client requests, {acked} writes acknowledged, {refused} refused for their deadline",
         summaries.len()
     );
 }

@@ -7,7 +7,12 @@
 //! the next request). Each request carries its own [`Consistency`] and
 //! timeout: the consistency is sent (`CONSISTENCY READ <l> WRITE <l>`) only
 //! when it differs from what the connection's server-side session already
-//! has, and the timeout bounds the whole request, reply included.
+//! has, and the timeout bounds the whole request, reply included. Every
+//! data request is sent as `DKV.DEADLINE <unix-ms> ...` with the wall-clock
+//! time its timeout ends: a node that reads it only after that (it was
+//! paused, say) answers `-TIMEOUT` and applies nothing, so a request this
+//! client gave up on cannot take effect behind the requests it sends next
+//! (to within the clocks' agreement).
 //!
 //! | file        | owns                                                       |
 //! |-------------|------------------------------------------------------------|
@@ -286,7 +291,23 @@ impl Client {
                 "a consistency count must be at least 1",
             ));
         }
-        let deadline = deadline_after(timeout.unwrap_or(self.options.timeout));
+        let timeout = timeout.unwrap_or(self.options.timeout);
+        let deadline = deadline_after(timeout);
+        // Data requests carry the wall-clock time the client stops waiting.
+        let wall_deadline = crate::clock::wall_millis()
+            .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+            .to_string();
+        let wrapped: Vec<&[u8]>;
+        let args = if level.is_some() {
+            let mut with_deadline: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
+            with_deadline.push(b"DKV.DEADLINE");
+            with_deadline.push(wall_deadline.as_bytes());
+            with_deadline.extend_from_slice(args);
+            wrapped = with_deadline;
+            &wrapped[..]
+        } else {
+            args
+        };
         let mut last_error = None;
         // One try per node, plus one: a connection that broke while idle
         // (its node restarted) must not use up the only node's try.

@@ -5,7 +5,7 @@ use std::fmt::{Display, Write};
 use std::sync::atomic::Ordering;
 
 use crate::command::admin::Context;
-use crate::node::Disk;
+use crate::node::{ClockSkew, Disk};
 use crate::wal::FsyncMode;
 
 const SECTIONS: &[(&str, &str)] = &[
@@ -152,6 +152,16 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             lines.add("read_repairs", stats.read_repairs);
             lines.add("quorum_failures", stats.quorum_failures);
             lines.add("clock_refusals", stats.clock_refusals);
+            lines.add("restamps", stats.restamps);
+            lines.add("clock_ahead_refusals", stats.clock_ahead_refusals);
+            lines.add("deadlines_passed", stats.deadlines_passed);
+            let (skew, by) = match node.clock_skew() {
+                ClockSkew::InStep => ("in_step", 0),
+                ClockSkew::Ahead(by) => ("ahead", by),
+                ClockSkew::Behind(by) => ("behind", by),
+            };
+            lines.add("clock_skew", skew);
+            lines.add("clock_skew_ms", by);
         }
         "keyspace" => {
             let keys = node.disk().stats().engine.keys;

@@ -136,8 +136,9 @@ struct SimNode {
     restart_at: u64,
     /// A paused node does nothing until then.
     paused_until: u64,
-    /// Requests sent to it while paused, run when it resumes.
-    inbox: Vec<(usize, SimOp, Consistency)>,
+    /// Requests sent to it while paused, run when it resumes, each with
+    /// its deadline.
+    inbox: Vec<(usize, SimOp, Consistency, u64)>,
 }
 
 pub struct Sim {
@@ -263,7 +264,7 @@ impl Sim {
             return;
         };
         sim_node.paused_until = 0;
-        for (index, _, _) in sim_node.inbox.drain(..) {
+        for (index, ..) in sim_node.inbox.drain(..) {
             self.records[index].coordinator_crashed = true;
         }
         if let Some(node) = sim_node.node.take() {
@@ -347,21 +348,32 @@ impl Sim {
             gave_up: false,
             sequential: false,
         });
+        // The client's deadline, on the coordinator's wall clock (as if
+        // the client's agreed with it): the node refuses the request if it
+        // reads it later than that.
+        let deadline = self.clock(via).wall + CLIENT_TIMEOUT_MS;
         if self.is_paused(via) {
             // A stopped process: the request waits in its socket.
             let index = self.records.len() - 1;
             if let Some(sim_node) = self.nodes.get_mut(&via) {
-                sim_node.inbox.push((index, op, consistency));
+                sim_node.inbox.push((index, op, consistency, deadline));
             }
             return;
         }
-        self.run_request(via, client, &op, consistency);
+        self.run_request(via, client, &op, consistency, deadline);
     }
 
-    fn run_request(&mut self, via: NodeId, client: OpId, op: &SimOp, consistency: Consistency) {
+    fn run_request(
+        &mut self,
+        via: NodeId,
+        client: OpId,
+        op: &SimOp,
+        consistency: Consistency,
+        deadline: u64,
+    ) {
         let now = self.clock(via);
         if let Some(node) = self.nodes.get_mut(&via).and_then(|n| n.node.as_mut()) {
-            node.handle_request(now, client, op.as_op(), consistency, None);
+            node.handle_request(now, client, op.as_op(), consistency, Some(deadline));
         }
         self.drain(via);
     }
@@ -515,8 +527,8 @@ impl Sim {
                     .get_mut(&id)
                     .map(|n| std::mem::take(&mut n.inbox))
                     .unwrap_or_default();
-                for (index, op, consistency) in inbox {
-                    self.run_request(id, OpId::single(index as u64), &op, consistency);
+                for (index, op, consistency, deadline) in inbox {
+                    self.run_request(id, OpId::single(index as u64), &op, consistency, deadline);
                 }
             }
         }

@@ -1,0 +1,663 @@
+//! Faults on real `dkv-node` processes, 3 and 5 of them on 127.0.0.1
+//! (N=3, W=2, R=2, fsync always), under a workload of sequential writers
+//! (one per key, each write through a node picked at random) and readers,
+//! with a history checker.
+//!
+//! Faults, one after another: a one-way link cut (each node runs under a
+//! uid of its own and an iptables `owner` rule drops what one sends to
+//! another's peer port: root only), SIGSTOP then SIGCONT, SIGKILL then a
+//! restart, and restarts under libfaketime a minute ahead and a minute
+//! behind. The checker, per key:
+//!
+//! * a read that began after write `w` was acknowledged returns `w`, a
+//!   later write, or an earlier one whose outcome its writer never learnt:
+//!   never an acknowledged write that `w` followed;
+//! * nothing is read that was not written, or before it was written;
+//! * a write the node refused without applying it (`-TIMEOUT`: read after
+//!   its deadline; `-CLOCKSKEW`: a node too far ahead) is never read.
+//!
+//! `make test` runs the short profile (about a minute); `DKV_FAULT_LONG=1`
+//! runs every fault several times over. Without root the link cuts are
+//! skipped, with a message; without libfaketime the clock faults are.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::free_port;
+use dkv::client::{Client, ClientOptions};
+use dkv::node::Consistency;
+
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// Nodes run as uid `UID_BASE + id` when the test runs as root.
+const UID_BASE: u32 = 61_000;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn has_iptables() -> bool {
+    Command::new("iptables")
+        .args(["-w", "-L", "OUTPUT", "-n"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One iptables rule, removed when dropped (even if the test panics).
+struct Cut {
+    rule: Vec<String>,
+}
+
+impl Cut {
+    /// Drops every packet node `from_uid` sends to 127.0.0.1:`port`.
+    fn new(from_uid: u32, port: u16) -> Option<Cut> {
+        let rule: Vec<String> = [
+            "OUTPUT",
+            "-o",
+            "lo",
+            "-m",
+            "owner",
+            "--uid-owner",
+            &from_uid.to_string(),
+            "-p",
+            "tcp",
+            "-d",
+            "127.0.0.1",
+            "--dport",
+            &port.to_string(),
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let ok = Command::new("iptables")
+            .args(["-w", "-A"])
+            .args(&rule)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Cut { rule })
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        let _ = Command::new("iptables")
+            .args(["-w", "-D"])
+            .args(&self.rule)
+            .status();
+    }
+}
+
+struct Member {
+    client: u16,
+    peer: u16,
+}
+
+/// A cluster of `dkv-node` processes.
+struct Cluster {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    members: Vec<Member>,
+    nodes: Vec<Option<Child>>,
+    as_root: bool,
+}
+
+impl Cluster {
+    fn start(count: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let members: Vec<Member> = (0..count)
+            .map(|_| Member {
+                client: free_port(),
+                peer: free_port(),
+            })
+            .collect();
+        let mut text = String::from(
+            "cluster_name = faults\nreplication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n",
+        );
+        for (i, m) in members.iter().enumerate() {
+            text.push_str(&format!(
+                "node {} 127.0.0.1:{} {}\n",
+                i + 1,
+                m.client,
+                m.peer
+            ));
+        }
+        let conf = dir.path().join("cluster.conf");
+        std::fs::write(&conf, text).unwrap();
+        let as_root = is_root();
+        if as_root {
+            // The nodes run as other users: they must read the conf and
+            // create their data directories.
+            set_mode(dir.path(), 0o777);
+            set_mode(&conf, 0o644);
+        }
+        let mut cluster = Cluster {
+            dir,
+            conf,
+            members,
+            nodes: (0..count).map(|_| None).collect(),
+            as_root,
+        };
+        for id in 1..=count {
+            cluster.launch(id, None);
+        }
+        cluster.wait_until_connected();
+        cluster
+    }
+
+    fn addr(&self, id: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.members[id - 1].client))
+    }
+
+    fn uid(id: usize) -> u32 {
+        UID_BASE + id as u32
+    }
+
+    /// Starts node `id`, under libfaketime `offset` (such as "+60") when
+    /// given, and waits until it accepts connections.
+    fn launch(&mut self, id: usize, offset: Option<&str>) {
+        let data: PathBuf = self.dir.path().join(format!("node-{id}"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dkv-node"));
+        command
+            .args(["--node-id", &id.to_string()])
+            .args(["--port", &self.members[id - 1].client.to_string()])
+            .arg("--cluster-conf")
+            .arg(&self.conf)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--heartbeat-interval-ms", "50"])
+            .args(["--failure-timeout-ms", "500"])
+            .args(["--request-timeout-ms", "600"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(offset) = offset {
+            command
+                .env("LD_PRELOAD", FAKETIME_LIB)
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        if self.as_root {
+            command.uid(Self::uid(id)).gid(Self::uid(id));
+        }
+        let mut child = command.spawn().expect("spawn dkv-node");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.addr(id)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("dkv-node {id} exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "dkv-node {id} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.nodes[id - 1] = Some(child);
+    }
+
+    fn signal(&self, id: usize, signal: i32) {
+        if let Some(child) = &self.nodes[id - 1] {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    fn kill(&mut self, id: usize) {
+        if let Some(mut child) = self.nodes[id - 1].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn info(&self, id: usize) -> String {
+        let options = ClientOptions {
+            timeout: Duration::from_secs(2),
+            ..ClientOptions::default()
+        };
+        let Ok(mut client) = Client::connect(&[self.addr(id)], options) else {
+            return String::new();
+        };
+        client
+            .status(None)
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_default()
+    }
+
+    /// Waits (20 s at most) until every running node has both links up.
+    fn wait_until_connected(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for id in 1..=self.members.len() {
+            if self.nodes[id - 1].is_none() {
+                continue;
+            }
+            loop {
+                let options = ClientOptions {
+                    timeout: Duration::from_secs(2),
+                    ..ClientOptions::default()
+                };
+                let up = Client::connect(&[self.addr(id)], options)
+                    .and_then(|mut c| c.status(None))
+                    .is_ok_and(|s| s.peers.iter().all(|p| p.up && p.connected));
+                if up {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {id} never saw its peers: {}",
+                    self.info(id)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in 1..=self.nodes.len() {
+            self.signal(id, libc::SIGCONT);
+            self.kill(id);
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+/// What came of a write, as its client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Acked,
+    /// An error or a timeout: it may or may not have taken effect.
+    Unknown,
+    /// The node said it applied nothing (read past its deadline, or its
+    /// clock was too far ahead).
+    NotApplied,
+}
+
+#[derive(Debug, Clone)]
+struct Write {
+    seq: usize,
+    value: Option<String>,
+    start: Instant,
+    end: Instant,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+struct Read {
+    start: Instant,
+    end: Instant,
+    value: Option<String>,
+    via: usize,
+}
+
+#[derive(Default)]
+struct History {
+    writes: BTreeMap<String, Vec<Write>>,
+    reads: BTreeMap<String, Vec<Read>>,
+}
+
+fn client_options() -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(1200),
+        ..ClientOptions::default()
+    }
+}
+
+/// A client per node, made on first use and dropped after an error.
+struct Clients {
+    addrs: Vec<SocketAddr>,
+    open: Vec<Option<Client>>,
+}
+
+impl Clients {
+    fn new(addrs: Vec<SocketAddr>) -> Clients {
+        let open = addrs.iter().map(|_| None).collect();
+        Clients { addrs, open }
+    }
+
+    fn with<T>(
+        &mut self,
+        node: usize,
+        run: impl FnOnce(&mut Client) -> Result<T, dkv::client::ClientError>,
+    ) -> Result<T, dkv::client::ClientError> {
+        let mut client = match self.open[node].take() {
+            Some(client) => client,
+            None => Client::connect(&self.addrs[node..=node], client_options())?,
+        };
+        let result = run(&mut client);
+        if result.is_ok() {
+            self.open[node] = Some(client);
+        }
+        result
+    }
+}
+
+/// SplitMix64, seeded per thread.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) % n.max(1) as u64) as usize
+    }
+}
+
+fn outcome_of(error: &dkv::client::ClientError) -> Outcome {
+    let text = error.to_string();
+    // The node's own refusals applied nothing; anything else (a timeout
+    // on this side, UNAVAILABLE, a broken connection) may have.
+    if text.contains("server: TIMEOUT") || text.contains("server: CLOCKSKEW") {
+        Outcome::NotApplied
+    } else {
+        Outcome::Unknown
+    }
+}
+
+/// Runs writers and readers over `keys` until `stop`, through random nodes.
+fn workload(
+    addrs: Vec<SocketAddr>,
+    keys: Vec<String>,
+    stop: Arc<AtomicBool>,
+    history: Arc<Mutex<History>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let mut threads = Vec::new();
+    for (k, key) in keys.into_iter().enumerate() {
+        let (addrs_w, stop_w, history_w, key_w) =
+            (addrs.clone(), stop.clone(), history.clone(), key.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut rng = Rng(k as u64 * 7919 + 1);
+            let mut clients = Clients::new(addrs_w);
+            let mut seq = 0;
+            while !stop_w.load(Ordering::Relaxed) {
+                seq += 1;
+                let node = rng.below(clients.addrs.len());
+                let delete = rng.below(10) == 0;
+                let value = (!delete).then(|| format!("{key_w}-{seq}"));
+                let start = Instant::now();
+                let result = match &value {
+                    Some(v) => clients.with(node, |c| {
+                        c.put(key_w.as_bytes(), v.as_bytes(), Consistency::Quorum, None)
+                            .map(|_| ())
+                    }),
+                    None => clients.with(node, |c| {
+                        c.delete(key_w.as_bytes(), Consistency::Quorum, None)
+                            .map(|_| ())
+                    }),
+                };
+                let outcome = match &result {
+                    Ok(()) => Outcome::Acked,
+                    Err(e) => outcome_of(e),
+                };
+                let write = Write {
+                    seq,
+                    value,
+                    start,
+                    end: Instant::now(),
+                    outcome,
+                };
+                if let Ok(mut h) = history_w.lock() {
+                    h.writes.entry(key_w.clone()).or_default().push(write);
+                }
+                if result.is_err() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }));
+        let (addrs_r, stop_r, history_r) = (addrs.clone(), stop.clone(), history.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut rng = Rng(k as u64 * 104_729 + 3);
+            let mut clients = Clients::new(addrs_r);
+            while !stop_r.load(Ordering::Relaxed) {
+                let node = rng.below(clients.addrs.len());
+                let start = Instant::now();
+                let result =
+                    clients.with(node, |c| c.get(key.as_bytes(), Consistency::Quorum, None));
+                let end = Instant::now();
+                match result {
+                    Ok(value) => {
+                        let value = value.map(|v| String::from_utf8_lossy(&v).into_owned());
+                        if let Ok(mut h) = history_r.lock() {
+                            h.reads.entry(key.clone()).or_default().push(Read {
+                                start,
+                                end,
+                                value,
+                                via: node + 1,
+                            });
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }));
+    }
+    threads
+}
+
+/// Checks one key's history; returns the violations found and how many
+/// reads were checked.
+fn check_key(key: &str, writes: &[Write], reads: &[Read]) -> (Vec<String>, usize) {
+    let mut problems = Vec::new();
+    let by_value: BTreeMap<&str, &Write> = writes
+        .iter()
+        .filter_map(|w| w.value.as_deref().map(|v| (v, w)))
+        .collect();
+    for read in reads {
+        // The last write acknowledged before the read began.
+        let floor = writes
+            .iter()
+            .filter(|w| w.outcome == Outcome::Acked && w.end < read.start)
+            .map(|w| w.seq)
+            .max();
+        let allowed = |w: &Write| {
+            w.outcome != Outcome::NotApplied
+                && w.start < read.end
+                && floor.is_none_or(|f| w.seq >= f || w.outcome == Outcome::Unknown)
+        };
+        match &read.value {
+            Some(value) => match by_value.get(value.as_str()) {
+                None => problems.push(format!("{key}: read {value:?}, which nobody wrote")),
+                Some(w) if !allowed(w) => problems.push(format!(
+                    "{key}: a read via node {} returned write {} ({:?}) though write {:?} was acknowledged before the read began",
+                    read.via, w.seq, w.outcome, floor
+                )),
+                Some(_) => {}
+            },
+            None => {
+                let nil_allowed =
+                    floor.is_none() || writes.iter().any(|w| w.value.is_none() && allowed(w));
+                if !nil_allowed {
+                    problems.push(format!(
+                        "{key}: a read via node {} found nothing though write {:?} was acknowledged before it began",
+                        read.via, floor
+                    ));
+                }
+            }
+        }
+    }
+    (problems, reads.len())
+}
+
+/// The faults the profile runs, in order.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Cut,
+    Pause,
+    Kill,
+    ClockAhead,
+    ClockBehind,
+}
+
+fn run_profile(count: usize, rounds: usize) -> String {
+    let mut cluster = Cluster::start(count);
+    let addrs: Vec<SocketAddr> = (1..=count).map(|id| cluster.addr(id)).collect();
+    let keys: Vec<String> = (0..3).map(|k| format!("k{count}-{k}")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let history = Arc::new(Mutex::new(History::default()));
+    let threads = workload(addrs, keys, stop.clone(), history.clone());
+    let can_cut = cluster.as_root && has_iptables();
+    let can_fake = Path::new(FAKETIME_LIB).exists();
+    let mut skipped = Vec::new();
+    if !can_cut {
+        skipped.push("one-way cuts (need root and iptables)");
+    }
+    if !can_fake {
+        skipped.push("clock offsets (need libfaketime)");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut rng = Rng(count as u64);
+    let faults = [
+        Fault::Cut,
+        Fault::Pause,
+        Fault::Kill,
+        Fault::ClockAhead,
+        Fault::ClockBehind,
+    ];
+    let mut ran = Vec::new();
+    for _ in 0..rounds {
+        for fault in faults {
+            let victim = 1 + rng.below(count);
+            match fault {
+                Fault::Cut if can_cut => {
+                    let other = 1 + (victim % count);
+                    let _cut = Cut::new(Cluster::uid(victim), cluster.members[other - 1].peer);
+                    std::thread::sleep(Duration::from_millis(2500));
+                }
+                Fault::Pause => {
+                    cluster.signal(victim, libc::SIGSTOP);
+                    std::thread::sleep(Duration::from_millis(1500));
+                    cluster.signal(victim, libc::SIGCONT);
+                }
+                Fault::Kill => {
+                    cluster.kill(victim);
+                    std::thread::sleep(Duration::from_millis(800));
+                    cluster.launch(victim, None);
+                }
+                Fault::ClockAhead | Fault::ClockBehind if can_fake => {
+                    let offset = if matches!(fault, Fault::ClockAhead) {
+                        "+60"
+                    } else {
+                        "-60"
+                    };
+                    cluster.kill(victim);
+                    cluster.launch(victim, Some(offset));
+                    std::thread::sleep(Duration::from_millis(2500));
+                    cluster.kill(victim);
+                    cluster.launch(victim, None);
+                }
+                _ => continue,
+            }
+            ran.push(format!("{fault:?}@{victim}"));
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+    }
+    cluster.wait_until_connected();
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    let history = history.lock().map(|h| (h.writes.clone(), h.reads.clone()));
+    let Ok((writes, reads)) = history else {
+        panic!("a workload thread panicked");
+    };
+    let mut problems = Vec::new();
+    let (mut acked, mut unknown, mut not_applied, mut checked) = (0, 0, 0, 0);
+    for (key, key_writes) in &writes {
+        for w in key_writes {
+            match w.outcome {
+                Outcome::Acked => acked += 1,
+                Outcome::Unknown => unknown += 1,
+                Outcome::NotApplied => not_applied += 1,
+            }
+        }
+        let empty = Vec::new();
+        let (mut found, n) = check_key(key, key_writes, reads.get(key).unwrap_or(&empty));
+        problems.append(&mut found);
+        checked += n;
+    }
+    assert!(
+        problems.is_empty(),
+        "{count} nodes, faults {ran:?}: {} violations:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(acked > 0 && checked > 0, "the workload did nothing");
+    let mut summary = format!(
+        "{count} nodes, faults {ran:?}: {acked} writes acknowledged, {unknown} unknown, {not_applied} refused unapplied, {checked} reads checked, 0 violations"
+    );
+    if !skipped.is_empty() {
+        summary.push_str(&format!(" (skipped: {})", skipped.join(", ")));
+    }
+    summary
+}
+
+#[test]
+fn sequential_writes_survive_cuts_pauses_kills_and_skewed_clocks() {
+    let long = std::env::var_os("DKV_FAULT_LONG").is_some();
+    let rounds = if long { 4 } else { 1 };
+    for count in [3, 5] {
+        let summary = run_profile(count, rounds);
+        println!("fault suite: {summary}");
+        if summary.contains("skipped") {
+            eprintln!("fault suite: {summary}");
+        }
+    }
+}
+
+#[test]
+fn the_checker_catches_a_stale_read() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let write = |seq, value: &str, start, end, outcome| Write {
+        seq,
+        value: Some(value.to_string()),
+        start: at(start),
+        end: at(end),
+        outcome,
+    };
+    let writes = vec![
+        write(1, "a", 0, 10, Outcome::Acked),
+        write(2, "b", 20, 30, Outcome::Acked),
+        write(3, "c", 40, 50, Outcome::NotApplied),
+        write(4, "d", 60, 70, Outcome::Unknown),
+    ];
+    let read = |start, end, value: Option<&str>| Read {
+        start: at(start),
+        end: at(end),
+        value: value.map(str::to_string),
+        via: 1,
+    };
+    let ok = [
+        read(35, 36, Some("b")),
+        read(80, 90, Some("d")),
+        read(25, 26, Some("a")),
+    ];
+    assert!(check_key("k", &writes, &ok).0.is_empty());
+    for bad in [
+        read(35, 36, Some("a")),
+        read(80, 90, Some("c")),
+        read(35, 36, Some("zzz")),
+        read(35, 36, None),
+        read(5, 15, Some("d")),
+    ] {
+        let (problems, _) = check_key("k", &writes, std::slice::from_ref(&bad));
+        assert_eq!(problems.len(), 1, "{bad:?}");
+    }
+}
