@@ -68,11 +68,14 @@ impl ClientError {
     }
 
     /// The error a server's error reply stands for: `UNAVAILABLE` is
-    /// [`ErrorKind::Unavailable`], `ERR` [`ErrorKind::InvalidArgument`],
-    /// `IOERR` [`ErrorKind::Io`], anything else [`ErrorKind::Server`].
+    /// [`ErrorKind::Unavailable`], `TIMEOUT` (a request read after its
+    /// deadline, applied nowhere) [`ErrorKind::Timeout`], `ERR`
+    /// [`ErrorKind::InvalidArgument`], `IOERR` [`ErrorKind::Io`], anything
+    /// else [`ErrorKind::Server`].
     pub fn from_server(code: &str, message: &str) -> ClientError {
         let kind = match code {
             "UNAVAILABLE" => ErrorKind::Unavailable,
+            "TIMEOUT" => ErrorKind::Timeout,
             "ERR" => ErrorKind::InvalidArgument,
             "IOERR" => ErrorKind::Io,
             _ => ErrorKind::Server,

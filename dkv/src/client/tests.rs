@@ -18,6 +18,8 @@ type Handler = dyn Fn(&[String]) -> Option<Vec<u8>> + Send + Sync;
 struct Fake {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Vec<String>>>>,
+    /// The `DKV.DEADLINE` of every wrapped request, in order.
+    deadlines: Arc<Mutex<Vec<u64>>>,
     _thread: JoinHandle<()>,
 }
 
@@ -28,10 +30,13 @@ impl Fake {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let log = Arc::clone(&seen);
+        let deadlines = Arc::new(Mutex::new(Vec::new()));
+        let deadline_log = Arc::clone(&deadlines);
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming().take(8) {
                 let Ok(mut stream) = stream else { return };
                 let (handler, log) = (Arc::clone(&handler), Arc::clone(&log));
+                let deadlines = Arc::clone(&deadline_log);
                 std::thread::spawn(move || {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -44,11 +49,19 @@ impl Fake {
                             parse_command(&buf, &Limits::default())
                         {
                             buf.drain(..used);
-                            let args: Vec<String> = command
+                            let mut args: Vec<String> = command
                                 .to_vecs()
                                 .iter()
                                 .map(|a| String::from_utf8_lossy(a).into_owned())
                                 .collect();
+                            // A data request comes wrapped in its deadline:
+                            // handle and log what it wraps, and keep the
+                            // deadline where the tests can see it.
+                            if args.first().is_some_and(|a| a == "DKV.DEADLINE") {
+                                let deadline: u64 = args[1].parse().unwrap_or(0);
+                                deadlines.lock().unwrap().push(deadline);
+                                args.drain(..2);
+                            }
                             log.lock().unwrap().push(args.clone());
                             if let Some(reply) = handler(&args) {
                                 if stream.write_all(&reply).is_err() {
@@ -63,6 +76,7 @@ impl Fake {
         Fake {
             addr,
             seen,
+            deadlines,
             _thread: thread,
         }
     }
@@ -110,6 +124,36 @@ fn connect_needs_an_address_and_a_reachable_node() {
         .unwrap();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.message().contains("no node reachable"), "{e}");
+}
+
+#[test]
+fn data_requests_carry_their_deadline_and_others_do_not() {
+    let fake = Fake::start(echo_node);
+    let mut client = Client::connect(&[fake.addr], quick()).unwrap();
+    let before = crate::clock::wall_millis();
+    client.put(b"k", b"v", Consistency::Quorum, None).unwrap();
+    client
+        .get(b"k", Consistency::Quorum, Some(Duration::from_secs(3)))
+        .unwrap();
+    client.ping(None).unwrap();
+    let after = crate::clock::wall_millis();
+    let deadlines = fake.deadlines.lock().unwrap().clone();
+    assert_eq!(deadlines.len(), 2, "PUT and GET only: {deadlines:?}");
+    assert!(
+        (before + 500..=after + 500).contains(&deadlines[0]),
+        "{deadlines:?}"
+    );
+    assert!(
+        (before + 3000..=after + 3000).contains(&deadlines[1]),
+        "{deadlines:?}"
+    );
+    assert!(fake.commands().contains(&"PING".to_string()));
+}
+
+#[test]
+fn a_server_timeout_is_a_timeout() {
+    let e = ClientError::from_server("TIMEOUT", "the request's deadline passed");
+    assert_eq!(e.kind(), ErrorKind::Timeout);
 }
 
 #[test]
