@@ -6,6 +6,8 @@
 #
 #   benches/cluster_compare.sh          # -n 100000
 #   N=20000 benches/cluster_compare.sh  # quicker
+#   BASELINE=/path/to/old/dkv-node benches/cluster_compare.sh
+#                                       # also a cluster of an older build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,27 +50,39 @@ conf="$work/cluster.conf"
   echo "replication_factor = 3"; echo "write_quorum = 2"; echo "read_quorum = 2"
   for i in 1 2 3; do echo "node $i 127.0.0.1:$((BASE + i - 1))"; done
 } >"$conf"
-for i in 1 2 3; do
-  RUST_LOG=warn target/release/dkv-node --node-id "$i" --cluster-conf "$conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
-  pids+=($!)
-done
-for i in 1 2 3; do wait_port $((BASE + i - 1)); done
-sleep 1 # let the nodes connect and see each other up
-for t in set get; do
-  result[one,$t]=$(csv "$BASE" "$t" "$CLIENTS" "$N")
-  result[spread,$t]=$(spread "$t")
-done
+
+# run_cluster <binary> <name>: the two workloads against a fresh cluster.
+run_cluster() {
+  rm -rf "$work"/node-*
+  for i in 1 2 3; do
+    RUST_LOG=warn "$1" --node-id "$i" --cluster-conf "$conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
+    pids+=($!)
+  done
+  for i in 1 2 3; do wait_port $((BASE + i - 1)); done
+  sleep 1 # let the nodes connect and see each other up
+  for t in set get; do
+    result[$2one,$t]=$(csv "$BASE" "$t" "$CLIENTS" "$N")
+    result[$2spread,$t]=$(spread "$t")
+  done
+  stop_all
+}
+run_cluster target/release/dkv-node ""
+[ -n "${BASELINE:-}" ] && run_cluster "$BASELINE" old
 
 printf '\nredis-benchmark -c %s -d %s -n %s -P 1 on %s cores; dkv: 3 processes, N=3 W=2 R=2, fsync always\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
 printf '%-40s %5s %10s %8s %8s %7s\n' "target" "op" "ops/s" "p50 ms" "p99 ms" "ratio"
 for t in set get; do
   read -r rr rp50 rp99 <<<"${result[redis,$t]}"
-  for who in redis one spread; do
+  whos="redis one spread"
+  [ -n "${BASELINE:-}" ] && whos="$whos oldone oldspread"
+  for who in $whos; do
     read -r r p50 p99 <<<"${result[$who,$t]}"
     case $who in
       redis) label="redis-server appendfsync always" ;;
       one) label="dkv cluster, clients on node 1" ;;
       spread) label="dkv cluster, clients on all 3 nodes" ;;
+      oldone) label="baseline cluster, clients on node 1" ;;
+      oldspread) label="baseline cluster, clients on all 3" ;;
     esac
     ratio=$(awk -v d="$r" -v b="$rr" 'BEGIN { printf "%.2f", d / b }')
     printf '%-40s %5s %10.0f %8s %8s %7s\n' "$label" "${t^^}" "$r" "$p50" "$p99" "$ratio"

@@ -108,6 +108,15 @@ pub(crate) struct ReadOp {
     pub op: OpId,
     pub key: Vec<u8>,
     pub tally: ReadTally,
+    /// Owners that must hold the newest version before the read answers:
+    /// enough that every later quorum read meets one of them.
+    pub needed: usize,
+    /// The client has its answer.
+    pub answered: bool,
+    /// Stale replicas sent the newest version while the read waited.
+    pub repaired: Vec<NodeId>,
+    /// Of those, the ones that took it.
+    pub repair_acks: Vec<NodeId>,
 }
 
 /// A request whose deadline passed.
@@ -265,6 +274,10 @@ mod tests {
                     op: OpId::single(0),
                     key: Vec::new(),
                     tally: ReadTally::new(vec![NodeId(1)], 1),
+                    needed: 1,
+                    answered: false,
+                    repaired: Vec::new(),
+                    repair_acks: Vec::new(),
                 },
                 deadline,
             );

@@ -52,6 +52,22 @@ request_id!(
     KIND_REPAIR
 );
 
+impl ReadId {
+    /// The id a read repair sent while this read waits is acknowledged
+    /// under: the same sequence, the repair kind.
+    pub fn repair(self) -> RepairId {
+        RepairId(self.0)
+    }
+}
+
+impl RepairId {
+    /// The read this repair was sent for, if it was one (a repair sent
+    /// after its read finished finds none).
+    pub fn read(self) -> ReadId {
+        ReadId(self.0)
+    }
+}
+
 /// What a [`RequestId`] received from a peer answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Classified {

@@ -323,9 +323,10 @@ impl<D: Disk> Node<D> {
                 Classified::Delivery(delivery) => {
                     self.handoff.on_delivered(&mut self.disk, delivery, ok)
                 }
-                // Repairs are fire and forget; a read is never
-                // acknowledged this way.
-                Classified::Repair(_) | Classified::Read(_) => {}
+                // A repair a read waits for; others are fire and forget
+                // (their read is gone). A read is never acknowledged so.
+                Classified::Repair(repair) => self.on_repair_ack(from, repair.read(), ok),
+                Classified::Read(_) => {}
             },
             Message::Read { request, key } => {
                 let entry = self.disk.get(&key);
@@ -371,7 +372,8 @@ impl<D: Disk> Node<D> {
                 Classified::Delivery(delivery) => {
                     self.handoff.on_delivered(&mut self.disk, delivery, false)
                 }
-                Classified::Repair(_) | Classified::Read(_) => {}
+                Classified::Repair(repair) => self.on_repair_ack(to, repair.read(), false),
+                Classified::Read(_) => {}
             },
             Message::Read { request, .. } => {
                 if let Classified::Read(read) = Classified::of(request) {

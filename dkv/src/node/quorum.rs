@@ -240,6 +240,17 @@ impl ReadTally {
         self.reached
     }
 
+    /// Replies that hold the newest entry (all of them when no replica has
+    /// the key).
+    pub fn holding_newest(&self) -> Vec<NodeId> {
+        let newest = self.newest().map(|e| e.version);
+        self.replies
+            .iter()
+            .filter(|(_, e)| e.as_ref().map(|e| e.version) == newest)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     pub fn answered(&self) -> usize {
         self.replies.len()
     }

@@ -2,6 +2,13 @@
 //! answer with the newest version at R replies, fail at once when R is out
 //! of reach, and repair the replicas that answered with something older.
 //! The state lives in `coordinator.rs` and `quorum.rs`.
+//!
+//! Quorum reads are monotonic: when the R replies disagree, the read
+//! sends the newest version to the stale ones and answers only once it is
+//! on N - R + 1 owners (so every later quorum read meets one of them), or
+//! at the deadline, whichever comes first. When replicas agree, that costs
+//! nothing; when they do not (a write in flight, a replica that missed
+//! one), one round trip.
 
 use crate::engine::Entry;
 use crate::node::coordinator::{self, ReadOp};
@@ -35,12 +42,24 @@ impl<D: Disk> Node<D> {
         }
         let read = self.ids.read();
         let deadline = self.deadline();
+        // Weaker than a quorum read: no waiting for repairs.
+        let needed = if required >= self.settings.read_quorum {
+            (n + 1)
+                .saturating_sub(self.settings.read_quorum)
+                .min(asked.len())
+        } else {
+            0
+        };
         self.coordinator.open_read(
             read,
             ReadOp {
                 op,
                 key: key.to_vec(),
                 tally: ReadTally::new(asked.clone(), required),
+                needed,
+                answered: false,
+                repaired: Vec::new(),
+                repair_acks: Vec::new(),
             },
             deadline,
         );
@@ -74,18 +93,94 @@ impl<D: Disk> Node<D> {
             return;
         };
         let progress = read.tally.record(from, entry);
-        let answer = progress.reached.then(|| {
+        if progress.complete {
+            // Every asked replica answered: a held answer can go now if
+            // the newest is on enough of them; the rest is repaired.
+            self.try_answer(id);
+            if let Some(read) = self.coordinator.read_mut(id) {
+                if read.answered {
+                    if let Some(read) = self.coordinator.finish_read(id) {
+                        self.repair(read);
+                    }
+                }
+            }
+        } else {
+            self.try_answer(id);
+        }
+    }
+
+    /// A replica took the newest version a waiting read sent it.
+    pub(super) fn on_repair_ack(&mut self, from: NodeId, id: ReadId, ok: bool) {
+        let Some(read) = self.coordinator.read_mut(id) else {
+            return;
+        };
+        if ok && read.repaired.contains(&from) && !read.repair_acks.contains(&from) {
+            read.repair_acks.push(from);
+            self.try_answer(id);
+            if let Some(read) = self.coordinator.read_mut(id) {
+                if read.answered && read.tally.answered() == read.tally.asked() {
+                    if let Some(read) = self.coordinator.finish_read(id) {
+                        self.repair(read);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers a read that has R replies once the newest version is on
+    /// enough owners; until then, sends it to the stale ones (once).
+    fn try_answer(&mut self, id: ReadId) {
+        let Some(read) = self.coordinator.read_mut(id) else {
+            return;
+        };
+        if read.answered || !read.tally.reached() {
+            return;
+        }
+        let holding = read.tally.holding_newest().len() + read.repair_acks.len();
+        if holding >= read.needed {
+            read.answered = true;
             let newest = read.tally.newest().cloned();
             let version = newest.as_ref().map(|e| e.version);
-            (read.op, newest.and_then(|e| e.value), version)
-        });
-        let done = progress.complete && read.tally.reached();
-        if let Some((op, value, version)) = answer {
-            self.reply(op, Ok(OpReply::Value { value, version }));
+            let op = read.op;
+            self.reply(
+                op,
+                Ok(OpReply::Value {
+                    value: newest.and_then(|e| e.value),
+                    version,
+                }),
+            );
+            return;
         }
-        if done {
-            if let Some(read) = self.coordinator.finish_read(id) {
-                self.repair(read);
+        let Some(newest) = read.tally.newest().cloned() else {
+            return;
+        };
+        let stale: Vec<NodeId> = read
+            .tally
+            .stale()
+            .into_iter()
+            .filter(|n| !read.repaired.contains(n))
+            .collect();
+        read.repaired.extend(stale.iter().copied());
+        let key = read.key.clone();
+        for node in stale {
+            self.stats.read_repairs += 1;
+            if node == self.settings.id {
+                let applied = self.accepts_timestamp(newest.version.timestamp)
+                    && self
+                        .disk
+                        .apply(&key, newest.version, newest.value.as_deref())
+                        .is_ok();
+                self.on_repair_ack(node, id, applied);
+            } else {
+                self.send(
+                    node,
+                    Message::Replicate {
+                        request: id.repair().into(),
+                        key: key.clone(),
+                        entry: newest.clone(),
+                        hint_for: None,
+                    },
+                );
             }
         }
     }
@@ -107,6 +202,16 @@ impl<D: Disk> Node<D> {
 
     pub(super) fn on_read_expired(&mut self, read: ReadOp) {
         if read.tally.reached() {
+            if !read.answered {
+                // Repairs did not land in time. The newest value may be on
+                // too few owners for a later read to meet it: say so
+                // rather than answer something a later read contradicts.
+                let error = OpError::RepairIncomplete {
+                    holding: read.tally.holding_newest().len() + read.repair_acks.len(),
+                    needed: read.needed,
+                };
+                self.reply(read.op, Err(error));
+            }
             self.repair(read);
         } else {
             let error = OpError::Unavailable {
@@ -127,6 +232,9 @@ impl<D: Disk> Node<D> {
             return;
         };
         for node in read.tally.stale() {
+            if read.repaired.contains(&node) {
+                continue;
+            }
             self.stats.read_repairs += 1;
             if node == self.settings.id {
                 if !self.accepts_timestamp(newest.version.timestamp) {

@@ -187,6 +187,16 @@ pub enum OpError {
     /// (after a pause, say): nothing was applied.
     #[error("TIMEOUT the request's deadline passed before it was read; nothing was applied")]
     DeadlinePassed,
+    /// A quorum read's replicas disagreed and the newest version it found
+    /// did not reach enough of them before the timeout; answering anyway
+    /// could let a later quorum read see an older value.
+    #[error("UNAVAILABLE the newest version is on {holding} of the {needed} replicas a quorum read must leave it on before answering")]
+    RepairIncomplete {
+        /// Replicas known to hold the newest version.
+        holding: usize,
+        /// N - R + 1.
+        needed: usize,
+    },
 }
 
 /// The result of an operation.
