@@ -96,10 +96,26 @@ pub(crate) struct WriteOp {
     pub entry: Entry,
     pub tally: WriteTally,
     pub reachable: usize,
-    /// 1 for the first stamp, 2 for the next, ...
-    pub attempt: u32,
+    /// Which stamp this is, and how long the write may take.
+    pub attempt: WriteAttempt,
     /// The newest version a replica said it held that beat this one.
     pub newest_held: Option<Version>,
+}
+
+/// One stamp of a write, and the bounds every stamp shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteAttempt {
+    /// 1 for the first stamp, 2 for the next, ...
+    pub number: u32,
+    /// Whether an earlier attempt found a live value.
+    pub existed: bool,
+    /// When the write fails (monotonic ms), whatever its attempt: the first
+    /// one's deadline.
+    pub expires: u64,
+    /// The client's deadline (wall-clock ms), if it sent one: no stamp
+    /// goes out after it, so a write the client gave up on cannot take
+    /// effect again behind the client's next one.
+    pub client_deadline: Option<u64>,
 }
 
 /// A read this node coordinates.
@@ -113,10 +129,14 @@ pub(crate) struct ReadOp {
     pub needed: usize,
     /// The client has its answer.
     pub answered: bool,
-    /// Stale replicas sent the newest version while the read waited.
-    pub repaired: Vec<NodeId>,
-    /// Of those, the ones that took it.
-    pub repair_acks: Vec<NodeId>,
+    /// Stale replicas sent a newer version while the read waited (at most
+    /// once each), and the version sent.
+    pub repaired: Vec<(NodeId, Version)>,
+    /// Of those, the ones that took it (the version they now hold).
+    pub repair_acks: Vec<(NodeId, Version)>,
+    /// Replicas asked a second time because a repair showed they hold
+    /// something newer than they first answered (at most once each).
+    pub asked_again: Vec<NodeId>,
 }
 
 /// A request whose deadline passed.
@@ -278,6 +298,7 @@ mod tests {
                     answered: false,
                     repaired: Vec::new(),
                     repair_acks: Vec::new(),
+                    asked_again: Vec::new(),
                 },
                 deadline,
             );

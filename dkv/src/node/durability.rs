@@ -2,7 +2,10 @@
 //! durable.
 //!
 //! Persist before send: a replica acknowledges a write, and a coordinator
-//! counts its own copy, only once the log record is durable. The node puts
+//! counts its own copy, only once the log record is durable; a read reply
+//! (a replica's, the coordinator's own, a lone node's answer) goes out only
+//! once every data write before it is durable, so no reader ever sees a
+//! value a crash could take back. The node puts
 //! each such action here with the [`Ticket`] it waits for; the runtime
 //! reports each log's progress ([`DurabilityGate::advance`]) and the gate
 //! hands back every action now covered, in ticket order. Tickets of one
@@ -15,8 +18,9 @@
 
 use std::collections::VecDeque;
 
+use crate::engine::Entry;
 use crate::node::disk::{Log, Ticket};
-use crate::node::ids::WriteId;
+use crate::node::ids::{ReadId, WriteId};
 use crate::node::types::OpId;
 use crate::peer::RequestId;
 use crate::version::{NodeId, Version};
@@ -45,6 +49,19 @@ pub(crate) enum Deferred {
         existed: bool,
         version: Version,
     },
+    /// Answer a coordinator's read with this replica's entry.
+    ReadReply {
+        to: NodeId,
+        request: RequestId,
+        entry: Option<Entry>,
+    },
+    /// Count this node's own entry towards a read it coordinates.
+    OwnRead { read: ReadId, entry: Option<Entry> },
+    /// Answer a read whose only replica is this node.
+    Value { op: OpId, entry: Option<Entry> },
+    /// Count a repair of this node's own copy towards the read waiting
+    /// for it.
+    OwnRepair { read: ReadId, held: Option<Version> },
 }
 
 /// Actions waiting for each log, and how far each log is durable.

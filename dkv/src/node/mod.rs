@@ -82,7 +82,7 @@ use crate::clock::HybridClock;
 use crate::engine::Entry;
 use crate::peer::{Envelope, Message, RequestId};
 use crate::ring::Ring;
-use crate::version::{NodeId, Timestamp};
+use crate::version::{NodeId, Timestamp, Version};
 
 pub use clocks::ClockSkew;
 pub use disk::{Applied, Disk, DiskError, DiskStats, Hint, Log, MemDisk, Ticket};
@@ -115,6 +115,9 @@ pub struct Node<D: Disk> {
     handoff: Handoff,
     detector: FailureDetector,
     gate: DurabilityGate,
+    /// The last data write applied here that had something to wait for:
+    /// read replies wait for it (see `durability.rs`).
+    data_barrier: Option<Ticket>,
     clocks: PeerClocks,
     /// When a clock that is off was last reported (monotonic ms).
     skew_logged_at: Option<u64>,
@@ -161,6 +164,7 @@ impl<D: Disk> Node<D> {
             handoff: Handoff::new(&settings, hints),
             detector,
             gate: DurabilityGate::new(),
+            data_barrier: None,
             clocks,
             skew_logged_at: None,
             outputs: VecDeque::new(),
@@ -275,8 +279,14 @@ impl<D: Disk> Node<D> {
         };
         match request {
             Op::Get { key } => self.start_read(op, key, required),
-            Op::Put { key, value } => self.start_write(op, key, Some(value), required, 1, false),
-            Op::Delete { key } => self.start_write(op, key, None, required, 1, false),
+            Op::Put { key, value } => {
+                let attempt = self.first_attempt(deadline);
+                self.start_write(op, key, Some(value), required, attempt)
+            }
+            Op::Delete { key } => {
+                let attempt = self.first_attempt(deadline);
+                self.start_write(op, key, None, required, attempt)
+            }
         }
     }
 
@@ -325,12 +335,19 @@ impl<D: Disk> Node<D> {
                 }
                 // A repair a read waits for; others are fire and forget
                 // (their read is gone). A read is never acknowledged so.
-                Classified::Repair(repair) => self.on_repair_ack(from, repair.read(), ok),
+                Classified::Repair(repair) => {
+                    self.on_repair_ack(from, repair.read(), ok.then_some(held))
+                }
                 Classified::Read(_) => {}
             },
             Message::Read { request, key } => {
                 let entry = self.disk.get(&key);
-                self.send(from, Message::ReadReply { request, entry });
+                let reply = Deferred::ReadReply {
+                    to: from,
+                    request,
+                    entry,
+                };
+                self.defer(self.data_barrier, reply);
             }
             Message::ReadReply { request, entry } => {
                 if let Classified::Read(read) = Classified::of(request) {
@@ -372,7 +389,7 @@ impl<D: Disk> Node<D> {
                 Classified::Delivery(delivery) => {
                     self.handoff.on_delivered(&mut self.disk, delivery, false)
                 }
-                Classified::Repair(repair) => self.on_repair_ack(to, repair.read(), false),
+                Classified::Repair(repair) => self.on_repair_ack(to, repair.read(), None),
                 Classified::Read(_) => {}
             },
             Message::Read { request, .. } => {
@@ -417,8 +434,14 @@ impl<D: Disk> Node<D> {
                 // The copy never counts; the write fails at its deadline
                 // unless other replicas make its quorum.
                 Deferred::OwnWrite { .. } => {}
-                Deferred::Reply { op, .. } => {
+                Deferred::Reply { op, .. } | Deferred::Value { op, .. } => {
                     self.reply(op, Err(OpError::Storage(format!("the {log:?} log failed"))))
+                }
+                // The coordinator times the replica out.
+                Deferred::ReadReply { .. } => {}
+                Deferred::OwnRead { read, .. } => self.on_read_unreachable(self.settings.id, read),
+                Deferred::OwnRepair { read, .. } => {
+                    self.on_repair_ack(self.settings.id, read, None)
                 }
             }
         }
@@ -550,7 +573,38 @@ impl<D: Disk> Node<D> {
                 existed,
                 version,
             } => self.reply(op, Ok(OpReply::Written { existed, version })),
+            Deferred::ReadReply { to, request, entry } => {
+                self.send(to, Message::ReadReply { request, entry })
+            }
+            Deferred::OwnRead { read, entry } => self.on_read_reply(self.settings.id, read, entry),
+            Deferred::Value { op, entry } => {
+                let version = entry.as_ref().map(|e| e.version);
+                let value = entry.and_then(|e| e.value);
+                self.reply(op, Ok(OpReply::Value { value, version }));
+            }
+            Deferred::OwnRepair { read, held } => {
+                self.on_repair_ack(self.settings.id, read, Some(held))
+            }
         }
+    }
+
+    /// Applies a write to the local data, noting what later read replies
+    /// must wait for.
+    fn apply_local(
+        &mut self,
+        key: &[u8],
+        version: Version,
+        value: Option<&[u8]>,
+    ) -> Result<Applied, DiskError> {
+        let applied = self.disk.apply(key, version, value)?;
+        if let Some(ticket) = applied.ticket.filter(|t| t.log == Log::Data) {
+            debug_assert!(
+                self.data_barrier.is_none_or(|b| b <= ticket),
+                "data tickets grow"
+            );
+            self.data_barrier = Some(ticket);
+        }
+        Ok(applied)
     }
 
     /// The replicas `consistency` requires, or a reply saying it is out
@@ -641,8 +695,7 @@ impl<D: Disk> Node<D> {
                     .map(|ticket| (ticket, false, None))
             }
             _ => self
-                .disk
-                .apply(&key, entry.version, entry.value.as_deref())
+                .apply_local(&key, entry.version, entry.value.as_deref())
                 .map(|applied| (applied.ticket, applied.was_live, applied.held)),
         };
         match result {

@@ -227,6 +227,16 @@ impl ReadTally {
         }
     }
 
+    /// Forgets `from`'s answer, to record a fresh one.
+    pub fn forget(&mut self, from: NodeId) {
+        self.replies.retain(|(n, _)| *n != from);
+    }
+
+    /// Whether every asked replica answered or failed.
+    pub fn complete(&self) -> bool {
+        self.replies.len() + self.failed.len() == self.asked.len()
+    }
+
     /// The newest entry among the replies.
     pub fn newest(&self) -> Option<&Entry> {
         self.replies

@@ -3,20 +3,26 @@
 //! of reach, and repair the replicas that answered with something older.
 //! The state lives in `coordinator.rs` and `quorum.rs`.
 //!
-//! Quorum reads are monotonic: when the R replies disagree, the read
-//! sends the newest version to the stale ones and answers only once it is
-//! on N - R + 1 owners (so every later quorum read meets one of them), or
-//! at the deadline, whichever comes first. When replicas agree, that costs
-//! nothing; when they do not (a write in flight, a replica that missed
-//! one), one round trip.
+//! Quorum reads are monotonic: a quorum read answers only once the newest
+//! version it found is on N - R + 1 owners, so every later quorum read
+//! meets one of them. When the replies agree, that costs nothing. When
+//! they disagree (a write in flight, a replica that missed one), the read
+//! sends the newest version to the stale replicas (once each) and counts
+//! those that took it; a replica that refuses it because it holds
+//! something newer is asked again (once), and its newer answer becomes the
+//! one to spread. A read that gets no further by its deadline fails
+//! (`RepairIncomplete`) rather than answer something a later read could
+//! contradict. Replicas answer only from durable data (see
+//! `durability.rs`), so no answer rests on a copy a crash can take back.
 
 use crate::engine::Entry;
 use crate::node::coordinator::{self, ReadOp};
+use crate::node::durability::Deferred;
 use crate::node::ids::ReadId;
 use crate::node::quorum::ReadTally;
 use crate::node::{Disk, Node, OpError, OpId, OpReply};
 use crate::peer::{Message, RequestId};
-use crate::version::NodeId;
+use crate::version::{NodeId, Version};
 
 impl<D: Disk> Node<D> {
     pub(super) fn start_read(&mut self, op: OpId, key: &[u8], required: usize) {
@@ -60,13 +66,14 @@ impl<D: Disk> Node<D> {
                 answered: false,
                 repaired: Vec::new(),
                 repair_acks: Vec::new(),
+                asked_again: Vec::new(),
             },
             deadline,
         );
         for node in asked {
             if node == me {
                 let entry = self.disk.get(key);
-                self.on_read_reply(me, read, entry);
+                self.defer(self.data_barrier, Deferred::OwnRead { read, entry });
             } else {
                 self.send(
                     node,
@@ -83,105 +90,142 @@ impl<D: Disk> Node<D> {
     /// repair.
     fn read_alone(&mut self, op: OpId, key: &[u8]) {
         let entry = self.disk.get(key);
-        let version = entry.as_ref().map(|e| e.version);
-        let value = entry.and_then(|e| e.value);
-        self.reply(op, Ok(OpReply::Value { value, version }));
+        self.defer(self.data_barrier, Deferred::Value { op, entry });
     }
 
     pub(super) fn on_read_reply(&mut self, from: NodeId, id: ReadId, entry: Option<Entry>) {
         let Some(read) = self.coordinator.read_mut(id) else {
             return;
         };
-        let progress = read.tally.record(from, entry);
-        if progress.complete {
-            // Every asked replica answered: a held answer can go now if
-            // the newest is on enough of them; the rest is repaired.
-            self.try_answer(id);
-            if let Some(read) = self.coordinator.read_mut(id) {
-                if read.answered {
-                    if let Some(read) = self.coordinator.finish_read(id) {
-                        self.repair(read);
-                    }
-                }
-            }
-        } else {
-            self.try_answer(id);
-        }
+        read.tally.record(from, entry);
+        self.try_answer(id);
     }
 
-    /// A replica took the newest version a waiting read sent it.
-    pub(super) fn on_repair_ack(&mut self, from: NodeId, id: ReadId, ok: bool) {
+    /// A replica's answer to a repair this read sent while it waited:
+    /// `held` is what it held before (`None` when it did not take it).
+    pub(super) fn on_repair_ack(
+        &mut self,
+        from: NodeId,
+        id: ReadId,
+        held: Option<Option<Version>>,
+    ) {
         let Some(read) = self.coordinator.read_mut(id) else {
             return;
         };
-        if ok && read.repaired.contains(&from) && !read.repair_acks.contains(&from) {
-            read.repair_acks.push(from);
-            self.try_answer(id);
-            if let Some(read) = self.coordinator.read_mut(id) {
-                if read.answered && read.tally.answered() == read.tally.asked() {
-                    if let Some(read) = self.coordinator.finish_read(id) {
-                        self.repair(read);
-                    }
+        let Some(&(_, sent)) = read.repaired.iter().find(|(n, _)| *n == from) else {
+            return;
+        };
+        if read.repair_acks.iter().any(|(n, _)| *n == from) {
+            return;
+        }
+        match held {
+            // Refused (its clock check, its disk): it does not count.
+            None => return,
+            Some(held) if held.is_none_or(|h| h <= sent) => read.repair_acks.push((from, sent)),
+            // It held something newer than the read found: ask it again.
+            Some(_) => {
+                if read.asked_again.contains(&from) {
+                    return;
                 }
+                read.asked_again.push(from);
+                read.tally.forget(from);
+                let key = read.key.clone();
+                self.ask(from, id, &key);
+                return;
             }
+        }
+        self.try_answer(id);
+    }
+
+    /// Sends a read to one replica (this node's own copy goes through the
+    /// same durability wait as a replica's answer).
+    fn ask(&mut self, node: NodeId, id: ReadId, key: &[u8]) {
+        if node == self.settings.id {
+            let entry = self.disk.get(key);
+            self.defer(self.data_barrier, Deferred::OwnRead { read: id, entry });
+        } else {
+            self.send(
+                node,
+                Message::Read {
+                    request: id.into(),
+                    key: key.to_vec(),
+                },
+            );
         }
     }
 
     /// Answers a read that has R replies once the newest version is on
-    /// enough owners; until then, sends it to the stale ones (once).
+    /// enough owners, and until then sends it to stale replicas; finishes
+    /// the read (repairing the rest) once it has answered and every asked
+    /// replica has.
     fn try_answer(&mut self, id: ReadId) {
         let Some(read) = self.coordinator.read_mut(id) else {
             return;
         };
-        if read.answered || !read.tally.reached() {
-            return;
-        }
-        let holding = read.tally.holding_newest().len() + read.repair_acks.len();
-        if holding >= read.needed {
-            read.answered = true;
+        if !read.answered && read.tally.reached() {
             let newest = read.tally.newest().cloned();
             let version = newest.as_ref().map(|e| e.version);
-            let op = read.op;
-            self.reply(
-                op,
-                Ok(OpReply::Value {
-                    value: newest.and_then(|e| e.value),
-                    version,
-                }),
-            );
-            return;
+            let mut holding = read.tally.holding_newest();
+            for &(node, sent) in &read.repair_acks {
+                if Some(sent) == version && !holding.contains(&node) {
+                    holding.push(node);
+                }
+            }
+            if holding.len() >= read.needed {
+                read.answered = true;
+                let op = read.op;
+                let value = newest.and_then(|e| e.value);
+                self.reply(op, Ok(OpReply::Value { value, version }));
+            } else if let Some(newest) = newest {
+                let stale: Vec<NodeId> = read
+                    .tally
+                    .stale()
+                    .into_iter()
+                    .filter(|n| !read.repaired.iter().any(|(r, _)| r == n))
+                    .collect();
+                read.repaired
+                    .extend(stale.iter().map(|&n| (n, newest.version)));
+                let key = read.key.clone();
+                for node in stale {
+                    self.repair_one(node, id, &key, &newest);
+                }
+            }
         }
-        let Some(newest) = read.tally.newest().cloned() else {
+        let Some(read) = self.coordinator.read_mut(id) else {
             return;
         };
-        let stale: Vec<NodeId> = read
-            .tally
-            .stale()
-            .into_iter()
-            .filter(|n| !read.repaired.contains(n))
-            .collect();
-        read.repaired.extend(stale.iter().copied());
-        let key = read.key.clone();
-        for node in stale {
-            self.stats.read_repairs += 1;
-            if node == self.settings.id {
-                let applied = self.accepts_timestamp(newest.version.timestamp)
-                    && self
-                        .disk
-                        .apply(&key, newest.version, newest.value.as_deref())
-                        .is_ok();
-                self.on_repair_ack(node, id, applied);
-            } else {
-                self.send(
-                    node,
-                    Message::Replicate {
-                        request: id.repair().into(),
-                        key: key.clone(),
-                        entry: newest.clone(),
-                        hint_for: None,
-                    },
-                );
+        if read.answered && read.tally.complete() {
+            if let Some(read) = self.coordinator.finish_read(id) {
+                self.repair(read);
             }
+        }
+    }
+
+    /// Sends `newest` to one stale replica while the read waits for it.
+    fn repair_one(&mut self, node: NodeId, id: ReadId, key: &[u8], newest: &Entry) {
+        self.stats.read_repairs += 1;
+        if node != self.settings.id {
+            let repair = Message::Replicate {
+                request: id.repair().into(),
+                key: key.to_vec(),
+                entry: newest.clone(),
+                hint_for: None,
+            };
+            self.send(node, repair);
+            return;
+        }
+        if !self.accepts_timestamp(newest.version.timestamp) {
+            return;
+        }
+        match self.apply_local(key, newest.version, newest.value.as_deref()) {
+            Ok(applied) => self.defer(
+                applied.ticket,
+                Deferred::OwnRepair {
+                    read: id,
+                    held: applied.held,
+                },
+            ),
+            Err(e) => log::error!("node {}: read repair failed locally: {e}", self.settings.id),
         }
     }
 
@@ -206,8 +250,10 @@ impl<D: Disk> Node<D> {
                 // Repairs did not land in time. The newest value may be on
                 // too few owners for a later read to meet it: say so
                 // rather than answer something a later read contradicts.
+                let newest = read.tally.newest().map(|e| e.version);
+                let repaired = read.repair_acks.iter().filter(|(_, v)| Some(*v) == newest);
                 let error = OpError::RepairIncomplete {
-                    holding: read.tally.holding_newest().len() + read.repair_acks.len(),
+                    holding: read.tally.holding_newest().len() + repaired.count(),
                     needed: read.needed,
                 };
                 self.reply(read.op, Err(error));
@@ -232,7 +278,7 @@ impl<D: Disk> Node<D> {
             return;
         };
         for node in read.tally.stale() {
-            if read.repaired.contains(&node) {
+            if read.repaired.iter().any(|(n, _)| *n == node) {
                 continue;
             }
             self.stats.read_repairs += 1;
@@ -240,9 +286,7 @@ impl<D: Disk> Node<D> {
                 if !self.accepts_timestamp(newest.version.timestamp) {
                     continue;
                 }
-                let applied = self
-                    .disk
-                    .apply(&read.key, newest.version, newest.value.as_deref());
+                let applied = self.apply_local(&read.key, newest.version, newest.value.as_deref());
                 if let Err(e) = applied {
                     log::error!("node {}: read repair failed locally: {e}", self.settings.id);
                 }

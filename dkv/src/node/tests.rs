@@ -295,6 +295,64 @@ fn quorum_reads_do_not_go_back_in_time() {
     );
 }
 
+/// Nodes 2 and 3 hold a version of "k" stamped ahead of node 1's clock;
+/// node 1 coordinates a write with the client's `deadline` whose messages
+/// are held for 10 ms. Returns the write's result and node 1's restamps.
+fn write_refused_late(deadline: impl Fn(u64) -> Option<u64>) -> (OpResult, u64) {
+    let mut trio = Trio::new();
+    let ahead = crate::version::Version::new(
+        crate::version::Timestamp::from_millis(trio.at().wall + 5_000),
+        NodeId(2),
+    );
+    for node in &mut trio.nodes[1..] {
+        node.disk_mut()
+            .apply(b"k", ahead, Some(b"ahead"))
+            .expect("apply");
+    }
+    let client = OpId::single(1_000);
+    let now = trio.at();
+    let put = Op::Put {
+        key: b"k",
+        value: b"mine",
+    };
+    trio.nodes[0].handle_request(now, client, put, Consistency::Quorum, deadline(now.wall));
+    let mut held = Vec::new();
+    while let Some(output) = trio.nodes[0].poll_output() {
+        if let Output::Send { to, envelope } = output {
+            held.push((to, envelope));
+        }
+    }
+    trio.now += 10;
+    let now = trio.at();
+    for (to, envelope) in held {
+        trio.nodes[Trio::index(to)].handle_message(now, envelope);
+    }
+    for _ in 0..300 {
+        trio.settle();
+        if let Some(i) = trio.replies.iter().position(|(c, _)| *c == client) {
+            let result = trio.replies.remove(i).1;
+            return (result, trio.nodes[0].stats().restamps);
+        }
+        trio.now += 1;
+    }
+    panic!("no reply");
+}
+
+/// A write the client has given up on is not stamped again: a second
+/// stamp could take effect behind the client's next write.
+#[test]
+fn no_write_is_stamped_again_after_the_clients_deadline() {
+    let (result, restamps) = write_refused_late(|_| None);
+    assert!(matches!(result, Ok(OpReply::Written { .. })), "{result:?}");
+    assert_eq!(restamps, 1);
+    let (result, restamps) = write_refused_late(|wall| Some(wall + 5));
+    assert!(
+        matches!(result, Err(OpError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert_eq!(restamps, 0);
+}
+
 /// Replicas that agree cost a quorum read nothing: no repair is sent.
 #[test]
 fn agreeing_replicas_answer_without_repair() {

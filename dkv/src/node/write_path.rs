@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use crate::engine::Entry;
 use crate::node::clocks::ClockSkew;
-use crate::node::coordinator::{self, WriteOp};
+use crate::node::coordinator::{self, WriteAttempt, WriteOp};
 use crate::node::durability::Deferred;
 use crate::node::ids::WriteId;
 use crate::node::quorum::WriteTally;
@@ -18,15 +18,25 @@ use crate::peer::Message;
 use crate::version::{NodeId, Version};
 
 impl<D: Disk> Node<D> {
-    /// Starts attempt `attempt` of a write (`value: None` deletes).
+    /// The first attempt of a write that arrived now, with the client's
+    /// deadline if it sent one.
+    pub(super) fn first_attempt(&self, client_deadline: Option<u64>) -> WriteAttempt {
+        WriteAttempt {
+            number: 1,
+            existed: false,
+            expires: self.deadline(),
+            client_deadline,
+        }
+    }
+
+    /// Starts `attempt` of a write (`value: None` deletes).
     pub(super) fn start_write(
         &mut self,
         op: OpId,
         key: &[u8],
         value: Option<&[u8]>,
         required: usize,
-        attempt: u32,
-        existed: bool,
+        attempt: WriteAttempt,
     ) {
         let n = self.settings.replication_factor;
         let me = self.settings.id;
@@ -95,19 +105,18 @@ impl<D: Disk> Node<D> {
         };
         let write = self.ids.write();
         let targets = plan.targets.clone();
-        let deadline = self.deadline();
         self.coordinator.open_write(
             write,
             WriteOp {
                 op,
                 key: key.to_vec(),
                 entry: entry.clone(),
-                tally: WriteTally::new(plan.targets, required).with_existed(existed),
+                tally: WriteTally::new(plan.targets, required).with_existed(attempt.existed),
                 reachable: plan.reachable,
                 attempt,
                 newest_held: None,
             },
-            deadline,
+            attempt.expires,
         );
         for target in targets {
             if target.node == me {
@@ -129,7 +138,7 @@ impl<D: Disk> Node<D> {
     /// A write whose only replica is this node: its own durable copy is
     /// the whole write.
     fn write_alone(&mut self, op: OpId, key: &[u8], value: Option<&[u8]>, version: Version) {
-        match self.disk.apply(key, version, value) {
+        match self.apply_local(key, version, value) {
             Ok(applied) => {
                 debug_assert!(applied.won, "the clock moved past the local copy first");
                 let action = Deferred::Reply {
@@ -144,7 +153,7 @@ impl<D: Disk> Node<D> {
     }
 
     fn write_locally(&mut self, write: WriteId, key: &[u8], entry: &Entry) {
-        match self.disk.apply(key, entry.version, entry.value.as_deref()) {
+        match self.apply_local(key, entry.version, entry.value.as_deref()) {
             Ok(applied) => {
                 let action = Deferred::OwnWrite {
                     write,
@@ -203,24 +212,25 @@ impl<D: Disk> Node<D> {
     }
 
     /// W can no longer be reached by this attempt. If a replica held a
-    /// newer version, the clock moves past it and the write is stamped
+    /// newer version, and the write still has time (its first deadline,
+    /// the client's), the clock moves past it and the write is stamped
     /// again; otherwise the write fails now rather than at its deadline.
     fn on_write_lost(&mut self, write: WriteOp) {
-        if let Some(newest) = write.newest_held {
-            if write.attempt < MAX_WRITE_ATTEMPTS {
+        let attempt = write.attempt;
+        let in_time = self.now.mono < attempt.expires
+            && attempt.client_deadline.is_none_or(|d| self.now.wall <= d);
+        if let Some(newest) = write.newest_held.filter(|_| in_time) {
+            if attempt.number < MAX_WRITE_ATTEMPTS {
                 self.stats.restamps += 1;
                 self.clock.advance_to(newest.timestamp);
                 let required = write.tally.required();
-                let existed = write.tally.existed();
+                let next = WriteAttempt {
+                    number: attempt.number + 1,
+                    existed: write.tally.existed(),
+                    ..attempt
+                };
                 let value = write.entry.value.as_deref();
-                return self.start_write(
-                    write.op,
-                    &write.key,
-                    value,
-                    required,
-                    write.attempt + 1,
-                    existed,
-                );
+                return self.start_write(write.op, &write.key, value, required, next);
             }
         }
         let error = OpError::Unavailable {

@@ -6,9 +6,11 @@
 //! (losing what their disk had not synced) and restart, and pause (a
 //! stopped process: no ticks, messages and requests wait); wall clocks are
 //! skewed, in some seeds one node far past the drift limit. Clients issue
-//! random reads, writes and deletes, and sequential writers write one key
-//! through one coordinator after another, the next write often in the same
-//! millisecond as the last reply; every reply is recorded for the checker.
+//! random reads, writes and deletes on some keys; on the others, sequential
+//! clients (a writer and two readers per key) issue one request at a time
+//! through one coordinator after another, the next often in the same
+//! millisecond as the last reply. Every request is recorded with the order
+//! of its invocation and reply among all events, for the checkers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +18,7 @@ use dkv::node::{Consistency, MemDisk, Node, NodeSettings, Now, Op, OpId, OpResul
 use dkv::peer::Envelope;
 use dkv::NodeId;
 
+pub mod linearizable;
 pub mod rng;
 pub mod seeds;
 pub use rng::Rng;
@@ -106,21 +109,39 @@ pub struct Record {
     /// The client stopped waiting ([`CLIENT_TIMEOUT_MS`] passed with no
     /// reply): to it the outcome is unknown.
     pub gave_up: bool,
-    /// Issued by a sequential writer (the next write of its key begins only
-    /// once this one is answered or given up on).
-    pub sequential: bool,
+    /// The sequential client that issued it (its next request begins only
+    /// once this one is answered or given up on), if any.
+    pub client: Option<usize>,
+    /// Its place among all invocations and replies of the run.
+    pub invoked: u64,
+    /// The reply's place, when one came.
+    pub returned: Option<u64>,
 }
 
 /// How long a client waits for a reply before it gives up.
 pub const CLIENT_TIMEOUT_MS: u64 = 600;
 
-/// A client that writes one key, one write at a time, through whichever
-/// node it picks each time.
-struct Writer {
+/// What a sequential client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Writes and deletes.
+    Writer,
+    /// Quorum reads.
+    Reader,
+}
+
+/// A client of one key that sends one request at a time, each through a
+/// node it picks anew.
+struct Client {
     key: Vec<u8>,
+    role: Role,
     waiting: Option<usize>,
     last_via: Option<NodeId>,
 }
+
+/// Keys the sequential clients use (the first ones); random requests use
+/// the rest.
+pub const SEQUENTIAL_KEYS: usize = 2;
 
 struct InFlight {
     at: u64,
@@ -152,7 +173,9 @@ pub struct Sim {
     pub records: Vec<Record>,
     pub keys: Vec<Vec<u8>>,
     next_value: u64,
-    writers: Vec<Writer>,
+    clients: Vec<Client>,
+    /// Invocations and replies so far.
+    events: u64,
 }
 
 const EPOCH_MS: u64 = 1_700_000_000_000;
@@ -201,12 +224,19 @@ impl Sim {
             );
         }
         let keys: Vec<Vec<u8>> = (0..6).map(|k| format!("key{k}").into_bytes()).collect();
-        let writers = keys[..2]
+        let clients = keys[..SEQUENTIAL_KEYS]
             .iter()
-            .map(|key| Writer {
-                key: key.clone(),
-                waiting: None,
-                last_via: None,
+            .flat_map(|key| {
+                // One writer per key: with two, a write stamped again after a
+                // refusal can be read, overwritten by the other writer's and
+                // read again, which is Last-Write-Wins, not linearizable
+                // (README: what QUORUM gives).
+                [Role::Writer, Role::Reader, Role::Reader].map(|role| Client {
+                    key: key.clone(),
+                    role,
+                    waiting: None,
+                    last_via: None,
+                })
             })
             .collect();
         let mut sim = Sim {
@@ -220,7 +250,8 @@ impl Sim {
             records: Vec::new(),
             keys,
             next_value: 0,
-            writers,
+            clients,
+            events: 0,
         };
         for id in members {
             sim.start_node(id);
@@ -303,6 +334,8 @@ impl Sim {
                     );
                     record.finished = Some(self.now);
                     record.result = Some(result);
+                    self.events += 1;
+                    record.returned = Some(self.events);
                 }
             }
         }
@@ -335,6 +368,7 @@ impl Sim {
             SimOp::Put { value, .. } => ("put", Some(value.clone())),
             SimOp::Delete { .. } => ("delete", None),
         };
+        self.events += 1;
         self.records.push(Record {
             key: op.key().to_vec(),
             op: name,
@@ -346,7 +380,9 @@ impl Sim {
             via,
             coordinator_crashed: false,
             gave_up: false,
-            sequential: false,
+            client: None,
+            invoked: self.events,
+            returned: None,
         });
         // The client's deadline, on the coordinator's wall clock (as if
         // the client's agreed with it): the node refuses the request if it
@@ -378,57 +414,59 @@ impl Sim {
         self.drain(via);
     }
 
-    /// Sequential writers: each gives up on a write after the client
+    /// Sequential clients: each gives up on a request after the client
     /// timeout, and starts its next one (often at once) through a node it
     /// picks anew.
-    fn drive_writers(&mut self) {
-        for w in 0..self.writers.len() {
-            if let Some(index) = self.writers[w].waiting {
+    fn drive_clients(&mut self) {
+        for c in 0..self.clients.len() {
+            if let Some(index) = self.clients[c].waiting {
                 let record = &mut self.records[index];
                 if record.result.is_some() || record.coordinator_crashed {
-                    self.writers[w].waiting = None;
+                    self.clients[c].waiting = None;
                 } else if self.now >= record.started + CLIENT_TIMEOUT_MS {
                     record.gave_up = true;
-                    self.writers[w].waiting = None;
+                    self.clients[c].waiting = None;
                 } else {
                     continue;
                 }
-                // The next write right after the reply, half the time.
+                // The next request right after the reply, half the time.
                 if self.rng.chance(500) {
-                    self.start_writer(w);
+                    self.start_client(c);
                 }
                 continue;
             }
             if self.rng.chance(self.faults.writer_ops) {
-                self.start_writer(w);
+                self.start_client(c);
             }
         }
     }
 
-    fn start_writer(&mut self, w: usize) {
+    fn start_client(&mut self, c: usize) {
         let running: Vec<NodeId> = self
             .members()
             .into_iter()
-            .filter(|&id| self.is_running(id) && Some(id) != self.writers[w].last_via)
+            .filter(|&id| self.is_running(id) && Some(id) != self.clients[c].last_via)
             .collect();
         let Some(&via) = running.get(self.rng.below(running.len().max(1) as u64) as usize) else {
             return;
         };
-        let key = self.writers[w].key.clone();
-        self.next_value += 1;
-        let op = if self.rng.chance(150) {
-            SimOp::Delete { key }
-        } else {
-            SimOp::Put {
-                key,
-                value: format!("w{}", self.next_value).into_bytes(),
+        let key = self.clients[c].key.clone();
+        let op = match self.clients[c].role {
+            Role::Reader => SimOp::Get { key },
+            Role::Writer if self.rng.chance(150) => SimOp::Delete { key },
+            Role::Writer => {
+                self.next_value += 1;
+                SimOp::Put {
+                    key,
+                    value: format!("w{}", self.next_value).into_bytes(),
+                }
             }
         };
         let index = self.records.len();
-        self.writers[w].waiting = Some(index);
-        self.writers[w].last_via = Some(via);
+        self.clients[c].waiting = Some(index);
+        self.clients[c].last_via = Some(via);
         self.request(via, op, Consistency::Quorum);
-        self.records[index].sequential = true;
+        self.records[index].client = Some(c);
     }
 
     fn random_request(&mut self) {
@@ -441,7 +479,8 @@ impl Sim {
             return;
         }
         let via = running[self.rng.below(running.len() as u64) as usize];
-        let key = self.keys[self.rng.below(self.keys.len() as u64) as usize].clone();
+        let random_keys = &self.keys[SEQUENTIAL_KEYS..];
+        let key = random_keys[self.rng.below(random_keys.len() as u64) as usize].clone();
         let op = match self.rng.below(10) {
             0..=3 => SimOp::Get { key },
             4..=8 => {
@@ -580,7 +619,7 @@ impl Sim {
         if self.rng.chance(self.faults.client_ops) {
             self.random_request();
         }
-        self.drive_writers();
+        self.drive_clients();
         self.random_fault();
     }
 
