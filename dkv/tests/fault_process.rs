@@ -16,11 +16,18 @@
 //! * a write the node refused without applying it (`-TIMEOUT`: read after
 //!   its deadline; `-CLOCKSKEW`: a node too far ahead) is never read.
 //!
+//! Beside them, one more writer and two readers use a fresh key every
+//! [`GENERATION`]; each such key's history must be linearizable
+//! (stateright's `LinearizabilityTester`, `common/linearizable.rs`; short
+//! keys keep each search small, and linearizability is per key).
+//!
 //! `make test` runs the short profile (about a minute); `DKV_FAULT_LONG=1`
 //! runs every fault several times over. Without root the link cuts are
 //! skipped, with a message; without libfaketime the clock faults are.
 
 mod common;
+#[path = "common/linearizable.rs"]
+mod linearizable;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,6 +41,7 @@ use std::time::{Duration, Instant};
 use common::free_port;
 use dkv::client::{Client, ClientOptions};
 use dkv::node::Consistency;
+use linearizable::{Op, Operation};
 
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// Nodes run as uid `UID_BASE + id` when the test runs as root.
@@ -306,7 +314,12 @@ struct Read {
 struct History {
     writes: BTreeMap<String, Vec<Write>>,
     reads: BTreeMap<String, Vec<Read>>,
+    /// The linearizability clients' keys and their histories.
+    linear: BTreeMap<String, Vec<Operation>>,
 }
+
+/// How long the linearizability clients use one key.
+const GENERATION: Duration = Duration::from_secs(2);
 
 fn client_options() -> ClientOptions {
     ClientOptions {
@@ -373,6 +386,7 @@ fn outcome_of(error: &dkv::client::ClientError) -> Outcome {
 fn workload(
     addrs: Vec<SocketAddr>,
     keys: Vec<String>,
+    prefix: String,
     stop: Arc<AtomicBool>,
     history: Arc<Mutex<History>>,
 ) -> Vec<std::thread::JoinHandle<()>> {
@@ -447,7 +461,85 @@ fn workload(
             }
         }));
     }
+    threads.extend(linear_clients(addrs, prefix, stop, history));
     threads
+}
+
+/// A writer (client 0) and two readers (1 and 2) of one key at a time, a
+/// fresh one every [`GENERATION`], recording for the linearizability
+/// check.
+fn linear_clients(
+    addrs: Vec<SocketAddr>,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    history: Arc<Mutex<History>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let t0 = Instant::now();
+    let at = move |t: Instant| t.duration_since(t0).as_nanos() as u64;
+    let key_now = move |prefix: &str| {
+        let generation = t0.elapsed().as_millis() / GENERATION.as_millis();
+        format!("{prefix}-g{generation}")
+    };
+    (0..3u64)
+        .map(|client| {
+            let (addrs, prefix, stop, history) =
+                (addrs.clone(), prefix.clone(), stop.clone(), history.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(client * 31 + 17);
+                let mut clients = Clients::new(addrs);
+                let mut seq = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = key_now(&prefix);
+                    let node = rng.below(clients.addrs.len());
+                    let start = Instant::now();
+                    let (op, result) = if client == 0 {
+                        seq += 1;
+                        let value = (rng.below(10) != 0).then(|| format!("{key}-{seq}"));
+                        let result = clients.with(node, |c| match &value {
+                            Some(v) => c
+                                .put(key.as_bytes(), v.as_bytes(), Consistency::Quorum, None)
+                                .map(|_| ()),
+                            None => c
+                                .delete(key.as_bytes(), Consistency::Quorum, None)
+                                .map(|_| ()),
+                        });
+                        (Op::Write(value), result.map(|()| None))
+                    } else {
+                        let result = clients
+                            .with(node, |c| c.get(key.as_bytes(), Consistency::Quorum, None));
+                        let value = result
+                            .map(|v| Some(v.map(|v| String::from_utf8_lossy(&v).into_owned())));
+                        (Op::Read(None), value)
+                    };
+                    let end = Instant::now();
+                    let operation = match (op, result) {
+                        (Op::Read(_), Ok(value)) => Some((Op::Read(value.flatten()), Some(end))),
+                        (Op::Write(value), Ok(_)) => Some((Op::Write(value), Some(end))),
+                        (Op::Read(_), Err(_)) => None,
+                        (Op::Write(value), Err(e)) => match outcome_of(&e) {
+                            Outcome::NotApplied => None,
+                            _ => Some((Op::Write(value), None)),
+                        },
+                    };
+                    let failed = operation.as_ref().is_none_or(|(_, end)| end.is_none());
+                    if let Some((op, returned)) = operation {
+                        if let Ok(mut h) = history.lock() {
+                            h.linear.entry(key).or_default().push(Operation {
+                                client,
+                                op,
+                                invoked: at(start),
+                                returned: returned.map(at),
+                            });
+                        }
+                    }
+                    if failed {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        })
+        .collect()
 }
 
 /// Checks one key's history; returns the violations found and how many
@@ -510,7 +602,8 @@ fn run_profile(count: usize, rounds: usize) -> String {
     let keys: Vec<String> = (0..3).map(|k| format!("k{count}-{k}")).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let history = Arc::new(Mutex::new(History::default()));
-    let threads = workload(addrs, keys, stop.clone(), history.clone());
+    let prefix = format!("lin{count}");
+    let threads = workload(addrs, keys, prefix, stop.clone(), history.clone());
     let can_cut = cluster.as_root && has_iptables();
     let can_fake = Path::new(FAKETIME_LIB).exists();
     let mut skipped = Vec::new();
@@ -573,8 +666,10 @@ fn run_profile(count: usize, rounds: usize) -> String {
     for thread in threads {
         let _ = thread.join();
     }
-    let history = history.lock().map(|h| (h.writes.clone(), h.reads.clone()));
-    let Ok((writes, reads)) = history else {
+    let history = history
+        .lock()
+        .map(|h| (h.writes.clone(), h.reads.clone(), h.linear.clone()));
+    let Ok((writes, reads, linear)) = history else {
         panic!("a workload thread panicked");
     };
     let mut problems = Vec::new();
@@ -592,6 +687,29 @@ fn run_profile(count: usize, rounds: usize) -> String {
         problems.append(&mut found);
         checked += n;
     }
+    let mut linear_ops = 0;
+    for (key, operations) in &linear {
+        linear_ops += operations.len();
+        if let Err(problem) = linearizable::check(operations) {
+            let lines: Vec<String> = operations
+                .iter()
+                .map(|o| {
+                    let ms = |ns: u64| ns / 1_000_000;
+                    format!(
+                        "  client {} {:?} {}..{:?} ms",
+                        o.client,
+                        o.op,
+                        ms(o.invoked),
+                        o.returned.map(ms)
+                    )
+                })
+                .collect();
+            problems.push(format!(
+                "{key}: the history is {problem}:\n{}",
+                lines.join("\n")
+            ));
+        }
+    }
     assert!(
         problems.is_empty(),
         "{count} nodes, faults {ran:?}: {} violations:\n{}",
@@ -600,7 +718,8 @@ fn run_profile(count: usize, rounds: usize) -> String {
     );
     assert!(acked > 0 && checked > 0, "the workload did nothing");
     let mut summary = format!(
-        "{count} nodes, faults {ran:?}: {acked} writes acknowledged, {unknown} unknown, {not_applied} refused unapplied, {checked} reads checked, 0 violations"
+        "{count} nodes, faults {ran:?}: {acked} writes acknowledged, {unknown} unknown, {not_applied} refused unapplied, {checked} reads checked, 0 violations; {} keys of {linear_ops} operations linearizable",
+        linear.len()
     );
     if !skipped.is_empty() {
         summary.push_str(&format!(" (skipped: {})", skipped.join(", ")));

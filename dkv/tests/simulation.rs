@@ -4,7 +4,7 @@
 //!
 //! Checks: sequential acknowledged writes are ordered; each key written by
 //! one sequential client and read by two is linearizable (stateright's
-//! `LinearizabilityTester`, `sim/linearizable.rs`); quorum reads see the
+//! `LinearizabilityTester`, `common/linearizable.rs`); quorum reads see the
 //! quorum writes acknowledged before them; writes refused for their
 //! deadline leave no trace; every request is answered; once faults end,
 //! nothing acknowledged is lost, hints drain and replicas agree.
@@ -13,10 +13,13 @@
 //! changes the count); a failure prints its seed, and `DKV_SEED=<seed>`
 //! replays exactly that run.
 
+#[path = "common/linearizable.rs"]
+mod linearizable;
 mod sim;
 
 use dkv::node::{Consistency, OpError, OpReply};
 use dkv::Version;
+use linearizable::{Op, Operation};
 use sim::{Record, Sim, SimOp};
 
 const CHAOS_MS: u64 = 3000;
@@ -35,6 +38,102 @@ fn read_version(record: &Record) -> Option<Option<Version>> {
         Some(Ok(OpReply::Value { version, .. })) => Some(*version),
         _ => None,
     }
+}
+
+fn text(value: &Option<Vec<u8>>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Whether a write that failed so was applied nowhere.
+fn applied_nothing(error: &OpError) -> bool {
+    match error {
+        OpError::DeadlinePassed
+        | OpError::ClockAhead { .. }
+        | OpError::ClockUnknown { .. }
+        | OpError::BadConsistency(..) => true,
+        // Too few replicas up when it started: it was sent nowhere.
+        OpError::Unavailable {
+            required,
+            reachable,
+            ..
+        } => reachable < required,
+        _ => false,
+    }
+}
+
+/// `key`'s history for the linearizability checker: its requests above
+/// `ONE`, each on its sequential client's thread (or one of its own), a
+/// reply the client had given up on counted as never seen.
+fn operations(records: &[Record], key: &[u8]) -> Vec<Operation> {
+    let mut operations = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        if record.key != key || record.consistency == Consistency::One {
+            continue;
+        }
+        let client = record.client.map_or(1_000 + index as u64, |c| c as u64);
+        let seen = !record.gave_up && !record.coordinator_crashed;
+        let returned = record.returned.filter(|_| seen);
+        let op = match (&record.result, record.op) {
+            (Some(Ok(OpReply::Value { value, .. })), _) if returned.is_some() => {
+                Op::Read(text(value))
+            }
+            (_, "get") => continue,
+            (Some(Ok(OpReply::Written { .. })), _) if returned.is_some() => {
+                Op::Write(text(&record.value))
+            }
+            (Some(Err(error)), _) if seen && applied_nothing(error) => continue,
+            _ => {
+                operations.push(Operation {
+                    client: 1_000 + index as u64,
+                    op: Op::Write(text(&record.value)),
+                    invoked: record.invoked,
+                    returned: None,
+                });
+                continue;
+            }
+        };
+        operations.push(Operation {
+            client,
+            op,
+            invoked: record.invoked,
+            returned,
+        });
+    }
+    operations
+}
+
+/// One line per request of `key`, in invocation order, for a failing
+/// seed's report.
+fn describe(records: &[Record], key: &[u8]) -> String {
+    records
+        .iter()
+        .filter(|r| r.key == key && r.consistency != Consistency::One)
+        .map(|r| {
+            let outcome = match &r.result {
+                Some(Ok(OpReply::Value { value, version })) => {
+                    format!("read {:?} {version:?}", text(value))
+                }
+                Some(Ok(OpReply::Written { version, .. })) => format!("acked {version:?}"),
+                Some(Err(e)) => format!("error {e}"),
+                None if r.coordinator_crashed => "coordinator crashed".to_string(),
+                None => "gave up".to_string(),
+            };
+            format!(
+                "  [{}..{:?}] t={}..{:?} client {:?} via {} {} {:?}: {outcome}",
+                r.invoked,
+                r.returned,
+                r.started,
+                r.finished,
+                r.client,
+                r.via,
+                r.op,
+                text(&r.value),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What a passing seed did.
@@ -123,7 +222,13 @@ fn run(seed: u64) -> Result<Summary, String> {
     // Each sequential key's history, the final reads at ALL included, is
     // linearizable as a register.
     for key in &sim.keys[..sim::SEQUENTIAL_KEYS] {
-        sim::linearizable::check(records, key)?;
+        linearizable::check(&operations(records, key)).map_err(|problem| {
+            format!(
+                "the history of {:?} is {problem}:\n{}",
+                String::from_utf8_lossy(key),
+                describe(records, key)
+            )
+        })?;
     }
     // Every request was answered, one way or the other.
     if let Some(r) = records

@@ -18,7 +18,6 @@ use dkv::node::{Consistency, MemDisk, Node, NodeSettings, Now, Op, OpId, OpResul
 use dkv::peer::Envelope;
 use dkv::NodeId;
 
-pub mod linearizable;
 pub mod rng;
 pub mod seeds;
 pub use rng::Rng;
