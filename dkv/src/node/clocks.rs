@@ -14,6 +14,11 @@
 //! direction, so what is heard suffices; following other clocks is not, so
 //! a runaway peer heard first, or alone, cannot drag this node along.
 //!
+//! Deadlines (the client's, in wall-clock ms) are judged by the *cluster*
+//! time: this node's wall clock moved by the majority's offset whenever it
+//! is ahead or behind, so a node a minute off neither refuses every
+//! deadline nor honours one a minute late.
+//!
 //! Readings do not expire: a clock's offset moves by parts per million, so
 //! the last reading of a peer that went quiet still says where it stands.
 //! Until it has heard from most of the peers it can reach (just after it
@@ -45,6 +50,9 @@ pub(crate) struct PeerClocks {
     /// half of all of them, heard or not.
     peers: usize,
     max_drift_ms: u64,
+    /// [`PeerClocks::skew`] as of the last reading (it is asked on every
+    /// message sent).
+    skew: ClockSkew,
 }
 
 fn median(values: &mut [u64]) -> u64 {
@@ -58,6 +66,7 @@ impl PeerClocks {
             offsets: BTreeMap::new(),
             peers,
             max_drift_ms,
+            skew: ClockSkew::InStep,
         }
     }
 
@@ -66,10 +75,15 @@ impl PeerClocks {
     pub fn observe(&mut self, from: NodeId, clock: Timestamp, wall: u64) {
         let offset_ms = clock.millis() as i64 - wall as i64;
         self.offsets.insert(from, offset_ms);
+        self.skew = self.judge();
     }
 
     /// Where this node's clock stands.
     pub fn skew(&self) -> ClockSkew {
+        self.skew
+    }
+
+    fn judge(&self) -> ClockSkew {
         let recent: Vec<i64> = self.offsets.values().copied().collect();
         let drift = self.max_drift_ms as i64;
         let mut behind_by: Vec<u64> = recent
@@ -109,6 +123,16 @@ impl PeerClocks {
         match self.skew() {
             ClockSkew::Behind(by) => wall.saturating_add(by),
             ClockSkew::InStep | ClockSkew::Ahead(_) => wall,
+        }
+    }
+
+    /// The cluster's wall time, as best this node can tell: its own, moved
+    /// by the majority's offset when it is ahead or behind.
+    pub fn cluster_wall(&self, wall: u64) -> u64 {
+        match self.skew() {
+            ClockSkew::Behind(by) => wall.saturating_add(by),
+            ClockSkew::Ahead(by) => wall.saturating_sub(by),
+            ClockSkew::InStep => wall,
         }
     }
 }
@@ -169,5 +193,19 @@ mod tests {
         );
         assert_eq!(c.skew(), ClockSkew::InStep);
         assert_eq!(c.reference_wall(5), 5);
+    }
+
+    #[test]
+    fn the_cluster_wall_is_the_majoritys_whichever_way_this_clock_is_off() {
+        let wall = 1_000_000_000;
+        assert_eq!(
+            clocks(&[(2, 60_000), (3, 60_000)]).cluster_wall(wall),
+            wall + 60_000
+        );
+        assert_eq!(
+            clocks(&[(2, -60_000), (3, -60_000)]).cluster_wall(wall),
+            wall - 60_000
+        );
+        assert_eq!(clocks(&[(2, 5), (3, -5)]).cluster_wall(wall), wall);
     }
 }

@@ -224,6 +224,13 @@ impl<D: Disk> Node<D> {
         self.clocks.skew()
     }
 
+    /// The cluster's wall time at `wall` on this node's clock, as this node
+    /// judges client deadlines by it (its own, moved by the majority's
+    /// offset when it is ahead or behind).
+    pub fn cluster_time(&self, wall: u64) -> u64 {
+        self.clocks.cluster_wall(wall)
+    }
+
     /// Hints waiting, per target.
     pub fn hints_pending(&self) -> Vec<(NodeId, usize)> {
         self.handoff.pending()
@@ -265,7 +272,7 @@ impl<D: Disk> Node<D> {
         deadline: Option<u64>,
     ) {
         self.advance(now);
-        if deadline.is_some_and(|d| now.wall > d) {
+        if deadline.is_some_and(|d| self.cluster_wall() > d) {
             self.stats.deadlines_passed += 1;
             self.reply(op, Err(OpError::DeadlinePassed));
             return;
@@ -476,6 +483,11 @@ impl<D: Disk> Node<D> {
     /// The wall time drift checks and stamps go by (see the module doc).
     fn reference_wall(&self) -> u64 {
         self.clocks.reference_wall(self.now.wall)
+    }
+
+    /// The wall time deadlines go by (see `clocks.rs`).
+    fn cluster_wall(&self) -> u64 {
+        self.clocks.cluster_wall(self.now.wall)
     }
 
     /// Whether an entry stamped `timestamp` may be applied here: not more

@@ -353,6 +353,50 @@ fn no_write_is_stamped_again_after_the_clients_deadline() {
     assert_eq!(restamps, 0);
 }
 
+/// A node whose clock is a minute behind its peers' judges a client's
+/// deadline by their time: a request whose deadline passed a few seconds
+/// ago is refused though the node's own clock says it is still early.
+#[test]
+fn a_node_a_minute_behind_judges_deadlines_by_its_peers_time() {
+    let members = vec![NodeId(1), NodeId(2), NodeId(3)];
+    let settings = NodeSettings::new(NodeId(1), members, 3, 2, 2);
+    let now = Now {
+        mono: 0,
+        wall: 1_000_000_000,
+    };
+    let mut node = Node::new(settings, MemDisk::new(), now);
+    for peer in [2, 3] {
+        node.handle_message(
+            now,
+            Envelope {
+                from: NodeId(peer),
+                clock: crate::version::Timestamp::from_millis(now.wall + 60_000),
+                message: Message::Heartbeat,
+            },
+        );
+    }
+    while node.poll_output().is_some() {}
+    let client = OpId::single(7);
+    let deadline = now.wall + 55_000;
+    node.handle_request(
+        now,
+        client,
+        Op::Get { key: b"k" },
+        Consistency::Quorum,
+        Some(deadline),
+    );
+    let refused = std::iter::from_fn(|| node.poll_output()).any(|output| {
+        matches!(
+            output,
+            Output::Reply {
+                op,
+                result: Err(OpError::DeadlinePassed)
+            } if op == client
+        )
+    });
+    assert!(refused);
+}
+
 /// Replicas that agree cost a quorum read nothing: no repair is sent.
 #[test]
 fn agreeing_replicas_answer_without_repair() {

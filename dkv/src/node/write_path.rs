@@ -218,7 +218,9 @@ impl<D: Disk> Node<D> {
     fn on_write_lost(&mut self, write: WriteOp) {
         let attempt = write.attempt;
         let in_time = self.now.mono < attempt.expires
-            && attempt.client_deadline.is_none_or(|d| self.now.wall <= d);
+            && attempt
+                .client_deadline
+                .is_none_or(|d| self.cluster_wall() <= d);
         if let Some(newest) = write.newest_held.filter(|_| in_time) {
             if attempt.number < MAX_WRITE_ATTEMPTS {
                 self.stats.restamps += 1;

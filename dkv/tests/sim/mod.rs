@@ -383,10 +383,15 @@ impl Sim {
             invoked: self.events,
             returned: None,
         });
-        // The client's deadline, on the coordinator's wall clock (as if
-        // the client's agreed with it): the node refuses the request if it
-        // reads it later than that.
-        let deadline = self.clock(via).wall + CLIENT_TIMEOUT_MS;
+        // The client's deadline, on the cluster's time as the coordinator
+        // sees it (as if the client's clock agreed): the node refuses the
+        // request if it reads it later than that.
+        let wall = self.clock(via).wall;
+        let cluster_wall = self.nodes[&via]
+            .node
+            .as_ref()
+            .map_or(wall, |node| node.cluster_time(wall));
+        let deadline = cluster_wall + CLIENT_TIMEOUT_MS;
         if self.is_paused(via) {
             // A stopped process: the request waits in its socket.
             let index = self.records.len() - 1;
