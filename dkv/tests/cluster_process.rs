@@ -333,3 +333,59 @@ fn hints_survive_a_restart_of_the_node_keeping_them() {
         info.contains("hints_pending:0\r\n")
     });
 }
+
+/// A node that restarts serves quorum requests within a second of its
+/// links coming up, and so do its peers: no request waits out the
+/// request timeout (800 ms here) for a link that is not really up.
+#[test]
+fn a_restarted_node_serves_quorum_requests_within_a_second_of_its_handshakes() {
+    let mut cluster = Cluster::start(&[]);
+    assert_eq!(set(&mut cluster.client(1), "before", "1"), Reply::ok());
+    cluster.kill(3);
+    cluster.restart(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(cluster.info(3).contains("node_1:up,connected")
+        && cluster.info(3).contains("node_2:up,connected"))
+    {
+        assert!(Instant::now() < deadline, "node 3 never connected");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let connected = Instant::now();
+    let mut c3 = cluster.client(3);
+    let mut c1 = cluster.client(1);
+    let timed = |client: &mut Client, args: &[&[u8]]| {
+        let started = Instant::now();
+        let reply = client.cmd(args);
+        (reply, started.elapsed())
+    };
+    // Until it has heard its peers' clocks the node may refuse to stamp,
+    // at once; it must not make anyone wait.
+    loop {
+        let (reply, took) = timed(&mut c3, &[b"SET", b"after", b"3"]);
+        assert!(took < Duration::from_millis(800), "{reply:?} took {took:?}");
+        if reply == Reply::ok() {
+            break;
+        }
+        assert!(
+            reply.is_error_starting("UNAVAILABLE this node has heard the clocks"),
+            "{reply:?}"
+        );
+        assert!(connected.elapsed() < Duration::from_secs(1), "{reply:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(connected.elapsed() < Duration::from_secs(1));
+    let checks: [(u8, &[&[u8]]); 4] = [
+        (3, &[b"GET", b"before"]),
+        (1, &[b"GET", b"after"]),
+        (1, &[b"SET", b"peer", b"1"]),
+        (3, &[b"GET", b"peer"]),
+    ];
+    for (via, args) in checks {
+        let client = if via == 3 { &mut c3 } else { &mut c1 };
+        let (reply, took) = timed(client, args);
+        assert!(
+            !matches!(reply, Reply::Error(_)) && took < Duration::from_millis(800),
+            "via {via} {args:?}: {reply:?} after {took:?}"
+        );
+    }
+}
