@@ -8,6 +8,7 @@
 #   N=20000 benches/cluster_compare.sh  # quicker
 #   BASELINE=/path/to/old/dkv-node benches/cluster_compare.sh
 #                                       # also a cluster of an older build
+#   ROUNDS=5 benches/cluster_compare.sh # five interleaved rounds, medians
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ CLIENTS=${CLIENTS:-50}
 SIZE=${SIZE:-64}
 REDIS_PORT=${REDIS_PORT:-16379}
 BASE=${BASE:-17101}
+ROUNDS=${ROUNDS:-1}
 
 . benches/lib.sh
 
@@ -37,12 +39,14 @@ spread() {
   cat "$work"/spread.[123] | awk '{ rps += $1; if ($2 > p50) p50 = $2; if ($3 > p99) p99 = $3 } END { print rps, p50, p99 }'
 }
 
-declare -A result
-mkdir -p "$work/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/redis" --save "" --appendonly yes --appendfsync always >/dev/null &
-pids+=($!); wait_port "$REDIS_PORT"
-for t in set get; do result[redis,$t]=$(csv "$REDIS_PORT" "$t" "$CLIENTS" "$N"); done
-stop_all
+declare -A runs result
+run_redis() {
+  rm -rf "$work/redis"; mkdir -p "$work/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/redis" --save "" --appendonly yes --appendfsync always >/dev/null &
+  pids+=($!); wait_port "$REDIS_PORT"
+  for t in set get; do runs[redis,$t]+="$(csv "$REDIS_PORT" "$t" "$CLIENTS" "$N");"; done
+  stop_all
+}
 
 conf="$work/cluster.conf"
 {
@@ -61,15 +65,28 @@ run_cluster() {
   for i in 1 2 3; do wait_port $((BASE + i - 1)); done
   sleep 1 # let the nodes connect and see each other up
   for t in set get; do
-    result[$2one,$t]=$(csv "$BASE" "$t" "$CLIENTS" "$N")
-    result[$2spread,$t]=$(spread "$t")
+    runs[$2one,$t]+="$(csv "$BASE" "$t" "$CLIENTS" "$N");"
+    runs[$2spread,$t]+="$(spread "$t");"
   done
   stop_all
 }
-run_cluster target/release/dkv-node ""
-[ -n "${BASELINE:-}" ] && run_cluster "$BASELINE" old
 
-printf '\nredis-benchmark -c %s -d %s -n %s -P 1 on %s cores; dkv: 3 processes, N=3 W=2 R=2, fsync always\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
+# Each round runs redis and each build once; the builds swap places every
+# round so that drift in the machine hits them alike. A cell of the table
+# is the median over rounds.
+for round in $(seq 1 "$ROUNDS"); do
+  run_redis
+  if [ -n "${BASELINE:-}" ] && [ $((round % 2)) -eq 0 ]; then
+    run_cluster "$BASELINE" old
+    run_cluster target/release/dkv-node ""
+  else
+    run_cluster target/release/dkv-node ""
+    [ -n "${BASELINE:-}" ] && run_cluster "$BASELINE" old
+  fi
+done
+for key in "${!runs[@]}"; do result[$key]=$(median_rows "${runs[$key]}"); done
+
+printf '\nredis-benchmark -c %s -d %s -n %s -P 1 on %s cores; dkv: 3 processes, N=3 W=2 R=2, fsync always; median of %s round(s)\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)" "$ROUNDS"
 printf '%-40s %5s %10s %8s %8s %7s\n' "target" "op" "ops/s" "p50 ms" "p99 ms" "ratio"
 for t in set get; do
   read -r rr rp50 rp99 <<<"${result[redis,$t]}"

@@ -31,3 +31,14 @@ wait_port() {
   echo "port $1 never opened" >&2
   exit 1
 }
+
+# median_rows <"a b c;a b c;..."> -> the median of each column over the rows.
+median_rows() {
+  tr ';' '\n' <<<"$1" | awk 'BEGIN { n = 0; cols = 0 } NF > 0 { if (NF > cols) cols = NF; for (c = 1; c <= NF; c++) v[c, n] = $c; n++ }
+    function med(c,   i, j, t, a) {
+      for (i = 0; i < n; i++) a[i] = v[c, i]
+      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
+    }
+    END { if (!n) { print 0; exit } out = ""; for (c = 1; c <= cols; c++) out = out (c > 1 ? " " : "") med(c); print out }'
+}

@@ -70,18 +70,8 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-# median <"set get;set get;..."> -> "median_set median_get"
-median() {
-  tr ';' '\n' <<<"$1" | awk 'BEGIN { n = 0 } NF == 2 { s[n] = $1; g[n] = $2; n++ }
-    function med(a, n,   i, j, t) {
-      for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-      return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
-    }
-    END { if (n) print med(s, n), med(g, n); else print 0, 0 }'
-}
-
 declare -A result
-for key in "${!runs[@]}"; do result[$key]=$(median "${runs[$key]}"); done
+for key in "${!runs[@]}"; do result[$key]=$(median_rows "${runs[$key]}"); done
 
 printf '\nredis-benchmark -t set,get -c %s -d %s -n %s on %s cores, median of %s round(s)\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)" "$ROUNDS"
 if [ -n "$BASELINE" ]; then

@@ -74,8 +74,18 @@ impl PeerClocks {
     /// time.
     pub fn observe(&mut self, from: NodeId, clock: Timestamp, wall: u64) {
         let offset_ms = clock.millis() as i64 - wall as i64;
-        self.offsets.insert(from, offset_ms);
-        self.skew = self.judge();
+        let side = |offset: i64| {
+            let drift = self.max_drift_ms as i64;
+            (offset > drift) as i8 - (offset < -drift) as i8
+        };
+        let previous = self.offsets.insert(from, offset_ms);
+        // In step, the verdict depends only on which side of the drift
+        // limit each peer is: a reading on the same side changes nothing.
+        let same_side = previous.is_some_and(|p| side(p) == side(offset_ms));
+        if !(same_side && self.skew == ClockSkew::InStep) {
+            self.skew = self.judge();
+        }
+        debug_assert_eq!(self.skew, self.judge());
     }
 
     /// Where this node's clock stands.

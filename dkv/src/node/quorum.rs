@@ -19,7 +19,7 @@
 //! a tally reports its quorum reached at most once.
 
 use crate::engine::Entry;
-use crate::version::NodeId;
+use crate::version::{NodeId, Version};
 
 /// One replica a write was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,15 +250,19 @@ impl ReadTally {
         self.reached
     }
 
-    /// Replies that hold the newest entry (all of them when no replica has
-    /// the key).
-    pub fn holding_newest(&self) -> Vec<NodeId> {
-        let newest = self.newest().map(|e| e.version);
+    /// Whether `node` answered with `version` (`None`: with nothing).
+    pub fn answered_with(&self, node: NodeId, version: Option<Version>) -> bool {
         self.replies
             .iter()
-            .filter(|(_, e)| e.as_ref().map(|e| e.version) == newest)
-            .map(|(n, _)| *n)
-            .collect()
+            .any(|(n, e)| *n == node && e.as_ref().map(|e| e.version) == version)
+    }
+
+    /// How many replies hold `version` (`None`: how many hold nothing).
+    pub fn holding(&self, version: Option<Version>) -> usize {
+        self.replies
+            .iter()
+            .filter(|(_, e)| e.as_ref().map(|e| e.version) == version)
+            .count()
     }
 
     pub fn answered(&self) -> usize {

@@ -165,13 +165,15 @@ impl<D: Disk> Node<D> {
         if !read.answered && read.tally.reached() {
             let newest = read.tally.newest().cloned();
             let version = newest.as_ref().map(|e| e.version);
-            let mut holding = read.tally.holding_newest();
-            for &(node, sent) in &read.repair_acks {
-                if Some(sent) == version && !holding.contains(&node) {
-                    holding.push(node);
-                }
-            }
-            if holding.len() >= read.needed {
+            let holding = read.tally.holding(version)
+                + read
+                    .repair_acks
+                    .iter()
+                    .filter(|&&(node, sent)| {
+                        Some(sent) == version && !read.tally.answered_with(node, version)
+                    })
+                    .count();
+            if holding >= read.needed {
                 read.answered = true;
                 let op = read.op;
                 let value = newest.and_then(|e| e.value);
@@ -253,7 +255,7 @@ impl<D: Disk> Node<D> {
                 let newest = read.tally.newest().map(|e| e.version);
                 let repaired = read.repair_acks.iter().filter(|(_, v)| Some(*v) == newest);
                 let error = OpError::RepairIncomplete {
-                    holding: read.tally.holding_newest().len() + repaired.count(),
+                    holding: read.tally.holding(newest) + repaired.count(),
                     needed: read.needed,
                 };
                 self.reply(read.op, Err(error));
