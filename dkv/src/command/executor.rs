@@ -469,6 +469,7 @@ struct CallStart<'o> {
 
 /// Takes a `DKV.DEADLINE <unix-ms>` prefix off a request: the request it
 /// wraps and the deadline.
+#[inline]
 fn deadline_prefix(request: Request<'_>) -> Result<(Request<'_>, Option<u64>), CommandError> {
     let is_prefix = request
         .name()

@@ -92,6 +92,12 @@ impl DurabilityGate {
         None
     }
 
+    /// Whether everything up to `ticket` is durable already (`None`: there
+    /// was nothing to wait for).
+    pub fn covers(&self, ticket: Option<Ticket>) -> bool {
+        ticket.is_none_or(|t| t.lsn <= self.durable[t.log.index()])
+    }
+
     /// Records that `ticket.log` is durable up to `ticket.lsn` and moves
     /// every action it covers into `released`, in order.
     pub fn advance(&mut self, ticket: Ticket, released: &mut Vec<Deferred>) {

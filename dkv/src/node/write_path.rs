@@ -72,15 +72,17 @@ impl<D: Disk> Node<D> {
             self.reply(op, Err(OpError::ClockAhead { ahead_ms, limit_ms }));
             return;
         }
+        if self.ring.len() == 1 {
+            // A node alone owns every key: no placement to work out, and its
+            // clock, which started past every stored stamp and stamps every
+            // write, is already past its copy.
+            let version = Version::new(self.clock.tick(self.reference_wall()), me);
+            return self.write_alone(op, key, value, version);
+        }
         // Stamp past this node's own copy of the key: its own part of the
         // write then always supersedes what it holds.
         if let Some(held) = self.disk.version_of(key) {
             self.clock.advance_to(held.timestamp);
-        }
-        if self.ring.len() == 1 {
-            // A node alone owns every key: no placement to work out.
-            let version = Version::new(self.clock.tick(self.reference_wall()), me);
-            return self.write_alone(op, key, value, version);
         }
         let detector = &self.detector;
         let plan = coordinator::plan_write(&self.ring, key, n, |id| detector.is_up(id));
@@ -140,7 +142,7 @@ impl<D: Disk> Node<D> {
     fn write_alone(&mut self, op: OpId, key: &[u8], value: Option<&[u8]>, version: Version) {
         match self.apply_local(key, version, value) {
             Ok(applied) => {
-                debug_assert!(applied.won, "the clock moved past the local copy first");
+                debug_assert!(applied.won, "the clock is past every stamp stored here");
                 let action = Deferred::Reply {
                     op,
                     existed: applied.was_live,
@@ -235,27 +237,25 @@ impl<D: Disk> Node<D> {
                 return self.start_write(write.op, &write.key, value, required, next);
             }
         }
-        let error = OpError::Unavailable {
-            answered: write.tally.owners_acked(),
-            required: write.tally.required(),
-            replicas: self.settings.replication_factor,
-            reachable: write.reachable,
-        };
-        self.reply(write.op, Err(error));
+        self.reply(write.op, Err(self.write_unavailable(&write)));
         self.hint_silent_replicas(write);
     }
 
     pub(super) fn on_write_expired(&mut self, write: WriteOp) {
         if !write.tally.reached() {
-            let error = OpError::Unavailable {
-                answered: write.tally.owners_acked(),
-                required: write.tally.required(),
-                replicas: self.settings.replication_factor,
-                reachable: write.reachable,
-            };
-            self.reply(write.op, Err(error));
+            self.reply(write.op, Err(self.write_unavailable(&write)));
         }
         self.hint_silent_replicas(write);
+    }
+
+    /// The error of a write that did not reach W.
+    fn write_unavailable(&self, write: &WriteOp) -> OpError {
+        OpError::Unavailable {
+            answered: write.tally.owners_acked(),
+            required: write.tally.required(),
+            replicas: self.settings.replication_factor,
+            reachable: write.reachable,
+        }
     }
 
     /// Keeps a hint for every owner whose copy was not acknowledged, by it
