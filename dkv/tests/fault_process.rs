@@ -345,17 +345,25 @@ impl Clients {
         &mut self,
         node: usize,
         run: impl FnOnce(&mut Client) -> Result<T, dkv::client::ClientError>,
-    ) -> Result<T, dkv::client::ClientError> {
+    ) -> Result<T, Failure> {
         let mut client = match self.open[node].take() {
             Some(client) => client,
-            None => Client::connect(&self.addrs[node..=node], client_options())?,
+            None => Client::connect(&self.addrs[node..=node], client_options())
+                .map_err(|_| Failure::NotSent)?,
         };
-        let result = run(&mut client);
+        let result = run(&mut client).map_err(Failure::Sent);
         if result.is_ok() {
             self.open[node] = Some(client);
         }
         result
     }
+}
+
+/// Why a request failed: it never left (no connection), or it did.
+#[derive(Debug)]
+enum Failure {
+    NotSent,
+    Sent(dkv::client::ClientError),
 }
 
 /// SplitMix64, seeded per thread.
@@ -371,15 +379,45 @@ impl Rng {
     }
 }
 
-fn outcome_of(error: &dkv::client::ClientError) -> Outcome {
+fn outcome_of(failure: &Failure) -> Outcome {
+    let error = match failure {
+        Failure::NotSent => return Outcome::NotApplied,
+        Failure::Sent(error) => error,
+    };
     let text = error.to_string();
-    // The node's own refusals applied nothing; anything else (a timeout
-    // on this side, UNAVAILABLE, a broken connection) may have.
-    if text.contains("server: TIMEOUT") || text.contains("server: CLOCKSKEW") {
+    // The node's own refusals applied nothing (read past its deadline, a
+    // clock too far ahead or not yet checked against the peers', too few
+    // replicas up to start); anything else (a timeout on this side, a
+    // quorum missed, a broken connection) may have.
+    let refused = [
+        "server: TIMEOUT",
+        "server: CLOCKSKEW",
+        "has heard the clocks",
+    ];
+    if refused.iter().any(|r| text.contains(r)) || refused_at_once(&text) {
         Outcome::NotApplied
     } else {
         Outcome::Unknown
     }
+}
+
+/// `UNAVAILABLE 0 of <W> required replicas answered (<N> replicas, <k>
+/// reachable)` with k < W: the write was sent to no replica.
+fn refused_at_once(text: &str) -> bool {
+    let number_before = |marker: &str| {
+        let end = text.find(marker)?;
+        text[..end]
+            .rsplit(' ')
+            .next()?
+            .trim_start_matches('(')
+            .parse::<usize>()
+            .ok()
+    };
+    text.contains("UNAVAILABLE 0 of ")
+        && matches!(
+            (number_before(" required replicas"), number_before(" reachable")),
+            (Some(required), Some(reachable)) if reachable < required
+        )
 }
 
 /// Runs writers and readers over `keys` until `stop`, through random nodes.
@@ -779,4 +817,15 @@ fn the_checker_catches_a_stale_read() {
         let (problems, _) = check_key("k", &writes, std::slice::from_ref(&bad));
         assert_eq!(problems.len(), 1, "{bad:?}");
     }
+}
+
+#[test]
+fn only_refusals_before_sending_count_as_not_applied() {
+    let at_once = "server: UNAVAILABLE 0 of 2 required replicas answered (3 replicas, 1 reachable)";
+    let timed_out =
+        "server: UNAVAILABLE 0 of 2 required replicas answered (3 replicas, 3 reachable)";
+    let partial = "server: UNAVAILABLE 1 of 2 required replicas answered (3 replicas, 1 reachable)";
+    assert!(refused_at_once(at_once));
+    assert!(!refused_at_once(timed_out));
+    assert!(!refused_at_once(partial));
 }

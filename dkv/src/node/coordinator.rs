@@ -109,8 +109,8 @@ pub(crate) struct WriteAttempt {
     pub number: u32,
     /// Whether an earlier attempt found a live value.
     pub existed: bool,
-    /// When the write fails (monotonic ms), whatever its attempt: the first
-    /// one's deadline.
+    /// The first attempt's deadline (monotonic ms): no stamp is taken
+    /// after it.
     pub expires: u64,
     /// The client's deadline (wall-clock ms), if it sent one: no stamp
     /// goes out after it, so a write the client gave up on cannot take

@@ -118,7 +118,10 @@ impl<D: Disk> Node<D> {
                 attempt,
                 newest_held: None,
             },
-            attempt.expires,
+            // The timer queue is in start order: a stamp taken again gets
+            // a full timeout of its own to collect its answers, but none is
+            // taken after `attempt.expires` (see `on_write_lost`).
+            self.deadline(),
         );
         for target in targets {
             if target.node == me {
