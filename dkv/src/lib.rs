@@ -9,6 +9,7 @@
 //! |---------------|-------------------------------------------------------------|
 //! | [`hash`]      | MurmurHash3 x64-128 (ring placement) and CRC-32 (records)   |
 //! | [`version`]   | `(timestamp, node_id)` versions and their order             |
+//! | [`random`]    | kernel random bytes: handshake nonces, generated secrets    |
 //! | [`clock`]     | the hybrid logical clock that stamps writes                 |
 //! | [`engine`]    | the sharded Last-Write-Wins map with tombstones             |
 //! | [`wal`]       | the write-ahead log: CRC'd records, group commit, recovery  |
@@ -61,6 +62,7 @@ pub mod hash;
 pub mod net;
 pub mod node;
 pub mod peer;
+pub mod random;
 pub mod resp;
 pub mod ring;
 pub mod server;

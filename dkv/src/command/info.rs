@@ -162,6 +162,10 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             };
             lines.add("clock_skew", skew);
             lines.add("clock_skew_ms", by);
+            lines.add(
+                "peer_handshakes_refused",
+                context.stats.peer_handshakes_refused.load(Ordering::Relaxed),
+            );
         }
         "keyspace" => {
             let keys = node.disk().stats().engine.keys;

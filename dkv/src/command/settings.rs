@@ -43,4 +43,6 @@ pub struct ServerStats {
     pub connected_clients: AtomicU64,
     /// The most reply bytes any connection has had queued and unsent.
     pub max_output_buffer: AtomicU64,
+    /// Peer handshakes refused since start, either side.
+    pub peer_handshakes_refused: AtomicU64,
 }

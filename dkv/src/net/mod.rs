@@ -10,10 +10,12 @@
 //! |--------------|-------------------------------------------------------------|
 //! | `reactor.rs` | the loop: readiness, accepts, bounded work per turn, shutdown |
 //! | `conn.rs`    | one client connection: input, parser, ordered output        |
-//! | `peers.rs`   | peer sockets: handshake, framing, reconnects                |
+//! | `peers.rs`   | peer sockets: framing, reconnects, bounded refusal logs     |
+//! | `handshake.rs` | both sides of the peer handshake, as state machines       |
 //! | `wakeup.rs`  | waking the loop from other threads                          |
 
 mod conn;
+pub(crate) mod handshake;
 pub(crate) mod peers;
 pub(crate) mod reactor;
 mod wakeup;

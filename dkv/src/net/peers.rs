@@ -2,12 +2,13 @@
 //!
 //! Each node dials every peer once and sends all its messages for that
 //! peer over that outbound connection; what a peer sends arrives on the
-//! inbound connection the peer dialled. A new connection opens with a
-//! handshake: the dialler sends `Hello` (protocol version, cluster name,
-//! settings digest, secret); the listener answers `Welcome`, or `Refused`
-//! and closes, logging why. Outbound connections reconnect with
-//! exponential backoff. Frames are bounded in size; a peer that breaks the
-//! protocol is disconnected.
+//! inbound connection the peer dialled. A new connection opens with the
+//! challenge-response handshake of [`super::handshake`]; a refused one
+//! closes, and refusals are logged at a bounded rate (a line a second at
+//! most, with a count of those left out), so guessing cannot flood the
+//! log. Outbound connections reconnect with exponential backoff. Frames
+//! are bounded in size (small until the handshake passes); a peer that
+//! breaks the protocol is disconnected.
 //!
 //! No message is dropped silently. One sent while its link is being
 //! (re)established waits, within a bound, for the handshake; one that
@@ -28,7 +29,8 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use crate::peer::{self, Envelope, Hello, HelloReply};
+use crate::net::handshake::{Dialler, Listener, Outcome, PeerIdentity};
+use crate::peer::{self, Envelope};
 use crate::slab::Slab;
 use crate::version::NodeId;
 
@@ -44,18 +46,55 @@ const MAX_PEER_BACKLOG: usize = 256 << 20;
 /// Bytes of messages kept for one peer while its link connects.
 const MAX_QUEUED_BYTES: usize = 16 << 20;
 
-/// Who this node is to its peers (its own `Hello`, which is also what it
-/// expects of theirs), and the largest frame it accepts.
-#[derive(Debug, Clone)]
-pub(crate) struct PeerIdentity {
-    pub hello: Hello,
-    pub max_frame: usize,
+/// Refused handshakes logged per second, at most.
+const REFUSALS_LOGGED_PER_SECOND: u32 = 1;
+
+/// Logs refused handshakes at a bounded rate: at most
+/// [`REFUSALS_LOGGED_PER_SECOND`] lines a second, the next line saying how
+/// many were left out.
+struct RefusalLog {
+    window: Instant,
+    logged: u32,
+    suppressed: u64,
+    /// Refused handshakes since start, for `INFO`.
+    total: u64,
+}
+
+impl RefusalLog {
+    fn new() -> RefusalLog {
+        RefusalLog {
+            window: Instant::now(),
+            logged: 0,
+            suppressed: 0,
+            total: 0,
+        }
+    }
+
+    fn refused(&mut self, what: &str) {
+        self.total += 1;
+        let now = Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.logged = 0;
+        }
+        if self.logged >= REFUSALS_LOGGED_PER_SECOND {
+            self.suppressed += 1;
+            return;
+        }
+        self.logged += 1;
+        match std::mem::take(&mut self.suppressed) {
+            0 => log::warn!("peer handshake refused: {what}"),
+            left_out => log::warn!(
+                "peer handshake refused: {what} ({left_out} more refused since the last line)"
+            ),
+        }
+    }
 }
 
 enum OutState {
     Idle { retry_at: Instant },
-    Connecting,
-    Handshaking,
+    Connecting(Dialler),
+    Handshaking(Dialler),
     Ready,
 }
 
@@ -77,10 +116,12 @@ struct Outbound {
 
 struct Inbound {
     socket: TcpStream,
+    addr: SocketAddr,
+    /// The handshake until it passes; then `None` and `from` is set.
+    handshake: Option<Listener>,
     from: Option<NodeId>,
     input: Vec<u8>,
     output: Vec<u8>,
-    closing: bool,
 }
 
 /// Every peer socket of one node.
@@ -93,6 +134,9 @@ pub(crate) struct Peers {
     reported: BTreeMap<NodeId, bool>,
     /// Messages that could not be sent, for the node.
     undeliverable: Vec<(NodeId, Envelope)>,
+    /// Every member's peer address, for admission.
+    members: Vec<(NodeId, SocketAddr)>,
+    refusals: RefusalLog,
 }
 
 fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>) -> io::Result<bool> {
@@ -139,7 +183,7 @@ impl Peers {
         let now = Instant::now();
         let outbound = members
             .iter()
-            .filter(|(id, _)| *id != identity.hello.node_id)
+            .filter(|(id, _)| *id != identity.node_id)
             .map(|&(id, addr)| {
                 let out = Outbound {
                     addr,
@@ -163,6 +207,8 @@ impl Peers {
             outbound,
             reported: BTreeMap::new(),
             undeliverable: Vec::new(),
+            members: members.to_vec(),
+            refusals: RefusalLog::new(),
         })
     }
 
@@ -184,7 +230,6 @@ impl Peers {
 
     /// Dials peers whose retry time has come.
     pub fn connect_due(&mut self, registry: &Registry, now: Instant) {
-        let hello = self.hello_bytes();
         for (&id, out) in self.outbound.iter_mut() {
             let OutState::Idle { retry_at } = out.state else {
                 continue;
@@ -204,10 +249,11 @@ impl Peers {
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
+                    let (dialler, hello) = Dialler::start(&self.identity, id);
                     out.socket = Some(socket);
-                    out.state = OutState::Connecting;
+                    out.state = OutState::Connecting(dialler);
                     out.input.clear();
-                    out.output = hello.clone();
+                    out.output = hello;
                     out.sent = 0;
                 }
                 Err(e) => {
@@ -217,14 +263,6 @@ impl Peers {
                 }
             }
         }
-    }
-
-    fn hello_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if let Err(e) = peer::encode_hello(&self.identity.hello, &mut out) {
-            log::error!("cannot encode this node's handshake: {e}");
-        }
-        out
     }
 
     /// Queues an envelope for its peer. Nothing is written until
@@ -239,7 +277,7 @@ impl Peers {
         let ready = matches!(out.state, OutState::Ready);
         let may_wait = match out.state {
             OutState::Ready => false,
-            OutState::Connecting | OutState::Handshaking => true,
+            OutState::Connecting(_) | OutState::Handshaking(_) => true,
             OutState::Idle { .. } => !out.failed,
         };
         let len = peer::envelope_frame_len(&envelope) as usize;
@@ -297,10 +335,11 @@ impl Peers {
                     let _ = socket.set_nodelay(true);
                     let key = self.inbound.insert(Inbound {
                         socket,
+                        addr,
+                        handshake: Some(Listener::AwaitHello),
                         from: None,
                         input: Vec::new(),
                         output: Vec::new(),
-                        closing: false,
                     });
                     let Some(conn) = self.inbound.get_mut(key) else {
                         continue;
@@ -331,7 +370,6 @@ impl Peers {
         let Some(key) = self.inbound.key_at(index) else {
             return;
         };
-        let identity = self.identity.clone();
         let Some(conn) = self.inbound.get_mut(key) else {
             return;
         };
@@ -340,73 +378,67 @@ impl Peers {
         let mut used_total = 0;
         loop {
             let buf = &conn.input[used_total..];
-            match conn.from {
-                // Before the handshake passes, only small frames are read.
-                None => match peer::decode_hello(buf, peer::HANDSHAKE_MAX_FRAME) {
-                    Ok(Some((hello, used))) => {
-                        used_total += used;
-                        let verdict = match peer::refusal(&identity.hello, &hello) {
-                            None => Ok(()),
-                            Some(reason) => Err(reason),
-                        };
-                        let reply = match &verdict {
-                            Ok(()) => HelloReply::Welcome {
-                                node_id: identity.hello.node_id,
-                            },
-                            Err(reason) => {
-                                log::warn!(
-                                    "refusing peer connection claiming node {}: {reason}",
-                                    hello.node_id
-                                );
-                                HelloReply::Refused {
-                                    reason: reason.clone(),
-                                }
-                            }
-                        };
-                        if let Err(e) = peer::encode_hello_reply(&reply, &mut conn.output) {
-                            log::error!("cannot encode a handshake reply: {e}");
-                        }
-                        let mut sent = 0;
-                        let _ = write_pending(&mut conn.socket, &mut conn.output, &mut sent);
-                        match verdict {
-                            Ok(()) => conn.from = Some(hello.node_id),
-                            Err(_) => {
-                                conn.closing = true;
-                                drop_conn = true;
-                                break;
-                            }
-                        }
-                    }
+            if let Some(handshake) = conn.handshake.as_mut() {
+                let step = handshake.step(&self.identity, &self.members, conn.addr.ip(), buf);
+                let (outcome, used) = match step {
+                    Ok(Some(found)) => found,
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("bad handshake from a peer: {e}");
+                        self.refusals
+                            .refused(&format!("bad handshake from {}: {e}", conn.addr));
                         drop_conn = true;
                         break;
                     }
-                },
-                Some(from) => match peer::decode_envelope(buf, identity.max_frame) {
-                    Ok(Some((envelope, used))) => {
-                        used_total += used;
-                        if envelope.from != from {
-                            log::warn!(
-                                "node {from} sent a message signed as node {}; disconnecting",
-                                envelope.from
-                            );
-                            drop_conn = true;
-                            break;
-                        }
-                        received.push(envelope);
+                };
+                used_total += used;
+                let reply = match outcome {
+                    Outcome::Send(bytes) => bytes,
+                    Outcome::Done(from, bytes) => {
+                        log::info!("node {from} connected from {}", conn.addr);
+                        conn.handshake = None;
+                        conn.from = Some(from);
+                        bytes
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        log::warn!("bad frame from node {from}: {e}; disconnecting");
+                    Outcome::Refuse(bytes, reason) => {
+                        self.refusals.refused(&format!("from {}: {reason}", conn.addr));
+                        drop_conn = true;
+                        bytes
+                    }
+                };
+                conn.output.extend_from_slice(&reply);
+                let mut sent = 0;
+                let _ = write_pending(&mut conn.socket, &mut conn.output, &mut sent);
+                conn.output.clear();
+                if drop_conn {
+                    break;
+                }
+                continue;
+            }
+            let Some(from) = conn.from else {
+                break;
+            };
+            match peer::decode_envelope(buf, self.identity.max_frame) {
+                Ok(Some((envelope, used))) => {
+                    used_total += used;
+                    if envelope.from != from {
+                        log::warn!(
+                            "node {from} sent a message signed as node {}; disconnecting",
+                            envelope.from
+                        );
                         drop_conn = true;
                         break;
                     }
-                },
+                    received.push(envelope);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("bad frame from node {from}: {e}; disconnecting");
+                    drop_conn = true;
+                    break;
+                }
             }
         }
-        conn.input.drain(..used_total);
+        conn.input.drain(..used_total.min(conn.input.len()));
         if drop_conn {
             if let Some(mut conn) = self.inbound.remove(key) {
                 let _ = registry.deregister(&mut conn.socket);
@@ -419,7 +451,7 @@ impl Peers {
             return;
         };
         let now = Instant::now();
-        if matches!(out.state, OutState::Connecting) {
+        if let OutState::Connecting(_) = out.state {
             // A connect completes (or fails) when the socket turns writable.
             let ok = out.socket.as_ref().is_some_and(|s| s.peer_addr().is_ok());
             if !ok {
@@ -427,7 +459,10 @@ impl Peers {
                 self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                 return;
             }
-            out.state = OutState::Handshaking;
+            let state = std::mem::replace(&mut out.state, OutState::Ready);
+            if let OutState::Connecting(dialler) = state {
+                out.state = OutState::Handshaking(dialler);
+            }
         }
         if let Err(e) = out.flush() {
             log::debug!("connection to node {id}: {e}");
@@ -439,10 +474,22 @@ impl Peers {
             Some(socket) => read_available(socket, &mut out.input).unwrap_or(false),
             None => false,
         };
-        if matches!(out.state, OutState::Handshaking) {
-            match peer::decode_hello_reply(&out.input, peer::HANDSHAKE_MAX_FRAME) {
-                Ok(Some((HelloReply::Welcome { node_id }, used))) if node_id == id => {
-                    out.input.drain(..used);
+        while let OutState::Handshaking(dialler) = &mut out.state {
+            let (outcome, used) = match dialler.step(&self.identity, &out.input) {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
+                Err(e) => {
+                    self.refusals
+                        .refused(&format!("bad handshake reply from node {id}: {e}"));
+                    let lost = out.disconnect(registry, now);
+                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
+                    return;
+                }
+            };
+            out.input.drain(..used);
+            match outcome {
+                Outcome::Send(bytes) => out.output.extend_from_slice(&bytes),
+                Outcome::Done(..) => {
                     out.state = OutState::Ready;
                     out.backoff = BACKOFF_MIN;
                     out.failed = false;
@@ -455,41 +502,30 @@ impl Peers {
                         }
                     }
                     out.queued_bytes = 0;
-                    if let Err(e) = out.flush() {
-                        log::info!("connection to node {id} lost: {e}");
-                        let lost = out.disconnect(registry, now);
-                        self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
-                        return;
-                    }
                 }
-                Ok(Some((HelloReply::Welcome { node_id }, _))) => {
-                    log::warn!(
-                        "{} answered as node {node_id}, expected node {id}",
-                        out.addr
-                    );
-                    let lost = out.disconnect(registry, now);
-                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
-                    return;
-                }
-                Ok(Some((HelloReply::Refused { reason }, _))) => {
-                    log::warn!("node {id} refused this node: {reason}");
-                    let lost = out.disconnect(registry, now);
-                    self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    log::warn!("bad handshake reply from node {id}: {e}");
+                Outcome::Refuse(_, reason) => {
+                    self.refusals.refused(&reason);
                     let lost = out.disconnect(registry, now);
                     self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                     return;
                 }
             }
         }
+        if let Err(e) = out.flush() {
+            log::info!("connection to node {id} lost: {e}");
+            let lost = out.disconnect(registry, now);
+            self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
+            return;
+        }
         if !open {
             let lost = out.disconnect(registry, now);
             self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
         }
+    }
+
+    /// Handshakes refused since start (inbound and outbound), for `INFO`.
+    pub fn refused_handshakes(&self) -> u64 {
+        self.refusals.total
     }
 
     /// Links that went up or down since the last call.
@@ -509,7 +545,7 @@ impl Peers {
 impl Outbound {
     fn flush(&mut self) -> io::Result<()> {
         if let Some(socket) = self.socket.as_mut() {
-            if !matches!(self.state, OutState::Connecting) {
+            if !matches!(self.state, OutState::Connecting(_)) {
                 write_pending(socket, &mut self.output, &mut self.sent)?;
             }
         }

@@ -40,7 +40,8 @@ use crate::clock::wall_millis;
 use crate::command::{ConnId, Executor};
 use crate::disk::{DurabilityWatch, Progress, StoreDisk};
 use crate::net::conn::{Conn, ReadOutcome, Step};
-use crate::net::peers::{PeerIdentity, Peers};
+use crate::net::handshake::PeerIdentity;
+use crate::net::peers::Peers;
 use crate::net::wakeup::Wakeup;
 use crate::node::Now;
 use crate::slab::{Key, Slab};
@@ -392,6 +393,10 @@ impl Reactor {
                     self.executor.handle_undeliverable(now, peer, envelope);
                 }
             }
+            self.executor
+                .stats()
+                .peer_handshakes_refused
+                .store(peers.refused_handshakes(), Ordering::Relaxed);
         } else {
             // A node alone has no one to talk to.
             while self.executor.poll_transmit().is_some() {}

@@ -14,7 +14,9 @@
 //! re-encodes to exactly its bytes.
 
 use super::error::FrameError;
-use super::message::{Envelope, Hello, HelloReply, Message, RequestId, PROTOCOL_VERSION};
+use super::message::{
+    Envelope, Hello, HelloReply, Message, Proof, RequestId, NONCE_LEN, PROOF_LEN, PROTOCOL_VERSION,
+};
 use crate::engine::Entry;
 use crate::version::{NodeId, Timestamp, Version};
 
@@ -35,6 +37,10 @@ pub mod frame_type {
     pub const WELCOME: u8 = 0x02;
     /// [`HelloReply::Refused`](crate::peer::HelloReply::Refused).
     pub const REFUSED: u8 = 0x03;
+    /// [`HelloReply::Challenge`](crate::peer::HelloReply::Challenge).
+    pub const CHALLENGE: u8 = 0x04;
+    /// [`Proof`](crate::peer::Proof).
+    pub const PROOF: u8 = 0x05;
     /// [`Message::Replicate`](crate::peer::Message::Replicate).
     pub const REPLICATE: u8 = 0x10;
     /// [`Message::ReplicateAck`](crate::peer::Message::ReplicateAck).
@@ -57,13 +63,20 @@ const ENTRY_TOMBSTONE: u8 = 1;
 /// Appends a [`Hello`] frame to `buf`; returns the bytes appended. On error
 /// `buf` is unchanged.
 pub fn encode_hello(hello: &Hello, buf: &mut Vec<u8>) -> Result<usize, FrameError> {
-    let len = 1 + 2 + 4 + 8 + field_len(hello.cluster_name.len()) + field_len(hello.secret.len());
+    let len = 1 + 2 + 4 + 4 + NONCE_LEN as u64;
     let start = begin(buf, len, HELLO)?;
     put_u16(buf, hello.protocol_version);
     put_u32(buf, hello.node_id.0);
-    put_u64(buf, hello.settings_digest);
-    put_bytes(buf, hello.cluster_name.as_bytes());
-    put_bytes(buf, &hello.secret);
+    put_u32(buf, hello.to.0);
+    buf.extend_from_slice(&hello.nonce);
+    Ok(finish(buf, start, len))
+}
+
+/// Appends a [`Proof`] frame to `buf`; returns the bytes appended.
+pub fn encode_proof(proof: &Proof, buf: &mut Vec<u8>) -> Result<usize, FrameError> {
+    let len = 1 + PROOF_LEN as u64;
+    let start = begin(buf, len, PROOF)?;
+    buf.extend_from_slice(&proof.proof);
     Ok(finish(buf, start, len))
 }
 
@@ -71,10 +84,25 @@ pub fn encode_hello(hello: &Hello, buf: &mut Vec<u8>) -> Result<usize, FrameErro
 /// error `buf` is unchanged.
 pub fn encode_hello_reply(reply: &HelloReply, buf: &mut Vec<u8>) -> Result<usize, FrameError> {
     match reply {
-        HelloReply::Welcome { node_id } => {
-            let start = begin(buf, 1 + 4, WELCOME)?;
+        HelloReply::Challenge { nonce } => {
+            let len = 1 + NONCE_LEN as u64;
+            let start = begin(buf, len, CHALLENGE)?;
+            buf.extend_from_slice(nonce);
+            Ok(finish(buf, start, len))
+        }
+        HelloReply::Welcome {
+            node_id,
+            proof,
+            settings_digest,
+            cluster_name,
+        } => {
+            let len = 1 + 4 + PROOF_LEN as u64 + 8 + field_len(cluster_name.len());
+            let start = begin(buf, len, WELCOME)?;
             put_u32(buf, node_id.0);
-            Ok(finish(buf, start, 1 + 4))
+            buf.extend_from_slice(proof);
+            put_u64(buf, *settings_digest);
+            put_bytes(buf, cluster_name.as_bytes());
+            Ok(finish(buf, start, len))
         }
         HelloReply::Refused { reason } => {
             let len = 1 + field_len(reason.len());
@@ -268,37 +296,79 @@ pub fn check_frame(buf: &[u8], max_frame: usize) -> Result<Option<usize>, FrameE
 }
 
 /// Decodes the [`Hello`] at the start of `buf`: `Ok(Some((hello, used)))`,
-/// or `Ok(None)` until the whole frame has arrived.
+/// or `Ok(None)` until the whole frame has arrived. A Hello of another
+/// protocol version is [`FrameError::UnsupportedVersion`] as soon as its
+/// version field is in.
 pub fn decode_hello(buf: &[u8], max_frame: usize) -> Result<Option<(Hello, usize)>, FrameError> {
+    let complete = check_frame(buf, max_frame)?;
+    if let Some(&kind) = buf.get(LEN_PREFIX) {
+        if kind != HELLO {
+            return Err(FrameError::UnexpectedType(kind));
+        }
+    }
+    if let Some(version) = buf.get(LEN_PREFIX + 1..LEN_PREFIX + 3) {
+        let version = u16::from_le_bytes([version[0], version[1]]);
+        if version != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion(version));
+        }
+    }
+    if complete.is_none() {
+        return Ok(None);
+    }
     let Some(RawFrame { payload, used, .. }) = next_frame(buf, max_frame, |t| t == HELLO)? else {
         return Ok(None);
     };
     let mut r = Reader(payload);
     let protocol_version = r.u16("protocol_version")?;
-    if protocol_version != PROTOCOL_VERSION {
-        return Err(FrameError::UnsupportedVersion(protocol_version));
-    }
     let node_id = NodeId(r.u32("node_id")?);
-    let settings_digest = r.u64("settings_digest")?;
-    let cluster_name = r.string("cluster_name")?;
-    let secret = r.bytes("secret")?.to_vec();
+    let to = NodeId(r.u32("to")?);
+    let nonce = r.array("nonce")?;
     r.end()?;
     let hello = Hello {
         protocol_version,
-        cluster_name,
         node_id,
-        settings_digest,
-        secret,
+        to,
+        nonce,
     };
     Ok(Some((hello, used)))
 }
 
-/// Decodes the [`HelloReply`] at the start of `buf`, like [`decode_hello`].
+/// Decodes the [`Proof`] at the start of `buf`, like [`decode_hello`].
+pub fn decode_proof(buf: &[u8], max_frame: usize) -> Result<Option<(Proof, usize)>, FrameError> {
+    let Some(RawFrame { payload, used, .. }) = next_frame(buf, max_frame, |t| t == PROOF)? else {
+        return Ok(None);
+    };
+    let mut r = Reader(payload);
+    let proof = r.array("proof")?;
+    r.end()?;
+    Ok(Some((Proof { proof }, used)))
+}
+
+/// Decodes the listener's answer to a [`Hello`] (a challenge or a
+/// refusal) at the start of `buf`, like [`decode_hello`].
+pub fn decode_challenge(
+    buf: &[u8],
+    max_frame: usize,
+) -> Result<Option<(HelloReply, usize)>, FrameError> {
+    decode_listener_frame(buf, max_frame, CHALLENGE)
+}
+
+/// Decodes the listener's answer to a [`Proof`] (a welcome or a refusal)
+/// at the start of `buf`, like [`decode_hello`].
 pub fn decode_hello_reply(
     buf: &[u8],
     max_frame: usize,
 ) -> Result<Option<(HelloReply, usize)>, FrameError> {
-    let accepts = |t| t == WELCOME || t == REFUSED;
+    decode_listener_frame(buf, max_frame, WELCOME)
+}
+
+/// A frame of type `expected` or [`REFUSED`].
+fn decode_listener_frame(
+    buf: &[u8],
+    max_frame: usize,
+    expected: u8,
+) -> Result<Option<(HelloReply, usize)>, FrameError> {
+    let accepts = |t| t == expected || t == REFUSED;
     let Some(RawFrame {
         kind,
         payload,
@@ -309,8 +379,14 @@ pub fn decode_hello_reply(
     };
     let mut r = Reader(payload);
     let reply = match kind {
+        CHALLENGE => HelloReply::Challenge {
+            nonce: r.array("nonce")?,
+        },
         WELCOME => HelloReply::Welcome {
             node_id: NodeId(r.u32("node_id")?),
+            proof: r.array("proof")?,
+            settings_digest: r.u64("settings_digest")?,
+            cluster_name: r.string("cluster_name")?,
         },
         _ => HelloReply::Refused {
             reason: r.string("reason")?,

@@ -1,9 +1,15 @@
 //! The handshake's rules: the digest of the settings every node must share,
-//! and whether a node accepts a peer's [`Hello`]. Pure functions.
+//! the proofs each side gives that it knows the cluster secret (HMAC-SHA256
+//! over both nonces, never the secret itself), and whether a node admits a
+//! peer. Pure functions.
 
 use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
-use super::message::{Hello, PROTOCOL_VERSION};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::message::{Hello, NONCE_LEN, PROOF_LEN};
 use crate::config::{ClusterConf, NodeAddr};
 use crate::hash::murmur3_x64_128;
 use crate::version::NodeId;
@@ -50,59 +56,159 @@ pub fn settings_digest(conf: &ClusterConf) -> u64 {
     murmur3_x64_128(canonical_settings(conf).as_bytes(), 0) as u64
 }
 
-impl Hello {
-    /// The hello node `node_id` sends under `conf`, with `secret` (empty for
-    /// none).
-    pub fn for_conf(conf: &ClusterConf, node_id: NodeId, secret: &[u8]) -> Hello {
-        Hello {
-            protocol_version: PROTOCOL_VERSION,
-            cluster_name: conf.cluster_name.clone(),
-            node_id,
-            settings_digest: settings_digest(conf),
-            secret: secret.to_vec(),
-        }
+/// The bytes both proofs cover: the protocol version, the dialler's and
+/// the listener's ids and both nonces, so a proof is good for one
+/// connection between two given nodes and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript([u8; TRANSCRIPT_LEN]);
+
+const TRANSCRIPT_LEN: usize = 2 + 4 + 4 + 2 * NONCE_LEN;
+/// Labels that keep a dialler's proof from ever passing as a listener's.
+const DIALLER_LABEL: &[u8] = b"dkv peer handshake v3: dialler";
+const LISTENER_LABEL: &[u8] = b"dkv peer handshake v3: listener";
+
+impl Transcript {
+    /// The transcript of a handshake in which `hello` reached `listener`,
+    /// which answered with `listener_nonce`.
+    pub fn new(hello: &Hello, listener: NodeId, listener_nonce: &[u8; NONCE_LEN]) -> Transcript {
+        let mut bytes = [0u8; TRANSCRIPT_LEN];
+        bytes[0..2].copy_from_slice(&hello.protocol_version.to_le_bytes());
+        bytes[2..6].copy_from_slice(&hello.node_id.0.to_le_bytes());
+        bytes[6..10].copy_from_slice(&listener.0.to_le_bytes());
+        bytes[10..10 + NONCE_LEN].copy_from_slice(&hello.nonce);
+        bytes[10 + NONCE_LEN..].copy_from_slice(listener_nonce);
+        Transcript(bytes)
     }
 }
 
-/// Why a node whose own hello is `ours` refuses a peer's `theirs`, or
-/// `None` to welcome it. Checked in this order: protocol version, secret,
-/// cluster name, settings digest, and that the peer does not claim this
-/// node's own id. The secret is checked before anything that would tell a
-/// stranger about the cluster, and compared without stopping at the first
-/// differing byte.
-pub fn refusal(ours: &Hello, theirs: &Hello) -> Option<String> {
-    if theirs.protocol_version != ours.protocol_version {
+fn mac(secret: &[u8], label: &[u8], transcript: &Transcript, extra: &[&[u8]]) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(label);
+    mac.update(&transcript.0);
+    for part in extra {
+        mac.update(&(part.len() as u32).to_le_bytes());
+        mac.update(part);
+    }
+    mac
+}
+
+/// The dialler's proof: HMAC-SHA256 keyed with the cluster secret over
+/// [`DIALLER_LABEL`] and the transcript.
+pub fn dialler_proof(secret: &[u8], transcript: &Transcript) -> [u8; PROOF_LEN] {
+    mac(secret, DIALLER_LABEL, transcript, &[])
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+/// The listener's proof: HMAC-SHA256 keyed with the cluster secret over
+/// [`LISTENER_LABEL`], the transcript, and the settings the welcome names
+/// (each as a u32 length and its bytes), so nobody between the two nodes
+/// can change them.
+pub fn listener_proof(
+    secret: &[u8],
+    transcript: &Transcript,
+    settings_digest: u64,
+    cluster_name: &str,
+) -> [u8; PROOF_LEN] {
+    let digest = settings_digest.to_le_bytes();
+    mac(secret, LISTENER_LABEL, transcript, &[&digest, cluster_name.as_bytes()])
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+/// Whether `proof` is the dialler's proof for `transcript`, compared in
+/// constant time.
+pub fn dialler_proof_matches(secret: &[u8], transcript: &Transcript, proof: &[u8]) -> bool {
+    mac(secret, DIALLER_LABEL, transcript, &[])
+        .verify_slice(proof)
+        .is_ok()
+}
+
+/// Whether `proof` is the listener's proof for `transcript` and these
+/// settings, compared in constant time.
+pub fn listener_proof_matches(
+    secret: &[u8],
+    transcript: &Transcript,
+    settings_digest: u64,
+    cluster_name: &str,
+    proof: &[u8],
+) -> bool {
+    let digest = settings_digest.to_le_bytes();
+    mac(secret, LISTENER_LABEL, transcript, &[&digest, cluster_name.as_bytes()])
+        .verify_slice(proof)
+        .is_ok()
+}
+
+/// What a listener refuses a dialler that has not proven itself with:
+/// nothing about the cluster, the reason stays in the listener's log.
+pub const UNPROVEN_REFUSAL: &str = "handshake refused";
+
+/// Why a listener refuses a dialler that has proven it knows the secret,
+/// or `None` to welcome it: the claimed id must be another member's, and
+/// the connection must come from that member's peer address (its IP; the
+/// port is the dialler's own). `members` holds each member's peer address.
+pub fn admission(
+    members: &[(NodeId, SocketAddr)],
+    listener: NodeId,
+    claimed: NodeId,
+    from: IpAddr,
+) -> Option<String> {
+    if claimed == listener {
+        return Some(format!("node id {claimed} is this node's own"));
+    }
+    let Some(&(_, addr)) = members.iter().find(|(id, _)| *id == claimed) else {
+        return Some(format!("node {claimed} is not a member of this cluster"));
+    };
+    if !same_host(addr.ip(), from) {
         return Some(format!(
-            "protocol version {} is not this node's {}",
-            theirs.protocol_version, ours.protocol_version
+            "node {claimed}'s peer address is {}, this connection comes from {from}",
+            addr.ip()
         ));
-    }
-    if !secrets_match(&ours.secret, &theirs.secret) {
-        return Some("cluster secret does not match".into());
-    }
-    if theirs.cluster_name != ours.cluster_name {
-        return Some(format!(
-            "cluster name `{}` is not this node's `{}`",
-            theirs.cluster_name, ours.cluster_name
-        ));
-    }
-    if theirs.settings_digest != ours.settings_digest {
-        return Some(format!(
-            "settings digest {:016x} is not this node's {:016x}: the shared settings or node \
-             lines of cluster.conf differ",
-            theirs.settings_digest, ours.settings_digest
-        ));
-    }
-    if theirs.node_id == ours.node_id {
-        return Some(format!("node id {} is this node's own", theirs.node_id));
     }
     None
 }
 
-/// Compares secrets (the cluster secret here, `AUTH` passwords in the
-/// server) reading all of `expected` whatever it finds, so the time taken
-/// says nothing about where a guess first differs, nor about the secret's
-/// length beyond the guess's own.
+/// IPv4 addresses compare equal to their IPv4-mapped IPv6 forms; a member
+/// listed on an unspecified address (`0.0.0.0`) may dial from any.
+fn same_host(listed: IpAddr, from: IpAddr) -> bool {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    listed.is_unspecified() || canonical(listed) == canonical(from)
+}
+
+/// Why a dialler whose own settings are `(digest, name)` rejects a
+/// listener's welcome, or `None` when the settings agree. Checked after the
+/// listener's proof, so only a node that knows the secret learns this.
+pub fn settings_mismatch(
+    ours: (u64, &str),
+    welcome_digest: u64,
+    welcome_name: &str,
+) -> Option<String> {
+    if welcome_name != ours.1 {
+        return Some(format!(
+            "cluster name `{welcome_name}` is not this node's `{}`",
+            ours.1
+        ));
+    }
+    if welcome_digest != ours.0 {
+        return Some(format!(
+            "settings digest {welcome_digest:016x} is not this node's {:016x}: the shared \
+             settings or node lines of cluster.conf differ",
+            ours.0
+        ));
+    }
+    None
+}
+
+/// Compares secrets (`AUTH` passwords in the server) reading all of
+/// `expected` whatever it finds, so the time taken says nothing about
+/// where a guess first differs, nor about the secret's length beyond the
+/// guess's own.
 pub fn secrets_match(expected: &[u8], given: &[u8]) -> bool {
     let mut diff = expected.len() ^ given.len();
     for (i, x) in expected.iter().enumerate() {

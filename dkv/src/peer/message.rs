@@ -1,4 +1,5 @@
-//! The messages peers exchange: the handshake ([`Hello`], [`HelloReply`])
+//! The messages peers exchange: the handshake ([`Hello`], [`Proof`],
+//! [`HelloReply`])
 //! and, after it, [`Envelope`]s carrying a [`Message`] with the sender's id
 //! and hybrid clock. Plain data; [`super::codec`] puts them on the wire.
 
@@ -9,7 +10,11 @@ use crate::version::{NodeId, Timestamp, Version};
 
 /// The version of the peer protocol this build speaks. The first two bytes
 /// of every [`Hello`] payload carry it, in every version.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
+/// Bytes of a handshake nonce.
+pub const NONCE_LEN: usize = 32;
+/// Bytes of a handshake proof (an HMAC-SHA256 tag).
+pub const PROOF_LEN: usize = 32;
 
 /// Matches a reply to its request; unique per sender while the request is
 /// outstanding (the coordinator picks it).
@@ -22,48 +27,53 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// The first frame on a peer connection, sent by the node that connected.
-#[derive(Clone, PartialEq, Eq)]
+/// The first frame on a peer connection, sent by the node that connected
+/// (the dialler). It carries nothing secret and nothing about the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
     /// [`PROTOCOL_VERSION`] of the sender.
     pub protocol_version: u16,
-    /// `cluster_name` from the sender's `cluster.conf`.
-    pub cluster_name: String,
-    /// The sender's id.
+    /// The id the dialler claims.
     pub node_id: NodeId,
-    /// [`super::settings_digest`] of the sender's `cluster.conf`.
-    pub settings_digest: u64,
-    /// The shared secret (`--cluster-secret`); empty when none is set.
-    pub secret: Vec<u8>,
+    /// The id of the node it means to reach.
+    pub to: NodeId,
+    /// The dialler's fresh random nonce.
+    pub nonce: [u8; NONCE_LEN],
 }
 
-impl fmt::Debug for Hello {
-    /// Shows the secret's length, never its bytes, so a logged `Hello`
-    /// gives nothing away.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hello")
-            .field("protocol_version", &self.protocol_version)
-            .field("cluster_name", &self.cluster_name)
-            .field("node_id", &self.node_id)
-            .field(
-                "settings_digest",
-                &format_args!("{:#018x}", self.settings_digest),
-            )
-            .field("secret", &format_args!("<{} bytes>", self.secret.len()))
-            .finish()
-    }
+/// The dialler's answer to a [`HelloReply::Challenge`]: it proves that it
+/// knows the cluster secret without sending it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// [`super::dialler_proof`] over the handshake.
+    pub proof: [u8; PROOF_LEN],
 }
 
-/// The accepting node's answer to a [`Hello`]. After `Refused` it closes the
-/// connection.
+/// What the accepting node (the listener) sends during the handshake: a
+/// challenge answering the [`Hello`], then a welcome answering the
+/// [`Proof`]; or a refusal at either step, after which it closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HelloReply {
-    /// The handshake passed; envelopes may flow both ways.
+    /// The listener's fresh nonce; the dialler must answer with a
+    /// [`Proof`].
+    Challenge {
+        /// The listener's random nonce.
+        nonce: [u8; NONCE_LEN],
+    },
+    /// The dialler proved itself; the listener proves itself back and
+    /// names its settings, which the dialler compares with its own.
     Welcome {
         /// The accepting node's id.
         node_id: NodeId,
+        /// [`super::listener_proof`] over the handshake and these settings.
+        proof: [u8; PROOF_LEN],
+        /// [`super::settings_digest`] of the listener's `cluster.conf`.
+        settings_digest: u64,
+        /// The listener's `cluster_name`.
+        cluster_name: String,
     },
-    /// The handshake failed, for this reason (for the peer's log).
+    /// The handshake failed. Before the dialler has proven itself the
+    /// reason says nothing about the cluster.
     Refused {
         /// Why, in words.
         reason: String,

@@ -69,22 +69,24 @@ fn arb_envelope() -> impl Strategy<Value = Envelope> {
 }
 
 fn arb_hello() -> impl Strategy<Value = Hello> {
-    (".{0,12}", any::<u32>(), any::<u64>(), bytes(16)).prop_map(
-        |(cluster_name, node, settings_digest, secret)| Hello {
-            protocol_version: PROTOCOL_VERSION,
-            cluster_name,
-            node_id: NodeId(node),
-            settings_digest,
-            secret,
-        },
-    )
+    (any::<u32>(), any::<u32>(), any::<[u8; NONCE_LEN]>()).prop_map(|(node, to, nonce)| Hello {
+        protocol_version: PROTOCOL_VERSION,
+        node_id: NodeId(node),
+        to: NodeId(to),
+        nonce,
+    })
 }
 
 fn arb_reply() -> impl Strategy<Value = HelloReply> {
     prop_oneof![
-        any::<u32>().prop_map(|id| HelloReply::Welcome {
-            node_id: NodeId(id)
-        }),
+        (any::<u32>(), any::<[u8; PROOF_LEN]>(), any::<u64>(), ".{0,12}").prop_map(
+            |(id, proof, settings_digest, cluster_name)| HelloReply::Welcome {
+                node_id: NodeId(id),
+                proof,
+                settings_digest,
+                cluster_name,
+            }
+        ),
         ".{0,24}".prop_map(|reason| HelloReply::Refused { reason }),
     ]
 }
@@ -162,7 +164,13 @@ fn reencode_reply(reply: &HelloReply) -> Vec<u8> {
     out
 }
 
-/// Runs all three decoders over `stream` whole and in `sizes` pieces, with
+fn reencode_proof(proof: &Proof) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_proof(proof, &mut out).unwrap();
+    out
+}
+
+/// Runs every decoder over `stream` whole and in `sizes` pieces, with
 /// `max_frame`; each must give the same events both ways, and the same
 /// bytes left over unless it stopped at an error (a split stream stops
 /// before the rest of it arrives).
@@ -180,6 +188,8 @@ fn same_however_split(stream: &[u8], sizes: &[usize], max_frame: usize) {
     let envelope = |b: &[u8]| decode_envelope(b, max_frame);
     let hello = |b: &[u8]| decode_hello(b, max_frame);
     let reply = |b: &[u8]| decode_hello_reply(b, max_frame);
+    let challenge = |b: &[u8]| decode_challenge(b, max_frame);
+    let proof = |b: &[u8]| decode_proof(b, max_frame);
     check(
         run(&pieces, envelope, reencode_envelope),
         run(&[stream], envelope, reencode_envelope),
@@ -191,6 +201,14 @@ fn same_however_split(stream: &[u8], sizes: &[usize], max_frame: usize) {
     check(
         run(&pieces, reply, reencode_reply),
         run(&[stream], reply, reencode_reply),
+    );
+    check(
+        run(&pieces, challenge, reencode_reply),
+        run(&[stream], challenge, reencode_reply),
+    );
+    check(
+        run(&pieces, proof, reencode_proof),
+        run(&[stream], proof, reencode_proof),
     );
 }
 
@@ -222,9 +240,19 @@ proptest! {
     }
 
     #[test]
-    fn handshake_frames_round_trip(hello in arb_hello(), reply in arb_reply()) {
+    fn handshake_frames_round_trip(
+        hello in arb_hello(),
+        reply in arb_reply(),
+        nonce in any::<[u8; NONCE_LEN]>(),
+    ) {
         let wire = reencode_hello(&hello);
         prop_assert_eq!(decode_hello(&wire, HANDSHAKE_MAX_FRAME), Ok(Some((hello, wire.len()))));
+        let proof = Proof { proof: nonce };
+        let wire = reencode_proof(&proof);
+        prop_assert_eq!(decode_proof(&wire, HANDSHAKE_MAX_FRAME), Ok(Some((proof, wire.len()))));
+        let challenge = HelloReply::Challenge { nonce };
+        let wire = reencode_reply(&challenge);
+        prop_assert_eq!(decode_challenge(&wire, HANDSHAKE_MAX_FRAME), Ok(Some((challenge, wire.len()))));
         let wire = reencode_reply(&reply);
         prop_assert_eq!(decode_hello_reply(&wire, HANDSHAKE_MAX_FRAME), Ok(Some((reply, wire.len()))));
     }
@@ -271,7 +299,7 @@ proptest! {
         // nudged length field makes a frame or field overlong or short.
         let mut wire = match lead {
             0 => reencode_hello(&hello),
-            1 => reencode_reply(&HelloReply::Refused { reason: hello.cluster_name.clone() }),
+            1 => reencode_reply(&HelloReply::Refused { reason: format!("{hello:?}") }),
             _ => Vec::new(),
         };
         wire.extend(encode_all(&envelopes));

@@ -108,43 +108,63 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
 fn hello() -> Hello {
     Hello {
         protocol_version: PROTOCOL_VERSION,
-        cluster_name: "dkv".into(),
         node_id: NodeId(2),
-        settings_digest: 0x0102_0304_0506_0708,
-        secret: b"pw".to_vec(),
+        to: NodeId(3),
+        nonce: [0x11; NONCE_LEN],
     }
 }
 
-const HELLO_BYTES: &str =
-    "1c000000 01 | 0200 | 02000000 | 0807060504030201 | 03000000 646b76 | 02000000 7077";
+const NONCE_11: &str = "11111111111111111111111111111111 11111111111111111111111111111111";
+const NONCE_22: &str = "22222222222222222222222222222222 22222222222222222222222222222222";
 
 #[test]
 fn golden_handshake_frames() {
     let mut wire = Vec::new();
-    assert_eq!(encode_hello(&hello(), &mut wire), Ok(32));
-    assert_eq!(wire, hex(HELLO_BYTES));
-    assert_eq!(decode_hello(&wire, MAX), Ok(Some((hello(), 32))));
+    assert_eq!(encode_hello(&hello(), &mut wire), Ok(47));
+    let hello_bytes = format!("2b000000 01 | 0300 | 02000000 | 03000000 | {NONCE_11}");
+    assert_eq!(wire, hex(&hello_bytes));
+    assert_eq!(decode_hello(&wire, MAX), Ok(Some((hello(), 47))));
 
+    let proof = Proof {
+        proof: [0x22; PROOF_LEN],
+    };
+    let mut wire = Vec::new();
+    assert_eq!(encode_proof(&proof, &mut wire), Ok(37));
+    assert_eq!(wire, hex(&format!("21000000 05 | {NONCE_22}")));
+    assert_eq!(decode_proof(&wire, MAX), Ok(Some((proof, 37))));
+
+    let challenge = HelloReply::Challenge {
+        nonce: [0x22; NONCE_LEN],
+    };
+    let welcome = HelloReply::Welcome {
+        node_id: NodeId(3),
+        proof: [0x11; PROOF_LEN],
+        settings_digest: 0x0102_0304_0506_0708,
+        cluster_name: "dkv".into(),
+    };
+    let refused = HelloReply::Refused {
+        reason: "no".into(),
+    };
     let replies = [
+        (challenge, format!("21000000 04 | {NONCE_22}"), true),
         (
-            HelloReply::Welcome { node_id: NodeId(3) },
-            "05000000 02 | 03000000",
+            welcome,
+            format!("34000000 02 | 03000000 | {NONCE_11} | 0807060504030201 | 03000000 646b76"),
+            false,
         ),
-        (
-            HelloReply::Refused {
-                reason: "no".into(),
-            },
-            "07000000 03 | 02000000 6e6f",
-        ),
+        (refused.clone(), "07000000 03 | 02000000 6e6f".into(), false),
+        (refused, "07000000 03 | 02000000 6e6f".into(), true),
     ];
-    for (reply, bytes) in replies {
+    for (reply, bytes, first) in replies {
         let mut wire = Vec::new();
         encode_hello_reply(&reply, &mut wire).unwrap();
-        assert_eq!(wire, hex(bytes), "{reply:?}");
-        assert_eq!(
-            decode_hello_reply(&wire, MAX),
-            Ok(Some((reply, wire.len())))
-        );
+        assert_eq!(wire, hex(&bytes), "{reply:?}");
+        let decode = if first {
+            decode_challenge
+        } else {
+            decode_hello_reply
+        };
+        assert_eq!(decode(&wire, MAX), Ok(Some((reply, wire.len()))));
     }
 }
 
@@ -212,6 +232,20 @@ fn types_are_checked_per_phase_as_soon_as_they_arrive() {
     assert_eq!(
         decode_hello_reply(&head(frame_type::HELLO), MAX),
         Err(FrameError::UnexpectedType(0x01))
+    );
+    // A welcome before the challenge, a challenge after it, a proof where a
+    // hello belongs: each is refused on its type byte.
+    assert_eq!(
+        decode_challenge(&head(frame_type::WELCOME), MAX),
+        Err(FrameError::UnexpectedType(0x02))
+    );
+    assert_eq!(
+        decode_hello_reply(&head(frame_type::CHALLENGE), MAX),
+        Err(FrameError::UnexpectedType(0x04))
+    );
+    assert_eq!(
+        decode_hello(&head(frame_type::PROOF), MAX),
+        Err(FrameError::UnexpectedType(0x05))
     );
     assert_eq!(
         decode_envelope(&head(0x7f), MAX),
@@ -299,11 +333,11 @@ fn malformed_payloads_are_named() {
     }
 
     let bad_name = frame(
-        0x01,
-        &hex("0200 02000000 0807060504030201 02000000 c328 00000000"),
+        0x02,
+        &hex(&format!("03000000 {NONCE_11} 0807060504030201 02000000 c328")),
     );
     assert_eq!(
-        decode_hello(&bad_name, MAX),
+        decode_hello_reply(&bad_name, MAX),
         Err(FrameError::BadUtf8 {
             field: "cluster_name"
         })
@@ -313,15 +347,22 @@ fn malformed_payloads_are_named() {
         decode_hello_reply(&bad_reason, MAX),
         Err(FrameError::BadUtf8 { field: "reason" })
     );
-    let v1 = frame(0x01, &hex("0100 whatever comes next"));
+    // A Hello of another version is refused on its version field, before
+    // the rest of the frame arrives.
+    let v2 = frame(0x01, &hex("0200 whatever comes next"));
     assert_eq!(
-        decode_hello(&v1, MAX),
-        Err(FrameError::UnsupportedVersion(1))
+        decode_hello(&v2[..7], MAX),
+        Err(FrameError::UnsupportedVersion(2))
     );
-    let long_welcome = frame(0x02, &hex("03000000 00"));
+    let long_challenge = frame(0x04, &hex(&format!("{NONCE_22} 00")));
     assert_eq!(
-        decode_hello_reply(&long_welcome, MAX),
+        decode_challenge(&long_challenge, MAX),
         Err(FrameError::TrailingBytes { extra: 1 })
+    );
+    let short_proof = frame(0x05, &hex("2222"));
+    assert_eq!(
+        decode_proof(&short_proof, MAX),
+        Err(FrameError::Truncated { field: "proof" })
     );
 }
 
@@ -333,19 +374,12 @@ fn errors_read_well() {
     );
     assert_eq!(
         FrameError::UnsupportedVersion(1).to_string(),
-        "peer speaks protocol version 1; this node speaks 2"
+        "peer speaks protocol version 1; this node speaks 3"
     );
     assert_eq!(
         FrameError::UnexpectedType(1).to_string(),
         "unexpected peer message type 0x01"
     );
-}
-
-#[test]
-fn hello_debug_hides_the_secret() {
-    let shown = format!("{:?}", hello());
-    assert!(shown.contains("secret: <2 bytes>"), "{shown}");
-    assert!(!shown.contains("112") && !shown.contains("pw"), "{shown}");
 }
 
 const CONF: &str = "\
@@ -413,66 +447,72 @@ fn settings_digest_sees_every_shared_setting() {
     );
 }
 
+fn transcript() -> Transcript {
+    Transcript::new(&hello(), NodeId(3), &[0x22; NONCE_LEN])
+}
+
 #[test]
-fn handshake_refusals() {
-    let conf = ClusterConf::parse(CONF).unwrap();
-    let ours = Hello::for_conf(&conf, NodeId(1), b"s3cret");
-    assert_eq!(ours.settings_digest, settings_digest(&conf));
-    let peer = Hello {
-        node_id: NodeId(2),
-        ..ours.clone()
-    };
-    assert_eq!(refusal(&ours, &peer), None);
+fn proofs_need_the_secret_and_fit_one_handshake_only() {
+    let t = transcript();
+    let proof = dialler_proof(b"s3cret", &t);
+    assert!(dialler_proof_matches(b"s3cret", &t, &proof));
+    assert!(!dialler_proof_matches(b"s3creT", &t, &proof));
+    assert!(!dialler_proof_matches(b"", &t, &proof));
+    assert!(!dialler_proof_matches(b"s3cret", &t, &proof[..31]));
+    // Another nonce, another pair of nodes, another direction: no match.
+    let other_nonce = Transcript::new(&hello(), NodeId(3), &[0x23; NONCE_LEN]);
+    assert!(!dialler_proof_matches(b"s3cret", &other_nonce, &proof));
+    let other_node = Transcript::new(&hello(), NodeId(4), &[0x22; NONCE_LEN]);
+    assert!(!dialler_proof_matches(b"s3cret", &other_node, &proof));
+    assert!(!listener_proof_matches(b"s3cret", &t, 7, "dkv", &proof));
 
-    let refused = |theirs: Hello| refusal(&ours, &theirs).unwrap_or_default();
-    assert!(refused(Hello {
-        protocol_version: 9,
-        ..peer.clone()
-    })
-    .contains("protocol version 9"));
-    assert!(refused(Hello {
-        secret: b"s3creT".to_vec(),
-        ..peer.clone()
-    })
-    .contains("secret"));
-    assert!(refused(Hello {
-        secret: vec![],
-        ..peer.clone()
-    })
-    .contains("secret"));
-    // The secret is checked before anything that describes the cluster.
-    let stranger = Hello {
-        cluster_name: "x".into(),
-        secret: vec![],
-        ..peer.clone()
-    };
-    assert_eq!(refused(stranger), "cluster secret does not match");
-    assert!(refused(Hello {
-        cluster_name: "x".into(),
-        ..peer.clone()
-    })
-    .contains("cluster name `x`"));
-    assert!(refused(Hello {
-        settings_digest: 1,
-        ..peer.clone()
-    })
-    .contains("settings digest 0000000000000001"));
-    assert!(refused(Hello {
-        node_id: NodeId(1),
-        ..peer.clone()
-    })
-    .contains("own"));
-
-    // Without secrets on either side, the rest still applies.
-    let open = Hello::for_conf(&conf, NodeId(1), b"");
+    let back = listener_proof(b"s3cret", &t, 7, "dkv");
+    assert!(listener_proof_matches(b"s3cret", &t, 7, "dkv", &back));
+    assert!(!listener_proof_matches(b"s3cret", &t, 8, "dkv", &back));
+    assert!(!listener_proof_matches(b"s3cret", &t, 7, "dkw", &back));
+    assert!(!listener_proof_matches(b"other", &t, 7, "dkv", &back));
+    // The tag is HMAC-SHA256 (RFC 4231 case 2 checks the primitive).
+    use hmac::Mac;
+    let mut rfc = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(b"Jefe").unwrap();
+    rfc.update(b"what do ya want for nothing?");
     assert_eq!(
-        refusal(
-            &open,
-            &Hello {
-                node_id: NodeId(3),
-                ..open.clone()
-            }
-        ),
+        rfc.finalize().into_bytes().to_vec(),
+        hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    );
+}
+
+#[test]
+fn admission_wants_a_member_from_its_own_address() {
+    let members = [
+        (NodeId(1), "10.0.0.1:17001".parse().unwrap()),
+        (NodeId(2), "10.0.0.2:17002".parse().unwrap()),
+        (NodeId(3), "0.0.0.0:17003".parse().unwrap()),
+    ];
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(admission(&members, NodeId(1), NodeId(2), ip("10.0.0.2")), None);
+    assert_eq!(
+        admission(&members, NodeId(1), NodeId(2), ip("::ffff:10.0.0.2")),
         None
     );
+    assert!(admission(&members, NodeId(1), NodeId(2), ip("10.0.0.9"))
+        .unwrap()
+        .contains("comes from 10.0.0.9"));
+    assert!(admission(&members, NodeId(1), NodeId(9), ip("10.0.0.2"))
+        .unwrap()
+        .contains("not a member"));
+    assert!(admission(&members, NodeId(1), NodeId(1), ip("10.0.0.1"))
+        .unwrap()
+        .contains("own"));
+    assert_eq!(admission(&members, NodeId(1), NodeId(3), ip("10.9.9.9")), None);
+}
+
+#[test]
+fn settings_are_compared_after_the_proofs() {
+    assert_eq!(settings_mismatch((7, "dkv"), 7, "dkv"), None);
+    assert!(settings_mismatch((7, "dkv"), 7, "x")
+        .unwrap()
+        .contains("cluster name `x`"));
+    assert!(settings_mismatch((7, "dkv"), 1, "dkv")
+        .unwrap()
+        .contains("settings digest 0000000000000001"));
 }

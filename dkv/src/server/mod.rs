@@ -24,7 +24,7 @@ use crate::clock::wall_millis;
 use crate::command::{Executor, ServerStats, Settings};
 use crate::config::ClusterConf;
 use crate::disk::StoreDisk;
-use crate::net::peers::PeerIdentity;
+use crate::net::handshake::PeerIdentity;
 use crate::net::reactor::{Control, PeerSetup, Reactor};
 use crate::node::{Node, NodeSettings, Now};
 use crate::resp::Limits;
@@ -176,11 +176,10 @@ pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let peers = match (&member, clustered) {
         (Some(me), true) => Some(PeerSetup {
             identity: PeerIdentity {
-                hello: crate::peer::Hello::for_conf(
-                    &config.cluster,
-                    config.node_id,
-                    config.cluster_secret.as_bytes(),
-                ),
+                node_id: config.node_id,
+                secret: config.cluster_secret.as_bytes().to_vec(),
+                cluster_name: config.cluster.cluster_name.clone(),
+                settings_digest: crate::peer::settings_digest(&config.cluster),
                 max_frame: config
                     .limits
                     .max_bulk_len
