@@ -2,9 +2,9 @@
 //!
 //! Input layout: byte 0 picks the role and the limit, bytes 1..3 seed the
 //! chunk sizes, the rest is the stream. The role is that of one end of a
-//! connection: the accepting side (a `Hello`, then envelopes), the
-//! connecting side (a `HelloReply`, then envelopes unless refused) or a
-//! connection past its handshake (envelopes only). The stream is fed whole,
+//! connection: the accepting side (a `Hello`, a `Proof`, then envelopes),
+//! the connecting side (a challenge, then a welcome, then envelopes, unless
+//! refused) or a connection past its handshake (envelopes only). The stream is fed whole,
 //! then in chunks; both must see the same frames and the same error, every
 //! call must make progress, ask for more or fail, and every decoded frame
 //! must re-encode to exactly the bytes it was decoded from.
@@ -14,15 +14,16 @@
 #![no_main]
 
 use dkv::peer::{
-    decode_envelope, decode_hello, decode_hello_reply, encode_envelope, encode_hello,
-    encode_hello_reply, Envelope, FrameError, Hello, HelloReply, DEFAULT_MAX_FRAME,
-    HANDSHAKE_MAX_FRAME,
+    decode_challenge, decode_envelope, decode_hello, decode_hello_reply, decode_proof,
+    encode_envelope, encode_hello, encode_hello_reply, encode_proof, Envelope, FrameError, Hello,
+    HelloReply, Proof, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME,
 };
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, PartialEq)]
 enum Event {
     Hello(Hello, usize),
+    Proof(Proof, usize),
     Reply(HelloReply, usize),
     Envelope(Envelope, usize),
     Error(FrameError),
@@ -31,7 +32,9 @@ enum Event {
 #[derive(Clone, Copy, PartialEq)]
 enum Phase {
     Hello,
-    Reply,
+    Proof,
+    Challenge,
+    Welcome,
     Envelopes,
     Closed,
 }
@@ -45,23 +48,39 @@ fn step(buf: &[u8], phase: Phase, max_frame: usize) -> Option<(Event, usize, Pha
         Phase::Hello => match decode_hello(buf, handshake_max) {
             Ok(Some((hello, used))) => {
                 encode_hello(&hello, &mut wire).unwrap();
-                (Event::Hello(hello, used), used, Phase::Envelopes)
+                (Event::Hello(hello, used), used, Phase::Proof)
             }
             Ok(None) => return None,
             Err(err) => (Event::Error(err), 0, Phase::Closed),
         },
-        Phase::Reply => match decode_hello_reply(buf, handshake_max) {
-            Ok(Some((reply, used))) => {
-                encode_hello_reply(&reply, &mut wire).unwrap();
-                let next = match reply {
-                    HelloReply::Welcome { .. } => Phase::Envelopes,
-                    HelloReply::Refused { .. } => Phase::Closed,
-                };
-                (Event::Reply(reply, used), used, next)
+        Phase::Proof => match decode_proof(buf, handshake_max) {
+            Ok(Some((proof, used))) => {
+                encode_proof(&proof, &mut wire).unwrap();
+                (Event::Proof(proof, used), used, Phase::Envelopes)
             }
             Ok(None) => return None,
             Err(err) => (Event::Error(err), 0, Phase::Closed),
         },
+        Phase::Challenge | Phase::Welcome => {
+            let decoded = if phase == Phase::Challenge {
+                decode_challenge(buf, handshake_max)
+            } else {
+                decode_hello_reply(buf, handshake_max)
+            };
+            match decoded {
+                Ok(Some((reply, used))) => {
+                    encode_hello_reply(&reply, &mut wire).unwrap();
+                    let next = match reply {
+                        HelloReply::Challenge { .. } => Phase::Welcome,
+                        HelloReply::Welcome { .. } => Phase::Envelopes,
+                        HelloReply::Refused { .. } => Phase::Closed,
+                    };
+                    (Event::Reply(reply, used), used, next)
+                }
+                Ok(None) => return None,
+                Err(err) => (Event::Error(err), 0, Phase::Closed),
+            }
+        }
         Phase::Envelopes => match decode_envelope(buf, max_frame) {
             Ok(Some((envelope, used))) => {
                 encode_envelope(&envelope, &mut wire).unwrap();
@@ -131,7 +150,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let start = match selector % 3 {
         0 => Phase::Hello,
-        1 => Phase::Reply,
+        1 => Phase::Challenge,
         _ => Phase::Envelopes,
     };
     // Half the time a small limit the fuzzer can reach: 0 to 252 bytes.

@@ -74,7 +74,8 @@ struct Args {
     #[arg(long)]
     requirepass: Option<String>,
 
-    /// `no` allows a non-loopback --bind without --requirepass.
+    /// `no` allows a non-loopback --bind without --requirepass, and a
+    /// non-loopback peer address without --cluster-secret.
     #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
     protected_mode: String,
 
@@ -98,7 +99,9 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     shards: usize,
 
-    /// Shared secret every node of the cluster presents to its peers.
+    /// Secret every node of the cluster shares; each proves it knows it in
+    /// the peer handshake (HMAC challenge-response, never sent). Needed
+    /// when peer addresses are not on loopback; --dev makes one up.
     #[arg(long, default_value = "")]
     cluster_secret: String,
 
@@ -118,6 +121,10 @@ struct Args {
     /// Hints kept per down node at most (the oldest are dropped first).
     #[arg(long, default_value_t = 1_000_000)]
     max_hints_per_node: usize,
+
+    /// MiB of hints kept per down node at most (the oldest are dropped first).
+    #[arg(long, default_value_t = 256)]
+    max_hint_mb_per_node: usize,
 
     /// Hints older than this many seconds are dropped (read repair still
     /// heals what they carried).
@@ -203,6 +210,8 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
     replication.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms.max(1));
     replication.failure_timeout = Duration::from_millis(args.failure_timeout_ms.max(1));
     replication.max_hints_per_target = args.max_hints_per_node.max(1);
+    replication.max_hint_bytes_per_target =
+        args.max_hint_mb_per_node.max(1).saturating_mul(1 << 20);
     replication.max_hint_age = Duration::from_secs(args.max_hint_age_secs);
     Ok(config)
 }
@@ -244,6 +253,11 @@ fn dev_configs(args: &Args) -> Result<Vec<ServerConfig>, String> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("./dkv-data"));
+    // The three nodes share a secret made up for this run, unless given.
+    let secret = match args.cluster_secret.as_str() {
+        "" => dkv::random::secret_hex(),
+        given => given.to_string(),
+    };
     let mut configs = Vec::new();
     for member in &conf.nodes {
         let node_args = Args {
@@ -254,6 +268,7 @@ fn dev_configs(args: &Args) -> Result<Vec<ServerConfig>, String> {
             wal_dir: None,
             snapshot_dir: None,
             dev: false,
+            cluster_secret: secret.clone(),
             ..args.clone()
         };
         let mut config = build_config(&node_args)?;

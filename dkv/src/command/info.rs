@@ -143,6 +143,7 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             let pending = node.hints_pending();
             let total: usize = pending.iter().map(|(_, n)| n).sum();
             lines.add("hints_pending", total);
+            lines.add("hints_pending_bytes", node.hints_pending_bytes());
             for (target, count) in &pending {
                 lines.add(&format!("hints_pending_node_{target}"), count);
             }
@@ -164,7 +165,10 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             lines.add("clock_skew_ms", by);
             lines.add(
                 "peer_handshakes_refused",
-                context.stats.peer_handshakes_refused.load(Ordering::Relaxed),
+                context
+                    .stats
+                    .peer_handshakes_refused
+                    .load(Ordering::Relaxed),
             );
         }
         "keyspace" => {

@@ -112,7 +112,8 @@ impl Listener {
                 Ok(Some((Outcome::Send(challenge), used)))
             }
             Listener::AwaitProof { hello, nonce } => {
-                let Some((proof, used)) = peer::decode_proof(buf, peer::HANDSHAKE_MAX_FRAME)? else {
+                let Some((proof, used)) = peer::decode_proof(buf, peer::HANDSHAKE_MAX_FRAME)?
+                else {
                     return Ok(None);
                 };
                 let transcript = Transcript::new(hello, identity.node_id, nonce);
@@ -123,7 +124,8 @@ impl Listener {
                     );
                     return Ok(Some((refuse(peer::UNPROVEN_REFUSAL, reason), used)));
                 }
-                if let Some(reason) = peer::admission(members, identity.node_id, hello.node_id, from)
+                if let Some(reason) =
+                    peer::admission(members, identity.node_id, hello.node_id, from)
                 {
                     return Ok(Some((refuse(&reason, reason.clone()), used)));
                 }
@@ -138,7 +140,10 @@ impl Listener {
                     settings_digest: identity.settings_digest,
                     cluster_name: identity.cluster_name.clone(),
                 };
-                Ok(Some((Outcome::Done(hello.node_id, encoded(&welcome)), used)))
+                Ok(Some((
+                    Outcome::Done(hello.node_id, encoded(&welcome)),
+                    used,
+                )))
             }
         }
     }
@@ -181,7 +186,8 @@ impl Dialler {
     ) -> Result<Option<(Outcome, usize)>, FrameError> {
         let to = self.hello.to;
         let Some(transcript) = &self.transcript else {
-            let Some((reply, used)) = peer::decode_challenge(buf, peer::HANDSHAKE_MAX_FRAME)? else {
+            let Some((reply, used)) = peer::decode_challenge(buf, peer::HANDSHAKE_MAX_FRAME)?
+            else {
                 return Ok(None);
             };
             let nonce = match reply {
@@ -190,7 +196,9 @@ impl Dialler {
                     let why = format!("node {to} refused this node: {reason}");
                     return Ok(Some((Outcome::Refuse(Vec::new(), why), used)));
                 }
-                HelloReply::Welcome { .. } => return Err(FrameError::UnexpectedType(peer::frame_type::WELCOME)),
+                HelloReply::Welcome { .. } => {
+                    return Err(FrameError::UnexpectedType(peer::frame_type::WELCOME))
+                }
             };
             let transcript = Transcript::new(&self.hello, to, &nonce);
             let proof = Proof {
@@ -240,7 +248,9 @@ impl Dialler {
             HelloReply::Refused { reason } => {
                 Outcome::Refuse(Vec::new(), format!("node {to} refused this node: {reason}"))
             }
-            HelloReply::Challenge { .. } => return Err(FrameError::UnexpectedType(peer::frame_type::CHALLENGE)),
+            HelloReply::Challenge { .. } => {
+                return Err(FrameError::UnexpectedType(peer::frame_type::CHALLENGE))
+            }
         };
         Ok(Some((outcome, used)))
     }
@@ -301,7 +311,10 @@ mod tests {
 
     #[test]
     fn nodes_sharing_the_secret_both_get_in_and_the_secret_never_crosses() {
-        let (d, l, wire) = run(&identity(1, "s3cret-s3cret", 7), &identity(2, "s3cret-s3cret", 7));
+        let (d, l, wire) = run(
+            &identity(1, "s3cret-s3cret", 7),
+            &identity(2, "s3cret-s3cret", 7),
+        );
         assert!(matches!(d, Outcome::Done(NodeId(2), _)), "{d:?}");
         assert!(matches!(l, Outcome::Done(NodeId(1), _)), "{l:?}");
         assert!(!wire.windows(6).any(|w| w == b"s3cret"));
@@ -330,12 +343,20 @@ mod tests {
         let squatter = identity(2, "", 7);
         let (mut d, hello) = Dialler::start(&identity(1, "s3cret", 7), NodeId(2));
         let mut l = Listener::AwaitHello;
-        let (challenge, _) = l.step(&squatter, &members(), LOOPBACK, &hello).unwrap().unwrap();
+        let (challenge, _) = l
+            .step(&squatter, &members(), LOOPBACK, &hello)
+            .unwrap()
+            .unwrap();
         let Outcome::Send(challenge) = challenge else {
             panic!()
         };
-        let (proof, _) = d.step(&identity(1, "s3cret", 7), &challenge).unwrap().unwrap();
-        let Outcome::Send(proof) = proof else { panic!() };
+        let (proof, _) = d
+            .step(&identity(1, "s3cret", 7), &challenge)
+            .unwrap()
+            .unwrap();
+        let Outcome::Send(proof) = proof else {
+            panic!()
+        };
         // The squatter forges a welcome with a proof under another secret.
         let Listener::AwaitProof { hello, nonce } = &l else {
             panic!()
@@ -388,7 +409,10 @@ mod tests {
         };
         let mut wire = Vec::new();
         peer::encode_proof(&proof, &mut wire).unwrap();
-        let (verdict, _) = l.step(&listener, &members(), elsewhere, &wire).unwrap().unwrap();
+        let (verdict, _) = l
+            .step(&listener, &members(), elsewhere, &wire)
+            .unwrap()
+            .unwrap();
         let Outcome::Refuse(_, reason) = verdict else {
             panic!("{verdict:?}")
         };

@@ -400,7 +400,8 @@ impl Peers {
                         bytes
                     }
                     Outcome::Refuse(bytes, reason) => {
-                        self.refusals.refused(&format!("from {}: {reason}", conn.addr));
+                        self.refusals
+                            .refused(&format!("from {}: {reason}", conn.addr));
                         drop_conn = true;
                         bytes
                     }

@@ -2,8 +2,9 @@
 //!
 //! A hint is stored durably (through [`Disk::put_hint`]) and mirrored
 //! here, at most one per target and key (the newest version wins). Hints
-//! are bounded per target by count (the oldest are dropped) and by age; a
-//! dropped hint is counted and left to read repair. When the failure
+//! are kept only for members of the cluster, and bounded per target by
+//! count and by bytes (the oldest are dropped) and by age; a dropped hint
+//! is counted and left to read repair. When the failure
 //! detector sees a target up, its hints are sent to it in batches as
 //! ordinary replicated writes; each is forgotten once acknowledged, and
 //! sent again after the request timeout otherwise.
@@ -38,8 +39,11 @@ pub(crate) struct Delivery {
 pub(crate) struct Handoff {
     me: NodeId,
     hints: BTreeMap<NodeId, BTreeMap<Vec<u8>, HintSlot>>,
+    /// Bytes of the hints kept per target, as [`hint_bytes`] counts them.
+    bytes: BTreeMap<NodeId, usize>,
     deliveries: HashMap<DeliveryId, (NodeId, Vec<u8>)>,
     max_per_target: usize,
+    max_bytes_per_target: usize,
     max_age_millis: u64,
     batch: usize,
     timeout_millis: u64,
@@ -47,11 +51,20 @@ pub(crate) struct Handoff {
     dropped: u64,
 }
 
+/// What one hint is counted as against the byte bound: its key and value
+/// plus a fixed allowance for the entry, the slot and the map.
+pub(crate) fn hint_bytes(hint: &Hint) -> usize {
+    const OVERHEAD: usize = 96;
+    hint.key.len() + hint.entry.value.as_ref().map_or(0, |v| v.len()) + OVERHEAD
+}
+
 impl Handoff {
     /// The hints read back from disk at start-up.
     pub fn new(settings: &NodeSettings, stored: Vec<Hint>) -> Handoff {
         let mut hints: BTreeMap<NodeId, BTreeMap<Vec<u8>, HintSlot>> = BTreeMap::new();
+        let mut bytes: BTreeMap<NodeId, usize> = BTreeMap::new();
         for hint in stored {
+            *bytes.entry(hint.target).or_default() += hint_bytes(&hint);
             hints.entry(hint.target).or_default().insert(
                 hint.key.clone(),
                 HintSlot {
@@ -63,8 +76,10 @@ impl Handoff {
         Handoff {
             me: settings.id,
             hints,
+            bytes,
             deliveries: HashMap::new(),
             max_per_target: settings.max_hints_per_target,
+            max_bytes_per_target: settings.max_hint_bytes_per_target,
             max_age_millis: settings.max_hint_age.as_millis() as u64,
             batch: settings.hint_batch,
             timeout_millis: settings.request_timeout.as_millis() as u64,
@@ -94,7 +109,8 @@ impl Handoff {
     }
 
     /// Stores a hint durably and mirrors it; returns what to wait for
-    /// before acknowledging it.
+    /// before acknowledging it. Past the target's count or byte bound the
+    /// oldest hints are dropped, this one last of all.
     pub fn keep<D: Disk>(&mut self, disk: &mut D, hint: Hint) -> Result<Option<Ticket>, DiskError> {
         let ticket = disk.put_hint(&hint)?;
         let target = hint.target;
@@ -103,32 +119,69 @@ impl Handoff {
             .get(&hint.key)
             .is_none_or(|slot| slot.hint.entry.version < hint.entry.version);
         if newer {
-            slots.insert(
-                hint.key.clone(),
-                HintSlot {
-                    hint,
-                    in_flight: None,
-                },
-            );
+            let added = hint_bytes(&hint);
+            let replaced = slots
+                .insert(
+                    hint.key.clone(),
+                    HintSlot {
+                        hint,
+                        in_flight: None,
+                    },
+                )
+                .map_or(0, |old| hint_bytes(&old.hint));
+            let bytes = self.bytes.entry(target).or_default();
+            *bytes = (*bytes + added).saturating_sub(replaced);
         }
-        if slots.len() > self.max_per_target {
-            let oldest = slots
-                .iter()
-                .min_by_key(|(_, slot)| slot.hint.stored_at_millis)
-                .map(|(key, _)| key.clone());
-            if let Some(key) = oldest {
-                self.drop_hint(disk, target, &key);
+        // Each pass drops one hint, so this ends within the slots' count.
+        loop {
+            let count = self.hints.get(&target).map_or(0, BTreeMap::len);
+            let bytes = self.bytes.get(&target).copied().unwrap_or(0);
+            if count <= self.max_per_target && (bytes <= self.max_bytes_per_target || count <= 1) {
+                break;
             }
+            let oldest = self.hints.get(&target).and_then(|slots| {
+                slots
+                    .iter()
+                    .min_by_key(|(_, slot)| slot.hint.stored_at_millis)
+                    .map(|(key, _)| key.clone())
+            });
+            let Some(key) = oldest else {
+                break;
+            };
+            self.drop_hint(disk, target, &key);
         }
         Ok(ticket)
     }
 
+    /// Bytes of the hints kept for `target`.
+    #[cfg(test)]
+    pub fn bytes_for(&self, target: NodeId) -> usize {
+        self.bytes.get(&target).copied().unwrap_or(0)
+    }
+
+    /// Bytes of the hints kept, all targets together.
+    pub fn total_bytes(&self) -> usize {
+        self.bytes.values().sum()
+    }
+
+    /// Forgets the slot of `key` for `target`, keeping the byte count.
+    fn remove_slot(&mut self, target: NodeId, key: &[u8]) -> Option<HintSlot> {
+        let slots = self.hints.get_mut(&target)?;
+        let slot = slots.remove(key)?;
+        if slots.is_empty() {
+            self.hints.remove(&target);
+        }
+        if let Some(bytes) = self.bytes.get_mut(&target) {
+            *bytes = bytes.saturating_sub(hint_bytes(&slot.hint));
+            if *bytes == 0 {
+                self.bytes.remove(&target);
+            }
+        }
+        Some(slot)
+    }
+
     fn drop_hint<D: Disk>(&mut self, disk: &mut D, target: NodeId, key: &[u8]) {
-        let Some(slot) = self
-            .hints
-            .get_mut(&target)
-            .and_then(|slots| slots.remove(key))
-        else {
+        let Some(slot) = self.remove_slot(target, key) else {
             return;
         };
         self.dropped += 1;
@@ -201,6 +254,7 @@ impl Handoff {
     #[cfg(test)]
     pub fn forget_all(&mut self) {
         self.hints.clear();
+        self.bytes.clear();
         self.deliveries.clear();
     }
 
@@ -224,10 +278,7 @@ impl Handoff {
             return;
         }
         let version = slot.hint.entry.version;
-        slots.remove(&key);
-        if slots.is_empty() {
-            self.hints.remove(&target);
-        }
+        self.remove_slot(target, &key);
         self.delivered += 1;
         if let Err(e) = disk.remove_hint(target, &key, version) {
             log::error!("node {}: cannot forget a delivered hint: {e}", self.me);
@@ -254,6 +305,7 @@ mod tests {
     fn settings() -> NodeSettings {
         let mut s = NodeSettings::new(NodeId(1), vec![NodeId(1), NodeId(2)], 2, 1, 1);
         s.max_hints_per_target = 2;
+        s.max_hint_bytes_per_target = 1 << 20;
         s.max_hint_age = Duration::from_millis(100);
         s.hint_batch = 1;
         s.request_timeout = Duration::from_millis(10);
@@ -278,6 +330,36 @@ mod tests {
         );
         h.expire(&mut disk, 1000);
         assert!(h.pending().is_empty());
+    }
+
+    #[test]
+    fn the_byte_bound_drops_the_oldest_but_keeps_the_newest() {
+        let mut disk = MemDisk::new();
+        let mut s = settings();
+        s.max_hints_per_target = 100;
+        s.max_hint_bytes_per_target = 3 * (1000 + 1 + 96);
+        let mut h = Handoff::new(&s, Vec::new());
+        let big = |key: &str, at: u64| Hint {
+            entry: Entry::value(Version::new(Timestamp(1), NodeId(1)), vec![0u8; 1000]),
+            ..hint(2, key, 1, at)
+        };
+        for (i, key) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            h.keep(&mut disk, big(key, i as u64)).unwrap();
+        }
+        assert_eq!(h.pending(), vec![(NodeId(2), 3)]);
+        assert_eq!(h.counters(), (0, 2));
+        assert_eq!(h.bytes_for(NodeId(2)), 3 * 1097);
+        assert_eq!(disk.hints().len(), 3);
+        // A single hint over the bound is still kept: it is the newest.
+        s.max_hint_bytes_per_target = 10;
+        let mut h = Handoff::new(&s, Vec::new());
+        h.keep(&mut disk, big("z", 9)).unwrap();
+        assert_eq!(h.pending(), vec![(NodeId(2), 1)]);
+        // Replacing a hint counts the new one's bytes, not both.
+        let mut h = Handoff::new(&settings(), Vec::new());
+        h.keep(&mut disk, hint(2, "k", 1, 0)).unwrap();
+        h.keep(&mut disk, hint(2, "k", 2, 1)).unwrap();
+        assert_eq!(h.bytes_for(NodeId(2)), 1 + 1 + 96);
     }
 
     #[test]

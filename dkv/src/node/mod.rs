@@ -236,6 +236,12 @@ impl<D: Disk> Node<D> {
         self.handoff.pending()
     }
 
+    /// Bytes of the hints this node keeps, all targets together, as the
+    /// per-target byte bound counts them.
+    pub fn hints_pending_bytes(&self) -> usize {
+        self.handoff.total_bytes()
+    }
+
     /// Requests this node coordinates that have not finished, and actions
     /// waiting for the disk.
     pub fn in_flight(&self) -> (usize, usize) {
@@ -693,6 +699,16 @@ impl<D: Disk> Node<D> {
             );
             refuse(self);
             return;
+        }
+        if let Some(owner) = hint_for {
+            if !self.settings.members.contains(&owner) {
+                log::warn!(
+                    "node {}: refusing a hint from node {from} for node {owner}, not a member",
+                    self.settings.id
+                );
+                refuse(self);
+                return;
+            }
         }
         let result = match hint_for {
             Some(owner) if owner != self.settings.id => {

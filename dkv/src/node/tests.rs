@@ -498,3 +498,42 @@ fn a_stand_in_keeps_the_write_for_a_down_replica_and_hands_it_over() {
         .hints_pending()
         .is_empty());
 }
+
+#[test]
+fn hints_for_nodes_that_are_not_members_are_refused() {
+    let mut trio = Trio::new();
+    let now = trio.at();
+    let stamp = trio.nodes[1].cluster_time(now.wall);
+    let envelope = Envelope {
+        from: NodeId(2),
+        clock: crate::version::Timestamp::from_millis(stamp),
+        message: Message::Replicate {
+            request: RequestId(9),
+            key: b"k".to_vec(),
+            entry: crate::engine::Entry::value(
+                crate::version::Version::new(
+                    crate::version::Timestamp::from_millis(stamp),
+                    NodeId(2),
+                ),
+                "v",
+            ),
+            hint_for: Some(NodeId(77)),
+        },
+    };
+    trio.nodes[0].handle_message(now, envelope);
+    let output = trio.nodes[0].poll_output();
+    assert!(
+        matches!(
+            output,
+            Some(Output::Send {
+                envelope: Envelope {
+                    message: Message::ReplicateAck { ok: false, .. },
+                    ..
+                },
+                ..
+            })
+        ),
+        "{output:?}"
+    );
+    assert!(trio.nodes[0].hints_pending().is_empty());
+}

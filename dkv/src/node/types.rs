@@ -245,6 +245,8 @@ pub struct NodeSettings {
     pub failure_timeout: Duration,
     /// Hints kept per target at most; the oldest go first.
     pub max_hints_per_target: usize,
+    /// Bytes of hints kept per target at most (the oldest are dropped).
+    pub max_hint_bytes_per_target: usize,
     /// Hints older than this are dropped (read repair catches up).
     pub max_hint_age: Duration,
     /// Hints sent to a recovered target at once.
@@ -267,6 +269,7 @@ impl NodeSettings {
             heartbeat_interval: Duration::from_millis(250),
             failure_timeout: Duration::from_millis(1500),
             max_hints_per_target: 1_000_000,
+            max_hint_bytes_per_target: 256 << 20,
             max_hint_age: Duration::from_secs(3 * 3600),
             hint_batch: 256,
             max_clock_drift: crate::clock::DEFAULT_MAX_DRIFT,

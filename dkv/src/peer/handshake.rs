@@ -113,10 +113,15 @@ pub fn listener_proof(
     cluster_name: &str,
 ) -> [u8; PROOF_LEN] {
     let digest = settings_digest.to_le_bytes();
-    mac(secret, LISTENER_LABEL, transcript, &[&digest, cluster_name.as_bytes()])
-        .finalize()
-        .into_bytes()
-        .into()
+    mac(
+        secret,
+        LISTENER_LABEL,
+        transcript,
+        &[&digest, cluster_name.as_bytes()],
+    )
+    .finalize()
+    .into_bytes()
+    .into()
 }
 
 /// Whether `proof` is the dialler's proof for `transcript`, compared in
@@ -137,9 +142,14 @@ pub fn listener_proof_matches(
     proof: &[u8],
 ) -> bool {
     let digest = settings_digest.to_le_bytes();
-    mac(secret, LISTENER_LABEL, transcript, &[&digest, cluster_name.as_bytes()])
-        .verify_slice(proof)
-        .is_ok()
+    mac(
+        secret,
+        LISTENER_LABEL,
+        transcript,
+        &[&digest, cluster_name.as_bytes()],
+    )
+    .verify_slice(proof)
+    .is_ok()
 }
 
 /// What a listener refuses a dialler that has not proven itself with:

@@ -79,14 +79,20 @@ fn arb_hello() -> impl Strategy<Value = Hello> {
 
 fn arb_reply() -> impl Strategy<Value = HelloReply> {
     prop_oneof![
-        (any::<u32>(), any::<[u8; PROOF_LEN]>(), any::<u64>(), ".{0,12}").prop_map(
-            |(id, proof, settings_digest, cluster_name)| HelloReply::Welcome {
-                node_id: NodeId(id),
-                proof,
-                settings_digest,
-                cluster_name,
-            }
-        ),
+        (
+            any::<u32>(),
+            any::<[u8; PROOF_LEN]>(),
+            any::<u64>(),
+            ".{0,12}"
+        )
+            .prop_map(
+                |(id, proof, settings_digest, cluster_name)| HelloReply::Welcome {
+                    node_id: NodeId(id),
+                    proof,
+                    settings_digest,
+                    cluster_name,
+                }
+            ),
         ".{0,24}".prop_map(|reason| HelloReply::Refused { reason }),
     ]
 }

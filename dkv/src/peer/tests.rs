@@ -334,7 +334,9 @@ fn malformed_payloads_are_named() {
 
     let bad_name = frame(
         0x02,
-        &hex(&format!("03000000 {NONCE_11} 0807060504030201 02000000 c328")),
+        &hex(&format!(
+            "03000000 {NONCE_11} 0807060504030201 02000000 c328"
+        )),
     );
     assert_eq!(
         decode_hello_reply(&bad_name, MAX),
@@ -489,7 +491,10 @@ fn admission_wants_a_member_from_its_own_address() {
         (NodeId(3), "0.0.0.0:17003".parse().unwrap()),
     ];
     let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-    assert_eq!(admission(&members, NodeId(1), NodeId(2), ip("10.0.0.2")), None);
+    assert_eq!(
+        admission(&members, NodeId(1), NodeId(2), ip("10.0.0.2")),
+        None
+    );
     assert_eq!(
         admission(&members, NodeId(1), NodeId(2), ip("::ffff:10.0.0.2")),
         None
@@ -503,7 +508,10 @@ fn admission_wants_a_member_from_its_own_address() {
     assert!(admission(&members, NodeId(1), NodeId(1), ip("10.0.0.1"))
         .unwrap()
         .contains("own"));
-    assert_eq!(admission(&members, NodeId(1), NodeId(3), ip("10.9.9.9")), None);
+    assert_eq!(
+        admission(&members, NodeId(1), NodeId(3), ip("10.9.9.9")),
+        None
+    );
 }
 
 #[test]

@@ -42,7 +42,8 @@ pub struct ServerConfig {
     pub port: u16,
     /// Password clients must `AUTH` with, if any.
     pub requirepass: Option<String>,
-    /// Allow a non-loopback bind address without a password.
+    /// Allow a non-loopback bind address without a password, and a
+    /// non-loopback peer address without a cluster secret.
     pub allow_unprotected: bool,
     /// Request size limits.
     pub limits: Limits,
@@ -54,7 +55,9 @@ pub struct ServerConfig {
     pub cluster: ClusterConf,
     /// Where hints for other nodes are kept (default `<data dir>/hints`).
     pub hints_dir: PathBuf,
-    /// Shared secret peers must present in the handshake (empty: none).
+    /// Shared secret each peer proves it knows in the handshake (never
+    /// sent). Empty: none, allowed only while the peer port is on
+    /// loopback (or `allow_unprotected`).
     pub cluster_secret: String,
     /// Replication timers and bounds (request timeout, heartbeats,
     /// failure timeout, hint limits). Its id, members and quorums are
@@ -142,6 +145,17 @@ pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
             "node {} is not in the cluster conf",
             config.node_id
         )));
+    }
+    if let Some(me) = member.as_ref().filter(|_| clustered) {
+        let open_peer_port = !me.peer.ip().is_loopback() && config.cluster_secret.is_empty();
+        if open_peer_port && !config.allow_unprotected {
+            return Err(ServerError::Config(format!(
+                "refusing to open the peer port on {} without a cluster secret (protected mode \
+                 for peers): set --cluster-secret on every node, put the peer addresses on \
+                 127.0.0.1, or pass --protected-mode no",
+                me.peer
+            )));
+        }
     }
     let std_listener = std::net::TcpListener::bind((config.bind, config.port)).map_err(
         io_error(&format!("cannot listen on {}:{}", config.bind, config.port)),
