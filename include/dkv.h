@@ -34,7 +34,7 @@
  * function's signature or meaning changes incompatibly; compare it with
  * `dkv_abi_version()` to detect a header/library mismatch.
  */
-#define DKV_ABI_VERSION 2
+#define DKV_ABI_VERSION 3
 
 /**
  * Wait for one replica.
@@ -416,6 +416,17 @@ dkv_status dkv_node_config_set_port(struct dkv_node_config *config, uint16_t por
  * missing). `path` is a UTF-8 string, copied.
  */
 dkv_status dkv_node_config_set_data_dir(struct dkv_node_config *config, const char *path);
+
+/**
+ * Sets the cluster secret: every node of the cluster must be given the
+ * same one, and each proves it knows it when it connects to a peer (the
+ * secret itself never crosses the network). Without this call a node
+ * uses a random secret made up once per process, shared by every node
+ * this process starts and by no other process: call it when the nodes of
+ * one cluster run in different processes. `secret` is a UTF-8 string,
+ * copied; it may not be empty.
+ */
+dkv_status dkv_node_config_set_cluster_secret(struct dkv_node_config *config, const char *secret);
 
 /**
  * Names a `cluster.conf` file (members and shared settings), read when

@@ -187,6 +187,11 @@ class NodeConfig {
     NodeConfig &cluster_conf(const std::string &path) {
         return set(dkv_node_config_set_cluster_conf(raw_, path.c_str()));
     }
+    /// The secret every node of the cluster shares (never sent); without
+    /// it, nodes started by this process share one made up for it.
+    NodeConfig &cluster_secret(const std::string &secret) {
+        return set(dkv_node_config_set_cluster_secret(raw_, secret.c_str()));
+    }
     /// Adds a member; an empty `peer_addr` means client port + 10000.
     NodeConfig &add_node(uint32_t id, const std::string &client_addr,
                          const std::string &peer_addr = std::string()) {

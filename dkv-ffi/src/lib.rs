@@ -40,10 +40,10 @@ pub use client::{
 pub use error::dkv_status;
 pub use node::{
     dkv_node, dkv_node_config, dkv_node_config_add_node, dkv_node_config_free, dkv_node_config_new,
-    dkv_node_config_set_cluster_conf, dkv_node_config_set_data_dir, dkv_node_config_set_fsync,
-    dkv_node_config_set_node_id, dkv_node_config_set_port, dkv_node_config_set_replication,
-    dkv_node_config_set_timeouts, dkv_node_free, dkv_node_port, dkv_node_start, dkv_node_status,
-    dkv_node_stop,
+    dkv_node_config_set_cluster_conf, dkv_node_config_set_cluster_secret,
+    dkv_node_config_set_data_dir, dkv_node_config_set_fsync, dkv_node_config_set_node_id,
+    dkv_node_config_set_port, dkv_node_config_set_replication, dkv_node_config_set_timeouts,
+    dkv_node_free, dkv_node_port, dkv_node_start, dkv_node_status, dkv_node_stop,
 };
 
 use std::ffi::c_char;
@@ -51,7 +51,7 @@ use std::ffi::c_char;
 /// The version of the ABI this header describes. It changes only when a
 /// function's signature or meaning changes incompatibly; compare it with
 /// `dkv_abi_version()` to detect a header/library mismatch.
-pub const DKV_ABI_VERSION: u32 = 2;
+pub const DKV_ABI_VERSION: u32 = 3;
 
 /// Wait for one replica.
 pub const DKV_CONSISTENCY_ONE: i32 = -1;

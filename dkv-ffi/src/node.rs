@@ -38,6 +38,9 @@ pub struct dkv_node_config {
     quorums: (u32, u32, u32),
     fsync: FsyncMode,
     timeouts: (u32, u32, u32),
+    /// `None`: the secret this process made up (see
+    /// `dkv_node_config_set_cluster_secret`).
+    cluster_secret: Option<String>,
 }
 
 /// A node running in this process. Thread-safe: any function taking a
@@ -118,6 +121,10 @@ impl dkv_node_config {
             config.cluster = cluster;
         }
         config.store.fsync = self.fsync;
+        config.cluster_secret = self
+            .cluster_secret
+            .clone()
+            .unwrap_or_else(dkv::random::process_secret);
         let (request, heartbeat, failure) = self.timeouts;
         let replication = &mut config.replication;
         for (ms, field) in [
@@ -151,6 +158,7 @@ pub extern "C" fn dkv_node_config_new(config_out: *mut *mut dkv_node_config) -> 
             quorums: (0, 0, 0),
             fsync: FsyncMode::Always,
             timeouts: (0, 0, 0),
+            cluster_secret: None,
         }));
         Ok(dkv_status::Ok)
     })
@@ -218,6 +226,30 @@ pub extern "C" fn dkv_node_config_set_data_dir(
     let path = unsafe { args::string(path, "path") };
     with_config("dkv_node_config_set_data_dir", config, |c| {
         c.data_dir = Some(PathBuf::from(path?));
+        Ok(())
+    })
+}
+
+/// Sets the cluster secret: every node of the cluster must be given the
+/// same one, and each proves it knows it when it connects to a peer (the
+/// secret itself never crosses the network). Without this call a node
+/// uses a random secret made up once per process, shared by every node
+/// this process starts and by no other process: call it when the nodes of
+/// one cluster run in different processes. `secret` is a UTF-8 string,
+/// copied; it may not be empty.
+#[no_mangle]
+pub extern "C" fn dkv_node_config_set_cluster_secret(
+    config: *mut dkv_node_config,
+    secret: *const std::ffi::c_char,
+) -> dkv_status {
+    // SAFETY: a non-NULL secret is NUL-terminated per the contract.
+    let secret = unsafe { args::string(secret, "secret") };
+    with_config("dkv_node_config_set_cluster_secret", config, |c| {
+        let secret = secret?;
+        if secret.is_empty() {
+            return Err(Error::invalid("the cluster secret may not be empty"));
+        }
+        c.cluster_secret = Some(secret.to_string());
         Ok(())
     })
 }

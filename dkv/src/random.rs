@@ -47,6 +47,15 @@ pub fn secret_hex() -> String {
     text
 }
 
+/// The cluster secret of every node a program starts in its own process
+/// without one (the C ABI, Python): random, made up once per process, so
+/// the nodes it starts find each other and nothing outside the process can
+/// join them.
+pub fn process_secret() -> String {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(secret_hex).clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +66,7 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+        assert_eq!(process_secret(), process_secret());
+        assert_eq!(process_secret().len(), 64);
     }
 }

@@ -106,6 +106,34 @@ fn bad_flags_and_conf_lines_exit_non_zero_naming_the_problem() {
 }
 
 #[test]
+fn a_peer_port_beyond_loopback_needs_a_cluster_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("cluster.conf");
+    // Node 1's peer address is not on loopback (a documentation address:
+    // the check comes before anything binds); clients stay on loopback.
+    std::fs::write(
+        &conf,
+        "replication_factor = 2\nwrite_quorum = 2\nread_quorum = 1\n\
+         node 1 192.0.2.1:7001\nnode 2 192.0.2.2:7001\n",
+    )
+    .unwrap();
+    let data = dir.path().join("d");
+    let args = [
+        "--cluster-conf",
+        conf.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--port",
+        "0",
+    ];
+    let err = run_node_expecting_failure(&args);
+    assert!(
+        err.contains("peer port on 192.0.2.1:17001 without a cluster secret"),
+        "{err}"
+    );
+}
+
+#[test]
 fn help_explains_every_option() {
     let output = Command::new(env!("CARGO_BIN_EXE_dkv-node"))
         .arg("--help")

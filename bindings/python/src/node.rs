@@ -55,6 +55,13 @@ use crate::errors::{error, from_node, invalid, Kind};
 /// fsync), ``"periodic"`` (every second), ``"never"``, or a number of
 /// seconds between periodic syncs. Timeouts and intervals are in seconds.
 ///
+/// ``cluster_secret`` is the secret every node of the cluster shares; each
+/// proves it knows it when it connects to a peer, and the secret itself
+/// never crosses the network. By default a node uses a random secret made
+/// up once per process: the nodes one Python process starts find each
+/// other; nodes of one cluster in different processes need the same
+/// ``cluster_secret``.
+///
 /// The node does not start until ``start()`` is called or a ``with``
 /// block is entered; leaving the block stops it. A node that is garbage
 /// collected while running is stopped.
@@ -345,9 +352,13 @@ impl Node {
         } else {
             config.cluster = ClusterConf::single(id, SocketAddr::new(config.bind, port));
         }
-        if let Some(secret) = cluster_secret {
-            config.cluster_secret = secret;
-        }
+        config.cluster_secret = match cluster_secret {
+            Some(secret) if secret.is_empty() => {
+                return Err(invalid(py, "cluster_secret may not be empty"))
+            }
+            Some(secret) => secret,
+            None => dkv::random::process_secret(),
+        };
         let replication = &mut config.replication;
         if let Some(t) = opt_seconds(py, "request_timeout", request_timeout)? {
             replication.request_timeout = t;

@@ -3,12 +3,13 @@ three stopped and restarted, and concurrent use from 8 Python threads."""
 
 import os
 import threading
+import time
 
 import pytest
 import redis
 
 import dkv
-from conftest import can_bind, thread_count, wait_until
+from conftest import can_bind, free_port, thread_count, wait_until
 
 
 def ports_of(cluster):
@@ -218,3 +219,25 @@ def test_eight_threads_with_their_own_clients_while_a_node_restarts(cluster):
     with cluster.client() as c:
         keys = [f"r{i}-{j}" for i in range(8) for j in range(100)]
         assert c.get_many(keys, consistency=dkv.ALL) == [b"v"] * len(keys)
+
+
+
+def test_nodes_link_only_with_the_same_cluster_secret(tmp_path):
+    with pytest.raises(ValueError):
+        dkv.Node(1, cluster_secret="")
+    # Nodes of one process share its made-up secret (the cluster fixture
+    # links); a node given another secret is refused by its peer.
+    ports = [free_port() for _ in range(4)]
+    members = [(1, f"127.0.0.1:{ports[0]}", ports[1]), (2, f"127.0.0.1:{ports[2]}", ports[3])]
+    common = dict(cluster=members, fsync="never", replication_factor=2, write_quorum=1,
+                  read_quorum=2, heartbeat_interval=0.1, failure_timeout=1.0)
+    with dkv.Node(1, data_dir=tmp_path / "a", cluster_secret="one secret", **common) as a, \
+            dkv.Node(2, data_dir=tmp_path / "b", cluster_secret="another", **common):
+        time.sleep(1.5)
+        with dkv.Client(a.address) as c:
+            assert not any(p.connected for p in c.status().peers)
+    with dkv.Node(1, data_dir=tmp_path / "c", cluster_secret="shared", **common) as a, \
+            dkv.Node(2, data_dir=tmp_path / "d", cluster_secret="shared", **common):
+        with dkv.Client(a.address) as c:
+            wait_until(lambda: all(p.connected for p in c.status().peers),
+                       what="two nodes with one secret to link")

@@ -45,6 +45,10 @@ static void test_config_errors(void) {
     EXPECT(dkv_node_config_set_data_dir(config, "bad\xff\xfe"), DKV_STATUS_INVALID_ARGUMENT);
     ERROR_MENTIONS("UTF-8");
     EXPECT(dkv_node_config_set_cluster_conf(config, NULL), DKV_STATUS_INVALID_ARGUMENT);
+    EXPECT(dkv_node_config_set_cluster_secret(config, NULL), DKV_STATUS_INVALID_ARGUMENT);
+    EXPECT(dkv_node_config_set_cluster_secret(config, ""), DKV_STATUS_INVALID_ARGUMENT);
+    ERROR_MENTIONS("may not be empty");
+    EXPECT(dkv_node_config_set_cluster_secret(NULL, "s"), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_fsync(config, 99, 0), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_fsync(config, DKV_FSYNC_PERIODIC, 0), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_fsync(NULL, DKV_FSYNC_NEVER, 0), DKV_STATUS_INVALID_ARGUMENT);

@@ -177,7 +177,7 @@ static void cluster(const std::string &dir) {
         dkv::NodeConfig config;
         config.node_id(id).data_dir(dir + "/node-" + std::to_string(id));
         for (uint32_t m = 1; m <= 3; m++) config.add_node(m, clients[m - 1], peers[m - 1]);
-        config.replication(3, 2, 2).fsync(dkv::Fsync::Never);
+        config.replication(3, 2, 2).fsync(dkv::Fsync::Never).cluster_secret("cpp-test-secret");
         config.timeouts(1000ms * slow(), 50ms * slow(), 500ms * slow());
         nodes.emplace_back(config);
     }
