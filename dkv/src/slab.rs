@@ -62,6 +62,13 @@ impl<T> Slab<T> {
         }
     }
 
+    pub fn get(&self, key: Key) -> Option<&T> {
+        match self.slots.get(key.index) {
+            Some((generation, Some(value))) if *generation == key.generation => Some(value),
+            _ => None,
+        }
+    }
+
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         match self.slots.get_mut(key.index) {
             Some((generation, Some(value))) if *generation == key.generation => Some(value),

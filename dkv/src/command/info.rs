@@ -115,6 +115,16 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
                 "total_commands_processed",
                 stats.commands.load(Ordering::Relaxed),
             );
+            lines.add(
+                "rejected_connections",
+                stats.rejected_connections.load(Ordering::Relaxed),
+            );
+            lines.add(
+                "client_output_buffer_limit_disconnections",
+                stats
+                    .client_output_buffer_limit_disconnections
+                    .load(Ordering::Relaxed),
+            );
         }
         "cluster" => {
             let conf = &settings.cluster;

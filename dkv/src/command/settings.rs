@@ -43,6 +43,10 @@ pub struct ServerStats {
     pub connected_clients: AtomicU64,
     /// The most reply bytes any connection has had queued and unsent.
     pub max_output_buffer: AtomicU64,
+    /// Clients closed because their unsent replies passed their bound.
+    pub client_output_buffer_limit_disconnections: AtomicU64,
+    /// Clients refused because `maxclients` were connected.
+    pub rejected_connections: AtomicU64,
     /// Peer handshakes refused since start, either side.
     pub peer_handshakes_refused: AtomicU64,
 }

@@ -23,14 +23,22 @@ use crate::resp::{self, Limits, Parser, ProtocolError};
 
 /// Segments gathered into one `writev` at most.
 const MAX_WRITE_SEGMENTS: usize = 64;
+/// What a segment costs beyond its bytes (the deque slot, the allocation).
+const SEGMENT_OVERHEAD: usize = 48;
+/// Calls a new connection may have in flight; each completion raises it by
+/// one (so it doubles every round trip) up to the reactor's bound.
+const INITIAL_CALL_WINDOW: usize = 32;
+/// An idle buffer whose capacity passed this is given back.
+const KEEP_CAPACITY: usize = 64 << 10;
 /// A ready segment this small is copied to join the one before it.
 const MERGE_LIMIT: usize = 4096;
 
 enum Segment {
     /// Reply bytes, `sent` of them already written.
     Ready { bytes: Vec<u8>, sent: usize },
-    /// The place of a reply still to come.
-    Pending(CallId),
+    /// The place of a reply still to come, and the bytes of the request
+    /// that made it (held by the node until it completes).
+    Pending { call: CallId, request_bytes: usize },
 }
 
 /// What a read attempt found.
@@ -70,6 +78,13 @@ pub(crate) struct Conn {
     tail_sent: usize,
     output_bytes: usize,
     calls_in_flight: usize,
+    /// Request bytes of the calls in flight.
+    request_bytes_in_flight: usize,
+    /// Calls in flight allowed now: starts small, grows with completions.
+    call_window: usize,
+    /// The largest recent reply to a call (decaying), so that the calls in
+    /// flight times it stays within the output bound.
+    large_reply: usize,
     /// Nothing more will be read: EOF, or the stream lost its framing.
     read_closed: bool,
     /// Close once everything queued is sent (QUIT, a fatal protocol
@@ -100,6 +115,9 @@ impl Conn {
             tail_sent: 0,
             output_bytes: 0,
             calls_in_flight: 0,
+            request_bytes_in_flight: 0,
+            call_window: INITIAL_CALL_WINDOW,
+            large_reply: 0,
             read_closed: false,
             closing: false,
             read_pending: true,
@@ -159,6 +177,9 @@ impl Conn {
         if self.input_start >= self.input.len() {
             self.input.clear();
             self.input_start = 0;
+            if self.input.capacity() > KEEP_CAPACITY {
+                self.input = Vec::new();
+            }
         }
     }
 
@@ -210,9 +231,17 @@ impl Conn {
     }
 
     /// Whether more requests may run now: not closing, and neither the
-    /// unsent replies nor the pending calls are over their bounds.
+    /// unsent replies nor the pending calls are over their bounds. Calls in
+    /// flight are bounded by `max_calls`, by the connection's window, by
+    /// how many of its recent largest replies fit in `max_output`, and by
+    /// the bytes of their requests (`max_output` too).
     pub fn can_run(&self, max_output: usize, max_calls: usize) -> bool {
-        !self.closing && self.output_bytes < max_output && self.calls_in_flight < max_calls
+        let fit = max_output / self.large_reply.max(1);
+        let calls = max_calls.min(self.call_window).min(fit.max(1));
+        !self.closing
+            && self.output_bytes < max_output
+            && self.calls_in_flight < calls
+            && self.request_bytes_in_flight < max_output
     }
 
     /// Moves the replies appended since the last segment into one.
@@ -257,8 +286,12 @@ impl Conn {
                     Executed::Answered => {}
                     Executed::Pending(call) => {
                         self.calls_in_flight += 1;
+                        self.request_bytes_in_flight += used;
                         self.seal_tail();
-                        self.output.push_back(Segment::Pending(call));
+                        self.output.push_back(Segment::Pending {
+                            call,
+                            request_bytes: used,
+                        });
                     }
                     Executed::Close => self.close_after_output(),
                 }
@@ -305,15 +338,22 @@ impl Conn {
     /// bytes joins them (and a small ready segment after it joins too), so
     /// a pipeline of pending writes ends up in one buffer, not one each.
     pub fn complete(&mut self, call: CallId, reply: &[u8]) {
-        let Some(at) = self
-            .output
-            .iter()
-            .position(|s| matches!(s, Segment::Pending(c) if *c == call))
+        let Some((at, request_bytes)) =
+            self.output.iter().enumerate().find_map(|(at, s)| match s {
+                Segment::Pending {
+                    call: c,
+                    request_bytes,
+                } if *c == call => Some((at, *request_bytes)),
+                _ => None,
+            })
         else {
             return;
         };
         self.output_bytes += reply.len();
         self.calls_in_flight -= 1;
+        self.request_bytes_in_flight -= request_bytes;
+        self.large_reply = reply.len().max(self.large_reply - self.large_reply / 8);
+        self.call_window = (self.call_window + 1).min(1 << 16);
         if let Some(Segment::Ready { bytes, .. }) =
             at.checked_sub(1).and_then(|i| self.output.get_mut(i))
         {
@@ -342,12 +382,32 @@ impl Conn {
         self.output_bytes
     }
 
+    /// The input buffer's allocation.
+    pub fn input_capacity(&self) -> usize {
+        self.input.capacity()
+    }
+
+    /// The memory the unsent output really holds: every segment's
+    /// allocation (its capacity, not its length) and bookkeeping, and the
+    /// tail's. Walks the segments: call it once per write, not per reply.
+    pub fn held_bytes(&self) -> usize {
+        let segments: usize = self
+            .output
+            .iter()
+            .map(|segment| match segment {
+                Segment::Ready { bytes, .. } => bytes.capacity() + SEGMENT_OVERHEAD,
+                Segment::Pending { .. } => SEGMENT_OVERHEAD,
+            })
+            .sum();
+        segments + self.tail.capacity()
+    }
+
     /// Whether bytes are ready to be written: a ready segment first in
     /// line, or the tail with nothing pending before it.
     fn has_ready(&self) -> bool {
         match self.output.front() {
             Some(Segment::Ready { .. }) => true,
-            Some(Segment::Pending(_)) => false,
+            Some(Segment::Pending { .. }) => false,
             None => self.tail_sent < self.tail.len(),
         }
     }
@@ -411,6 +471,9 @@ impl Conn {
                 if self.tail_sent == self.tail.len() {
                     self.tail.clear();
                     self.tail_sent = 0;
+                    if self.tail.capacity() > KEEP_CAPACITY {
+                        self.tail = Vec::new();
+                    }
                 }
             }
         }

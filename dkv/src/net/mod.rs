@@ -12,10 +12,12 @@
 //! | `conn.rs`    | one client connection: input, parser, ordered output        |
 //! | `peers.rs`   | peer sockets: framing, reconnects, bounded refusal logs     |
 //! | `handshake.rs` | both sides of the peer handshake, as state machines       |
+//! | `rate_log.rs` | warnings strangers can trigger, logged at a bounded rate  |
 //! | `wakeup.rs`  | waking the loop from other threads                          |
 
 mod conn;
 pub(crate) mod handshake;
 pub(crate) mod peers;
+mod rate_log;
 pub(crate) mod reactor;
 mod wakeup;

@@ -30,6 +30,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use crate::net::handshake::{Dialler, Listener, Outcome, PeerIdentity};
+use crate::net::rate_log::RateLimitedLog;
 use crate::peer::{self, Envelope};
 use crate::slab::Slab;
 use crate::version::NodeId;
@@ -45,51 +46,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_PEER_BACKLOG: usize = 256 << 20;
 /// Bytes of messages kept for one peer while its link connects.
 const MAX_QUEUED_BYTES: usize = 16 << 20;
-
-/// Refused handshakes logged per second, at most.
-const REFUSALS_LOGGED_PER_SECOND: u32 = 1;
-
-/// Logs refused handshakes at a bounded rate: at most
-/// [`REFUSALS_LOGGED_PER_SECOND`] lines a second, the next line saying how
-/// many were left out.
-struct RefusalLog {
-    window: Instant,
-    logged: u32,
-    suppressed: u64,
-    /// Refused handshakes since start, for `INFO`.
-    total: u64,
-}
-
-impl RefusalLog {
-    fn new() -> RefusalLog {
-        RefusalLog {
-            window: Instant::now(),
-            logged: 0,
-            suppressed: 0,
-            total: 0,
-        }
-    }
-
-    fn refused(&mut self, what: &str) {
-        self.total += 1;
-        let now = Instant::now();
-        if now.duration_since(self.window) >= Duration::from_secs(1) {
-            self.window = now;
-            self.logged = 0;
-        }
-        if self.logged >= REFUSALS_LOGGED_PER_SECOND {
-            self.suppressed += 1;
-            return;
-        }
-        self.logged += 1;
-        match std::mem::take(&mut self.suppressed) {
-            0 => log::warn!("peer handshake refused: {what}"),
-            left_out => log::warn!(
-                "peer handshake refused: {what} ({left_out} more refused since the last line)"
-            ),
-        }
-    }
-}
 
 enum OutState {
     Idle { retry_at: Instant },
@@ -136,7 +92,7 @@ pub(crate) struct Peers {
     undeliverable: Vec<(NodeId, Envelope)>,
     /// Every member's peer address, for admission.
     members: Vec<(NodeId, SocketAddr)>,
-    refusals: RefusalLog,
+    refusals: RateLimitedLog,
 }
 
 fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>) -> io::Result<bool> {
@@ -208,7 +164,7 @@ impl Peers {
             reported: BTreeMap::new(),
             undeliverable: Vec::new(),
             members: members.to_vec(),
-            refusals: RefusalLog::new(),
+            refusals: RateLimitedLog::new(),
         })
     }
 
@@ -384,8 +340,9 @@ impl Peers {
                     Ok(Some(found)) => found,
                     Ok(None) => break,
                     Err(e) => {
-                        self.refusals
-                            .refused(&format!("bad handshake from {}: {e}", conn.addr));
+                        self.refusals.note(|| {
+                            format!("peer handshake refused: bad frame from {}: {e}", conn.addr)
+                        });
                         drop_conn = true;
                         break;
                     }
@@ -400,8 +357,9 @@ impl Peers {
                         bytes
                     }
                     Outcome::Refuse(bytes, reason) => {
-                        self.refusals
-                            .refused(&format!("from {}: {reason}", conn.addr));
+                        self.refusals.note(|| {
+                            format!("peer handshake refused: from {}: {reason}", conn.addr)
+                        });
                         drop_conn = true;
                         bytes
                     }
@@ -481,7 +439,7 @@ impl Peers {
                 Ok(None) => break,
                 Err(e) => {
                     self.refusals
-                        .refused(&format!("bad handshake reply from node {id}: {e}"));
+                        .note(|| format!("peer handshake failed: bad reply from node {id}: {e}"));
                     let lost = out.disconnect(registry, now);
                     self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                     return;
@@ -505,7 +463,8 @@ impl Peers {
                     out.queued_bytes = 0;
                 }
                 Outcome::Refuse(_, reason) => {
-                    self.refusals.refused(&reason);
+                    self.refusals
+                        .note(|| format!("peer handshake failed: {reason}"));
                     let lost = out.disconnect(registry, now);
                     self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                     return;
@@ -526,7 +485,7 @@ impl Peers {
 
     /// Handshakes refused since start (inbound and outbound), for `INFO`.
     pub fn refused_handshakes(&self) -> u64 {
-        self.refusals.total
+        self.refusals.total()
     }
 
     /// Links that went up or down since the last call.

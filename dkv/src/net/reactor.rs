@@ -42,6 +42,7 @@ use crate::disk::{DurabilityWatch, Progress, StoreDisk};
 use crate::net::conn::{Conn, ReadOutcome, Step};
 use crate::net::handshake::PeerIdentity;
 use crate::net::peers::Peers;
+use crate::net::rate_log::RateLimitedLog;
 use crate::net::wakeup::Wakeup;
 use crate::node::Now;
 use crate::slab::{Key, Slab};
@@ -57,6 +58,13 @@ const COMMANDS_PER_TURN: usize = 1024;
 const READ_PER_TURN: usize = 256 * 1024;
 /// Connections accepted per turn, at most.
 const ACCEPTS_PER_TURN: usize = 256;
+/// Unsent reply bytes an unauthenticated connection may hold; past it the
+/// connection is closed (Redis's pre-auth rule: a stranger cannot make the
+/// node buffer for it).
+const PREAUTH_MAX_OUTPUT: usize = 64 << 10;
+/// A closed connection that held this much makes the reactor hand freed
+/// memory back to the OS.
+const RETURN_MEMORY_AFTER: usize = 8 << 20;
 /// How long a stopping reactor waits for replies to drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -92,6 +100,31 @@ pub(crate) struct Reactor {
     /// The listener may have more connections waiting.
     accept_pending: bool,
     max_output: usize,
+    /// Closings for output limits, logged at a bounded rate.
+    output_log: RateLimitedLog,
+}
+
+/// The bound past which a connection is closed: twice `max_output` (it
+/// runs no new command once at `max_output`, so only replies to calls
+/// already in flight get it there), or [`PREAUTH_MAX_OUTPUT`] before it
+/// authenticates.
+fn hard_output_limit(conn: &Conn, max_output: usize) -> usize {
+    if conn.session().is_authenticated() {
+        max_output.saturating_mul(2)
+    } else {
+        PREAUTH_MAX_OUTPUT
+    }
+}
+
+/// Gives the allocator's free memory back to the OS (glibc keeps freed
+/// blocks in its arenas, so a closed client's buffers would otherwise stay
+/// in the process's resident set).
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl Reactor {
@@ -142,6 +175,7 @@ impl Reactor {
                 dirty: Vec::new(),
                 accept_pending: true,
                 max_output,
+                output_log: RateLimitedLog::new(),
             },
             control,
         ))
@@ -403,8 +437,15 @@ impl Reactor {
         }
         while let Some(done) = self.executor.poll_completion() {
             let key = Key::from_u64(done.conn.0);
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.complete(done.call, done.reply);
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.complete(done.call, done.reply);
+            // Replies to calls already in flight may still pile up: past the
+            // hard bound the connection goes, and its memory with it.
+            if conn.output_bytes() > hard_output_limit(conn, self.max_output) {
+                self.close_over_limit(key);
+            } else {
                 self.mark_dirty(key);
             }
         }
@@ -422,10 +463,15 @@ impl Reactor {
             self.close(key);
             return;
         }
+        let held = conn.held_bytes();
+        if held > hard_output_limit(conn, max_output) {
+            self.close_over_limit(key);
+            return;
+        }
         self.executor
             .stats()
             .max_output_buffer
-            .fetch_max(conn.output_bytes() as u64, Ordering::Relaxed);
+            .fetch_max(held as u64, Ordering::Relaxed);
         let wanted = conn.wants_writable();
         if conn.writable_interest_changes(wanted) {
             let interest = if wanted {
@@ -452,6 +498,30 @@ impl Reactor {
         }
     }
 
+    /// Closes a connection whose output passed its hard bound, as Redis
+    /// closes a client past its output buffer limit.
+    fn close_over_limit(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get(key) {
+            let who = conn.session().peer();
+            let authenticated = conn.session().is_authenticated();
+            self.output_log.note(|| {
+                format!(
+                    "closing client {who:?}: unsent replies past its output limit ({})",
+                    if authenticated {
+                        "twice --max-output-bytes"
+                    } else {
+                        "64 KiB before AUTH"
+                    }
+                )
+            });
+        }
+        self.executor
+            .stats()
+            .client_output_buffer_limit_disconnections
+            .fetch_add(1, Ordering::Relaxed);
+        self.close(key);
+    }
+
     fn close(&mut self, key: Key) {
         if let Some(mut conn) = self.conns.remove(key) {
             let _ = self.poll.registry().deregister(conn.socket_mut());
@@ -459,6 +529,11 @@ impl Reactor {
                 .stats()
                 .connected_clients
                 .fetch_sub(1, Ordering::Relaxed);
+            let held = conn.held_bytes() + conn.input_capacity();
+            drop(conn);
+            if held >= RETURN_MEMORY_AFTER {
+                return_freed_memory();
+            }
         }
     }
 
