@@ -149,3 +149,35 @@ fn unauthenticated_floods_get_answers_or_are_closed_never_a_crash() {
     });
     assert_eq!(authed.cmd_str("SET k v"), Reply::ok());
 }
+
+#[test]
+fn clients_past_maxclients_are_told_and_closed_and_room_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(NodeId(1), 0, dir.path());
+    config.max_clients = 4;
+    let node = server::start(config).expect("node starts");
+    let addr = node.client_addr();
+    let mut clients: Vec<Client> = (0..4).map(|_| Client::connect(addr)).collect();
+    for c in &mut clients {
+        assert_eq!(c.cmd_str("PING"), Reply::Simple("PONG".into()));
+    }
+    let mut fifth = Client::connect(addr);
+    assert_eq!(
+        fifth.read_reply(),
+        Some(Reply::Error("ERR max number of clients reached".into()))
+    );
+    assert!(fifth.is_closed());
+    let Reply::Bulk(stats) = clients[0].cmd_str("INFO stats") else {
+        panic!("INFO")
+    };
+    assert!(String::from_utf8_lossy(&stats).contains("rejected_connections:1"));
+    let Reply::Bulk(info) = clients[0].cmd_str("INFO clients") else {
+        panic!("INFO")
+    };
+    assert!(String::from_utf8_lossy(&info).contains("maxclients:4"));
+    clients.truncate(2);
+    eventually("room for a new client", || {
+        let mut c = Client::connect(addr);
+        c.cmd_str("PING") == Reply::Simple("PONG".into())
+    });
+}

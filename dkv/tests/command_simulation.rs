@@ -232,6 +232,7 @@ impl CommandSim {
             requirepass: None,
             limits: Limits::default(),
             max_output_bytes: 64 << 20,
+            max_clients: 10_000,
             fsync: FsyncMode::Always,
             cluster: self.conf.clone(),
         };

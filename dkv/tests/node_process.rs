@@ -227,3 +227,79 @@ fn redis_cli_sets_gets_and_deletes_binary_values() {
     let report = String::from_utf8_lossy(&redis_cli(port, &["--pipe"], Some(&piped))).into_owned();
     assert!(report.contains("errors: 0, replies: 10001"), "{report}");
 }
+
+#[test]
+fn maxclients_fits_the_descriptor_limit_and_the_next_client_is_told() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dkv-node"));
+    command
+        .args(["--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's
+    // own descriptor limit before exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    let mut node = common::NodeProcess { child, port };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(node.addr()).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dkv-node did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // 64 descriptors, 32 + 2 kept for the node itself: 30 clients.
+    let mut first = Client::connect(node.addr());
+    let Reply::Bulk(info) = first.cmd_str("INFO clients") else {
+        panic!("INFO")
+    };
+    assert!(
+        String::from_utf8_lossy(&info).contains("maxclients:30"),
+        "{}",
+        String::from_utf8_lossy(&info)
+    );
+    let mut clients = vec![first];
+    for _ in 0..29 {
+        let mut c = Client::connect(node.addr());
+        assert_eq!(c.cmd_str("PING"), Reply::Simple("PONG".into()));
+        clients.push(c);
+    }
+    let mut extra = Client::connect(node.addr());
+    assert_eq!(
+        extra.read_reply(),
+        Some(Reply::Error("ERR max number of clients reached".into()))
+    );
+    clients.truncate(10);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        Client::connect(node.addr()).cmd_str("PING"),
+        Reply::Simple("PONG".into())
+    );
+    drop(clients);
+    node.signal(libc::SIGTERM);
+    assert!(node.wait().success());
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    if let Some(mut pipe) = node.child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    assert!(
+        stderr.contains("maxclients lowered from 10000 to 30"),
+        "{stderr}"
+    );
+}

@@ -187,3 +187,37 @@ fn strangers_are_refused_with_nothing_learned_and_members_get_in() {
     };
     assert!(info.contains("peer_handshakes_refused:51"), "{info}");
 }
+
+#[test]
+fn a_flood_of_silent_connections_to_the_peer_port_is_bounded_and_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (peer1, peer2) = (free_port(), free_port());
+    let _node1 = start_node1(peer1, peer2, dir.path());
+    let addr = SocketAddr::from(([127, 0, 0, 1], peer1));
+    let mut flood: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c
+        })
+        .collect();
+    // Past 64 in their handshake, the rest are closed at once.
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let mut closed_at_once = 0;
+    for c in flood.iter_mut().rev().take(36) {
+        if matches!(c.read(&mut byte), Ok(0) | Err(_)) {
+            closed_at_once += 1;
+        }
+    }
+    assert_eq!(closed_at_once, 36);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The 64 that stay silent are closed after the handshake timeout.
+    for c in flood.iter_mut().take(64) {
+        assert!(matches!(c.read(&mut byte), Ok(0) | Err(_)));
+    }
+    assert!(started.elapsed() < Duration::from_secs(9));
+    // And the port takes a real handshake again.
+    let (reply, _) = dial(addr, 2, SECRET.as_bytes());
+    assert!(matches!(reply, HelloReply::Welcome { .. }), "{reply:?}");
+}

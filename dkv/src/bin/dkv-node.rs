@@ -91,9 +91,16 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().max_request_len)]
     max_request_bytes: usize,
 
-    /// Unsent reply bytes past which a client is not read from until they drain.
+    /// Unsent reply bytes past which a client runs no more commands until
+    /// they drain; a client whose replies still grow past twice this is
+    /// closed (as Redis closes one past its output buffer limit).
     #[arg(long, default_value_t = 64 << 20)]
     max_output_bytes: usize,
+
+    /// Clients connected at most; the next gets `-ERR max number of clients
+    /// reached`. Lowered at start if the descriptor limit cannot hold them.
+    #[arg(long, default_value_t = 10_000)]
+    maxclients: usize,
 
     /// Storage shards (a power of two).
     #[arg(long, default_value_t = 32)]
@@ -177,6 +184,7 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
         ..Limits::default()
     };
     config.max_output_bytes = args.max_output_bytes;
+    config.max_clients = args.maxclients.max(1);
     let store = &mut config.store;
     if let Some(dir) = &args.wal_dir {
         store.wal_dir = dir.clone();

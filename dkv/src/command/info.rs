@@ -78,6 +78,7 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
                 "connected_clients",
                 stats.connected_clients.load(Ordering::Relaxed),
             );
+            lines.add("maxclients", settings.max_clients);
             lines.add(
                 "client_recent_max_output_buffer",
                 stats.max_output_buffer.load(Ordering::Relaxed),

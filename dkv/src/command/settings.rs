@@ -25,6 +25,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Unsent reply bytes past which a connection is not read from.
     pub max_output_bytes: usize,
+    /// Clients connected at most (after fitting the descriptor limit).
+    pub max_clients: usize,
     /// The data log's fsync mode.
     pub fsync: FsyncMode,
     /// The cluster (a node alone is a cluster of one).

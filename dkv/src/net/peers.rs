@@ -46,6 +46,17 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_PEER_BACKLOG: usize = 256 << 20;
 /// Bytes of messages kept for one peer while its link connects.
 const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// Inbound connections still in their handshake at once, at most; more
+/// are closed as they come (a stranger cannot use up the descriptors).
+const MAX_HANDSHAKING: usize = 64;
+/// An inbound connection that has not finished its handshake by then is
+/// closed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Inbound connections accepted per call, at most; the rest next turn.
+const ACCEPTS_PER_TURN: usize = 64;
+/// How long after a failed accept (no descriptors) the listener is tried
+/// again: the connection waits in the backlog and no event would say so.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 enum OutState {
     Idle { retry_at: Instant },
@@ -93,11 +104,24 @@ pub(crate) struct Peers {
     /// Every member's peer address, for admission.
     members: Vec<(NodeId, SocketAddr)>,
     refusals: RateLimitedLog,
+    /// Inbound connections in their handshake, in the order they came, with
+    /// their deadlines (some may have finished or gone since).
+    handshaking: VecDeque<(Instant, crate::slab::Key)>,
+    /// Of those, the ones still in their handshake.
+    handshaking_now: usize,
+    /// When to try the listener again (a failed or a bounded accept).
+    accept_retry_at: Option<Instant>,
+    accept_log: RateLimitedLog,
 }
 
-fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>) -> io::Result<bool> {
+/// Reads until the socket would block or `into` holds `cap` bytes;
+/// `Ok(false)` once the peer closed.
+fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>, cap: usize) -> io::Result<bool> {
     let mut chunk = [0u8; 64 * 1024];
     loop {
+        if into.len() >= cap {
+            return Ok(true);
+        }
         match socket.read(&mut chunk) {
             Ok(0) => return Ok(false),
             Ok(n) => into.extend_from_slice(&chunk[..n]),
@@ -165,6 +189,10 @@ impl Peers {
             undeliverable: Vec::new(),
             members: members.to_vec(),
             refusals: RateLimitedLog::new(),
+            handshaking: VecDeque::new(),
+            handshaking_now: 0,
+            accept_retry_at: None,
+            accept_log: RateLimitedLog::new(),
         })
     }
 
@@ -173,19 +201,56 @@ impl Peers {
         token.0 >= PEER_TOKEN_BASE
     }
 
-    /// When the next reconnection attempt is due.
+    /// When the next timer is due: a reconnection, a handshake deadline, a
+    /// retry of the listener.
     pub fn next_timer(&self) -> Option<Instant> {
-        self.outbound
-            .values()
-            .filter_map(|o| match o.state {
-                OutState::Idle { retry_at } => Some(retry_at),
-                _ => None,
-            })
-            .min()
+        let reconnect = self.outbound.values().filter_map(|o| match o.state {
+            OutState::Idle { retry_at } => Some(retry_at),
+            _ => None,
+        });
+        let handshake = self.handshaking.front().map(|&(deadline, _)| deadline);
+        reconnect.chain(handshake).chain(self.accept_retry_at).min()
+    }
+
+    /// Runs the timers that are due: dials peers whose retry time has
+    /// come, closes inbound handshakes past their deadline, tries the
+    /// listener again.
+    pub fn on_timer(&mut self, registry: &Registry, now: Instant) {
+        self.connect_due(registry, now);
+        while let Some(&(deadline, key)) = self.handshaking.front() {
+            if deadline > now {
+                break;
+            }
+            self.handshaking.pop_front();
+            if self
+                .inbound
+                .get(key)
+                .is_some_and(|conn| conn.handshake.is_some())
+            {
+                let addr = self.inbound.get(key).map(|conn| conn.addr);
+                self.refusals
+                    .note(|| format!("peer handshake refused: {addr:?} did not finish it in time"));
+                self.drop_inbound(registry, key);
+            }
+        }
+        if self.accept_retry_at.is_some_and(|at| at <= now) {
+            self.accept_retry_at = None;
+            self.accept(registry);
+        }
+    }
+
+    /// Closes an inbound connection, keeping the handshake count.
+    fn drop_inbound(&mut self, registry: &Registry, key: crate::slab::Key) {
+        if let Some(mut conn) = self.inbound.remove(key) {
+            if conn.handshake.is_some() {
+                self.handshaking_now -= 1;
+            }
+            let _ = registry.deregister(&mut conn.socket);
+        }
     }
 
     /// Dials peers whose retry time has come.
-    pub fn connect_due(&mut self, registry: &Registry, now: Instant) {
+    fn connect_due(&mut self, registry: &Registry, now: Instant) {
         for (&id, out) in self.outbound.iter_mut() {
             let OutState::Idle { retry_at } = out.state else {
                 continue;
@@ -285,8 +350,17 @@ impl Peers {
     }
 
     fn accept(&mut self, registry: &Registry) {
-        loop {
+        for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
+                Ok((socket, addr)) if self.handshaking_now >= MAX_HANDSHAKING => {
+                    self.refusals.note(|| {
+                        format!(
+                            "peer handshake refused: {addr} closed at once, {MAX_HANDSHAKING} \
+                             connections are in their handshake already"
+                        )
+                    });
+                    drop(socket);
+                }
                 Ok((socket, addr)) => {
                     let _ = socket.set_nodelay(true);
                     let key = self.inbound.insert(Inbound {
@@ -310,16 +384,25 @@ impl Peers {
                     {
                         self.inbound.remove(key);
                         log::warn!("cannot register peer connection from {addr}");
+                        continue;
                     }
+                    self.handshaking_now += 1;
+                    self.handshaking
+                        .push_back((Instant::now() + HANDSHAKE_TIMEOUT, key));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::warn!("peer accept failed: {e}");
+                    // EMFILE and friends: try again shortly.
+                    self.accept_log
+                        .note(|| format!("peer accept failed, retrying in 100 ms: {e}"));
+                    self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
             }
         }
+        // More may wait: the next turn goes on.
+        self.accept_retry_at = Some(Instant::now());
     }
 
     fn inbound_event(&mut self, registry: &Registry, index: usize, received: &mut Vec<Envelope>) {
@@ -329,8 +412,15 @@ impl Peers {
         let Some(conn) = self.inbound.get_mut(key) else {
             return;
         };
-        let open = read_available(&mut conn.socket, &mut conn.input).unwrap_or_default();
+        // Before its handshake passes a connection has no business sending
+        // more than the two small handshake frames.
+        let cap = match conn.handshake {
+            Some(_) => 2 * peer::HANDSHAKE_MAX_FRAME,
+            None => usize::MAX,
+        };
+        let open = read_available(&mut conn.socket, &mut conn.input, cap).unwrap_or_default();
         let mut drop_conn = !open;
+        let mut admitted = false;
         let mut used_total = 0;
         loop {
             let buf = &conn.input[used_total..];
@@ -354,6 +444,7 @@ impl Peers {
                         log::info!("node {from} connected from {}", conn.addr);
                         conn.handshake = None;
                         conn.from = Some(from);
+                        admitted = true;
                         bytes
                     }
                     Outcome::Refuse(bytes, reason) => {
@@ -398,10 +489,14 @@ impl Peers {
             }
         }
         conn.input.drain(..used_total.min(conn.input.len()));
+        if conn.handshake.is_some() && conn.input.len() >= cap {
+            drop_conn = true;
+        }
+        if admitted {
+            self.handshaking_now -= 1;
+        }
         if drop_conn {
-            if let Some(mut conn) = self.inbound.remove(key) {
-                let _ = registry.deregister(&mut conn.socket);
-            }
+            self.drop_inbound(registry, key);
         }
     }
 
@@ -430,7 +525,7 @@ impl Peers {
             return;
         }
         let open = match out.socket.as_mut() {
-            Some(socket) => read_available(socket, &mut out.input).unwrap_or(false),
+            Some(socket) => read_available(socket, &mut out.input, usize::MAX).unwrap_or(false),
             None => false,
         };
         while let OutState::Handshaking(dialler) = &mut out.state {

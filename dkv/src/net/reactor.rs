@@ -62,6 +62,11 @@ const ACCEPTS_PER_TURN: usize = 256;
 /// connection is closed (Redis's pre-auth rule: a stranger cannot make the
 /// node buffer for it).
 const PREAUTH_MAX_OUTPUT: usize = 64 << 10;
+/// How long after a failed accept (no descriptors, no memory) the
+/// listener is tried again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// What a client past `maxclients` is told before it is closed.
+const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 /// A closed connection that held this much makes the reactor hand freed
 /// memory back to the OS.
 const RETURN_MEMORY_AFTER: usize = 8 << 20;
@@ -99,9 +104,15 @@ pub(crate) struct Reactor {
     dirty: Vec<Key>,
     /// The listener may have more connections waiting.
     accept_pending: bool,
+    /// An accept failed for want of descriptors or memory: try again then.
+    accept_retry_at: Option<Instant>,
+    /// Clients connected at most; the next is told so and closed.
+    max_clients: usize,
     max_output: usize,
     /// Closings for output limits, logged at a bounded rate.
     output_log: RateLimitedLog,
+    /// Failed accepts, logged at a bounded rate.
+    accept_log: RateLimitedLog,
 }
 
 /// The bound past which a connection is closed: twice `max_output` (it
@@ -113,6 +124,15 @@ fn hard_output_limit(conn: &Conn, max_output: usize) -> usize {
         max_output.saturating_mul(2)
     } else {
         PREAUTH_MAX_OUTPUT
+    }
+}
+
+/// Tells a client past `maxclients` so, as Redis does, and closes it. The
+/// socket is new and its buffer empty, so one non-blocking write suffices.
+fn refuse_client(mut socket: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    use std::io::Write as _;
+    if let Err(e) = socket.write(MAX_CLIENTS_REPLY) {
+        log::debug!("telling {peer} the clients are too many: {e}");
     }
 }
 
@@ -136,6 +156,7 @@ impl Reactor {
         peers: Option<PeerSetup>,
         started: Instant,
     ) -> io::Result<(Reactor, Arc<Control>)> {
+        let max_clients = executor.settings().max_clients;
         let poll = Poll::new()?;
         let mut listener = listener;
         poll.registry()
@@ -174,8 +195,11 @@ impl Reactor {
                 work: VecDeque::new(),
                 dirty: Vec::new(),
                 accept_pending: true,
+                accept_retry_at: None,
+                max_clients,
                 max_output,
                 output_log: RateLimitedLog::new(),
+                accept_log: RateLimitedLog::new(),
             },
             control,
         ))
@@ -199,6 +223,9 @@ impl Reactor {
         };
         if let Some(due) = self.executor.poll_timeout() {
             consider(Duration::from_millis(due.saturating_sub(now.mono) + 1));
+        }
+        if let Some(retry) = self.accept_retry_at {
+            consider(retry.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
         }
         if let Some(due) = self.peers.as_ref().and_then(Peers::next_timer) {
             consider(due.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
@@ -271,6 +298,10 @@ impl Reactor {
                 }
             }
         }
+        if self.accept_retry_at.is_some_and(|at| at <= Instant::now()) {
+            self.accept_retry_at = None;
+            self.accept_pending = true;
+        }
         if self.accept_pending {
             self.accept();
         }
@@ -290,7 +321,7 @@ impl Reactor {
         if let Some(peers) = self.peers.as_mut() {
             let wall = Instant::now();
             if peers.next_timer().is_some_and(|t| t <= wall) {
-                peers.connect_due(self.poll.registry(), wall);
+                peers.on_timer(self.poll.registry(), wall);
             }
         }
         for _ in 0..self.work.len() {
@@ -324,6 +355,13 @@ impl Reactor {
                 return;
             };
             match listener.accept() {
+                Ok((socket, peer)) if self.conns.len() >= self.max_clients => {
+                    refuse_client(socket, peer);
+                    self.executor
+                        .stats()
+                        .rejected_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 Ok((socket, peer)) => {
                     if let Err(e) = socket.set_nodelay(true) {
                         log::debug!("TCP_NODELAY on {peer}: {e}");
@@ -355,9 +393,13 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and friends: log and retry on the next event.
-                    log::warn!("accept failed: {e}");
+                    // EMFILE and friends: the connection waits in the
+                    // backlog, and no new event would say so; try again
+                    // shortly, whatever happens meanwhile.
+                    self.accept_log
+                        .note(|| format!("accept failed, retrying in 100 ms: {e}"));
                     self.accept_pending = false;
+                    self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
             }

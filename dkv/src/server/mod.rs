@@ -47,8 +47,12 @@ pub struct ServerConfig {
     pub allow_unprotected: bool,
     /// Request size limits.
     pub limits: Limits,
-    /// Unsent reply bytes past which a connection is not read from.
+    /// Unsent reply bytes past which a connection runs no more commands;
+    /// past twice this it is closed.
     pub max_output_bytes: usize,
+    /// Clients connected at most (Redis's `maxclients`); lowered at start
+    /// to what the descriptor limit leaves after a reserve.
+    pub max_clients: usize,
     /// Storage: directories, fsync mode, snapshots.
     pub store: StoreConfig,
     /// The cluster this node belongs to (one node: N = W = R = 1).
@@ -78,6 +82,7 @@ impl ServerConfig {
             allow_unprotected: false,
             limits: Limits::default(),
             max_output_bytes: 64 << 20,
+            max_clients: 10_000,
             store: StoreConfig::new(node_id, data_dir.as_ref()),
             cluster: ClusterConf::single(node_id, SocketAddr::new(bind, port)),
             hints_dir: data_dir.as_ref().join("hints"),
@@ -126,6 +131,45 @@ pub enum ServerError {
 fn io_error(context: &str) -> impl FnOnce(std::io::Error) -> ServerError {
     let context = context.to_string();
     move |source| ServerError::Io { context, source }
+}
+
+/// Descriptors kept for everything but clients: the listeners, the poller,
+/// WAL segments, snapshots, the hint log, logs and threads' files.
+const RESERVED_FDS: u64 = 32;
+
+/// `wanted` clients, or fewer if the process's descriptor limit cannot
+/// hold them beside [`RESERVED_FDS`] and two per peer: as Redis does, the
+/// soft limit is raised towards the hard one first, and what is lowered is
+/// logged.
+fn fit_max_clients(wanted: usize, members: usize) -> usize {
+    let reserve = RESERVED_FDS + 2 * members as u64;
+    let need = wanted as u64 + reserve;
+    // SAFETY: getrlimit/setrlimit read and write a plain struct we own.
+    let limit = unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return wanted;
+        }
+        if limit.rlim_cur < need {
+            let raised = libc::rlimit {
+                rlim_cur: need.min(limit.rlim_max),
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = raised.rlim_cur;
+            }
+        }
+        limit.rlim_cur
+    };
+    let fit = limit.saturating_sub(reserve).max(1);
+    if (wanted as u64) <= fit {
+        return wanted;
+    }
+    log::warn!(
+        "maxclients lowered from {wanted} to {fit}: the descriptor limit is {limit} and {reserve} \
+         are kept for the node itself (raise it with ulimit -n)"
+    );
+    fit as usize
 }
 
 /// Opens the store, binds the client (and peer) ports and starts the
@@ -182,6 +226,7 @@ pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
         requirepass: config.requirepass.clone(),
         limits: config.limits,
         max_output_bytes: config.max_output_bytes,
+        max_clients: fit_max_clients(config.max_clients, config.cluster.nodes.len()),
         fsync: config.store.fsync,
         cluster: config.cluster.clone(),
     };
