@@ -201,6 +201,30 @@ fn auth_without_a_password_configured_is_an_error() {
         .is_error_starting("ERR AUTH <password> called without any password configured"));
 }
 
+#[test]
+fn an_empty_requirepass_is_no_password_as_in_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |c| c.requirepass = Some(String::new()));
+    let mut c = Client::connect(node.client_addr());
+    assert_eq!(c.cmd_str("SET k v"), Reply::ok());
+    assert!(c
+        .cmd_str("AUTH x")
+        .is_error_starting("ERR AUTH <password> called without any password configured"));
+    drop(c);
+    node.stop().unwrap();
+    // Nor does it satisfy protected mode.
+    let mut config = ServerConfig::new(NodeId(1), 0, dir.path());
+    config.bind = std::net::IpAddr::from([0, 0, 0, 0]);
+    config.requirepass = Some(String::new());
+    let refused = server::start(config).err().map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("protected mode")),
+        "{refused:?}"
+    );
+}
+
 /// Sends `bytes` on a fresh connection and returns what came back before
 /// the server closed it.
 fn bad_input(addr: std::net::SocketAddr, bytes: &[u8]) -> Reply {

@@ -120,7 +120,9 @@ fn hello(settings: &Settings, session: &mut Session, hello: Hello<'_>, out: &mut
         return error(out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(name) = hello.name {
-        session.name = Some(name.to_vec());
+        if let Err(e) = set_name(session, name) {
+            return error(out, e);
+        }
     }
     if let Some(protocol) = hello.protocol {
         session.protocol = protocol;
@@ -290,12 +292,22 @@ fn config_params(settings: &Settings) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Names the connection as Redis does: printable ASCII without spaces
+/// (`!` to `~`); an empty name clears it.
+fn set_name(session: &mut Session, name: &[u8]) -> Result<(), &'static str> {
+    if !name.iter().all(|byte| (b'!'..=b'~').contains(byte)) {
+        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    session.name = (!name.is_empty()).then(|| name.to_vec());
+    Ok(())
+}
+
 fn client(session: &mut Session, request: ClientRequest<'_>, out: &mut Vec<u8>) {
     match request {
-        ClientRequest::SetName(name) => {
-            session.name = Some(name.to_vec());
-            reply::ok(out);
-        }
+        ClientRequest::SetName(name) => match set_name(session, name) {
+            Ok(()) => reply::ok(out),
+            Err(e) => error(out, e),
+        },
         ClientRequest::GetName => match &session.name {
             Some(name) => reply::bulk(out, name),
             None => reply::null(out, session.resp3()),

@@ -40,7 +40,7 @@ pub struct ServerConfig {
     pub bind: IpAddr,
     /// Client port; 0 picks a free one (see [`Server::client_addr`]).
     pub port: u16,
-    /// Password clients must `AUTH` with, if any.
+    /// Password clients must `AUTH` with, if any; an empty one is none.
     pub requirepass: Option<String>,
     /// Allow a non-loopback bind address without a password, and a
     /// non-loopback peer address without a cluster secret.
@@ -174,7 +174,9 @@ fn fit_max_clients(wanted: usize, members: usize) -> usize {
 
 /// Opens the store, binds the client (and peer) ports and starts the
 /// reactor. Returns once the node accepts connections.
-pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+pub fn start(mut config: ServerConfig) -> Result<Server, ServerError> {
+    // An empty password is no password, as in Redis.
+    config.requirepass = config.requirepass.filter(|password| !password.is_empty());
     if !config.bind.is_loopback() && config.requirepass.is_none() && !config.allow_unprotected {
         return Err(ServerError::Config(format!(
             "refusing to listen on {} without a password (protected mode): set --requirepass, \
