@@ -181,3 +181,34 @@ fn clients_past_maxclients_are_told_and_closed_and_room_comes_back() {
         c.cmd_str("PING") == Reply::Simple("PONG".into())
     });
 }
+
+#[test]
+fn one_flag_bounds_values_on_every_path_and_its_error_names_it() {
+    // A value of exactly --max-bulk-len, past the WAL's old fixed 64 MiB
+    // cap, is kept by every replica; one byte more is refused by name.
+    let max = 80 << 20;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = cluster(&dirs, |c| c.limits.max_bulk_len = max);
+    let addr = nodes[0].client_addr();
+    let mut c = Client::connect(addr);
+    let value = vec![b'x'; max];
+    assert_eq!(c.cmd(&[b"SET", b"k", &value]), Reply::ok());
+    assert!(matches!(c.cmd_str("GET k"), Reply::Bulk(v) if v.len() == max));
+    for node in &nodes[1..] {
+        let local = Client::connect(node.client_addr()).cmd_str("DKV.LOCAL k");
+        assert!(
+            matches!(&local, Reply::Bulk(v) if v.len() == max),
+            "a replica lacks the value"
+        );
+    }
+    // Refused on the header alone (the node closes before the data comes).
+    let mut over = Client::connect(addr);
+    over.send_raw(format!("*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n${}\r\n", max + 1).as_bytes());
+    assert_eq!(
+        over.read_reply().expect("a reply"),
+        Reply::Error(format!(
+            "ERR Protocol error: invalid bulk length (over --max-bulk-len, {max} bytes)"
+        ))
+    );
+    assert!(over.is_closed());
+}

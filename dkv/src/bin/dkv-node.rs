@@ -79,7 +79,8 @@ struct Args {
     #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
     protected_mode: String,
 
-    /// Largest bulk string (key or value) a client may send, in bytes.
+    /// Largest key or value, in bytes: the one bound the protocol, the WAL,
+    /// snapshots and peer frames all follow (at most 256 MiB).
     #[arg(long, default_value_t = Limits::default().max_bulk_len)]
     max_bulk_len: usize,
 
@@ -87,7 +88,8 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().max_args)]
     max_args: usize,
 
-    /// Largest single request, in bytes.
+    /// Largest single request, in bytes; never less than two bulks of
+    /// --max-bulk-len and 1 MiB.
     #[arg(long, default_value_t = Limits::default().max_request_len)]
     max_request_bytes: usize,
 
@@ -178,10 +180,8 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
     config.requirepass = args.requirepass.clone();
     config.allow_unprotected = args.protected_mode == "no";
     config.limits = Limits {
-        max_bulk_len: args.max_bulk_len,
         max_args: args.max_args,
-        max_request_len: args.max_request_bytes,
-        ..Limits::default()
+        ..Limits::for_bulk_len(args.max_bulk_len, args.max_request_bytes)
     };
     config.max_output_bytes = args.max_output_bytes;
     config.max_clients = args.maxclients.max(1);

@@ -23,9 +23,13 @@ pub enum ProtocolErrorKind {
     /// An argument of a multibulk request did not start with `$`.
     #[error("Protocol error: expected '$', got '{}'", Printable(*.0))]
     ExpectedDollar(u8),
-    /// `$<len>` with `len` not an integer, negative, or above `max_bulk_len`.
+    /// `$<len>` with `len` not an integer, or negative.
     #[error("Protocol error: invalid bulk length")]
     InvalidBulkLength,
+    /// `$<len>` above `max_bulk_len`, the bound of every key and value:
+    /// Redis's words, then the limit's name and size.
+    #[error("Protocol error: invalid bulk length (over --max-bulk-len, {0} bytes)")]
+    BulkOverLimit(usize),
     /// `$<len>` above `max_bulk_len` under [`Limits::unauthenticated`](super::Limits).
     #[error("Protocol error: unauthenticated bulk length")]
     UnauthenticatedBulkLength,

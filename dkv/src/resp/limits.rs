@@ -9,7 +9,9 @@
 /// [`Limits::default`] and [`Limits::unauthenticated`] after `AUTH`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest bulk string (`$<len>`) accepted. Default 64 MiB (Redis's
+    /// Largest bulk string (`$<len>`) accepted: the one bound on a key or a
+    /// value, which the WAL, snapshots and peer frames are sized from.
+    /// Default 64 MiB, at most [`Limits::MAX_BULK_LEN_CEILING`] (Redis's
     /// `proto-max-bulk-len` is 512 MiB, far more than a KV value needs).
     pub max_bulk_len: usize,
     /// Most arguments in one request, the command name included. Default
@@ -33,6 +35,9 @@ pub struct Limits {
 impl Limits {
     /// Default largest bulk: 64 MiB.
     pub const DEFAULT_MAX_BULK_LEN: usize = 64 << 20;
+    /// The most `max_bulk_len` may be: 256 MiB, so that a record of a key
+    /// and a value of that size fits a WAL record and a snapshot block.
+    pub const MAX_BULK_LEN_CEILING: usize = 256 << 20;
     /// Default most arguments: 1,048,576.
     pub const DEFAULT_MAX_ARGS: usize = 1 << 20;
     /// Default longest inline line: 64 KiB.
@@ -50,6 +55,17 @@ impl Limits {
             max_inline_len: Self::DEFAULT_MAX_INLINE_LEN,
             max_request_len: 256 << 10,
             unauthenticated: true,
+        }
+    }
+
+    /// The limits for a connection that has authenticated, with
+    /// `max_bulk_len` as given and room in `max_request_len` for a request
+    /// of two such bulks, whatever else was asked.
+    pub fn for_bulk_len(max_bulk_len: usize, max_request_len: usize) -> Limits {
+        Limits {
+            max_bulk_len,
+            max_request_len: max_request_len.max(2 * max_bulk_len + (1 << 20)),
+            ..Limits::default()
         }
     }
 

@@ -269,6 +269,9 @@ impl Parser {
                             Ok(_) if self.limits.unauthenticated => {
                                 return Err(fatal(Kind::UnauthenticatedBulkLength))
                             }
+                            Ok(_) => {
+                                return Err(fatal(Kind::BulkOverLimit(self.limits.max_bulk_len)))
+                            }
                             _ => return Err(fatal(Kind::InvalidBulkLength)),
                         };
                         match next.checked_add(len).and_then(|e| e.checked_add(2)) {

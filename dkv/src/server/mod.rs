@@ -177,6 +177,19 @@ fn fit_max_clients(wanted: usize, members: usize) -> usize {
 pub fn start(mut config: ServerConfig) -> Result<Server, ServerError> {
     // An empty password is no password, as in Redis.
     config.requirepass = config.requirepass.filter(|password| !password.is_empty());
+    let max_bulk = config.limits.max_bulk_len;
+    if max_bulk > Limits::MAX_BULK_LEN_CEILING {
+        return Err(ServerError::Config(format!(
+            "--max-bulk-len {max_bulk} is over its ceiling of {} bytes (256 MiB)",
+            Limits::MAX_BULK_LEN_CEILING
+        )));
+    }
+    // Room for a request of two maximal bulks, whatever was asked.
+    config.limits = Limits {
+        max_args: config.limits.max_args,
+        max_inline_len: config.limits.max_inline_len,
+        ..Limits::for_bulk_len(max_bulk, config.limits.max_request_len)
+    };
     if !config.bind.is_loopback() && config.requirepass.is_none() && !config.allow_unprotected {
         return Err(ServerError::Config(format!(
             "refusing to listen on {} without a password (protected mode): set --requirepass, \

@@ -33,9 +33,13 @@ use crate::version::{NodeId, Timestamp, Version};
 pub const HEADER_LEN: usize = 8;
 /// Bytes of the payload's fixed fields, before the key.
 pub const PAYLOAD_FIXED_LEN: usize = 25;
-/// The largest payload a record may carry (64 MiB). Recovery treats a longer
-/// length field as damage rather than trying to read it.
-pub const MAX_PAYLOAD_LEN: usize = 64 << 20;
+/// The largest payload a record may carry (1 GiB): room for a key and a
+/// value each of the largest bulk a client may send
+/// ([`crate::resp::Limits::MAX_BULK_LEN_CEILING`]), so the WAL never
+/// refuses what the protocol accepted. Recovery treats a longer length
+/// field as damage, and checks every length against the file's size before
+/// reading it.
+pub const MAX_PAYLOAD_LEN: usize = 1 << 30;
 
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
