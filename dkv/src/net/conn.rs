@@ -389,7 +389,9 @@ impl Conn {
 
     /// The memory the unsent output really holds: every segment's
     /// allocation (its capacity, not its length) and bookkeeping, and the
-    /// tail's. Walks the segments: call it once per write, not per reply.
+    /// tail's bytes (the tail's spare capacity is at most its length, and
+    /// is given back once it drains). Walks the segments: call it once per
+    /// write, not per reply.
     pub fn held_bytes(&self) -> usize {
         let segments: usize = self
             .output
@@ -399,7 +401,7 @@ impl Conn {
                 Segment::Pending { .. } => SEGMENT_OVERHEAD,
             })
             .sum();
-        segments + self.tail.capacity()
+        segments + self.tail.len()
     }
 
     /// Whether bytes are ready to be written: a ready segment first in
