@@ -15,6 +15,7 @@ use super::*;
 struct FaultyIo {
     fail_write: AtomicBool,
     fail_sync: AtomicBool,
+    fail_create: AtomicBool,
     syncs: AtomicU64,
 }
 
@@ -26,6 +27,16 @@ impl SegmentIo for FaultyIo {
             return Err(io::Error::other("injected write failure"));
         }
         file.write_all(bytes)
+    }
+
+    fn create_new(&self, path: &std::path::Path) -> io::Result<File> {
+        if self.fail_create.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)
     }
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
@@ -220,4 +231,43 @@ fn appenders_block_while_the_buffer_is_full() {
     Arc::into_inner(wal).unwrap().close().unwrap();
     let (_wal, report, _) = reopen(&cfg, Lsn(1));
     assert_eq!(report.records_replayed, fit as u64 + 6);
+}
+
+#[test]
+fn a_segment_that_cannot_be_created_is_retried_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), FsyncMode::Always);
+    cfg.segment_bytes = 300;
+    let (wal, io) = open_faulty(&cfg);
+    append_n(&wal, 1..=5);
+    let before = segment_count(dir.path());
+    assert!(before >= 1);
+    // No descriptors for new files: every record still becomes durable,
+    // in the segment already open.
+    io.fail_create.store(true, Ordering::SeqCst);
+    for lsn in append_n(&wal, 6..=40) {
+        wal.wait_durable(lsn).unwrap();
+    }
+    assert!(!wal.is_poisoned());
+    assert_eq!(segment_count(dir.path()), before);
+    // Descriptors back: the next round switches segments again.
+    io.fail_create.store(false, Ordering::SeqCst);
+    for lsn in append_n(&wal, 41..=80) {
+        wal.wait_durable(lsn).unwrap();
+    }
+    assert!(segment_count(dir.path()) > before);
+    wal.close().unwrap();
+    let (_wal, _, records) = reopen(&cfg, Lsn(1));
+    check(&records, 1..=80);
+}
+
+fn segment_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                segment::parse_segment_file_name(&e.file_name().to_string_lossy()).is_some()
+            })
+        })
+        .count()
 }

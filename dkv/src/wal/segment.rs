@@ -36,6 +36,11 @@ pub trait SegmentIo: Send + Sync {
         file.sync_data()
     }
 
+    /// Creates a new segment file for appending (it must not exist).
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().append(true).create_new(true).open(path)
+    }
+
     /// Truncates a segment during recovery.
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
         file.set_len(len)
@@ -119,11 +124,7 @@ pub(crate) fn create_segment(
     base: Lsn,
 ) -> Result<(File, SegmentInfo), WalError> {
     let path = dir.join(segment_file_name(base));
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| io_error(&path, e))?;
+    let file = io.create_new(&path).map_err(|e| io_error(&path, e))?;
     io.sync_dir(dir).map_err(|e| io_error(dir, e))?;
     Ok((file, SegmentInfo { base, path, len: 0 }))
 }

@@ -7,6 +7,11 @@
 //! (Never). Then it publishes the durable lsn, wakes that round's waiters and
 //! calls the durability callbacks.
 //!
+//! A new segment that cannot be created (no descriptors left, say) is not a
+//! failure: nothing written is in doubt, so the records go on into the
+//! active segment and the switch is tried again next round (logged at most
+//! once a second).
+//!
 //! Invariants: a segment is synced before the next one is started (except in
 //! Never mode, where it is remembered and synced by the next `sync`); the
 //! durable lsn only moves forward, and only past records every byte of which
@@ -28,8 +33,8 @@ const COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_millis(1)
 const COALESCE_BYTES: usize = 1 << 20;
 
 use super::commit::{Failure, Mark, Shared};
-use super::segment::{create_segment, SegmentInfo};
-use super::{FsyncMode, Lsn, WalError};
+use super::segment::{segment_file_name, SegmentInfo};
+use super::{FsyncMode, Lsn};
 
 /// The active segment, owned by the syncer.
 pub(crate) struct Active {
@@ -57,6 +62,11 @@ pub(crate) struct Syncer {
     last_sync: Instant,
     spare: Vec<u8>,
     spare_marks: Vec<Mark>,
+    /// A segment switch that could not create its file: tried again at the
+    /// start of the next round, with that round's first lsn as base.
+    roll_pending: bool,
+    /// When a failed creation was last logged.
+    creation_logged: Option<Instant>,
 }
 
 /// Marks the syncer gone when its thread ends, even by panic, so no caller
@@ -99,6 +109,8 @@ impl Syncer {
             last_sync: Instant::now(),
             spare: Vec::new(),
             spare_marks: Vec::new(),
+            roll_pending: false,
+            creation_logged: None,
         }
     }
 
@@ -253,10 +265,14 @@ impl Syncer {
         flush: bool,
     ) -> Result<bool, RoundError> {
         let mode = self.shared.config.fsync;
+        let seal_sync = force || flush || mode != FsyncMode::Never;
+        if self.roll_pending && !buf.is_empty() {
+            self.roll(Lsn(self.written + 1), seal_sync)?;
+        }
         let mut start = 0;
         for mark in marks {
             self.write(&buf[start..mark.offset])?;
-            self.roll(mark.base, force || flush || mode != FsyncMode::Never)?;
+            self.roll(mark.base, seal_sync)?;
             start = mark.offset;
         }
         self.write(&buf[start..])?;
@@ -330,27 +346,46 @@ impl Syncer {
     }
 
     /// Seals the active segment (syncing it if `sync`) and starts the one
-    /// with base `base`.
+    /// with base `base`. If the new file cannot be created, the active
+    /// segment stays active and the switch is pending.
     fn roll(&mut self, base: Lsn, sync: bool) -> Result<(), RoundError> {
         if sync && self.dirty {
             self.sync_active()?;
-        } else if self.dirty {
+        }
+        let shared = Arc::clone(&self.shared);
+        let path = shared.config.dir.join(segment_file_name(base));
+        let file = match shared.io.create_new(&path) {
+            Ok(file) => file,
+            Err(source) => {
+                self.roll_pending = true;
+                let quiet = self
+                    .creation_logged
+                    .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1));
+                if !quiet {
+                    self.creation_logged = Some(Instant::now());
+                    log::warn!(
+                        "WAL cannot create {}: {source}; writing on into {} and trying again",
+                        path.display(),
+                        self.active.segment.path.display()
+                    );
+                }
+                return Ok(());
+            }
+        };
+        // A created file whose directory entry cannot be made durable is a
+        // sync failure like any other.
+        if let Err(source) = shared.io.sync_dir(&shared.config.dir) {
+            return Err(RoundError {
+                op: "directory fsync",
+                path: shared.config.dir.clone(),
+                source,
+            });
+        }
+        if !sync && self.dirty {
             self.unsynced_sealed.push(self.active.segment.path.clone());
         }
-        let shared = &self.shared;
-        let (file, segment) =
-            create_segment(&shared.config.dir, &*shared.io, base).map_err(|e| match e {
-                WalError::Io { path, source } => RoundError {
-                    op: "segment creation",
-                    path,
-                    source,
-                },
-                other => RoundError {
-                    op: "segment creation",
-                    path: shared.config.dir.clone(),
-                    source: io::Error::other(other.to_string()),
-                },
-            })?;
+        self.roll_pending = false;
+        let segment = SegmentInfo { base, path, len: 0 };
         let mut segments = shared.segments.lock();
         if let Some(sealed) = segments.last_mut() {
             sealed.len = self.active.segment.len;
