@@ -203,6 +203,27 @@ impl HintLog {
         Ok(())
     }
 
+    /// After a failure poisoned the log: starts it afresh with the hints
+    /// held in memory (every hint kept and not delivered). A crash before
+    /// the rewrite is synced loses hints, which only speed up repair.
+    pub fn recover(&mut self) -> Result<(), WalError> {
+        self.wal.revive()?;
+        for hint in self.hints.values() {
+            self.wal.append(
+                &record_key(TAG_HINT, hint.target, &hint.key),
+                hint.entry.version,
+                Some(&encode_value(hint)),
+            )?;
+        }
+        self.wal.sync()?;
+        self.removals = 0;
+        log::warn!(
+            "the hint log started afresh with {} hints",
+            self.hints.len()
+        );
+        Ok(())
+    }
+
     /// Every hint held.
     pub fn all(&self) -> Vec<Hint> {
         self.hints.values().cloned().collect()

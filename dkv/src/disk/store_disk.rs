@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::disk::hint_log::HintLog;
 use crate::disk::watch::DurabilityWatch;
@@ -25,7 +26,12 @@ pub struct StoreDisk {
     hints: HintLog,
     /// Only `--fsync always` makes acknowledgements wait for the disk.
     wait_for_sync: bool,
+    /// When starting a failed hint log afresh was last tried.
+    hint_recovery_tried: Option<Instant>,
 }
+
+/// How often a failed hint log is tried again (when hints come and go).
+const HINT_LOG_RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
 
 fn disk_error(e: impl std::fmt::Display) -> DiskError {
     DiskError(e.to_string())
@@ -41,7 +47,28 @@ impl StoreDisk {
             store,
             hints,
             wait_for_sync: fsync == FsyncMode::Always,
+            hint_recovery_tried: None,
         })
+    }
+
+    /// A failed hint log is started afresh from the hints in memory, at
+    /// most every [`HINT_LOG_RECOVERY_INTERVAL`], when a hint is to be kept
+    /// or forgotten (the data log recovers by itself, from the store's
+    /// snapshot thread).
+    fn recover_hint_log_if_due(&mut self) {
+        if !self.hints.wal().is_poisoned() {
+            return;
+        }
+        let due = self
+            .hint_recovery_tried
+            .is_none_or(|at| at.elapsed() >= HINT_LOG_RECOVERY_INTERVAL);
+        if !due {
+            return;
+        }
+        self.hint_recovery_tried = Some(Instant::now());
+        if let Err(e) = self.hints.recover() {
+            log::error!("the hint log failed and cannot start afresh yet: {e}");
+        }
     }
 
     /// The data store.
@@ -81,6 +108,7 @@ impl Disk for StoreDisk {
     }
 
     fn put_hint(&mut self, hint: &Hint) -> Result<Option<Ticket>, DiskError> {
+        self.recover_hint_log_if_due();
         let lsn = self.hints.put(hint).map_err(disk_error)?;
         Ok(self.wait_for_sync.then(|| Ticket::hint(lsn)))
     }
@@ -91,6 +119,7 @@ impl Disk for StoreDisk {
         key: &[u8],
         version: Version,
     ) -> Result<(), DiskError> {
+        self.recover_hint_log_if_due();
         self.hints.remove(target, key, version).map_err(disk_error)
     }
 
@@ -109,6 +138,12 @@ impl Disk for StoreDisk {
             ("wal_next_lsn", s.next_lsn.0.to_string()),
             ("wal_durable_lsn", s.durable_lsn.0.to_string()),
             ("snapshots_taken", s.snapshots_taken.to_string()),
+            ("wal_failed", u8::from(s.log_failed).to_string()),
+            ("wal_recoveries", s.log_recoveries.to_string()),
+            (
+                "hint_log_failed",
+                u8::from(self.hints.wal().is_poisoned()).to_string(),
+            ),
         ];
         match &s.last_snapshot {
             Some(snap) => lines.extend([

@@ -4,9 +4,10 @@
 //! The WAL's syncer thread calls back after each round; the runtime
 //! registers a callback that only wakes its loop ([`DurabilityWatch::on_progress`]),
 //! and on the next turn asks [`DurabilityWatch::poll`] what changed: a
-//! log durable further than last reported, or a log that failed (a
-//! refused write or fsync poisons it for good). The node never asks the
-//! disk; it is told.
+//! log durable further than last reported, a log that failed (a refused
+//! write or fsync poisons it), or a failed log started afresh (the store
+//! does that for the data log from a snapshot once the disk takes writes
+//! again). The node never asks the disk; it is told.
 
 use std::sync::Arc;
 
@@ -19,8 +20,10 @@ use crate::wal::{HoldGuard, Lsn, Wal, WalError};
 pub enum Progress {
     /// Everything up to the ticket's sequence is durable.
     Durable(Ticket),
-    /// The log failed and will not recover until the node restarts.
+    /// The log failed: it refuses writes until it recovers.
     Failed(Log),
+    /// A failed log started afresh: it takes writes again.
+    Recovered(Log),
 }
 
 /// Both logs, shared.
@@ -87,13 +90,17 @@ impl DurabilityWatch {
         let mut progress = Vec::new();
         for log in Log::ALL {
             let index = log.index();
-            if self.failed[index] {
-                continue;
-            }
             let (durable, poisoned) = {
                 let wal = self.wal(log);
                 (wal.durable_lsn(), wal.is_poisoned())
             };
+            if self.failed[index] {
+                if poisoned {
+                    continue;
+                }
+                self.failed[index] = false;
+                progress.push(Progress::Recovered(log));
+            }
             if durable > self.reported[index] {
                 self.reported[index] = durable;
                 progress.push(Progress::Durable(Ticket { log, lsn: durable }));

@@ -312,8 +312,13 @@ impl Reactor {
             match progress {
                 Progress::Durable(ticket) => self.executor.handle_durable(now, ticket),
                 Progress::Failed(log) => {
-                    log::error!("the {log:?} log failed: writes are refused until restart");
+                    log::error!(
+                        "the {log:?} log failed: writes are refused until it starts afresh"
+                    );
                     self.executor.handle_disk_failed(now, log);
+                }
+                Progress::Recovered(log) => {
+                    log::warn!("the {log:?} log started afresh: writes resume");
                 }
             }
         }

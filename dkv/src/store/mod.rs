@@ -91,6 +91,10 @@ pub struct StoreStats {
     pub next_lsn: Lsn,
     /// Snapshots taken since open.
     pub snapshots_taken: u64,
+    /// Times the data log failed and was started afresh since open.
+    pub log_recoveries: u64,
+    /// Whether the data log has failed and refuses writes now.
+    pub log_failed: bool,
     /// The newest snapshot on disk, if any.
     pub last_snapshot: Option<SnapshotInfo>,
     /// What recovery did at open.
@@ -115,6 +119,8 @@ struct SnapshotState {
     last: Option<SnapshotInfo>,
     last_at: Instant,
     taken: u64,
+    /// Times the data log was started afresh after a failure.
+    log_recoveries: u64,
 }
 
 /// One node's durable store. Cheap to share: clone the `Arc` around it, or
@@ -157,6 +163,7 @@ impl Store {
                 last: loaded,
                 last_at: Instant::now(),
                 taken: 0,
+                log_recoveries: 0,
             }),
             recovery,
             stop: Mutex::new(false),
@@ -297,6 +304,8 @@ impl Store {
             durable_lsn: self.shared.wal.durable_lsn(),
             next_lsn: self.shared.wal.next_lsn(),
             snapshots_taken: snapshots.taken,
+            log_recoveries: snapshots.log_recoveries,
+            log_failed: self.shared.wal.is_poisoned(),
             last_snapshot: snapshots.last.clone(),
             recovery: self.shared.recovery.clone(),
         }
@@ -355,8 +364,40 @@ fn take_snapshot(shared: &Shared) -> Result<SnapshotInfo, StoreError> {
     Ok(info)
 }
 
+/// How often a failed data log is tried again.
+const LOG_RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Starts the data log afresh after a failure, without a restart: a
+/// snapshot of memory at the log's next lsn (every write the engine holds,
+/// acknowledged or not: the engine is written first), then the log begins
+/// a new segment there and the old ones go. Nothing that was not durable
+/// is acknowledged: writes that failed with the log were answered with an
+/// error, and may or may not survive, as any write whose outcome was not
+/// reported. Fails, leaving the log poisoned, while the disk still refuses.
+fn recover_log(shared: &Shared) -> Result<SnapshotInfo, StoreError> {
+    let _running = shared.snapshot_running.lock();
+    let lsn = shared.wal.next_lsn();
+    let info = snapshot::write(&shared.config.snapshot_dir, &shared.engine, lsn)?;
+    let base = shared.wal.revive()?;
+    debug_assert_eq!(base, lsn, "nothing appends to a poisoned log");
+    log::warn!(
+        "the data log recovered: snapshot {} at lsn {} holds every write so far ({} entries), \
+         and the log goes on from there",
+        info.path.display(),
+        lsn.0,
+        info.entries
+    );
+    let mut state = shared.snapshot_state.lock();
+    state.last = Some(info.clone());
+    state.last_at = Instant::now();
+    state.taken += 1;
+    state.log_recoveries += 1;
+    Ok(info)
+}
+
 fn run_snapshotter(shared: &Shared) {
     let poll = Duration::from_millis(100);
+    let mut recovery_tried: Option<Instant> = None;
     loop {
         {
             let mut stop = shared.stop.lock();
@@ -366,6 +407,16 @@ fn run_snapshotter(shared: &Shared) {
             if *stop {
                 return;
             }
+        }
+        if shared.wal.is_poisoned() {
+            let due = recovery_tried.is_none_or(|at| at.elapsed() >= LOG_RECOVERY_INTERVAL);
+            if due {
+                recovery_tried = Some(Instant::now());
+                if let Err(e) = recover_log(shared) {
+                    log::error!("the data log failed and cannot start afresh yet: {e}");
+                }
+            }
+            continue;
         }
         let due_by_time = shared
             .config

@@ -21,7 +21,9 @@
 //!   that failing round covered get its error, every later waiter and every
 //!   later append gets [`WalError::Poisoned`], and nothing is retried: after
 //!   a failed `fdatasync` the page cache may have dropped the dirty pages, so
-//!   a later success would prove nothing. Only reopening (recovery) clears it.
+//!   a later success would prove nothing. Only reopening (recovery) or
+//!   starting afresh past a snapshot ([`Wal::revive`](super::Wal::revive))
+//!   clears it.
 //! * only the syncer thread (`syncer.rs`) touches the active segment's file.
 
 use std::io;
@@ -384,6 +386,33 @@ impl Shared {
             rounds: self.rounds.load(Ordering::Relaxed),
             syncs: self.syncs.load(Ordering::Relaxed),
         }
+    }
+
+    /// Resets the state of a poisoned log whose syncer has exited so that a
+    /// new syncer can start with a fresh segment at `base`: nothing queued,
+    /// nothing failed, everything below `base` durable.
+    pub(super) fn restart(&self, base: u64) {
+        let mut st = self.state.lock();
+        debug_assert!(st.failure.is_some() && st.syncer_gone);
+        debug_assert!(base >= st.next_lsn);
+        st.buf.clear();
+        st.buf_records = 0;
+        st.marks.clear();
+        st.next_lsn = base;
+        st.active_len = 0;
+        st.active_last = 0;
+        st.syncer_idle = false;
+        st.round_wanted = false;
+        st.force_sync = false;
+        st.rounds_done = st.rounds_taken;
+        st.taken_last = base - 1;
+        st.shutdown = false;
+        st.syncer_gone = false;
+        st.durable = base - 1;
+        st.failure = None;
+        self.durable.store(base - 1, Ordering::Release);
+        self.total_bytes.store(0, Ordering::Relaxed);
+        self.poisoned.store(false, Ordering::Release);
     }
 
     /// Tells the syncer to finish: it writes what is queued (and syncs it,

@@ -271,3 +271,42 @@ fn segment_count(dir: &std::path::Path) -> usize {
         })
         .count()
 }
+
+#[test]
+fn a_failed_log_revived_takes_writes_again_and_recovers_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), FsyncMode::Always);
+    cfg.segment_bytes = 300;
+    let (wal, io) = open_faulty(&cfg);
+    for lsn in append_n(&wal, 1..=20) {
+        wal.wait_durable(lsn).unwrap();
+    }
+    assert!(matches!(wal.revive(), Err(WalError::NotPoisoned)));
+    io.fail_write.store(true, Ordering::SeqCst);
+    let doomed = wal.append(b"doomed", version(21), Some(b"x")).unwrap();
+    assert!(wal.wait_durable(doomed).is_err());
+    assert!(wal.is_poisoned());
+    // The disk is still full: reviving fails until it is not.
+    io.fail_create.store(true, Ordering::SeqCst);
+    assert!(wal.revive().is_err());
+    assert!(wal.is_poisoned());
+    io.fail_create.store(false, Ordering::SeqCst);
+    io.fail_write.store(false, Ordering::SeqCst);
+    let base = wal.revive().unwrap();
+    assert_eq!(base, Lsn(22));
+    assert!(!wal.is_poisoned());
+    assert_eq!(wal.durable_lsn(), Lsn(21));
+    for (i, lsn) in (22..=60).zip(append_n(&wal, 22..=60)) {
+        assert_eq!(lsn, Lsn(i));
+        wal.wait_durable(lsn).unwrap();
+    }
+    wal.close().unwrap();
+    // The old segments are gone (a snapshot covers them); what was written
+    // since recovers with no damage.
+    let (_wal, report, records) = reopen(&cfg, Lsn(22));
+    assert!(
+        report.damage.is_none() && report.kept_aside.is_empty(),
+        "{report:?}"
+    );
+    check(&records, 22..=60);
+}

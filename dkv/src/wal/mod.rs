@@ -57,7 +57,7 @@ use crate::version::Version;
 pub use commit::MAX_BUFFERED_BYTES;
 use commit::{Shared, Start};
 pub use record::DecodeError;
-use segment::io_error;
+use segment::{io_error, SegmentInfo};
 pub use segment::{SegmentIo, StdIo};
 use syncer::{Active, Syncer};
 
@@ -243,8 +243,14 @@ pub enum WalError {
         source: Arc<io::Error>,
     },
     /// An earlier write or sync failed.
-    #[error("a previous fsync failed; the log refuses writes until reopened")]
+    #[error(
+        "a previous write or fsync of the log failed; it refuses writes until it is started \
+         afresh from a snapshot (the node retries that every few seconds) or reopened"
+    )]
     Poisoned,
+    /// [`Wal::revive`] on a log that has not failed.
+    #[error("the log has not failed; there is nothing to revive")]
+    NotPoisoned,
     /// The record's payload is over [`record::MAX_PAYLOAD_LEN`].
     #[error("WAL record payload of {len} bytes exceeds the limit of {max} bytes")]
     RecordTooLarge {
@@ -281,7 +287,7 @@ pub struct WalStats {
 /// The write-ahead log. `Send + Sync`: share it as `Arc<Wal>`.
 pub struct Wal {
     shared: Arc<Shared>,
-    syncer: Option<JoinHandle<()>>,
+    syncer: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Wal {
@@ -345,18 +351,63 @@ impl Wal {
             total_bytes: segments.iter().map(|s| s.len).sum(),
         };
         let shared = Arc::new(Shared::new(config, io, segments, &start));
-        let syncer = Syncer::new(Arc::clone(&shared), active);
-        let handle = thread::Builder::new()
-            .name("dkv-wal-sync".into())
-            .spawn(move || syncer.run())
-            .map_err(|e| io_error(&dir, e))?;
+        let handle = spawn_syncer(&shared, active)?;
         Ok((
             Wal {
                 shared,
-                syncer: Some(handle),
+                syncer: parking_lot::Mutex::new(Some(handle)),
             },
             report,
         ))
+    }
+
+    /// Starts the log afresh after a failure poisoned it: every segment is
+    /// deleted and a new one begins at [`Wal::next_lsn`], which is returned;
+    /// the records below it count as durable. Sound only once everything
+    /// below that lsn is durable elsewhere: the store calls it right after
+    /// writing a snapshot at that lsn. Old segments are deleted, not kept,
+    /// because after a failed write or fsync their contents prove nothing
+    /// (fsyncgate), and a damaged record in the middle of the log would make
+    /// the next recovery set aside everything after it.
+    ///
+    /// Errors if the log is not poisoned ([`WalError::NotPoisoned`]) or the
+    /// new segment cannot be made (the log stays poisoned; try again).
+    pub fn revive(&self) -> Result<Lsn, WalError> {
+        let shared = &self.shared;
+        if !shared.is_poisoned() {
+            return Err(WalError::NotPoisoned);
+        }
+        // The syncer exits as soon as it publishes the failure.
+        if let Some(handle) = self.syncer.lock().take() {
+            if handle.join().is_err() {
+                log::error!("the WAL syncer thread panicked");
+            }
+        }
+        let base = shared.next_lsn();
+        let dir = &shared.config.dir;
+        let (file, segment) = segment::create_segment(dir, &*shared.io, base)?;
+        let old: Vec<SegmentInfo> =
+            std::mem::replace(&mut *shared.segments.lock(), vec![segment.clone()]);
+        for victim in &old {
+            match fs::remove_file(&victim.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => log::warn!(
+                    "cannot delete old WAL segment {}: {e}",
+                    victim.path.display()
+                ),
+            }
+        }
+        shared.io.sync_dir(dir).map_err(|e| io_error(dir, e))?;
+        shared.restart(base.0);
+        let handle = spawn_syncer(shared, Active { file, segment })?;
+        *self.syncer.lock() = Some(handle);
+        log::warn!(
+            "WAL in {} started afresh at lsn {base} after a failure; writes resume",
+            dir.display()
+        );
+        shared.call_back(Ok(Lsn(base.0 - 1)));
+        Ok(base)
     }
 
     /// Encodes and queues one record (`value: None` is a tombstone); returns
@@ -482,13 +533,21 @@ impl Wal {
     }
 
     fn stop(&mut self) {
-        if let Some(handle) = self.syncer.take() {
+        if let Some(handle) = self.syncer.get_mut().take() {
             self.shared.shut_down();
             if handle.join().is_err() {
                 log::error!("the WAL syncer thread panicked");
             }
         }
     }
+}
+
+fn spawn_syncer(shared: &Arc<Shared>, active: Active) -> Result<JoinHandle<()>, WalError> {
+    let syncer = Syncer::new(Arc::clone(shared), active);
+    thread::Builder::new()
+        .name("dkv-wal-sync".into())
+        .spawn(move || syncer.run())
+        .map_err(|e| io_error(&shared.config.dir, e))
 }
 
 impl Drop for Wal {

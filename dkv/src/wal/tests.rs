@@ -410,5 +410,5 @@ fn damage_reasons_read_well() {
     assert!(empty.to_string().contains("with no records"));
     assert!(WalError::Poisoned
         .to_string()
-        .contains("a previous fsync failed; the log refuses writes until reopened"));
+        .contains("a previous write or fsync of the log failed; it refuses writes until"));
 }
