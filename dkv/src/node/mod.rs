@@ -433,6 +433,14 @@ impl<D: Disk> Node<D> {
         self.advance(now);
         let mut failed = Vec::new();
         self.gate.fail(log, &mut failed);
+        // Reads go on: they no longer wait for a write that will never be
+        // durable in this log. What they may see beyond the durable point
+        // is only the failed round's writes (the store refuses writes from
+        // then on), each answered with an error; the log's recovery
+        // snapshot makes them durable, a crash before it loses them.
+        if log == Log::Data {
+            self.data_barrier = None;
+        }
         for action in failed {
             match action {
                 Deferred::Ack { to, request, .. } => self.send(

@@ -169,9 +169,9 @@ impl Store {
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),
         });
-        let snapshotter = if shared.config.snapshot_interval.is_some()
-            || shared.config.snapshot_wal_bytes.is_some()
-        {
+        // Always started: besides timed snapshots it starts a failed log
+        // afresh once the disk takes writes again.
+        let snapshotter = {
             let shared = Arc::clone(&shared);
             Some(
                 std::thread::Builder::new()
@@ -182,8 +182,6 @@ impl Store {
                         source,
                     })?,
             )
-        } else {
-            None
         };
         Ok(Store {
             shared,
@@ -252,6 +250,11 @@ impl Store {
             return Err(StoreError::KeyTooLarge(key.len()));
         }
         let wal = &self.shared.wal;
+        // A failed log takes nothing: refuse before the engine sees it, so
+        // memory holds no write beyond the failed round's.
+        if wal.is_poisoned() {
+            return Err(WalError::Poisoned.into());
+        }
         // Refuse an oversized record before the engine sees it.
         record::encoded_len(key.len(), value.map(<[u8]>::len)).map_err(|e| {
             WalError::RecordTooLarge {
