@@ -476,6 +476,12 @@ impl Conn {
                     if self.tail.capacity() > KEEP_CAPACITY {
                         self.tail = Vec::new();
                     }
+                } else if self.tail_sent > KEEP_CAPACITY && self.tail_sent * 2 > self.tail.len() {
+                    // A slow reader: drop the sent half rather than hold it
+                    // until the rest goes too (amortised: each byte moves
+                    // at most once per halving).
+                    self.tail.drain(..self.tail_sent);
+                    self.tail_sent = 0;
                 }
             }
         }
