@@ -186,9 +186,8 @@ impl HintLog {
         Ok(())
     }
 
-    /// Rewrites the live hints into a new segment and drops the old ones.
-    fn compact(&mut self) -> Result<(), WalError> {
-        let start = self.wal.rotate()?;
+    /// Appends a record for every hint held (compaction, recovery).
+    fn append_every_hint(&self) -> Result<(), WalError> {
         for hint in self.hints.values() {
             self.wal.append(
                 &record_key(TAG_HINT, hint.target, &hint.key),
@@ -196,6 +195,13 @@ impl HintLog {
                 Some(&encode_value(hint)),
             )?;
         }
+        Ok(())
+    }
+
+    /// Rewrites the live hints into a new segment and drops the old ones.
+    fn compact(&mut self) -> Result<(), WalError> {
+        let start = self.wal.rotate()?;
+        self.append_every_hint()?;
         // The rewritten hints must be on disk before their originals go.
         self.wal.sync()?;
         self.wal.remove_segments_before(start)?;
@@ -208,13 +214,7 @@ impl HintLog {
     /// the rewrite is synced loses hints, which only speed up repair.
     pub fn recover(&mut self) -> Result<(), WalError> {
         self.wal.revive()?;
-        for hint in self.hints.values() {
-            self.wal.append(
-                &record_key(TAG_HINT, hint.target, &hint.key),
-                hint.entry.version,
-                Some(&encode_value(hint)),
-            )?;
-        }
+        self.append_every_hint()?;
         self.wal.sync()?;
         self.removals = 0;
         log::warn!(

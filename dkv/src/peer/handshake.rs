@@ -112,6 +112,18 @@ pub fn listener_proof(
     settings_digest: u64,
     cluster_name: &str,
 ) -> [u8; PROOF_LEN] {
+    listener_mac(secret, transcript, settings_digest, cluster_name)
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+fn listener_mac(
+    secret: &[u8],
+    transcript: &Transcript,
+    settings_digest: u64,
+    cluster_name: &str,
+) -> Hmac<Sha256> {
     let digest = settings_digest.to_le_bytes();
     mac(
         secret,
@@ -119,9 +131,6 @@ pub fn listener_proof(
         transcript,
         &[&digest, cluster_name.as_bytes()],
     )
-    .finalize()
-    .into_bytes()
-    .into()
 }
 
 /// Whether `proof` is the dialler's proof for `transcript`, compared in
@@ -141,15 +150,9 @@ pub fn listener_proof_matches(
     cluster_name: &str,
     proof: &[u8],
 ) -> bool {
-    let digest = settings_digest.to_le_bytes();
-    mac(
-        secret,
-        LISTENER_LABEL,
-        transcript,
-        &[&digest, cluster_name.as_bytes()],
-    )
-    .verify_slice(proof)
-    .is_ok()
+    listener_mac(secret, transcript, settings_digest, cluster_name)
+        .verify_slice(proof)
+        .is_ok()
 }
 
 /// What a listener refuses a dialler that has not proven itself with:
