@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use dkv::config::ClusterConf;
 use dkv::resp::Limits;
-use dkv::server::{self, ServerConfig};
+use dkv::server::{self, ServerConfig, TlsFiles};
 use dkv::wal::FsyncMode;
 use dkv::NodeId;
 
@@ -114,6 +114,25 @@ struct Args {
     #[arg(long, default_value = "")]
     cluster_secret: String,
 
+    /// TLS certificate chain (PEM): with --tls-key, every client connects
+    /// with TLS, and on a node of a cluster so do its peers.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// CA certificate (PEM) that signs the nodes' certificates (and the
+    /// clients', with --tls-auth-clients yes). Needed on a node of a
+    /// cluster with TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+
+    /// `yes`: clients must present a certificate --tls-ca signed.
+    #[arg(long, default_value = "no", value_parser = ["yes", "no"])]
+    tls_auth_clients: String,
+
     /// A quorum request that has not heard from enough replicas by then
     /// fails with -UNAVAILABLE, in milliseconds.
     #[arg(long, default_value_t = 2000)]
@@ -213,6 +232,15 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
         config.cluster = conf;
     }
     config.cluster_secret = args.cluster_secret.clone();
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: args.tls_ca.clone(),
+            auth_clients: args.tls_auth_clients == "yes",
+        }),
+        _ => None,
+    };
     let replication = &mut config.replication;
     replication.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
     replication.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms.max(1));

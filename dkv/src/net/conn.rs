@@ -19,6 +19,7 @@ use std::io::{self, IoSlice, Read, Write};
 use mio::net::TcpStream;
 
 use crate::command::{CallId, Executed, Session};
+use crate::net::tls::Transport;
 use crate::resp::{self, Limits, Parser, ProtocolError};
 
 /// Segments gathered into one `writev` at most.
@@ -63,7 +64,7 @@ pub(crate) enum Step {
 }
 
 pub(crate) struct Conn {
-    socket: TcpStream,
+    socket: Transport,
     input: Vec<u8>,
     /// Unparsed input starts here.
     input_start: usize,
@@ -103,7 +104,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(socket: TcpStream, session: Session, limits: Limits) -> Conn {
+    pub fn new(socket: Transport, session: Session, limits: Limits) -> Conn {
         Conn {
             socket,
             input: Vec::new(),
@@ -149,7 +150,7 @@ impl Conn {
     }
 
     pub fn socket_mut(&mut self) -> &mut TcpStream {
-        &mut self.socket
+        self.socket.socket_mut()
     }
 
     pub fn session(&self) -> &Session {
@@ -211,7 +212,9 @@ impl Conn {
                 Ok(n) => {
                     taken += n;
                     self.input.extend_from_slice(&scratch[..n]);
-                    if n < scratch.len() && !self.peer_hung_up {
+                    // A short read drained a plain socket; TLS decrypts a
+                    // record at a time, so it reads on to WouldBlock.
+                    if n < scratch.len() && !self.peer_hung_up && !self.socket.is_tls() {
                         self.read_pending = false;
                         return ReadOutcome::Drained;
                     }
@@ -418,6 +421,7 @@ impl Conn {
     /// stopping at the first pending one or when the socket would block.
     /// `Err`: the connection is dead.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.socket.flush_tls()?;
         loop {
             // Ready segments already written (or empty) go.
             while matches!(self.output.front(), Some(Segment::Ready { bytes, sent }) if *sent >= bytes.len())
@@ -490,7 +494,7 @@ impl Conn {
     /// Whether WRITABLE readiness is worth asking for: bytes are ready but
     /// the socket would not take them.
     pub fn wants_writable(&self) -> bool {
-        self.has_ready()
+        self.has_ready() || self.socket.wants_write()
     }
 
     /// Records which interest is registered; true when it must change.
@@ -507,7 +511,10 @@ impl Conn {
 
     /// Whether the connection has nothing left to do and should close.
     pub fn finished(&self) -> bool {
-        let idle = self.output.is_empty() && self.tail.is_empty() && self.calls_in_flight == 0;
+        let idle = self.output.is_empty()
+            && self.tail.is_empty()
+            && self.calls_in_flight == 0
+            && !self.socket.wants_write();
         idle && (self.closing || (self.read_closed && !self.has_input()))
     }
 }

@@ -13,6 +13,7 @@
 //! | `peers.rs`   | peer sockets: framing, reconnects, bounded refusal logs     |
 //! | `handshake.rs` | both sides of the peer handshake, as state machines       |
 //! | `rate_log.rs` | warnings strangers can trigger, logged at a bounded rate  |
+//! | `tls.rs`     | TLS setup (rustls) and the plain-or-TLS socket, `Transport` |
 //! | `wakeup.rs`  | waking the loop from other threads                          |
 
 mod conn;
@@ -20,4 +21,5 @@ pub(crate) mod handshake;
 pub(crate) mod peers;
 mod rate_log;
 pub(crate) mod reactor;
+pub(crate) mod tls;
 mod wakeup;

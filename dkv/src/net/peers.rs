@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -31,6 +32,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::net::handshake::{Dialler, Listener, Outcome, PeerIdentity};
 use crate::net::rate_log::RateLimitedLog;
+use crate::net::tls::{TlsSetup, Transport};
 use crate::peer::{self, Envelope};
 use crate::slab::Slab;
 use crate::version::NodeId;
@@ -67,7 +69,7 @@ enum OutState {
 
 struct Outbound {
     addr: SocketAddr,
-    socket: Option<TcpStream>,
+    socket: Option<Transport>,
     state: OutState,
     backoff: Duration,
     input: Vec<u8>,
@@ -82,7 +84,7 @@ struct Outbound {
 }
 
 struct Inbound {
-    socket: TcpStream,
+    socket: Transport,
     addr: SocketAddr,
     /// The handshake until it passes; then `None` and `from` is set.
     handshake: Option<Listener>,
@@ -112,11 +114,14 @@ pub(crate) struct Peers {
     /// When to try the listener again (a failed or a bounded accept).
     accept_retry_at: Option<Instant>,
     accept_log: RateLimitedLog,
+    /// TLS for accepted and dialled links, when configured.
+    tls_server: Option<Arc<rustls::ServerConfig>>,
+    tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Reads until the socket would block or `into` holds `cap` bytes;
 /// `Ok(false)` once the peer closed.
-fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>, cap: usize) -> io::Result<bool> {
+fn read_available(socket: &mut Transport, into: &mut Vec<u8>, cap: usize) -> io::Result<bool> {
     let mut chunk = [0u8; 64 * 1024];
     loop {
         if into.len() >= cap {
@@ -133,7 +138,8 @@ fn read_available(socket: &mut TcpStream, into: &mut Vec<u8>, cap: usize) -> io:
 }
 
 /// Writes from `buf[*sent..]`; `Ok(true)` when everything is out.
-fn write_pending(socket: &mut TcpStream, buf: &mut Vec<u8>, sent: &mut usize) -> io::Result<bool> {
+fn write_pending(socket: &mut Transport, buf: &mut Vec<u8>, sent: &mut usize) -> io::Result<bool> {
+    socket.flush_tls()?;
     while *sent < buf.len() {
         match socket.write(&buf[*sent..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -155,6 +161,7 @@ impl Peers {
         identity: PeerIdentity,
         bind: SocketAddr,
         members: &[(NodeId, SocketAddr)],
+        tls: Option<&TlsSetup>,
     ) -> io::Result<Peers> {
         let std_listener = std::net::TcpListener::bind(bind)?;
         std_listener.set_nonblocking(true)?;
@@ -193,6 +200,8 @@ impl Peers {
             handshaking_now: 0,
             accept_retry_at: None,
             accept_log: RateLimitedLog::new(),
+            tls_server: tls.and_then(|t| t.peer_server.clone()),
+            tls_client: tls.and_then(|t| t.peer_client.clone()),
         })
     }
 
@@ -245,7 +254,7 @@ impl Peers {
             if conn.handshake.is_some() {
                 self.handshaking_now -= 1;
             }
-            let _ = registry.deregister(&mut conn.socket);
+            let _ = registry.deregister(conn.socket.socket_mut());
         }
     }
 
@@ -270,8 +279,20 @@ impl Peers {
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
+                    let transport = match &self.tls_client {
+                        None => Transport::Plain(socket),
+                        Some(config) => match Transport::dial(socket, config, out.addr.ip()) {
+                            Ok(transport) => transport,
+                            Err(e) => {
+                                log::warn!("TLS to node {id}: {e}");
+                                let lost = out.fail_attempt(now);
+                                self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
+                                continue;
+                            }
+                        },
+                    };
                     let (dialler, hello) = Dialler::start(&self.identity, id);
-                    out.socket = Some(socket);
+                    out.socket = Some(transport);
                     out.state = OutState::Connecting(dialler);
                     out.input.clear();
                     out.output = hello;
@@ -363,6 +384,16 @@ impl Peers {
                 }
                 Ok((socket, addr)) => {
                     let _ = socket.set_nodelay(true);
+                    let socket = match &self.tls_server {
+                        None => Transport::Plain(socket),
+                        Some(config) => match Transport::accept(socket, config) {
+                            Ok(transport) => transport,
+                            Err(e) => {
+                                log::warn!("TLS for the peer connection from {addr}: {e}");
+                                continue;
+                            }
+                        },
+                    };
                     let key = self.inbound.insert(Inbound {
                         socket,
                         addr,
@@ -376,7 +407,7 @@ impl Peers {
                     };
                     if registry
                         .register(
-                            &mut conn.socket,
+                            conn.socket.socket_mut(),
                             Token(INBOUND_BASE + key.index),
                             Interest::READABLE,
                         )
@@ -507,7 +538,10 @@ impl Peers {
         let now = Instant::now();
         if let OutState::Connecting(_) = out.state {
             // A connect completes (or fails) when the socket turns writable.
-            let ok = out.socket.as_ref().is_some_and(|s| s.peer_addr().is_ok());
+            let ok = out
+                .socket
+                .as_ref()
+                .is_some_and(|s| s.socket().peer_addr().is_ok());
             if !ok {
                 let lost = out.disconnect(registry, now);
                 self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
@@ -629,7 +663,7 @@ impl Outbound {
     #[must_use = "the messages that waited are undeliverable now"]
     fn disconnect(&mut self, registry: &Registry, now: Instant) -> VecDeque<Envelope> {
         if let Some(mut socket) = self.socket.take() {
-            let _ = registry.deregister(&mut socket);
+            let _ = registry.deregister(socket.socket_mut());
         }
         self.output.clear();
         self.sent = 0;

@@ -43,6 +43,7 @@ use crate::net::conn::{Conn, ReadOutcome, Step};
 use crate::net::handshake::PeerIdentity;
 use crate::net::peers::Peers;
 use crate::net::rate_log::RateLimitedLog;
+use crate::net::tls::{TlsSetup, Transport};
 use crate::net::wakeup::Wakeup;
 use crate::node::Now;
 use crate::slab::{Key, Slab};
@@ -113,6 +114,8 @@ pub(crate) struct Reactor {
     output_log: RateLimitedLog,
     /// Failed accepts, logged at a bounded rate.
     accept_log: RateLimitedLog,
+    /// TLS for every client, when configured.
+    client_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The bound past which a connection is closed: twice `max_output` (it
@@ -154,6 +157,7 @@ impl Reactor {
         listener: TcpListener,
         executor: Executor<StoreDisk>,
         peers: Option<PeerSetup>,
+        tls: Option<TlsSetup>,
         started: Instant,
     ) -> io::Result<(Reactor, Arc<Control>)> {
         let max_clients = executor.settings().max_clients;
@@ -178,6 +182,7 @@ impl Reactor {
                 setup.identity,
                 setup.bind,
                 &setup.members,
+                tls.as_ref(),
             )?),
         };
         let max_output = executor.settings().max_output_bytes;
@@ -200,6 +205,7 @@ impl Reactor {
                 max_output,
                 output_log: RateLimitedLog::new(),
                 accept_log: RateLimitedLog::new(),
+                client_tls: tls.map(|t| t.clients),
             },
             control,
         ))
@@ -371,9 +377,19 @@ impl Reactor {
                     if let Err(e) = socket.set_nodelay(true) {
                         log::debug!("TCP_NODELAY on {peer}: {e}");
                     }
+                    let transport = match &self.client_tls {
+                        None => Transport::Plain(socket),
+                        Some(config) => match Transport::accept(socket, config) {
+                            Ok(transport) => transport,
+                            Err(e) => {
+                                log::warn!("TLS for the client at {peer}: {e}");
+                                continue;
+                            }
+                        },
+                    };
                     let session = self.executor.open_session(Some(peer));
                     let limits = self.executor.limits(&session);
-                    let key = self.conns.insert(Conn::new(socket, session, limits));
+                    let key = self.conns.insert(Conn::new(transport, session, limits));
                     let Some(conn) = self.conns.get_mut(key) else {
                         continue;
                     };

@@ -26,6 +26,8 @@ use crate::config::ClusterConf;
 use crate::disk::StoreDisk;
 use crate::net::handshake::PeerIdentity;
 use crate::net::reactor::{Control, PeerSetup, Reactor};
+use crate::net::tls::TlsSetup;
+pub use crate::net::tls::{TlsError, TlsFiles};
 use crate::node::{Node, NodeSettings, Now};
 use crate::resp::Limits;
 use crate::store::{Store, StoreConfig, StoreError};
@@ -63,6 +65,9 @@ pub struct ServerConfig {
     /// sent). Empty: none, allowed only while the peer port is on
     /// loopback (or `allow_unprotected`).
     pub cluster_secret: String,
+    /// TLS for the client port (and, on a node of a cluster, the peer
+    /// links), if any.
+    pub tls: Option<TlsFiles>,
     /// Replication timers and bounds (request timeout, heartbeats,
     /// failure timeout, hint limits). Its id, members and quorums are
     /// taken from `node_id` and `cluster`.
@@ -87,6 +92,7 @@ impl ServerConfig {
             cluster: ClusterConf::single(node_id, SocketAddr::new(bind, port)),
             hints_dir: data_dir.as_ref().join("hints"),
             cluster_secret: String::new(),
+            tls: None,
             replication: NodeSettings::single(node_id),
         }
     }
@@ -271,7 +277,13 @@ pub fn start(mut config: ServerConfig) -> Result<Server, ServerError> {
         _ => None,
     };
     let listener = mio::net::TcpListener::from_std(std_listener);
-    let (reactor, control) = Reactor::new(listener, executor, peers, started)
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => {
+            Some(TlsSetup::load(files, clustered).map_err(|e| ServerError::Config(e.to_string()))?)
+        }
+    };
+    let (reactor, control) = Reactor::new(listener, executor, peers, tls, started)
         .map_err(io_error("starting the reactor"))?;
     let thread = std::thread::Builder::new()
         .name(format!("dkv-reactor-{}", config.node_id))
