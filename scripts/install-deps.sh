@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, what `make test` needs and a fresh Debian machine
-# lacks: redis-cli (protocol tests); cc, g++, pkg-config, cmake and valgrind
+# lacks: redis-cli (protocol tests); openssl (the TLS tests' certificates);
+# cc, g++, pkg-config, cmake and valgrind
 # (libdkv's C and C++ tests); iptables and libfaketime (the fault suite's
 # link cuts and clock offsets); python3-venv (Debian's python3 makes
 # virtualenvs only with it). Does nothing when all are there.
 set -euo pipefail
 
 missing=""
-for tool in redis-cli:redis-tools cc:gcc g++:g++ pkg-config:pkg-config cmake:cmake valgrind:valgrind iptables:iptables faketime:faketime; do
+for tool in redis-cli:redis-tools openssl:openssl cc:gcc g++:g++ pkg-config:pkg-config cmake:cmake valgrind:valgrind iptables:iptables faketime:faketime; do
   command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool#*:}"
 done
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ "$(uname -m)" != x86_64 ] || missing="$missing libfaketime"
