@@ -188,7 +188,12 @@ fn one_flag_bounds_values_on_every_path_and_its_error_names_it() {
     // cap, is kept by every replica; one byte more is refused by name.
     let max = 80 << 20;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes = cluster(&dirs, |c| c.limits.max_bulk_len = max);
+    // Copying 80 MiB to two replicas in a debug build on a busy machine
+    // can take longer than the default request timeout.
+    let nodes = cluster(&dirs, |c| {
+        c.limits.max_bulk_len = max;
+        c.replication.request_timeout = Duration::from_secs(60);
+    });
     let addr = nodes[0].client_addr();
     let mut c = Client::connect(addr);
     let value = vec![b'x'; max];
