@@ -239,11 +239,14 @@ impl Conn {
     /// how many of its recent largest replies fit in `max_output`, and by
     /// the bytes of their requests (`max_output` too).
     pub fn can_run(&self, max_output: usize, max_calls: usize) -> bool {
-        let fit = max_output / self.large_reply.max(1);
-        let calls = max_calls.min(self.call_window).min(fit.max(1));
+        // One call always may; more only while their recent largest replies
+        // would fit (a product, not a quotient: this runs per request).
+        let replies_fit = self.calls_in_flight == 0
+            || self.calls_in_flight.saturating_mul(self.large_reply) < max_output;
         !self.closing
             && self.output_bytes < max_output
-            && self.calls_in_flight < calls
+            && self.calls_in_flight < max_calls.min(self.call_window)
+            && replies_fit
             && self.request_bytes_in_flight < max_output
     }
 
