@@ -303,3 +303,88 @@ fn maxclients_fits_the_descriptor_limit_and_the_next_client_is_told() {
         "{stderr}"
     );
 }
+
+#[test]
+fn both_listeners_recover_by_themselves_once_descriptors_come_back() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, peer) = (common::free_port(), common::free_port());
+    let conf = dir.path().join("cluster.conf");
+    // Node 1 runs alone; its peers never come, but its peer port is open.
+    std::fs::write(
+        &conf,
+        format!(
+            "replication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n\
+             node 1 127.0.0.1:{client} {peer}\nnode 2 127.0.0.1:{} \nnode 3 127.0.0.1:{}\n",
+            common::free_port(),
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dkv-node"));
+    command
+        .args(["--node-id", "1", "--cluster-conf"])
+        .arg(&conf)
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit only lowers this child's descriptor limit.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    let node = common::NodeProcess {
+        child,
+        port: client,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(node.addr()).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dkv-node did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A stranger opens silent connections to the peer port until the node
+    // has no descriptor left (the rest wait in the backlog).
+    let peer_addr = std::net::SocketAddr::from(([127, 0, 0, 1], peer));
+    let flood: Vec<std::net::TcpStream> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(peer_addr).ok())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A client that comes now cannot be accepted yet.
+    let mut waiting = std::net::TcpStream::connect(node.addr()).unwrap();
+    waiting
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    waiting.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Descriptors come back: the waiting client is served with no new
+    // connection to wake the listener, and the peer port takes
+    // connections again.
+    drop(flood);
+    let mut reply = [0u8; 7];
+    waiting.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+PONG\r\n");
+    let mut again = std::net::TcpStream::connect(peer_addr).unwrap();
+    again
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // Garbage instead of a hello: the node reads it and closes, which it
+    // can only do if it accepted the connection.
+    again.write_all(&[0xff; 8]).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(again.read(&mut byte), Ok(0) | Err(_)));
+    drop(node);
+}
