@@ -228,15 +228,13 @@ fn redis_cli_sets_gets_and_deletes_binary_values() {
     assert!(report.contains("errors: 0, replies: 10001"), "{report}");
 }
 
-#[test]
-fn maxclients_fits_the_descriptor_limit_and_the_next_client_is_told() {
+/// Starts `dkv-node` with `args` under a descriptor limit of 64 (soft and
+/// hard), its stderr piped, and waits until it listens on `port`.
+fn start_with_64_descriptors(port: u16, args: &[&std::ffi::OsStr]) -> common::NodeProcess {
     use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_dkv-node"));
     command
-        .args(["--port", &port.to_string(), "--data-dir"])
-        .arg(dir.path())
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     // SAFETY: setrlimit is async-signal-safe; it only lowers this child's
@@ -254,7 +252,7 @@ fn maxclients_fits_the_descriptor_limit_and_the_next_client_is_told() {
         });
     }
     let child = command.spawn().unwrap();
-    let mut node = common::NodeProcess { child, port };
+    let node = common::NodeProcess { child, port };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(node.addr()).is_err() {
         assert!(
@@ -263,6 +261,23 @@ fn maxclients_fits_the_descriptor_limit_and_the_next_client_is_told() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    node
+}
+
+#[test]
+fn maxclients_fits_the_descriptor_limit_and_the_next_client_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let port_arg = port.to_string();
+    let mut node = start_with_64_descriptors(
+        port,
+        &[
+            "--port".as_ref(),
+            port_arg.as_ref(),
+            "--data-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
+    );
     // 64 descriptors, 32 + 2 kept for the node itself: 30 clients.
     let mut first = Client::connect(node.addr());
     let Reply::Bulk(info) = first.cmd_str("INFO clients") else {
@@ -307,7 +322,6 @@ fn maxclients_fits_the_descriptor_limit_and_the_next_client_is_told() {
 #[test]
 fn both_listeners_recover_by_themselves_once_descriptors_come_back() {
     use std::io::{Read, Write};
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let (client, peer) = (common::free_port(), common::free_port());
     let conf = dir.path().join("cluster.conf");
@@ -322,40 +336,18 @@ fn both_listeners_recover_by_themselves_once_descriptors_come_back() {
         ),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dkv-node"));
-    command
-        .args(["--node-id", "1", "--cluster-conf"])
-        .arg(&conf)
-        .arg("--data-dir")
-        .arg(dir.path().join("d"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: setrlimit only lowers this child's descriptor limit.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn().unwrap();
-    let node = common::NodeProcess {
-        child,
-        port: client,
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(node.addr()).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "dkv-node did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let data = dir.path().join("d");
+    let node = start_with_64_descriptors(
+        client,
+        &[
+            "--node-id".as_ref(),
+            "1".as_ref(),
+            "--cluster-conf".as_ref(),
+            conf.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ],
+    );
     // A stranger opens silent connections to the peer port until the node
     // has no descriptor left (the rest wait in the backlog).
     let peer_addr = std::net::SocketAddr::from(([127, 0, 0, 1], peer));
