@@ -141,6 +141,33 @@ impl Ring {
         self.walk(key).take(n).collect()
     }
 
+    /// The partition a ring position falls in: the index of the first
+    /// token at or after it (wrapping past the last). Every key of one
+    /// partition has the same preference list, so a partition is what
+    /// anti-entropy compares between replicas.
+    pub fn partition_of(&self, position: u64) -> u32 {
+        let start = self.positions.partition_point(|&p| p < position);
+        if start == self.positions.len() {
+            0
+        } else {
+            start as u32
+        }
+    }
+
+    /// How many partitions the ring has (one per token).
+    pub fn partition_count(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// The first `n` distinct nodes clockwise from partition `partition`'s
+    /// token: the replicas of every key in it.
+    pub fn partition_replicas(&self, partition: u32, n: usize) -> Vec<NodeId> {
+        match self.positions.get(partition as usize) {
+            Some(&position) => self.walk_from(position).take(n).collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Every node once, in clockwise order from `key`'s position.
     pub fn walk(&self, key: &[u8]) -> Walk<'_> {
         self.walk_from(ring_position(key))

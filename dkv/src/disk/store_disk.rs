@@ -127,6 +127,13 @@ impl Disk for StoreDisk {
         self.hints.all()
     }
 
+    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version)) {
+        let engine = self.store.engine();
+        for shard in 0..engine.shard_count() {
+            engine.for_each_in_shard(shard, |key, version, _| f(key, version));
+        }
+    }
+
     fn max_timestamp(&self) -> Timestamp {
         self.store.engine().max_timestamp()
     }

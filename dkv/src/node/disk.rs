@@ -138,6 +138,9 @@ pub trait Disk {
     fn hints(&self) -> Vec<Hint>;
     /// The newest timestamp stored: the clock starts past it.
     fn max_timestamp(&self) -> Timestamp;
+    /// Calls `f` with every local key and its version, tombstones included
+    /// (anti-entropy builds its trees and lists segments with it).
+    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version));
     /// Counters.
     fn stats(&self) -> DiskStats;
 }
@@ -198,6 +201,12 @@ impl MemDisk {
 }
 
 impl Disk for MemDisk {
+    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version)) {
+        for (key, entry) in &self.written.data {
+            f(key, entry.version);
+        }
+    }
+
     fn get(&self, key: &[u8]) -> Option<Entry> {
         self.written.data.get(key).cloned()
     }

@@ -62,6 +62,13 @@ pub(crate) enum Deferred {
     /// Count a repair of this node's own copy towards the read waiting
     /// for it.
     OwnRepair { read: ReadId, held: Option<Version> },
+    /// Push an entry to a peer that lacks it (anti-entropy), once it is
+    /// durable here.
+    Push {
+        to: NodeId,
+        key: Vec<u8>,
+        entry: Entry,
+    },
 }
 
 /// Actions waiting for each log, and how far each log is durable.

@@ -61,6 +61,7 @@
 //! refuse them, and its own copy must not shadow later writes) and says so
 //! in its log and INFO.
 
+mod aae;
 mod clocks;
 mod coordinator;
 mod disk;
@@ -70,6 +71,9 @@ mod handoff;
 mod ids;
 mod quorum;
 mod read_path;
+pub mod tictac;
+
+pub use aae::AaeStats;
 mod types;
 mod write_path;
 
@@ -125,6 +129,8 @@ pub struct Node<D: Disk> {
     /// Read repairs, quorum failures, clock refusals (hint counters live
     /// in the handoff).
     stats: NodeStats,
+    /// Anti-entropy: trees, exchange schedule, the exchange running.
+    aae: aae::Aae,
 }
 
 impl<D: Disk> Node<D> {
@@ -154,7 +160,14 @@ impl<D: Disk> Node<D> {
                 .count(),
             settings.max_clock_drift.as_millis() as u64,
         );
-        Node {
+        let aae = aae::Aae::new(
+            settings.id,
+            &ring,
+            settings.replication_factor,
+            settings.aae_enabled && settings.members.len() > 1,
+            settings.aae_interval.as_millis() as u64,
+        );
+        let mut node = Node {
             ring,
             disk,
             clock,
@@ -170,7 +183,21 @@ impl<D: Disk> Node<D> {
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
             settings,
-        }
+            aae,
+        };
+        node.build_trees();
+        node
+    }
+
+    /// Anti-entropy's counters and progress.
+    pub fn aae_stats(&self) -> AaeStats {
+        self.aae.stats()
+    }
+
+    /// The root of this node's anti-entropy tree for the partition of
+    /// `key`, if it replicates it (tests compare replicas with it).
+    pub fn aae_root_of(&self, key: &[u8]) -> Option<u64> {
+        self.aae.tree(self.partition_of(key)).map(|t| t.root())
     }
 
     /// This node's id.
@@ -261,6 +288,9 @@ impl<D: Disk> Node<D> {
         }
         if self.handoff.has_work(|t| self.detector.is_up(t)) {
             next = next.min(self.now.mono + self.settings.heartbeat_interval.as_millis() as u64);
+        }
+        if let Some(due) = self.aae.next_due() {
+            next = next.min(due.max(self.now.mono + 1));
         }
         Some(next)
     }
@@ -368,6 +398,26 @@ impl<D: Disk> Node<D> {
                 }
             }
             Message::Heartbeat => {}
+            Message::AaeBranches {
+                exchange,
+                partition,
+                branches,
+            } => self.on_aae_branches(from, exchange, partition, &branches),
+            Message::AaeLeaves {
+                exchange,
+                partition,
+                leaves,
+            } => self.on_aae_leaves(from, exchange, partition, &leaves),
+            Message::AaeKeysWanted {
+                exchange,
+                partition,
+                segments,
+            } => self.on_aae_keys_wanted(from, exchange, partition, &segments),
+            Message::AaeKeys {
+                exchange,
+                partition,
+                keys,
+            } => self.on_aae_keys(from, exchange, partition, keys),
         }
     }
 
@@ -412,7 +462,13 @@ impl<D: Disk> Node<D> {
             }
             // Answers and heartbeats: the other side times out, or hears
             // the next one.
-            Message::ReplicateAck { .. } | Message::ReadReply { .. } | Message::Heartbeat => {}
+            Message::ReplicateAck { .. }
+            | Message::ReadReply { .. }
+            | Message::Heartbeat
+            | Message::AaeBranches { .. }
+            | Message::AaeLeaves { .. }
+            | Message::AaeKeysWanted { .. }
+            | Message::AaeKeys { .. } => {}
         }
     }
 
@@ -464,6 +520,9 @@ impl<D: Disk> Node<D> {
                 Deferred::OwnRepair { read, .. } => {
                     self.on_repair_ack(self.settings.id, read, None)
                 }
+                // Anti-entropy pushes only what is durable; the next
+                // exchange finds the difference again.
+                Deferred::Push { .. } => {}
             }
         }
     }
@@ -487,6 +546,7 @@ impl<D: Disk> Node<D> {
         self.handoff.expire(&mut self.disk, now.wall);
         self.deliver_hints();
         self.report_skew();
+        self.aae_tick();
     }
 
     fn advance(&mut self, now: Now) {
@@ -611,6 +671,7 @@ impl<D: Disk> Node<D> {
             Deferred::OwnRepair { read, held } => {
                 self.on_repair_ack(self.settings.id, read, Some(held))
             }
+            Deferred::Push { to, key, entry } => self.push_repair(to, key, entry),
         }
     }
 
@@ -623,6 +684,10 @@ impl<D: Disk> Node<D> {
         value: Option<&[u8]>,
     ) -> Result<Applied, DiskError> {
         let applied = self.disk.apply(key, version, value)?;
+        if applied.won {
+            let partition = self.partition_of(key);
+            self.aae.record(partition, key, applied.held, Some(version));
+        }
         if let Some(ticket) = applied.ticket.filter(|t| t.log == Log::Data) {
             debug_assert!(
                 self.data_barrier.is_none_or(|b| b <= ticket),

@@ -251,6 +251,11 @@ pub struct NodeSettings {
     pub max_hint_age: Duration,
     /// Hints sent to a recovered target at once.
     pub hint_batch: usize,
+    /// Whether active anti-entropy runs.
+    pub aae_enabled: bool,
+    /// How long anti-entropy waits after an exchange that found a pair in
+    /// sync (one that repaired something is followed at once).
+    pub aae_interval: Duration,
     /// Timestamps further ahead of the wall clock are refused.
     pub max_clock_drift: Duration,
 }
@@ -272,6 +277,8 @@ impl NodeSettings {
             max_hint_bytes_per_target: 256 << 20,
             max_hint_age: Duration::from_secs(3 * 3600),
             hint_batch: 256,
+            aae_enabled: true,
+            aae_interval: Duration::from_millis(200),
             max_clock_drift: crate::clock::DEFAULT_MAX_DRIFT,
         }
     }

@@ -51,6 +51,14 @@ pub mod frame_type {
     pub const READ_REPLY: u8 = 0x13;
     /// [`Message::Heartbeat`](crate::peer::Message::Heartbeat).
     pub const HEARTBEAT: u8 = 0x14;
+    /// [`Message::AaeBranches`](crate::peer::Message::AaeBranches).
+    pub const AAE_BRANCHES: u8 = 0x15;
+    /// [`Message::AaeLeaves`](crate::peer::Message::AaeLeaves).
+    pub const AAE_LEAVES: u8 = 0x16;
+    /// [`Message::AaeKeysWanted`](crate::peer::Message::AaeKeysWanted).
+    pub const AAE_KEYS_WANTED: u8 = 0x17;
+    /// [`Message::AaeKeys`](crate::peer::Message::AaeKeys).
+    pub const AAE_KEYS: u8 = 0x18;
 }
 
 use frame_type::*;
@@ -167,8 +175,59 @@ pub fn encode_envelope(envelope: &Envelope, buf: &mut Vec<u8>) -> Result<usize, 
             }
         }
         Message::Heartbeat => {}
+        Message::AaeBranches {
+            exchange,
+            partition,
+            branches,
+        } => {
+            put_aae_head(buf, *exchange, *partition, branches.len());
+            for branch in branches {
+                put_u64(buf, *branch);
+            }
+        }
+        Message::AaeLeaves {
+            exchange,
+            partition,
+            leaves,
+        } => {
+            put_aae_head(buf, *exchange, *partition, leaves.len());
+            for (segment, leaf) in leaves {
+                put_u16(buf, *segment);
+                put_u64(buf, *leaf);
+            }
+        }
+        Message::AaeKeysWanted {
+            exchange,
+            partition,
+            segments,
+        } => {
+            put_aae_head(buf, *exchange, *partition, segments.len());
+            for segment in segments {
+                put_u16(buf, *segment);
+            }
+        }
+        Message::AaeKeys {
+            exchange,
+            partition,
+            keys,
+        } => {
+            put_aae_head(buf, *exchange, *partition, keys.len());
+            for (key, version) in keys {
+                put_bytes(buf, key);
+                put_u64(buf, version.timestamp.0);
+                put_u32(buf, version.node_id.0);
+            }
+        }
     }
     Ok(finish(buf, start, len))
+}
+
+/// An anti-entropy message's fixed fields: exchange, partition, count.
+fn put_aae_head(buf: &mut Vec<u8>, exchange: u64, partition: u32, count: usize) {
+    put_u64(buf, exchange);
+    put_u32(buf, partition);
+    // The frame fits a u32 (checked by `begin`), so its count does too.
+    put_u32(buf, count as u32);
 }
 
 /// The `frame_len` of `envelope` (add [`LEN_PREFIX`] for the bytes on the
@@ -187,6 +246,15 @@ pub fn envelope_frame_len(envelope: &Envelope) -> u64 {
         Message::Read { key, .. } => 8 + field_len(key.len()),
         Message::ReadReply { entry, .. } => 8 + 1 + entry.as_ref().map_or(0, entry_len),
         Message::Heartbeat => 0,
+        Message::AaeBranches { branches, .. } => 16 + 8 * branches.len() as u64,
+        Message::AaeLeaves { leaves, .. } => 16 + 10 * leaves.len() as u64,
+        Message::AaeKeysWanted { segments, .. } => 16 + 2 * segments.len() as u64,
+        Message::AaeKeys { keys, .. } => {
+            16 + keys
+                .iter()
+                .map(|(key, _)| field_len(key.len()) + 12)
+                .sum::<u64>()
+        }
     };
     1 + 4 + 8 + body
 }
@@ -199,6 +267,10 @@ pub fn message_type(message: &Message) -> u8 {
         Message::Read { .. } => READ,
         Message::ReadReply { .. } => READ_REPLY,
         Message::Heartbeat => HEARTBEAT,
+        Message::AaeBranches { .. } => AAE_BRANCHES,
+        Message::AaeLeaves { .. } => AAE_LEAVES,
+        Message::AaeKeysWanted { .. } => AAE_KEYS_WANTED,
+        Message::AaeKeys { .. } => AAE_KEYS,
     }
 }
 
@@ -401,7 +473,7 @@ pub fn decode_envelope(
     buf: &[u8],
     max_frame: usize,
 ) -> Result<Option<(Envelope, usize)>, FrameError> {
-    let accepts = |t| (REPLICATE..=HEARTBEAT).contains(&t);
+    let accepts = |t| (REPLICATE..=AAE_KEYS).contains(&t);
     let Some(RawFrame {
         kind,
         payload,
@@ -455,7 +527,58 @@ pub fn decode_envelope(
                 value => return Err(bad_tag("entry", value)),
             },
         },
-        _ => Message::Heartbeat,
+        HEARTBEAT => Message::Heartbeat,
+        AAE_BRANCHES => {
+            let (exchange, partition, count) = r.aae_head(8)?;
+            let mut branches = Vec::with_capacity(count);
+            for _ in 0..count {
+                branches.push(r.u64("branches")?);
+            }
+            Message::AaeBranches {
+                exchange,
+                partition,
+                branches,
+            }
+        }
+        AAE_LEAVES => {
+            let (exchange, partition, count) = r.aae_head(10)?;
+            let mut leaves = Vec::with_capacity(count);
+            for _ in 0..count {
+                leaves.push((r.u16("leaves")?, r.u64("leaves")?));
+            }
+            Message::AaeLeaves {
+                exchange,
+                partition,
+                leaves,
+            }
+        }
+        AAE_KEYS_WANTED => {
+            let (exchange, partition, count) = r.aae_head(2)?;
+            let mut segments = Vec::with_capacity(count);
+            for _ in 0..count {
+                segments.push(r.u16("segments")?);
+            }
+            Message::AaeKeysWanted {
+                exchange,
+                partition,
+                segments,
+            }
+        }
+        _ => {
+            let (exchange, partition, count) = r.aae_head(16)?;
+            let mut keys = Vec::with_capacity(count);
+            for _ in 0..count {
+                let key = r.bytes("keys")?.to_vec();
+                let timestamp = Timestamp(r.u64("keys")?);
+                let node_id = NodeId(r.u32("keys")?);
+                keys.push((key, Version { timestamp, node_id }));
+            }
+            Message::AaeKeys {
+                exchange,
+                partition,
+                keys,
+            }
+        }
     };
     r.end()?;
     Ok(Some((
@@ -562,6 +685,19 @@ impl<'a> Reader<'a> {
             ENTRY_TOMBSTONE => Ok(Entry::tombstone(version)),
             value => Err(bad_tag("entry.kind", value)),
         }
+    }
+
+    /// An anti-entropy message's exchange, partition and item count; the
+    /// count is checked against the bytes left (each item at least
+    /// `item_min` bytes) before anything is allocated for it.
+    fn aae_head(&mut self, item_min: usize) -> Result<(u64, u32, usize), FrameError> {
+        let exchange = self.u64("exchange")?;
+        let partition = self.u32("partition")?;
+        let count = self.u32("count")? as usize;
+        if count.saturating_mul(item_min) > self.0.len() {
+            return Err(FrameError::Truncated { field: "count" });
+        }
+        Ok((exchange, partition, count))
     }
 
     /// Checks nothing is left.

@@ -140,6 +140,47 @@ pub enum Message {
     },
     /// Liveness only; the envelope's clock still counts.
     Heartbeat,
+    /// Anti-entropy, from the node that starts an exchange: the branch
+    /// hashes of its tree for one ring partition.
+    AaeBranches {
+        /// Echoed by the answers.
+        exchange: u64,
+        /// The partition (index of its token on the ring).
+        partition: u32,
+        /// The tree's branch hashes, in order.
+        branches: Vec<u64>,
+    },
+    /// The answer to [`Message::AaeBranches`]: the receiver's leaves under
+    /// the branches that differ (none: the trees agree).
+    AaeLeaves {
+        /// The exchange answered.
+        exchange: u64,
+        /// The partition.
+        partition: u32,
+        /// `(segment, leaf hash)` pairs.
+        leaves: Vec<(u16, u64)>,
+    },
+    /// The starting node asks for the keys and versions in these segments.
+    AaeKeysWanted {
+        /// The exchange.
+        exchange: u64,
+        /// The partition.
+        partition: u32,
+        /// The segments whose leaves differ.
+        segments: Vec<u16>,
+    },
+    /// The answer to [`Message::AaeKeysWanted`]: every key the receiver
+    /// holds in those segments, tombstones included, with its version.
+    /// The starting node then pushes what it holds newer as ordinary
+    /// writes ([`Message::Replicate`]).
+    AaeKeys {
+        /// The exchange answered.
+        exchange: u64,
+        /// The partition.
+        partition: u32,
+        /// `(key, version)` pairs.
+        keys: Vec<(Vec<u8>, Version)>,
+    },
 }
 
 impl Message {
@@ -150,7 +191,11 @@ impl Message {
             | Message::ReplicateAck { request, .. }
             | Message::Read { request, .. }
             | Message::ReadReply { request, .. } => Some(*request),
-            Message::Heartbeat => None,
+            Message::Heartbeat
+            | Message::AaeBranches { .. }
+            | Message::AaeLeaves { .. }
+            | Message::AaeKeysWanted { .. }
+            | Message::AaeKeys { .. } => None,
         }
     }
 
@@ -162,6 +207,10 @@ impl Message {
             Message::Read { .. } => "read",
             Message::ReadReply { .. } => "read-reply",
             Message::Heartbeat => "heartbeat",
+            Message::AaeBranches { .. } => "aae-branches",
+            Message::AaeLeaves { .. } => "aae-leaves",
+            Message::AaeKeysWanted { .. } => "aae-keys-wanted",
+            Message::AaeKeys { .. } => "aae-keys",
         }
     }
 }

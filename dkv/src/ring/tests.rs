@@ -259,3 +259,22 @@ proptest! {
         prop_assert_eq!(again.preference_list(&key, n), preference);
     }
 }
+
+#[test]
+fn a_partition_is_one_replica_set() {
+    let ring = Ring::new(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)], 16);
+    assert_eq!(ring.partition_count(), 80);
+    for i in 0..2000u32 {
+        let key = format!("key-{i}");
+        let partition = ring.partition_of(Ring::position(key.as_bytes()));
+        assert!((partition as usize) < ring.partition_count());
+        assert_eq!(
+            ring.partition_replicas(partition, 3),
+            ring.preference_list(key.as_bytes(), 3),
+            "{key}"
+        );
+    }
+    // Past the last token the ring wraps to the first.
+    assert_eq!(ring.partition_of(u64::MAX), 0);
+    assert!(ring.partition_replicas(9999, 3).is_empty());
+}

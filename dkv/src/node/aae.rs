@@ -1,0 +1,448 @@
+//! Active anti-entropy: replicas converge without reads, and a node that
+//! lost its data is refilled, after Riak's TictacAAE.
+//!
+//! The node keeps a [`TicTacTree`] per ring partition it replicates (a
+//! partition is one replica set: every key in it has the same preference
+//! list), updated on every entry it applies (client writes, replication,
+//! read repair, hint delivery, anti-entropy itself) from the key's old and
+//! new versions, and built once at start from the disk. On a timer it
+//! exchanges one (partition, peer) pair, round-robin over the partitions it
+//! replicates and their other replicas that are up:
+//!
+//! 1. it sends its branch hashes ([`Message::AaeBranches`]);
+//! 2. the peer answers with its leaves under the branches that differ
+//!    ([`Message::AaeLeaves`]; none: in sync, done);
+//! 3. it asks for the keys and versions in the segments whose leaves
+//!    differ ([`Message::AaeKeysWanted`]), and the peer lists them
+//!    ([`Message::AaeKeys`]);
+//! 4. it pushes every entry it holds newer than the peer's (or the peer
+//!    lacks) as an ordinary replicated write, which the peer applies under
+//!    the same clock checks as any other (push only, as Garage: the peer's
+//!    own exchanges push the other way).
+//!
+//! Bounds: at most [`MAX_BRANCHES_PER_EXCHANGE`] branches and
+//! [`MAX_KEYS_LISTED`] keys per exchange, and [`MAX_REPAIR_BYTES`] pushed;
+//! an exchange that repaired something is followed by the next at once
+//! (refilling goes fast), one that found the trees equal waits for the
+//! interval (idle clusters stay quiet).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::engine::Entry;
+use crate::node::disk::Disk;
+use crate::node::tictac::{segment_of, TicTacTree, LEAVES_PER_BRANCH, SEGMENTS};
+use crate::node::Node;
+use crate::peer::Message;
+use crate::ring::Ring;
+use crate::version::{NodeId, Version};
+
+/// Branches whose leaves one exchange compares, at most.
+pub const MAX_BRANCHES_PER_EXCHANGE: usize = 8;
+/// Keys a peer lists in one answer, at most.
+pub const MAX_KEYS_LISTED: usize = 4096;
+/// Bytes of entries one exchange pushes, at most.
+pub const MAX_REPAIR_BYTES: usize = 4 << 20;
+/// An exchange not answered by then is given up (ms).
+const EXCHANGE_TIMEOUT: u64 = 2_000;
+
+/// The exchange a node is running, if any.
+#[derive(Debug, Clone)]
+struct Exchange {
+    id: u64,
+    partition: u32,
+    peer: NodeId,
+    started: u64,
+    /// The segments asked about, once the leaves were compared.
+    segments: Vec<u16>,
+}
+
+/// Counters and progress, for `INFO aae`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AaeStats {
+    /// Exchanges started.
+    pub exchanges: u64,
+    /// Exchanges that found the two trees equal.
+    pub exchanges_in_sync: u64,
+    /// Segments found differing.
+    pub segments_differing: u64,
+    /// Entries pushed to a peer that lacked them or held older ones.
+    pub keys_repaired: u64,
+    /// Bytes of those entries (keys and values).
+    pub bytes_repaired: u64,
+    /// Partitions whose last exchange with every other replica found them
+    /// in sync, and partitions this node replicates.
+    pub partitions_in_sync: usize,
+    pub partitions: usize,
+    /// Per peer: when (ms, this node's clock) a full cycle over the
+    /// partitions shared with it last ended.
+    pub last_cycle_per_peer: Vec<(NodeId, u64)>,
+}
+
+/// Anti-entropy state of one node.
+#[derive(Debug)]
+pub(crate) struct Aae {
+    enabled: bool,
+    interval: u64,
+    /// Partitions this node replicates, and their trees.
+    trees: HashMap<u32, TicTacTree>,
+    /// Every (partition, other replica) pair, in exchange order.
+    pairs: Vec<(u32, NodeId)>,
+    cursor: usize,
+    next_at: u64,
+    exchange: Option<Exchange>,
+    next_id: u64,
+    /// The last exchange's verdict per pair: in sync or not.
+    in_sync: HashMap<(u32, NodeId), bool>,
+    /// Per peer: pairs done since its cycle began, and when the last
+    /// cycle ended.
+    cycle: BTreeMap<NodeId, (usize, Option<u64>)>,
+    stats: AaeStats,
+}
+
+impl Aae {
+    /// The partitions `me` replicates on `ring` with `n` replicas.
+    pub fn new(me: NodeId, ring: &Ring, n: usize, enabled: bool, interval_ms: u64) -> Aae {
+        let mut trees = HashMap::new();
+        let mut pairs = Vec::new();
+        for partition in 0..ring.partition_count() as u32 {
+            let replicas = ring.partition_replicas(partition, n);
+            if !replicas.contains(&me) {
+                continue;
+            }
+            trees.insert(partition, TicTacTree::default());
+            for peer in replicas.into_iter().filter(|&p| p != me) {
+                pairs.push((partition, peer));
+            }
+        }
+        // Interleave peers, so each peer's partitions spread over the cycle.
+        pairs.sort_by_key(|&(partition, peer)| (partition, peer));
+        let mut cycle = BTreeMap::new();
+        for &(_, peer) in &pairs {
+            cycle.insert(peer, (0, None));
+        }
+        Aae {
+            enabled,
+            interval: interval_ms.max(1),
+            trees,
+            pairs,
+            cursor: 0,
+            next_at: 0,
+            exchange: None,
+            next_id: 1,
+            in_sync: HashMap::new(),
+            cycle,
+            stats: AaeStats::default(),
+        }
+    }
+
+    /// A key of `partition` went from `old` to `new` here.
+    pub fn record(
+        &mut self,
+        partition: u32,
+        key: &[u8],
+        old: Option<Version>,
+        new: Option<Version>,
+    ) {
+        if let Some(tree) = self.trees.get_mut(&partition) {
+            tree.update(key, old, new);
+        }
+    }
+
+    /// When the next exchange is due, if anti-entropy runs.
+    pub fn next_due(&self) -> Option<u64> {
+        (self.enabled && !self.pairs.is_empty()).then_some(self.next_at)
+    }
+
+    pub fn stats(&self) -> AaeStats {
+        let mut stats = self.stats.clone();
+        stats.partitions = self.trees.len();
+        let mut synced: HashMap<u32, bool> = self.trees.keys().map(|&p| (p, true)).collect();
+        for &(partition, peer) in &self.pairs {
+            if self.in_sync.get(&(partition, peer)) != Some(&true) {
+                synced.insert(partition, false);
+            }
+        }
+        stats.partitions_in_sync = synced.values().filter(|&&s| s).count();
+        stats.last_cycle_per_peer = self
+            .cycle
+            .iter()
+            .filter_map(|(&peer, &(_, at))| at.map(|at| (peer, at)))
+            .collect();
+        stats
+    }
+
+    /// The tree of `partition`, if this node replicates it.
+    pub fn tree(&self, partition: u32) -> Option<&TicTacTree> {
+        self.trees.get(&partition)
+    }
+
+    /// Ends the running exchange with its verdict.
+    fn finish(&mut self, now: u64, in_sync: bool) {
+        let Some(exchange) = self.exchange.take() else {
+            return;
+        };
+        if in_sync {
+            self.stats.exchanges_in_sync += 1;
+        }
+        self.in_sync
+            .insert((exchange.partition, exchange.peer), in_sync);
+        let shared = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| *p == exchange.peer)
+            .count();
+        if let Some((done, last)) = self.cycle.get_mut(&exchange.peer) {
+            *done += 1;
+            if *done >= shared {
+                *done = 0;
+                *last = Some(now);
+            }
+        }
+        // Repairing: go on at once. In sync: wait for the interval.
+        self.next_at = if in_sync { now + self.interval } else { now };
+    }
+}
+
+impl<D: Disk> Node<D> {
+    /// The partition of `key`.
+    pub(super) fn partition_of(&self, key: &[u8]) -> u32 {
+        self.ring.partition_of(Ring::position(key))
+    }
+
+    /// Builds the trees from what the disk holds (once, at start).
+    pub(super) fn build_trees(&mut self) {
+        let ring = &self.ring;
+        let aae = &mut self.aae;
+        self.disk.for_each_version(&mut |key, version| {
+            let partition = ring.partition_of(Ring::position(key));
+            aae.record(partition, key, None, Some(version));
+        });
+    }
+
+    /// Starts the next exchange if one is due (from the tick).
+    pub(super) fn aae_tick(&mut self) {
+        let now = self.now.mono;
+        if let Some(running) = &self.aae.exchange {
+            if now.saturating_sub(running.started) < EXCHANGE_TIMEOUT {
+                return;
+            }
+            self.aae.finish(now, false);
+        }
+        if self.aae.next_due().is_none_or(|due| due > now) {
+            return;
+        }
+        let pairs = self.aae.pairs.len();
+        for _ in 0..pairs {
+            let (partition, peer) = self.aae.pairs[self.aae.cursor];
+            self.aae.cursor = (self.aae.cursor + 1) % pairs;
+            if !self.detector.is_up(peer) {
+                continue;
+            }
+            let Some(tree) = self.aae.trees.get(&partition) else {
+                continue;
+            };
+            let branches = tree.branches().to_vec();
+            let id = self.aae.next_id;
+            self.aae.next_id += 1;
+            self.aae.exchange = Some(Exchange {
+                id,
+                partition,
+                peer,
+                started: now,
+                segments: Vec::new(),
+            });
+            self.aae.stats.exchanges += 1;
+            self.send(
+                peer,
+                Message::AaeBranches {
+                    exchange: id,
+                    partition,
+                    branches,
+                },
+            );
+            return;
+        }
+        // No peer up: try again after the interval.
+        self.aae.next_at = now + self.aae.interval;
+    }
+
+    /// The exchange `id` with `from` about `partition`, if it is the one
+    /// running.
+    fn aae_running(&self, from: NodeId, id: u64, partition: u32) -> bool {
+        self.aae
+            .exchange
+            .as_ref()
+            .is_some_and(|e| e.id == id && e.peer == from && e.partition == partition)
+    }
+
+    /// Step 2, on the peer: the leaves under the branches that differ.
+    pub(super) fn on_aae_branches(
+        &mut self,
+        from: NodeId,
+        exchange: u64,
+        partition: u32,
+        branches: &[u64],
+    ) {
+        let leaves = match self.aae.trees.get(&partition) {
+            // Not a replica of it here: an empty tree answers.
+            None => Vec::new(),
+            Some(tree) => tree
+                .branches_differing(branches)
+                .into_iter()
+                .take(MAX_BRANCHES_PER_EXCHANGE)
+                .flat_map(|branch| {
+                    let first = branch as usize * LEAVES_PER_BRANCH;
+                    tree.leaves_of(branch as usize)
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, leaf)| ((first + i) as u16, *leaf))
+                })
+                .collect(),
+        };
+        self.send(
+            from,
+            Message::AaeLeaves {
+                exchange,
+                partition,
+                leaves,
+            },
+        );
+    }
+
+    /// Step 3, on the node that started: the segments that differ.
+    pub(super) fn on_aae_leaves(
+        &mut self,
+        from: NodeId,
+        exchange: u64,
+        partition: u32,
+        leaves: &[(u16, u64)],
+    ) {
+        if !self.aae_running(from, exchange, partition) {
+            return;
+        }
+        let segments = match self.aae.trees.get(&partition) {
+            Some(tree) => tree.segments_differing(leaves),
+            None => Vec::new(),
+        };
+        if segments.is_empty() {
+            self.aae.finish(self.now.mono, leaves.is_empty());
+            return;
+        }
+        self.aae.stats.segments_differing += segments.len() as u64;
+        if let Some(running) = self.aae.exchange.as_mut() {
+            running.segments.clone_from(&segments);
+        }
+        self.send(
+            from,
+            Message::AaeKeysWanted {
+                exchange,
+                partition,
+                segments,
+            },
+        );
+    }
+
+    /// Step 3, on the peer: its keys and versions in those segments.
+    pub(super) fn on_aae_keys_wanted(
+        &mut self,
+        from: NodeId,
+        exchange: u64,
+        partition: u32,
+        segments: &[u16],
+    ) {
+        let keys = self.keys_in(partition, segments, MAX_KEYS_LISTED);
+        self.send(
+            from,
+            Message::AaeKeys {
+                exchange,
+                partition,
+                keys,
+            },
+        );
+    }
+
+    /// Step 4, on the node that started: push what it holds newer.
+    pub(super) fn on_aae_keys(
+        &mut self,
+        from: NodeId,
+        exchange: u64,
+        partition: u32,
+        theirs: Vec<(Vec<u8>, Version)>,
+    ) {
+        if !self.aae_running(from, exchange, partition) {
+            return;
+        }
+        let segments = self
+            .aae
+            .exchange
+            .as_ref()
+            .map(|e| e.segments.clone())
+            .unwrap_or_default();
+        let theirs: HashMap<Vec<u8>, Version> = theirs.into_iter().collect();
+        // Every key this side holds in the segments asked about: those the
+        // peer lacks are pushed too.
+        let mine = self.keys_in(partition, &segments, usize::MAX);
+        let mut pushed_bytes = 0;
+        for (key, version) in mine {
+            if theirs.get(&key).is_some_and(|&v| v >= version) {
+                continue;
+            }
+            let Some(entry) = self.disk.get(&key) else {
+                continue;
+            };
+            pushed_bytes += key.len() + entry.value.as_ref().map_or(0, Vec::len);
+            self.aae.stats.keys_repaired += 1;
+            // Only what is durable here goes out (as read replies do).
+            self.defer(
+                self.data_barrier,
+                crate::node::durability::Deferred::Push {
+                    to: from,
+                    key,
+                    entry,
+                },
+            );
+            if pushed_bytes >= MAX_REPAIR_BYTES {
+                break;
+            }
+        }
+        self.aae.stats.bytes_repaired += pushed_bytes as u64;
+        self.aae.finish(self.now.mono, false);
+    }
+
+    /// Sends `entry` for `key` to `to` as a replicated write whose
+    /// acknowledgement nobody waits for.
+    pub(super) fn push_repair(&mut self, to: NodeId, key: Vec<u8>, entry: Entry) {
+        let request = self.ids.read().repair().into();
+        self.send(
+            to,
+            Message::Replicate {
+                request,
+                key,
+                entry,
+                hint_for: None,
+            },
+        );
+    }
+
+    /// This node's keys and versions in `segments` of `partition`, at most
+    /// `limit` of them.
+    fn keys_in(&self, partition: u32, segments: &[u16], limit: usize) -> Vec<(Vec<u8>, Version)> {
+        let mut wanted = [false; SEGMENTS];
+        for &s in segments {
+            if let Some(slot) = wanted.get_mut(s as usize) {
+                *slot = true;
+            }
+        }
+        let ring = &self.ring;
+        let mut keys = Vec::new();
+        self.disk.for_each_version(&mut |key, version| {
+            if keys.len() < limit
+                && wanted[segment_of(key) as usize]
+                && ring.partition_of(Ring::position(key)) == partition
+            {
+                keys.push((key.to_vec(), version));
+            }
+        });
+        keys
+    }
+}

@@ -1,0 +1,180 @@
+//! [`TicTacTree`]: a Merkle tree whose hashes combine by XOR (Riak's
+//! TictacAAE), so a write updates it from the old and the new version of
+//! its key alone, without rescanning anything.
+//!
+//! A key falls in one of [`SEGMENTS`] leaves; a leaf holds the XOR of
+//! `hash(key, version)` over its keys, a branch the XOR of its
+//! [`LEAVES_PER_BRANCH`] leaves, the root the XOR of the branches. Two
+//! replicas holding the same keys at the same versions have equal trees;
+//! where they differ, comparing branches, then the leaves of the branches
+//! that differ, finds the segments to compare key by key. Pure data.
+
+use crate::hash::murmur3_x64_128;
+use crate::version::Version;
+
+/// Leaves of a tree.
+pub const SEGMENTS: usize = 1024;
+/// Leaves under one branch.
+pub const LEAVES_PER_BRANCH: usize = 32;
+/// Branches of a tree.
+pub const BRANCHES: usize = SEGMENTS / LEAVES_PER_BRANCH;
+
+/// The leaf a key falls in: the high bits of its 128-bit hash (the ring
+/// position uses the low ones, so the leaves of one partition fill evenly).
+pub fn segment_of(key: &[u8]) -> u16 {
+    ((murmur3_x64_128(key, 0) >> 64) as u64 % SEGMENTS as u64) as u16
+}
+
+/// What one key at one version adds to its leaf.
+pub fn entry_hash(key: &[u8], version: Version) -> u64 {
+    let mut bytes = Vec::with_capacity(key.len() + 12);
+    bytes.extend_from_slice(&version.timestamp.0.to_le_bytes());
+    bytes.extend_from_slice(&version.node_id.0.to_le_bytes());
+    bytes.extend_from_slice(key);
+    let hash = murmur3_x64_128(&bytes, 0x7ac7ac) as u64;
+    // Zero would make a key invisible to the tree.
+    hash.max(1)
+}
+
+/// One partition's tree.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TicTacTree {
+    leaves: Box<[u64; SEGMENTS]>,
+    branches: [u64; BRANCHES],
+    keys: u64,
+}
+
+impl std::fmt::Debug for TicTacTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicTacTree")
+            .field("root", &format_args!("{:016x}", self.root()))
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+impl Default for TicTacTree {
+    fn default() -> TicTacTree {
+        TicTacTree {
+            leaves: Box::new([0; SEGMENTS]),
+            branches: [0; BRANCHES],
+            keys: 0,
+        }
+    }
+}
+
+impl TicTacTree {
+    /// `key` went from `old` (none: it was absent) to `new` (none: it is
+    /// gone from this replica entirely). Tombstones are versions like any
+    /// other and stay in the tree.
+    pub fn update(&mut self, key: &[u8], old: Option<Version>, new: Option<Version>) {
+        if old == new {
+            return;
+        }
+        let mut delta = 0;
+        if let Some(old) = old {
+            delta ^= entry_hash(key, old);
+            self.keys = self.keys.saturating_sub(1);
+        }
+        if let Some(new) = new {
+            delta ^= entry_hash(key, new);
+            self.keys += 1;
+        }
+        let segment = segment_of(key) as usize;
+        self.leaves[segment] ^= delta;
+        self.branches[segment / LEAVES_PER_BRANCH] ^= delta;
+    }
+
+    /// The XOR of every branch.
+    pub fn root(&self) -> u64 {
+        self.branches.iter().fold(0, |acc, b| acc ^ b)
+    }
+
+    pub fn branches(&self) -> &[u64; BRANCHES] {
+        &self.branches
+    }
+
+    /// The leaves of branch `branch`, first segment first.
+    pub fn leaves_of(&self, branch: usize) -> &[u64] {
+        let start = branch * LEAVES_PER_BRANCH;
+        &self.leaves[start..start + LEAVES_PER_BRANCH]
+    }
+
+    /// Keys the tree holds (tombstones included).
+    pub fn keys(&self) -> u64 {
+        self.keys
+    }
+
+    /// The branches where `theirs` differs from this tree.
+    pub fn branches_differing(&self, theirs: &[u64]) -> Vec<u16> {
+        (0..BRANCHES)
+            .filter(|&b| theirs.get(b).copied().unwrap_or(0) != self.branches[b])
+            .map(|b| b as u16)
+            .collect()
+    }
+
+    /// Of `theirs` (segment, leaf) pairs, the segments whose leaf differs.
+    pub fn segments_differing(&self, theirs: &[(u16, u64)]) -> Vec<u16> {
+        theirs
+            .iter()
+            .filter(|(segment, leaf)| {
+                self.leaves
+                    .get(*segment as usize)
+                    .is_some_and(|mine| mine != leaf)
+            })
+            .map(|(segment, _)| *segment)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::{NodeId, Timestamp};
+
+    fn v(ts: u64) -> Version {
+        Version::new(Timestamp(ts), NodeId(1))
+    }
+
+    #[test]
+    fn order_does_not_matter_and_updates_undo() {
+        let mut a = TicTacTree::default();
+        let mut b = TicTacTree::default();
+        a.update(b"x", None, Some(v(1)));
+        a.update(b"y", None, Some(v(2)));
+        a.update(b"x", Some(v(1)), Some(v(3)));
+        b.update(b"y", None, Some(v(2)));
+        b.update(b"x", None, Some(v(3)));
+        assert_eq!(a, b);
+        assert_eq!(a.keys(), 2);
+        assert_ne!(a.root(), 0);
+        b.update(b"x", Some(v(3)), None);
+        b.update(b"y", Some(v(2)), None);
+        assert_eq!(b, TicTacTree::default());
+        assert_eq!(b.root(), 0);
+    }
+
+    #[test]
+    fn a_difference_is_found_down_to_its_segment() {
+        let mut a = TicTacTree::default();
+        let mut b = TicTacTree::default();
+        for i in 0..500u32 {
+            let key = format!("k{i}");
+            a.update(key.as_bytes(), None, Some(v(1)));
+            b.update(key.as_bytes(), None, Some(v(1)));
+        }
+        assert_eq!(a.root(), b.root());
+        b.update(b"k7", Some(v(1)), Some(v(2)));
+        let branches = a.branches_differing(b.branches());
+        let segment = segment_of(b"k7");
+        assert_eq!(branches, vec![segment / LEAVES_PER_BRANCH as u16]);
+        let branch = branches[0] as usize;
+        let theirs: Vec<(u16, u64)> = b
+            .leaves_of(branch)
+            .iter()
+            .enumerate()
+            .map(|(i, leaf)| ((branch * LEAVES_PER_BRANCH + i) as u16, *leaf))
+            .collect();
+        assert_eq!(a.segments_differing(&theirs), vec![segment]);
+    }
+}
