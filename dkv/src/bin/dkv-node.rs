@@ -159,6 +159,16 @@ struct Args {
     #[arg(long, default_value_t = 3 * 3600)]
     max_hint_age_secs: u64,
 
+    /// `no` turns active anti-entropy off (replicas then converge only by
+    /// hints and read repair).
+    #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
+    aae: String,
+
+    /// Anti-entropy waits this long after an exchange that found its pair
+    /// in sync (one that repaired something is followed at once), in ms.
+    #[arg(long, default_value_t = 200)]
+    aae_interval_ms: u64,
+
     /// Start a 3-node cluster (N=3, W=2, R=2) in this process on
     /// 127.0.0.1:7001-7003 with data under ./dkv-data, for trying dkv out.
     #[arg(long)]
@@ -249,6 +259,8 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
     replication.max_hint_bytes_per_target =
         args.max_hint_mb_per_node.max(1).saturating_mul(1 << 20);
     replication.max_hint_age = Duration::from_secs(args.max_hint_age_secs);
+    replication.aae_enabled = args.aae == "yes";
+    replication.aae_interval = Duration::from_millis(args.aae_interval_ms.max(1));
     Ok(config)
 }
 

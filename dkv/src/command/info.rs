@@ -16,6 +16,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("stats", "Stats"),
     ("keyspace", "Keyspace"),
     ("cluster", "Cluster"),
+    ("aae", "Aae"),
 ];
 
 /// Renders the sections named (all of them when none, `all`,
@@ -181,6 +182,20 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
                     .peer_handshakes_refused
                     .load(Ordering::Relaxed),
             );
+        }
+        "aae" => {
+            let aae = node.aae_stats();
+            lines.add("aae_enabled", u8::from(node.settings().aae_enabled));
+            lines.add("aae_partitions", aae.partitions);
+            lines.add("aae_partitions_in_sync", aae.partitions_in_sync);
+            lines.add("aae_exchanges", aae.exchanges);
+            lines.add("aae_exchanges_in_sync", aae.exchanges_in_sync);
+            lines.add("aae_segments_differing", aae.segments_differing);
+            lines.add("aae_keys_repaired", aae.keys_repaired);
+            lines.add("aae_bytes_repaired", aae.bytes_repaired);
+            for (peer, at) in &aae.last_cycle_per_peer {
+                lines.add(&format!("aae_last_cycle_node_{peer}_ms"), at);
+            }
         }
         "keyspace" => {
             let keys = node.disk().stats().engine.keys;

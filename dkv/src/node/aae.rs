@@ -20,11 +20,11 @@
 //!    the same clock checks as any other (push only, as Garage: the peer's
 //!    own exchanges push the other way).
 //!
-//! Bounds: at most [`MAX_BRANCHES_PER_EXCHANGE`] branches and
-//! [`MAX_KEYS_LISTED`] keys per exchange, and [`MAX_REPAIR_BYTES`] pushed;
-//! an exchange that repaired something is followed by the next at once
-//! (refilling goes fast), one that found the trees equal waits for the
-//! interval (idle clusters stay quiet).
+//! Bounds: at most [`MAX_KEYS_LISTED`] keys listed and [`MAX_REPAIR_BYTES`]
+//! pushed per exchange, at most one exchange every 5 ms; once a whole cycle
+//! over the pairs found everything in sync, the next cycle waits for the
+//! interval (`--aae-interval-ms`), so an idle cluster stays quiet while a
+//! node that lost its data is refilled at full speed.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,8 +36,11 @@ use crate::peer::Message;
 use crate::ring::Ring;
 use crate::version::{NodeId, Version};
 
-/// Branches whose leaves one exchange compares, at most.
-pub const MAX_BRANCHES_PER_EXCHANGE: usize = 8;
+/// Branches whose leaves one exchange compares, at most: all of them, so
+/// one exchange settles a partition (the leaves of a whole tree are 10 KiB).
+pub const MAX_BRANCHES_PER_EXCHANGE: usize = 32;
+/// Between two exchanges, at least (ms): at most 200 a second.
+const EXCHANGE_GAP: u64 = 5;
 /// Keys a peer lists in one answer, at most.
 pub const MAX_KEYS_LISTED: usize = 4096;
 /// Bytes of entries one exchange pushes, at most.
@@ -96,6 +99,9 @@ pub(crate) struct Aae {
     /// Per peer: pairs done since its cycle began, and when the last
     /// cycle ended.
     cycle: BTreeMap<NodeId, (usize, Option<u64>)>,
+    /// Whether every exchange of the cycle over all pairs under way found
+    /// its pair in sync.
+    cycle_in_sync: bool,
     stats: AaeStats,
 }
 
@@ -131,6 +137,7 @@ impl Aae {
             next_id: 1,
             in_sync: HashMap::new(),
             cycle,
+            cycle_in_sync: true,
             stats: AaeStats::default(),
         }
     }
@@ -198,8 +205,13 @@ impl Aae {
                 *last = Some(now);
             }
         }
-        // Repairing: go on at once. In sync: wait for the interval.
-        self.next_at = if in_sync { now + self.interval } else { now };
+        self.cycle_in_sync &= in_sync;
+        // A whole cycle in sync: rest for the interval. Otherwise go on.
+        self.next_at = if self.cursor == 0 && std::mem::replace(&mut self.cycle_in_sync, true) {
+            now + self.interval
+        } else {
+            now + EXCHANGE_GAP
+        };
     }
 }
 
