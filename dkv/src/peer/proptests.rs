@@ -57,6 +57,49 @@ fn arb_message() -> impl Strategy<Value = Message> {
             }
         }),
         Just(Message::Heartbeat),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            prop::collection::vec(any::<u64>(), 0..33)
+        )
+            .prop_map(|(exchange, partition, branches)| Message::AaeBranches {
+                exchange,
+                partition,
+                branches,
+            }),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            prop::collection::vec((any::<u16>(), any::<u64>()), 0..40)
+        )
+            .prop_map(|(exchange, partition, leaves)| Message::AaeLeaves {
+                exchange,
+                partition,
+                leaves,
+            }),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            prop::collection::vec(any::<u16>(), 0..40)
+        )
+            .prop_map(|(exchange, partition, segments)| Message::AaeKeysWanted {
+                exchange,
+                partition,
+                segments,
+            }),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            prop::collection::vec((bytes(12), any::<u64>(), any::<u32>()), 0..8)
+        )
+            .prop_map(|(exchange, partition, keys)| Message::AaeKeys {
+                exchange,
+                partition,
+                keys: keys
+                    .into_iter()
+                    .map(|(k, ts, node)| (k, Version::new(Timestamp(ts), NodeId(node))))
+                    .collect(),
+            }),
     ]
 }
 

@@ -102,6 +102,47 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
             envelope(Message::Heartbeat),
             format!("0d000000 14 | {HEAD}"),
         ),
+        (
+            envelope(Message::AaeBranches {
+                exchange: 5,
+                partition: 2,
+                branches: vec![1, 2],
+            }),
+            format!(
+                "2d000000 15 | {HEAD} | 0500000000000000 | 02000000 | 02000000 \
+                 | 0100000000000000 0200000000000000"
+            ),
+        ),
+        (
+            envelope(Message::AaeLeaves {
+                exchange: 5,
+                partition: 2,
+                leaves: vec![(3, 7)],
+            }),
+            format!(
+                "27000000 16 | {HEAD} | 0500000000000000 | 02000000 | 01000000 \
+                 | 0300 0700000000000000"
+            ),
+        ),
+        (
+            envelope(Message::AaeKeysWanted {
+                exchange: 5,
+                partition: 2,
+                segments: vec![3, 4],
+            }),
+            format!("21000000 17 | {HEAD} | 0500000000000000 | 02000000 | 02000000 | 0300 0400"),
+        ),
+        (
+            envelope(Message::AaeKeys {
+                exchange: 5,
+                partition: 2,
+                keys: vec![(b"k".to_vec(), v(0x10, 2))],
+            }),
+            format!(
+                "2e000000 18 | {HEAD} | 0500000000000000 | 02000000 | 01000000 \
+                 | 01000000 6b | 1000000000000000 02000000"
+            ),
+        ),
     ]
 }
 
@@ -270,6 +311,19 @@ fn malformed_payloads_are_named() {
         (
             frame(0x14, &head[..11]),
             FrameError::Truncated { field: "clock" },
+        ),
+        // An anti-entropy count larger than the frame could hold is refused
+        // before anything is allocated for it.
+        (
+            frame(0x18, &with("0500000000000000 02000000 ffffffff")),
+            FrameError::Truncated { field: "count" },
+        ),
+        (
+            frame(
+                0x15,
+                &with("0500000000000000 02000000 02000000 0100000000000000"),
+            ),
+            FrameError::Truncated { field: "count" },
         ),
         (
             frame(0x14, &with("00")),
