@@ -362,7 +362,14 @@ impl<D: Disk> Node<D> {
         partition: u32,
         segments: &[u16],
     ) {
-        let keys = self.keys_in(partition, segments, MAX_KEYS_LISTED);
+        // A replica that holds nothing of the partition (a node refilling)
+        // answers without a scan.
+        let empty = self.aae.trees.get(&partition).is_none_or(|t| t.keys() == 0);
+        let keys = if empty {
+            Vec::new()
+        } else {
+            self.keys_in(partition, segments, MAX_KEYS_LISTED)
+        };
         self.send(
             from,
             Message::AaeKeys {
