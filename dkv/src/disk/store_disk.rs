@@ -134,6 +134,23 @@ impl Disk for StoreDisk {
         }
     }
 
+    fn tombstones(&self) -> Vec<(Vec<u8>, Version)> {
+        let engine = self.store.engine();
+        let mut out = Vec::new();
+        for shard in 0..engine.shard_count() {
+            engine.for_each_in_shard(shard, |key, version, value| {
+                if value.is_none() {
+                    out.push((key.to_vec(), version));
+                }
+            });
+        }
+        out
+    }
+
+    fn purge_tombstone(&mut self, key: &[u8], version: Version) -> bool {
+        self.store.engine().purge_tombstone(key, version)
+    }
+
     fn max_timestamp(&self) -> Timestamp {
         self.store.engine().max_timestamp()
     }

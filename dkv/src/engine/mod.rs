@@ -234,6 +234,24 @@ impl Engine {
         self.apply(key, entry.version, entry.value.as_deref())
     }
 
+    /// Drops the tombstone of `key` if it still has `version` (anti-entropy
+    /// found every replica holding it). Returns whether it was dropped.
+    pub fn purge_tombstone(&self, key: &[u8], version: Version) -> bool {
+        let (hash, shard) = self.locate(key);
+        let mut guard = shard.write();
+        let shard = &mut *guard;
+        let Ok(occupied) = shard.table.find_entry(hash, |slot| slot.key() == key) else {
+            return false;
+        };
+        if !occupied.get().is_tombstone() || occupied.get().version() != version {
+            return false;
+        }
+        let (slot, _) = occupied.remove();
+        shard.tombstones -= 1;
+        shard.entry_bytes -= slot.heap_bytes();
+        true
+    }
+
     /// Drops tombstones whose timestamp is older than `before`. Returns how
     /// many were dropped. Holds one shard's write lock at a time.
     pub fn purge_tombstones(&self, before: Timestamp) -> usize {

@@ -72,6 +72,8 @@ pub struct AaeStats {
     pub keys_repaired: u64,
     /// Bytes of those entries (keys and values).
     pub bytes_repaired: u64,
+    /// Tombstones purged once every replica was known to hold them.
+    pub tombstones_purged: u64,
     /// Partitions whose last exchange with every other replica found them
     /// in sync, and partitions this node replicates.
     pub partitions_in_sync: usize,
@@ -102,6 +104,11 @@ pub(crate) struct Aae {
     /// Whether every exchange of the cycle over all pairs under way found
     /// its pair in sync.
     cycle_in_sync: bool,
+    /// Per pair: the cluster time (ms) an exchange last found it in sync.
+    /// Every entry this node held then, the peer held too.
+    confirmed: HashMap<(u32, NodeId), u64>,
+    /// When tombstones were last considered for purging (ms, monotonic).
+    purged_at: u64,
     stats: AaeStats,
 }
 
@@ -138,6 +145,8 @@ impl Aae {
             in_sync: HashMap::new(),
             cycle,
             cycle_in_sync: true,
+            confirmed: HashMap::new(),
+            purged_at: 0,
             stats: AaeStats::default(),
         }
     }
@@ -178,18 +187,36 @@ impl Aae {
         stats
     }
 
+    /// The cluster time since which every other replica of `partition` is
+    /// known to hold every entry this node held then: the oldest of the
+    /// pairs' last in-sync exchanges (none until each pair has had one).
+    fn confirmed_since(&self, partition: u32) -> Option<u64> {
+        let mut oldest = None;
+        for &(p, peer) in &self.pairs {
+            if p != partition {
+                continue;
+            }
+            let at = *self.confirmed.get(&(p, peer))?;
+            oldest = Some(oldest.map_or(at, |o: u64| o.min(at)));
+        }
+        oldest
+    }
+
     /// The tree of `partition`, if this node replicates it.
     pub fn tree(&self, partition: u32) -> Option<&TicTacTree> {
         self.trees.get(&partition)
     }
 
-    /// Ends the running exchange with its verdict.
-    fn finish(&mut self, now: u64, in_sync: bool) {
+    /// Ends the running exchange with its verdict; `wall` is the cluster
+    /// time an in-sync verdict confirms.
+    fn finish(&mut self, now: u64, wall: u64, in_sync: bool) {
         let Some(exchange) = self.exchange.take() else {
             return;
         };
         if in_sync {
             self.stats.exchanges_in_sync += 1;
+            self.confirmed
+                .insert((exchange.partition, exchange.peer), wall);
         }
         self.in_sync
             .insert((exchange.partition, exchange.peer), in_sync);
@@ -238,7 +265,8 @@ impl<D: Disk> Node<D> {
             if now.saturating_sub(running.started) < EXCHANGE_TIMEOUT {
                 return;
             }
-            self.aae.finish(now, false);
+            let wall = self.cluster_wall();
+            self.aae.finish(now, wall, false);
         }
         if self.aae.next_due().is_none_or(|due| due > now) {
             return;
@@ -337,7 +365,8 @@ impl<D: Disk> Node<D> {
             None => Vec::new(),
         };
         if segments.is_empty() {
-            self.aae.finish(self.now.mono, leaves.is_empty());
+            let wall = self.cluster_wall();
+            self.aae.finish(self.now.mono, wall, leaves.is_empty());
             return;
         }
         self.aae.stats.segments_differing += segments.len() as u64;
@@ -425,7 +454,38 @@ impl<D: Disk> Node<D> {
             }
         }
         self.aae.stats.bytes_repaired += pushed_bytes as u64;
-        self.aae.finish(self.now.mono, false);
+        let wall = self.cluster_wall();
+        self.aae.finish(self.now.mono, wall, false);
+    }
+
+    /// Purges the tombstones every replica is known to hold (at most every
+    /// tenth of the grace period, between 100 ms and a minute): a tombstone
+    /// goes once it is older than the grace period and an in-sync exchange
+    /// with every other replica of its partition happened after that. A
+    /// replica away longer than the grace period holds the purge back until
+    /// it is back and in sync, so it cannot bring the deleted key back.
+    pub(super) fn purge_confirmed_tombstones(&mut self) {
+        let grace = self.settings.tombstone_grace.as_millis() as u64;
+        let every = (grace / 10).clamp(100, 60_000);
+        let now = self.now.mono;
+        if !self.aae.enabled || now < self.aae.purged_at + every {
+            return;
+        }
+        self.aae.purged_at = now;
+        let wall = self.cluster_wall();
+        for (key, version) in self.disk.tombstones() {
+            let stamped = version.timestamp.millis();
+            let old_enough = stamped.saturating_add(grace) < wall;
+            let partition = self.partition_of(&key);
+            let confirmed = self
+                .aae
+                .confirmed_since(partition)
+                .is_some_and(|since| since > stamped.saturating_add(grace));
+            if old_enough && confirmed && self.disk.purge_tombstone(&key, version) {
+                self.aae.record(partition, &key, Some(version), None);
+                self.aae.stats.tombstones_purged += 1;
+            }
+        }
     }
 
     /// Sends `entry` for `key` to `to` as a replicated write whose

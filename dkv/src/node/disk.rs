@@ -141,6 +141,11 @@ pub trait Disk {
     /// Calls `f` with every local key and its version, tombstones included
     /// (anti-entropy builds its trees and lists segments with it).
     fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version));
+    /// Every tombstone held, with its version.
+    fn tombstones(&self) -> Vec<(Vec<u8>, Version)>;
+    /// Drops the tombstone of `key` if it still has `version` (every
+    /// replica holds it); whether it did.
+    fn purge_tombstone(&mut self, key: &[u8], version: Version) -> bool;
     /// Counters.
     fn stats(&self) -> DiskStats;
 }
@@ -205,6 +210,29 @@ impl Disk for MemDisk {
         for (key, entry) in &self.written.data {
             f(key, entry.version);
         }
+    }
+
+    fn tombstones(&self) -> Vec<(Vec<u8>, Version)> {
+        self.written
+            .data
+            .iter()
+            .filter(|(_, e)| e.is_tombstone())
+            .map(|(k, e)| (k.clone(), e.version))
+            .collect()
+    }
+
+    fn purge_tombstone(&mut self, key: &[u8], version: Version) -> bool {
+        let purgeable = self
+            .written
+            .data
+            .get(key)
+            .is_some_and(|e| e.is_tombstone() && e.version == version);
+        if purgeable {
+            // As the real store: memory only; what is on disk is replayed
+            // (and purged again) after a crash.
+            self.written.data.remove(key);
+        }
+        purgeable
     }
 
     fn get(&self, key: &[u8]) -> Option<Entry> {

@@ -547,6 +547,7 @@ impl<D: Disk> Node<D> {
         self.deliver_hints();
         self.report_skew();
         self.aae_tick();
+        self.purge_confirmed_tombstones();
     }
 
     fn advance(&mut self, now: Now) {

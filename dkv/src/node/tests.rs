@@ -631,3 +631,60 @@ fn a_node_that_lost_all_its_storage_gets_everything_back() {
         );
     }
 }
+
+/// Anti-entropy with a short grace period, for the tombstone tests.
+fn trio_with_grace(grace_ms: u64) -> Trio {
+    let mut trio = Trio::with_aae(3);
+    for node in &mut trio.nodes {
+        node.settings.tombstone_grace = Duration::from_millis(grace_ms);
+    }
+    trio
+}
+
+fn tombstone_of(node: &Node<MemDisk>, key: &str) -> bool {
+    node.disk()
+        .get(key.as_bytes())
+        .is_some_and(|e| e.is_tombstone())
+}
+
+#[test]
+fn a_tombstone_goes_only_once_every_replica_holds_it() {
+    let mut trio = trio_with_grace(500);
+    assert!(trio.put(1, "k", "v").is_ok());
+    assert!(trio
+        .request(1, Op::Delete { key: b"k" }, Consistency::Quorum)
+        .is_ok());
+    trio.advance(100);
+    assert!((0..3).all(|i| tombstone_of(&trio.nodes[i], "k")));
+    // Past the grace period and confirmed in sync everywhere: gone from
+    // every replica, and the trees agree.
+    trio.advance(2_500);
+    assert!((0..3).all(|i| trio.nodes[i].disk().get(b"k").is_none()));
+    let roots: Vec<_> = trio.nodes.iter().map(|n| n.aae_root_of(b"k")).collect();
+    assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
+    assert!(trio.nodes[0].aae_stats().tombstones_purged >= 1);
+}
+
+#[test]
+fn a_replica_away_longer_than_the_grace_period_brings_nothing_back() {
+    let mut trio = trio_with_grace(500);
+    assert!(trio.put(1, "k", "old").is_ok());
+    trio.settle();
+    // Node 3 misses the delete and stays away four grace periods.
+    trio.down.push(NodeId(3));
+    assert!(trio
+        .request(1, Op::Delete { key: b"k" }, Consistency::Quorum)
+        .is_ok());
+    for node in trio.nodes.iter_mut() {
+        node.handoff.forget_all();
+    }
+    trio.advance(2_000);
+    // The others keep the tombstone: node 3 never confirmed it.
+    assert!(tombstone_of(&trio.nodes[0], "k") && tombstone_of(&trio.nodes[1], "k"));
+    assert_eq!(trio.local(3, "k").as_deref(), Some(&b"old"[..]));
+    // Back: anti-entropy gives it the tombstone, then all purge it.
+    trio.down.clear();
+    trio.advance(3_000);
+    assert!((0..3).all(|i| trio.nodes[i].disk().get(b"k").is_none()));
+    assert_eq!(trio.get(2, "k", Consistency::All), None);
+}

@@ -253,6 +253,11 @@ pub struct NodeSettings {
     pub hint_batch: usize,
     /// Whether active anti-entropy runs.
     pub aae_enabled: bool,
+    /// A tombstone is purged only once it is this old and anti-entropy has
+    /// since found every replica of its key holding it (never by age
+    /// alone). At least the longest a write can be delivered late (the hint
+    /// age): a stale value arriving after the purge would come back.
+    pub tombstone_grace: Duration,
     /// How long anti-entropy waits after an exchange that found a pair in
     /// sync (one that repaired something is followed at once).
     pub aae_interval: Duration,
@@ -278,6 +283,7 @@ impl NodeSettings {
             max_hint_age: Duration::from_secs(3 * 3600),
             hint_batch: 256,
             aae_enabled: true,
+            tombstone_grace: Duration::from_secs(10 * 24 * 3600),
             aae_interval: Duration::from_millis(200),
             max_clock_drift: crate::clock::DEFAULT_MAX_DRIFT,
         }

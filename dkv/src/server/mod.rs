@@ -109,6 +109,11 @@ impl ServerConfig {
             read_quorum: conf.read_quorum,
             virtual_nodes: conf.virtual_nodes,
             max_clock_drift: self.store.max_clock_drift,
+            // Never shorter than a late hint can be.
+            tombstone_grace: self
+                .store
+                .tombstone_grace
+                .max(self.replication.max_hint_age),
             ..self.replication.clone()
         }
     }
@@ -232,7 +237,13 @@ pub fn start(mut config: ServerConfig) -> Result<Server, ServerError> {
         .set_nonblocking(true)
         .map_err(io_error("non-blocking listener"))?;
 
-    let store = Arc::new(Store::open(config.store.clone())?);
+    // In a cluster, tombstones go only once every replica holds them (the
+    // node's anti-entropy decides), never by age alone.
+    let mut store_config = config.store.clone();
+    if clustered && config.replication.aae_enabled {
+        store_config.purge_tombstones_by_age = false;
+    }
+    let store = Arc::new(Store::open(store_config)?);
     let disk = StoreDisk::open(Arc::clone(&store), config.hints_dir.clone())?;
     let started = Instant::now();
     let now = Now {

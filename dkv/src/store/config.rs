@@ -34,6 +34,10 @@ pub struct StoreConfig {
     pub snapshot_wal_bytes: Option<u64>,
     /// Tombstones older than this are purged when a snapshot is taken.
     pub tombstone_grace: Duration,
+    /// Whether snapshots purge tombstones by age. A node of a cluster turns
+    /// it off: there its replication core purges a tombstone only once
+    /// anti-entropy has found every replica holding it.
+    pub purge_tombstones_by_age: bool,
     /// Timestamps from peers further ahead of the wall clock are refused.
     pub max_clock_drift: Duration,
 }
@@ -54,6 +58,7 @@ impl StoreConfig {
             snapshot_interval: Some(Duration::from_secs(600)),
             snapshot_wal_bytes: Some(256 << 20),
             tombstone_grace: DEFAULT_TOMBSTONE_GRACE,
+            purge_tombstones_by_age: true,
             max_clock_drift: DEFAULT_MAX_DRIFT,
         }
     }

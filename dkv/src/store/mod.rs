@@ -347,7 +347,11 @@ fn take_snapshot(shared: &Shared) -> Result<SnapshotInfo, StoreError> {
     let _running = shared.snapshot_running.lock();
     let grace_millis = shared.config.tombstone_grace.as_millis() as u64;
     let horizon = Timestamp::from_millis(wall_millis().saturating_sub(grace_millis));
-    let purged = shared.engine.purge_tombstones(horizon);
+    let purged = if shared.config.purge_tombstones_by_age {
+        shared.engine.purge_tombstones(horizon)
+    } else {
+        0
+    };
     let lsn = shared.wal.rotate()?;
     let info = snapshot::write(&shared.config.snapshot_dir, &shared.engine, lsn)?;
     let removed = shared.wal.remove_segments_before(lsn)?;
