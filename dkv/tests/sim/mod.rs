@@ -12,6 +12,8 @@
 //! millisecond as the last reply. Every request is recorded with the order
 //! of its invocation and reply among all events, for the checkers.
 
+#![allow(dead_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use dkv::node::{Consistency, MemDisk, Node, NodeSettings, Now, Op, OpId, OpResult, Output};
@@ -31,6 +33,8 @@ pub struct Faults {
     pub partition: u64,
     pub cut: u64,
     pub crash: u64,
+    /// A crash that also loses the node's whole disk (it restarts empty).
+    pub lose_storage: u64,
     pub pause: u64,
     pub client_ops: u64,
     pub writer_ops: u64,
@@ -45,6 +49,7 @@ impl Faults {
             partition: 2,
             cut: 3,
             crash: 2,
+            lose_storage: 0,
             pause: 2,
             client_ops: 300,
             writer_ops: 200,
@@ -59,6 +64,7 @@ impl Faults {
             partition: 0,
             cut: 0,
             crash: 0,
+            lose_storage: 0,
             pause: 0,
             client_ops: 0,
             writer_ops: 0,
@@ -181,6 +187,12 @@ const EPOCH_MS: u64 = 1_700_000_000_000;
 
 impl Sim {
     pub fn new(seed: u64) -> Sim {
+        Sim::new_with(seed, |_, _| {})
+    }
+
+    /// [`Sim::new`] with its node settings and faults changed by `tweak`
+    /// before any node starts.
+    pub fn new_with(seed: u64, tweak: impl FnOnce(&mut NodeSettings, &mut Faults)) -> Sim {
         let mut rng = Rng::new(seed);
         // One seed in five runs a node alone: N = W = R = 1, the same code.
         let count = [1, 3, 3, 4, 5][rng.below(5) as usize];
@@ -238,6 +250,8 @@ impl Sim {
                 })
             })
             .collect();
+        let mut faults = Faults::chaos();
+        tweak(&mut settings, &mut faults);
         let mut sim = Sim {
             rng,
             now: 0,
@@ -245,7 +259,7 @@ impl Sim {
             settings,
             network: Vec::new(),
             partitioned: BTreeSet::new(),
-            faults: Faults::chaos(),
+            faults,
             records: Vec::new(),
             keys,
             next_value: 0,
@@ -551,6 +565,16 @@ impl Sim {
             // in a cluster one node is always left running.
             if self.is_running(victim) && (running > 1 || members.len() == 1) {
                 self.crash_node(victim);
+            }
+        }
+        if self.rng.chance(self.faults.lose_storage) && members.len() > 1 {
+            let victim = members[self.rng.below(members.len() as u64) as usize];
+            let running = members.iter().filter(|&&id| self.is_running(id)).count();
+            if self.is_running(victim) && running > 1 {
+                self.crash_node(victim);
+                if let Some(sim_node) = self.nodes.get_mut(&victim) {
+                    sim_node.disk = MemDisk::new();
+                }
             }
         }
     }
