@@ -9,6 +9,7 @@
 //! `cargo test --test aae_simulation` runs seeds 1..=200 (`DKV_SIM_SEEDS`
 //! changes the count; `DKV_SEED=<seed>` replays one).
 
+#[allow(dead_code)]
 mod sim;
 
 use std::time::Duration;

@@ -12,8 +12,6 @@
 //! millisecond as the last reply. Every request is recorded with the order
 //! of its invocation and reply among all events, for the checkers.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use dkv::node::{Consistency, MemDisk, Node, NodeSettings, Now, Op, OpId, OpResult, Output};
