@@ -169,6 +169,10 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     aae_interval_ms: u64,
 
+    /// MiB of entries anti-entropy may push per second, at most.
+    #[arg(long, default_value_t = 32)]
+    aae_max_mb_per_sec: usize,
+
     /// Start a 3-node cluster (N=3, W=2, R=2) in this process on
     /// 127.0.0.1:7001-7003 with data under ./dkv-data, for trying dkv out.
     #[arg(long)]
@@ -260,6 +264,7 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
         args.max_hint_mb_per_node.max(1).saturating_mul(1 << 20);
     replication.max_hint_age = Duration::from_secs(args.max_hint_age_secs);
     replication.aae_enabled = args.aae == "yes";
+    replication.aae_max_bytes_per_sec = args.aae_max_mb_per_sec.max(1).saturating_mul(1 << 20);
     replication.aae_interval = Duration::from_millis(args.aae_interval_ms.max(1));
     Ok(config)
 }

@@ -21,7 +21,8 @@
 //!    own exchanges push the other way).
 //!
 //! Bounds: at most [`MAX_KEYS_LISTED`] keys listed and [`MAX_REPAIR_BYTES`]
-//! pushed per exchange, at most one exchange every 5 ms; once a whole cycle
+//! pushed per exchange, `--aae-max-mb-per-sec` (32) pushed per second, at
+//! most one exchange every 5 ms; once a whole cycle
 //! over the pairs found everything in sync, the next cycle waits for the
 //! interval (`--aae-interval-ms`), so an idle cluster stays quiet while a
 //! node that lost its data is refilled at full speed.
@@ -109,6 +110,11 @@ pub(crate) struct Aae {
     confirmed: HashMap<(u32, NodeId), u64>,
     /// When tombstones were last considered for purging (ms, monotonic).
     purged_at: u64,
+    /// Bytes pushed per second at most, and this second's window: when it
+    /// began (ms, monotonic) and what it has pushed.
+    max_bytes_per_sec: usize,
+    window_start: u64,
+    window_bytes: usize,
     stats: AaeStats,
 }
 
@@ -147,8 +153,26 @@ impl Aae {
             cycle_in_sync: true,
             confirmed: HashMap::new(),
             purged_at: 0,
+            max_bytes_per_sec: usize::MAX,
+            window_start: 0,
+            window_bytes: 0,
             stats: AaeStats::default(),
         }
+    }
+
+    /// Pushes at most `bytes` a second.
+    pub fn limit_bytes_per_sec(&mut self, bytes: usize) {
+        self.max_bytes_per_sec = bytes.max(1);
+    }
+
+    /// What this second's window may still push (starting a new window
+    /// when a second has passed).
+    fn budget(&mut self, now: u64) -> usize {
+        if now >= self.window_start + 1000 {
+            self.window_start = now;
+            self.window_bytes = 0;
+        }
+        self.max_bytes_per_sec.saturating_sub(self.window_bytes)
     }
 
     /// A key of `partition` went from `old` to `new` here.
@@ -269,6 +293,11 @@ impl<D: Disk> Node<D> {
             self.aae.finish(now, wall, false);
         }
         if self.aae.next_due().is_none_or(|due| due > now) {
+            return;
+        }
+        if self.aae.budget(now) == 0 {
+            // This second's bytes are spent: the next window starts over.
+            self.aae.next_at = self.aae.window_start + 1000;
             return;
         }
         let pairs = self.aae.pairs.len();
@@ -430,6 +459,7 @@ impl<D: Disk> Node<D> {
         // Every key this side holds in the segments asked about: those the
         // peer lacks are pushed too.
         let mine = self.keys_in(partition, &segments, usize::MAX);
+        let budget = self.aae.budget(self.now.mono).min(MAX_REPAIR_BYTES);
         let mut pushed_bytes = 0;
         for (key, version) in mine {
             if theirs.get(&key).is_some_and(|&v| v >= version) {
@@ -449,10 +479,11 @@ impl<D: Disk> Node<D> {
                     entry,
                 },
             );
-            if pushed_bytes >= MAX_REPAIR_BYTES {
+            if pushed_bytes >= budget {
                 break;
             }
         }
+        self.aae.window_bytes += pushed_bytes;
         self.aae.stats.bytes_repaired += pushed_bytes as u64;
         let wall = self.cluster_wall();
         self.aae.finish(self.now.mono, wall, false);

@@ -160,13 +160,14 @@ impl<D: Disk> Node<D> {
                 .count(),
             settings.max_clock_drift.as_millis() as u64,
         );
-        let aae = aae::Aae::new(
+        let mut aae = aae::Aae::new(
             settings.id,
             &ring,
             settings.replication_factor,
             settings.aae_enabled && settings.members.len() > 1,
             settings.aae_interval.as_millis() as u64,
         );
+        aae.limit_bytes_per_sec(settings.aae_max_bytes_per_sec);
         let mut node = Node {
             ring,
             disk,

@@ -688,3 +688,35 @@ fn a_replica_away_longer_than_the_grace_period_brings_nothing_back() {
     assert!((0..3).all(|i| trio.nodes[i].disk().get(b"k").is_none()));
     assert_eq!(trio.get(2, "k", Consistency::All), None);
 }
+
+#[test]
+fn anti_entropy_pushes_no_more_bytes_a_second_than_allowed() {
+    let mut trio = Trio::with_aae(3);
+    for node in &mut trio.nodes {
+        node.aae.limit_bytes_per_sec(2_000);
+    }
+    trio.down.push(NodeId(3));
+    let value = "v".repeat(100);
+    for i in 0..200 {
+        assert!(trio.put(1, &format!("k{i:03}"), &value).is_ok());
+    }
+    // The writes time node 3 out into hints; they are dropped.
+    trio.advance(200);
+    for node in trio.nodes.iter_mut() {
+        node.handoff.forget_all();
+    }
+    trio.down.clear();
+    // Two pushers, each at most 2,000 bytes (19 entries of 104 bytes, plus
+    // the one that crosses the limit) a second.
+    let mut held = 0;
+    for _ in 0..30 {
+        trio.advance(1_000);
+        let now = contents(&trio.nodes[2]).len();
+        assert!(now - held <= 2 * 20, "{} entries in one second", now - held);
+        held = now;
+        if held == 200 {
+            break;
+        }
+    }
+    assert_eq!(contents(&trio.nodes[2]).len(), 200);
+}

@@ -253,6 +253,8 @@ pub struct NodeSettings {
     pub hint_batch: usize,
     /// Whether active anti-entropy runs.
     pub aae_enabled: bool,
+    /// Bytes of entries anti-entropy may push per second, at most.
+    pub aae_max_bytes_per_sec: usize,
     /// A tombstone is purged only once it is this old and anti-entropy has
     /// since found every replica of its key holding it (never by age
     /// alone). At least the longest a write can be delivered late (the hint
@@ -283,6 +285,7 @@ impl NodeSettings {
             max_hint_age: Duration::from_secs(3 * 3600),
             hint_batch: 256,
             aae_enabled: true,
+            aae_max_bytes_per_sec: 32 << 20,
             tombstone_grace: Duration::from_secs(10 * 24 * 3600),
             aae_interval: Duration::from_millis(200),
             max_clock_drift: crate::clock::DEFAULT_MAX_DRIFT,
