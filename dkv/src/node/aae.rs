@@ -11,7 +11,9 @@
 //!
 //! 1. it sends its branch hashes ([`Message::AaeBranches`]);
 //! 2. the peer answers with its leaves under the branches that differ
-//!    ([`Message::AaeLeaves`]; none: in sync, done);
+//!    ([`Message::AaeLeaves`]; none: in sync, done); this is done twice,
+//!    and only segments that differ both times go on, so writes still in
+//!    flight between the two replicas are not taken for differences;
 //! 3. it asks for the keys and versions in the segments whose leaves
 //!    differ ([`Message::AaeKeysWanted`]), and the peer lists them
 //!    ([`Message::AaeKeys`]);
@@ -58,6 +60,10 @@ struct Exchange {
     started: u64,
     /// The segments asked about, once the leaves were compared.
     segments: Vec<u16>,
+    /// The segments the first comparison found differing: the leaves are
+    /// fetched twice and only segments that differ both times count, so
+    /// writes still in flight between the two replicas are not repaired.
+    first: Option<Vec<u16>>,
 }
 
 /// Counters and progress, for `INFO aae`.
@@ -319,6 +325,7 @@ impl<D: Disk> Node<D> {
                 peer,
                 started: now,
                 segments: Vec::new(),
+                first: None,
             });
             self.aae.stats.exchanges += 1;
             self.send(
@@ -389,13 +396,45 @@ impl<D: Disk> Node<D> {
         if !self.aae_running(from, exchange, partition) {
             return;
         }
-        let segments = match self.aae.trees.get(&partition) {
+        let differing = match self.aae.trees.get(&partition) {
             Some(tree) => tree.segments_differing(leaves),
             None => Vec::new(),
         };
-        if segments.is_empty() {
+        if differing.is_empty() {
             let wall = self.cluster_wall();
             self.aae.finish(self.now.mono, wall, leaves.is_empty());
+            return;
+        }
+        // Compare twice: the first time, ask for the leaves again.
+        let first = self.aae.exchange.as_mut().and_then(|e| e.first.take());
+        let Some(first) = first else {
+            let branches = self
+                .aae
+                .trees
+                .get(&partition)
+                .map(|t| t.branches().to_vec());
+            if let (Some(running), Some(branches)) = (self.aae.exchange.as_mut(), branches) {
+                running.first = Some(differing);
+                self.send(
+                    from,
+                    Message::AaeBranches {
+                        exchange,
+                        partition,
+                        branches,
+                    },
+                );
+            }
+            return;
+        };
+        let segments: Vec<u16> = differing
+            .into_iter()
+            .filter(|s| first.contains(s))
+            .collect();
+        if segments.is_empty() {
+            // Only writes in flight differed: nothing to repair, and no
+            // confirmation either.
+            let wall = self.cluster_wall();
+            self.aae.finish(self.now.mono, wall, false);
             return;
         }
         self.aae.stats.segments_differing += segments.len() as u64;
