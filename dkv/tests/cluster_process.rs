@@ -264,8 +264,9 @@ fn one_node_down_then_back_two_nodes_down_and_back() {
 
 #[test]
 fn a_stale_replica_is_repaired_by_a_quorum_read() {
-    // Hints expire at once, so only read repair can bring node 3 up to date.
-    let mut cluster = Cluster::start(&["--max-hint-age-secs", "0"]);
+    // Hints expire at once and anti-entropy is off, so only read repair can
+    // bring node 3 up to date.
+    let mut cluster = Cluster::start(&["--max-hint-age-secs", "0", "--aae", "no"]);
     let mut c1 = cluster.client(1);
     assert_eq!(set(&mut c1, "k", "old"), Reply::ok());
     cluster.kill(3);
@@ -390,6 +391,41 @@ fn a_restarted_node_serves_quorum_requests_within_a_second_of_its_handshakes() {
     }
 }
 
+/// Writes `key-<i>` = `value-<i>` for `i` below `keys` through node 1,
+/// pipelined, each acknowledged at QUORUM.
+fn write_keys(cluster: &Cluster, keys: usize) {
+    let mut client = cluster.client(1);
+    let mut pipeline = Vec::new();
+    for i in 0..keys {
+        pipeline.extend(Client::encode(&[
+            b"SET",
+            format!("key-{i}").as_bytes(),
+            format!("value-{i}").as_bytes(),
+        ]));
+    }
+    client.send_raw(&pipeline);
+    for i in 0..keys {
+        assert_eq!(client.read_reply(), Some(Reply::ok()), "SET key-{i}");
+    }
+}
+
+/// Waits (up to a minute, with no client reads but `DKV.LOCAL`) until
+/// node `id` holds all of `keys` itself.
+fn wait_until_refilled(cluster: &Cluster, id: usize, keys: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = local_count(cluster, id, keys);
+        if held == keys {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} holds {held} of {keys} keys after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// How many of `keys` node `id` holds itself (`DKV.LOCAL`, pipelined).
 fn local_count(cluster: &Cluster, id: usize, keys: usize) -> usize {
     let mut client = cluster.client(id);
@@ -413,36 +449,12 @@ fn each_disk_replaced_in_turn_loses_no_key() {
     // refills each before the next goes, with no client reads.
     const KEYS: usize = 5000;
     let mut cluster = Cluster::start(&["--aae-interval-ms", "50"]);
-    let mut client = cluster.client(1);
-    let mut pipeline = Vec::new();
-    for i in 0..KEYS {
-        pipeline.extend(Client::encode(&[
-            b"SET",
-            format!("key-{i}").as_bytes(),
-            format!("value-{i}").as_bytes(),
-        ]));
-    }
-    client.send_raw(&pipeline);
-    for i in 0..KEYS {
-        assert_eq!(client.read_reply(), Some(Reply::ok()), "SET key-{i}");
-    }
-    drop(client);
+    write_keys(&cluster, KEYS);
     for id in [3, 2, 1] {
         cluster.kill(id);
         std::fs::remove_dir_all(cluster.dir.path().join(format!("node-{id}"))).unwrap();
         cluster.restart(id);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let held = local_count(&cluster, id, KEYS);
-            if held == KEYS {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {id} holds {held} of {KEYS} keys a minute after losing its disk"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        wait_until_refilled(&cluster, id, KEYS);
     }
     for id in 1..=3 {
         assert_eq!(local_count(&cluster, id, KEYS), KEYS, "node {id}");
@@ -453,20 +465,7 @@ fn each_disk_replaced_in_turn_loses_no_key() {
 fn writes_set_aside_behind_a_damaged_wal_record_come_back_from_replicas() {
     const KEYS: usize = 2000;
     let mut cluster = Cluster::start(&["--aae-interval-ms", "50"]);
-    let mut client = cluster.client(1);
-    let mut pipeline = Vec::new();
-    for i in 0..KEYS {
-        pipeline.extend(Client::encode(&[
-            b"SET",
-            format!("key-{i}").as_bytes(),
-            format!("value-{i}").as_bytes(),
-        ]));
-    }
-    client.send_raw(&pipeline);
-    for i in 0..KEYS {
-        assert_eq!(client.read_reply(), Some(Reply::ok()), "SET key-{i}");
-    }
-    drop(client);
+    write_keys(&cluster, KEYS);
     // Node 3 stops; a byte in the middle of its log is damaged, so at
     // restart recovery keeps the records before it and sets the rest aside.
     cluster.kill(3);
@@ -495,16 +494,5 @@ fn writes_set_aside_behind_a_damaged_wal_record_come_back_from_replicas() {
         replayed < KEYS && persistence.contains("recovery_files_kept_aside:1"),
         "the damage set nothing aside:\n{persistence}"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let held = local_count(&cluster, 3, KEYS);
-        if held == KEYS {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node 3 holds {held} of {KEYS} keys a minute after recovering past the damage"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until_refilled(&cluster, 3, KEYS);
 }
