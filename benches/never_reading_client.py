@@ -19,18 +19,11 @@ import sys
 import tempfile
 import time
 
-
-def rss_mib(proc):
-    with open(f"/proc/{proc.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) // 1024
-    return 0
+from benchlib import encode, rss_mib
 
 
 def command(sock, *args):
-    wire = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-    sock.sendall(wire)
+    sock.sendall(encode(*args))
     return sock.recv(1 << 16)
 
 

@@ -19,11 +19,9 @@ import sys
 import tempfile
 import time
 
+from benchlib import encode, rss_mib
+
 BASE = 7900
-
-
-def encode(*args):
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
 def connect(node):
@@ -41,13 +39,6 @@ def keys_held(node):
             return int(line.split("=")[1].split(",")[0])
     return 0
 
-
-def rss_mib(proc):
-    with open(f"/proc/{proc.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) // 1024
-    return 0
 
 
 def main():
