@@ -279,9 +279,8 @@ impl Peers {
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
-                    let transport = match &self.tls_client {
-                        None => Transport::Plain(socket),
-                        Some(config) => match Transport::dial(socket, config, out.addr.ip()) {
+                    let transport =
+                        match Transport::dial(socket, self.tls_client.as_ref(), out.addr.ip()) {
                             Ok(transport) => transport,
                             Err(e) => {
                                 log::warn!("TLS to node {id}: {e}");
@@ -289,8 +288,7 @@ impl Peers {
                                 self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
                                 continue;
                             }
-                        },
-                    };
+                        };
                     let (dialler, hello) = Dialler::start(&self.identity, id);
                     out.socket = Some(transport);
                     out.state = OutState::Connecting(dialler);
@@ -384,15 +382,12 @@ impl Peers {
                 }
                 Ok((socket, addr)) => {
                     let _ = socket.set_nodelay(true);
-                    let socket = match &self.tls_server {
-                        None => Transport::Plain(socket),
-                        Some(config) => match Transport::accept(socket, config) {
-                            Ok(transport) => transport,
-                            Err(e) => {
-                                log::warn!("TLS for the peer connection from {addr}: {e}");
-                                continue;
-                            }
-                        },
+                    let socket = match Transport::accept(socket, self.tls_server.as_ref()) {
+                        Ok(transport) => transport,
+                        Err(e) => {
+                            log::warn!("TLS for the peer connection from {addr}: {e}");
+                            continue;
+                        }
                     };
                     let key = self.inbound.insert(Inbound {
                         socket,

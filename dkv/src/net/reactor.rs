@@ -377,15 +377,12 @@ impl Reactor {
                     if let Err(e) = socket.set_nodelay(true) {
                         log::debug!("TCP_NODELAY on {peer}: {e}");
                     }
-                    let transport = match &self.client_tls {
-                        None => Transport::Plain(socket),
-                        Some(config) => match Transport::accept(socket, config) {
-                            Ok(transport) => transport,
-                            Err(e) => {
-                                log::warn!("TLS for the client at {peer}: {e}");
-                                continue;
-                            }
-                        },
+                    let transport = match Transport::accept(socket, self.client_tls.as_ref()) {
+                        Ok(transport) => transport,
+                        Err(e) => {
+                            log::warn!("TLS for the client at {peer}: {e}");
+                            continue;
+                        }
                     };
                     let session = self.executor.open_session(Some(peer));
                     let limits = self.executor.limits(&session);

@@ -163,8 +163,12 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    /// The server side of TLS over an accepted socket.
-    pub fn accept(socket: TcpStream, config: &Arc<ServerConfig>) -> io::Result<Transport> {
+    /// An accepted socket: plain without `tls`, else the server side of
+    /// TLS over it.
+    pub fn accept(socket: TcpStream, tls: Option<&Arc<ServerConfig>>) -> io::Result<Transport> {
+        let Some(config) = tls else {
+            return Ok(Transport::Plain(socket));
+        };
         let tls = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
         Ok(Transport::Tls {
             socket,
@@ -172,13 +176,16 @@ impl Transport {
         })
     }
 
-    /// The client side of TLS over a dialled socket to `ip`, whose
-    /// certificate must name that IP.
+    /// A dialled socket to `ip`: plain without `tls`, else the client side
+    /// of TLS over it, the peer's certificate having to name that IP.
     pub fn dial(
         socket: TcpStream,
-        config: &Arc<ClientConfig>,
+        tls: Option<&Arc<ClientConfig>>,
         ip: IpAddr,
     ) -> io::Result<Transport> {
+        let Some(config) = tls else {
+            return Ok(Transport::Plain(socket));
+        };
         let name = ServerName::IpAddress(ip.into());
         let tls = ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
         Ok(Transport::Tls {
