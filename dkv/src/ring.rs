@@ -154,6 +154,11 @@ impl Ring {
         }
     }
 
+    /// The partition `key` falls in.
+    pub fn key_partition(&self, key: &[u8]) -> u32 {
+        self.partition_of(ring_position(key))
+    }
+
     /// How many partitions the ring has (one per token).
     pub fn partition_count(&self) -> usize {
         self.positions.len()

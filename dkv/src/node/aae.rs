@@ -90,6 +90,25 @@ pub struct AaeStats {
     pub last_cycle_per_peer: Vec<(NodeId, u64)>,
 }
 
+/// What the exchanges of one (partition, peer) pair found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Verdict {
+    /// The last exchange found the two trees equal.
+    in_sync: bool,
+    /// The cluster time (ms) an exchange last found them equal: every
+    /// entry this node held then, the peer held too.
+    confirmed_at: Option<u64>,
+}
+
+/// One peer's cycle over the pairs it shares with this node.
+#[derive(Debug, Clone, Copy, Default)]
+struct PeerCycle {
+    pairs: usize,
+    done: usize,
+    /// When (ms, monotonic) the last whole cycle ended.
+    last: Option<u64>,
+}
+
 /// Anti-entropy state of one node.
 #[derive(Debug)]
 pub(crate) struct Aae {
@@ -103,17 +122,14 @@ pub(crate) struct Aae {
     next_at: u64,
     exchange: Option<Exchange>,
     next_id: u64,
-    /// The last exchange's verdict per pair: in sync or not.
-    in_sync: HashMap<(u32, NodeId), bool>,
-    /// Per peer: pairs done since its cycle began, and when the last
-    /// cycle ended.
-    cycle: BTreeMap<NodeId, (usize, Option<u64>)>,
+    /// Per (partition, peer) pair: what its exchanges found.
+    verdicts: HashMap<(u32, NodeId), Verdict>,
+    /// Per peer: how far its cycle over the pairs it shares with this node
+    /// has gone.
+    cycle: BTreeMap<NodeId, PeerCycle>,
     /// Whether every exchange of the cycle over all pairs under way found
     /// its pair in sync.
     cycle_in_sync: bool,
-    /// Per pair: the cluster time (ms) an exchange last found it in sync.
-    /// Every entry this node held then, the peer held too.
-    confirmed: HashMap<(u32, NodeId), u64>,
     /// When tombstones were last considered for purging (ms, monotonic).
     purged_at: u64,
     /// Bytes pushed per second at most, and this second's window: when it
@@ -139,11 +155,9 @@ impl Aae {
                 pairs.push((partition, peer));
             }
         }
-        // Interleave peers, so each peer's partitions spread over the cycle.
-        pairs.sort_by_key(|&(partition, peer)| (partition, peer));
-        let mut cycle = BTreeMap::new();
+        let mut cycle: BTreeMap<NodeId, PeerCycle> = BTreeMap::new();
         for &(_, peer) in &pairs {
-            cycle.insert(peer, (0, None));
+            cycle.entry(peer).or_default().pairs += 1;
         }
         Aae {
             enabled,
@@ -154,10 +168,9 @@ impl Aae {
             next_at: 0,
             exchange: None,
             next_id: 1,
-            in_sync: HashMap::new(),
+            verdicts: HashMap::new(),
             cycle,
             cycle_in_sync: true,
-            confirmed: HashMap::new(),
             purged_at: 0,
             max_bytes_per_sec: usize::MAX,
             window_start: 0,
@@ -203,33 +216,35 @@ impl Aae {
         let mut stats = self.stats.clone();
         stats.partitions = self.trees.len();
         let mut synced: HashMap<u32, bool> = self.trees.keys().map(|&p| (p, true)).collect();
-        for &(partition, peer) in &self.pairs {
-            if self.in_sync.get(&(partition, peer)) != Some(&true) {
-                synced.insert(partition, false);
+        for pair @ (partition, _) in &self.pairs {
+            if !self.verdicts.get(pair).is_some_and(|v| v.in_sync) {
+                synced.insert(*partition, false);
             }
         }
         stats.partitions_in_sync = synced.values().filter(|&&s| s).count();
         stats.last_cycle_per_peer = self
             .cycle
             .iter()
-            .filter_map(|(&peer, &(_, at))| at.map(|at| (peer, at)))
+            .filter_map(|(&peer, cycle)| cycle.last.map(|at| (peer, at)))
             .collect();
         stats
     }
 
-    /// The cluster time since which every other replica of `partition` is
-    /// known to hold every entry this node held then: the oldest of the
-    /// pairs' last in-sync exchanges (none until each pair has had one).
-    fn confirmed_since(&self, partition: u32) -> Option<u64> {
-        let mut oldest = None;
-        for &(p, peer) in &self.pairs {
-            if p != partition {
-                continue;
-            }
-            let at = *self.confirmed.get(&(p, peer))?;
-            oldest = Some(oldest.map_or(at, |o: u64| o.min(at)));
+    /// Per partition, the cluster time since which every other replica is
+    /// known to hold every entry this node held then: the oldest of its
+    /// pairs' last in-sync exchanges. A partition with a pair that never
+    /// had one is absent.
+    fn confirmed_since(&self) -> HashMap<u32, u64> {
+        let mut since: HashMap<u32, Option<u64>> = HashMap::new();
+        for pair @ (partition, _) in &self.pairs {
+            let at = self.verdicts.get(pair).and_then(|v| v.confirmed_at);
+            let oldest = since.entry(*partition).or_insert(at);
+            *oldest = oldest.zip(at).map(|(a, b)| a.min(b));
         }
-        oldest
+        since
+            .into_iter()
+            .filter_map(|(partition, at)| at.map(|at| (partition, at)))
+            .collect()
     }
 
     /// The tree of `partition`, if this node replicates it.
@@ -243,23 +258,20 @@ impl Aae {
         let Some(exchange) = self.exchange.take() else {
             return;
         };
+        let verdict = self
+            .verdicts
+            .entry((exchange.partition, exchange.peer))
+            .or_default();
+        verdict.in_sync = in_sync;
         if in_sync {
             self.stats.exchanges_in_sync += 1;
-            self.confirmed
-                .insert((exchange.partition, exchange.peer), wall);
+            verdict.confirmed_at = Some(wall);
         }
-        self.in_sync
-            .insert((exchange.partition, exchange.peer), in_sync);
-        let shared = self
-            .pairs
-            .iter()
-            .filter(|(_, p)| *p == exchange.peer)
-            .count();
-        if let Some((done, last)) = self.cycle.get_mut(&exchange.peer) {
-            *done += 1;
-            if *done >= shared {
-                *done = 0;
-                *last = Some(now);
+        if let Some(cycle) = self.cycle.get_mut(&exchange.peer) {
+            cycle.done += 1;
+            if cycle.done >= cycle.pairs {
+                cycle.done = 0;
+                cycle.last = Some(now);
             }
         }
         self.cycle_in_sync &= in_sync;
@@ -273,18 +285,12 @@ impl Aae {
 }
 
 impl<D: Disk> Node<D> {
-    /// The partition of `key`.
-    pub(super) fn partition_of(&self, key: &[u8]) -> u32 {
-        self.ring.partition_of(Ring::position(key))
-    }
-
     /// Builds the trees from what the disk holds (once, at start).
     pub(super) fn build_trees(&mut self) {
         let ring = &self.ring;
         let aae = &mut self.aae;
         self.disk.for_each_version(&mut |key, version| {
-            let partition = ring.partition_of(Ring::position(key));
-            aae.record(partition, key, None, Some(version));
+            aae.record(ring.key_partition(key), key, None, Some(version));
         });
     }
 
@@ -414,6 +420,8 @@ impl<D: Disk> Node<D> {
                 .get(&partition)
                 .map(|t| t.branches().to_vec());
             if let (Some(running), Some(branches)) = (self.aae.exchange.as_mut(), branches) {
+                let mut differing = differing;
+                differing.sort_unstable();
                 running.first = Some(differing);
                 self.send(
                     from,
@@ -428,7 +436,7 @@ impl<D: Disk> Node<D> {
         };
         let segments: Vec<u16> = differing
             .into_iter()
-            .filter(|s| first.contains(s))
+            .filter(|s| first.binary_search(s).is_ok())
             .collect();
         if segments.is_empty() {
             // Only writes in flight differed: nothing to repair, and no
@@ -543,14 +551,14 @@ impl<D: Disk> Node<D> {
         }
         self.aae.purged_at = now;
         let wall = self.cluster_wall();
+        let confirmed_since = self.aae.confirmed_since();
         for (key, version) in self.disk.tombstones() {
             let stamped = version.timestamp.millis();
             let old_enough = stamped.saturating_add(grace) < wall;
-            let partition = self.partition_of(&key);
-            let confirmed = self
-                .aae
-                .confirmed_since(partition)
-                .is_some_and(|since| since > stamped.saturating_add(grace));
+            let partition = self.ring.key_partition(&key);
+            let confirmed = confirmed_since
+                .get(&partition)
+                .is_some_and(|&since| since > stamped.saturating_add(grace));
             if old_enough && confirmed && self.disk.purge_tombstone(&key, version) {
                 self.aae.record(partition, &key, Some(version), None);
                 self.aae.stats.tombstones_purged += 1;
@@ -587,7 +595,7 @@ impl<D: Disk> Node<D> {
         self.disk.for_each_version(&mut |key, version| {
             if keys.len() < limit
                 && wanted[segment_of(key) as usize]
-                && ring.partition_of(Ring::position(key)) == partition
+                && ring.key_partition(key) == partition
             {
                 keys.push((key.to_vec(), version));
             }

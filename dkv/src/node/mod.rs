@@ -198,7 +198,9 @@ impl<D: Disk> Node<D> {
     /// The root of this node's anti-entropy tree for the partition of
     /// `key`, if it replicates it (tests compare replicas with it).
     pub fn aae_root_of(&self, key: &[u8]) -> Option<u64> {
-        self.aae.tree(self.partition_of(key)).map(|t| t.root())
+        self.aae
+            .tree(self.ring.key_partition(key))
+            .map(|t| t.root())
     }
 
     /// This node's id.
@@ -687,7 +689,7 @@ impl<D: Disk> Node<D> {
     ) -> Result<Applied, DiskError> {
         let applied = self.disk.apply(key, version, value)?;
         if applied.won {
-            let partition = self.partition_of(key);
+            let partition = self.ring.key_partition(key);
             self.aae.record(partition, key, applied.held, Some(version));
         }
         if let Some(ticket) = applied.ticket.filter(|t| t.log == Log::Data) {
