@@ -31,12 +31,15 @@
 //! | `clocks.rs`     | [`clocks::PeerClocks`]: peers' clock readings, this clock's skew |
 //! | `durability.rs` | [`durability::DurabilityGate`]: actions held until durable |
 //! | `ids.rs`        | typed request ids (write, read, delivery, repair)          |
+//! | `replica.rs`    | the replica's side: replicated writes, hints delivered    |
+//! | `aae.rs`        | anti-entropy: trees per partition, exchanges, tombstone purge |
+//! | `tictac.rs`     | [`tictac::TicTacTree`]: the XOR Merkle tree              |
 //! | `disk.rs`       | the [`Disk`] trait and [`MemDisk`]                         |
 //! | `types.rs`      | [`Op`], [`OpReply`], [`OpError`], [`Output`], settings     |
 //!
-//! The control flow that sequences them: this file (inputs, outputs, the
-//! replica's side: apply or keep a hint, acknowledge once durable, answer
-//! reads; hint delivery), `write_path.rs` and `read_path.rs` (the
+//! The control flow that sequences them: this file (inputs, outputs,
+//! answering reads), `replica.rs` (apply or keep a hint, acknowledge once
+//! durable; hint delivery), `write_path.rs` and `read_path.rs` (the
 //! coordinator's side).
 //!
 //! **Ordering.** A replica answers a write with the version it held for
@@ -71,6 +74,7 @@ mod handoff;
 mod ids;
 mod quorum;
 mod read_path;
+mod replica;
 pub mod tictac;
 
 pub use aae::AaeStats;
@@ -83,8 +87,7 @@ mod tests;
 use std::collections::VecDeque;
 
 use crate::clock::HybridClock;
-use crate::engine::Entry;
-use crate::peer::{Envelope, Message, RequestId};
+use crate::peer::{Envelope, Message};
 use crate::ring::Ring;
 use crate::version::{NodeId, Timestamp, Version};
 
@@ -715,108 +718,5 @@ impl<D: Disk> Node<D> {
             self.reply(op, Err(OpError::BadConsistency(asked, n)));
         }
         required
-    }
-
-    // ---- hints ----
-
-    fn deliver_hints(&mut self) {
-        let detector = &self.detector;
-        let due = self
-            .handoff
-            .due(self.now.mono, |t| detector.is_up(t), &mut self.ids);
-        for delivery in due {
-            self.send(
-                delivery.target,
-                Message::Replicate {
-                    request: delivery.id.into(),
-                    key: delivery.key,
-                    entry: delivery.entry,
-                    hint_for: None,
-                },
-            );
-        }
-    }
-
-    // ---- replica ----
-
-    /// A replicated write: applied here, or kept as a hint when this node
-    /// stands in for `hint_for`; acknowledged once durable. A write
-    /// stamped too far ahead of this node's clock is refused, so a runaway
-    /// clock cannot spread.
-    fn on_replicate(
-        &mut self,
-        from: NodeId,
-        request: RequestId,
-        key: Vec<u8>,
-        entry: Entry,
-        hint_for: Option<NodeId>,
-    ) {
-        let refuse = |node: &mut Self| {
-            node.send(
-                from,
-                Message::ReplicateAck {
-                    request,
-                    ok: false,
-                    was_live: false,
-                    held: None,
-                },
-            )
-        };
-        let reference = self.reference_wall();
-        if self
-            .clock
-            .observe(entry.version.timestamp, reference)
-            .is_err()
-        {
-            self.stats.clock_refusals += 1;
-            log::debug!(
-                "node {}: refusing a write from node {from} stamped {} ms ahead",
-                self.settings.id,
-                entry.version.timestamp.millis().saturating_sub(reference)
-            );
-            refuse(self);
-            return;
-        }
-        if let Some(owner) = hint_for {
-            if !self.settings.members.contains(&owner) {
-                log::warn!(
-                    "node {}: refusing a hint from node {from} for node {owner}, not a member",
-                    self.settings.id
-                );
-                refuse(self);
-                return;
-            }
-        }
-        let result = match hint_for {
-            Some(owner) if owner != self.settings.id => {
-                let hint = Hint {
-                    target: owner,
-                    key,
-                    entry,
-                    stored_at_millis: self.now.wall,
-                };
-                self.handoff
-                    .keep(&mut self.disk, hint)
-                    .map(|ticket| (ticket, false, None))
-            }
-            _ => self
-                .apply_local(&key, entry.version, entry.value.as_deref())
-                .map(|applied| (applied.ticket, applied.was_live, applied.held)),
-        };
-        match result {
-            Ok((ticket, was_live, held)) => self.defer(
-                ticket,
-                Deferred::Ack {
-                    to: from,
-                    request,
-                    was_live,
-                    held,
-                },
-            ),
-            Err(e) => {
-                log::error!("node {}: {e}", self.settings.id);
-                refuse(self);
-            }
-        }
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::peer::RequestId;
 
 /// Three nodes wired back to back: every message is delivered at once
 /// unless its target is cut off.
