@@ -11,15 +11,13 @@ output.
     python3 benches/never_reading_client.py target/release/dkv-node [base port]
 """
 
-import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import encode, rss_mib
+from benchlib import Cluster, encode, rss_mib
 
 
 def command(sock, *args):
@@ -31,18 +29,8 @@ def main():
     binary = sys.argv[1]
     base = int(sys.argv[2]) if len(sys.argv) > 2 else 7300
     work = tempfile.mkdtemp(prefix="dkv-never-reading-")
-    conf = os.path.join(work, "cluster.conf")
-    with open(conf, "w") as out:
-        out.write("cluster_name = mem\nreplication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n")
-        for i in (1, 2, 3):
-            out.write(f"node {i} 127.0.0.1:{base + i}\n")
-    nodes = [
-        subprocess.Popen(
-            [binary, "--node-id", str(i), "--cluster-conf", conf,
-             "--data-dir", os.path.join(work, f"node-{i}"), "--fsync", "never"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for i in (1, 2, 3)
-    ]
+    cluster = Cluster(binary, work, base)
+    nodes = [cluster.nodes[i] for i in (1, 2, 3)]
     try:
         time.sleep(2)
         writer = socket.create_connection(("127.0.0.1", base + 1))
@@ -67,9 +55,7 @@ def main():
         print(f"RSS MiB of nodes 1/2/3: before {before}, peak {peak}, after the client left {after}")
         print(closed[0] if closed else "client_output_buffer_limit_disconnections: not reported")
     finally:
-        for node in nodes:
-            node.kill()
-            node.wait()
+        cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

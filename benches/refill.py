@@ -11,15 +11,13 @@ to every node (`--aae-max-mb-per-sec 64`, say).
     python3 benches/refill.py target/release/dkv-node 100000 [dkv-node flags...]
 """
 
-import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import encode, rss_mib
+from benchlib import Cluster, encode, rss_mib
 
 BASE = 7900
 
@@ -40,23 +38,10 @@ def keys_held(node):
     return 0
 
 
-
 def main():
     binary, count, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     work = tempfile.mkdtemp(prefix="dkv-refill-")
-    conf = os.path.join(work, "cluster.conf")
-    with open(conf, "w") as out:
-        out.write("cluster_name = refill\nreplication_factor = 3\nwrite_quorum = 2\nread_quorum = 2\n")
-        for i in (1, 2, 3):
-            out.write(f"node {i} 127.0.0.1:{BASE + i}\n")
-
-    def start(i):
-        return subprocess.Popen(
-            [binary, "--node-id", str(i), "--cluster-conf", conf,
-             "--data-dir", os.path.join(work, f"node-{i}"), "--fsync", "never", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    nodes = {i: start(i) for i in (1, 2, 3)}
+    cluster = Cluster(binary, work, BASE, extra)
     try:
         time.sleep(2)
         writer = connect(1)
@@ -66,11 +51,10 @@ def main():
             replies = b""
             while replies.count(b"\r\n") < len(batch):
                 replies += writer.recv(1 << 20)
-        nodes[3].kill()
-        nodes[3].wait()
-        shutil.rmtree(os.path.join(work, "node-3"))
+        cluster.kill(3)
+        shutil.rmtree(cluster.data_dir(3))
         started = time.time()
-        nodes[3] = start(3)
+        cluster.restart(3)
         held = 0
         while held < count and time.time() - started < 120:
             time.sleep(0.5)
@@ -79,11 +63,9 @@ def main():
             except OSError:
                 continue
         print(f"refilled {held} of {count} keys in {time.time() - started:.1f} s")
-        print("RSS MiB of nodes 1/2/3:", [rss_mib(nodes[i]) for i in (1, 2, 3)])
+        print("RSS MiB of nodes 1/2/3:", [rss_mib(cluster.nodes[i]) for i in (1, 2, 3)])
     finally:
-        for node in nodes.values():
-            node.kill()
-            node.wait()
+        cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
