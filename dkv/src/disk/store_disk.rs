@@ -128,22 +128,18 @@ impl Disk for StoreDisk {
     }
 
     fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version)) {
-        let engine = self.store.engine();
-        for shard in 0..engine.shard_count() {
-            engine.for_each_in_shard(shard, |key, version, _| f(key, version));
-        }
+        self.store
+            .engine()
+            .for_each(|key, version, _| f(key, version));
     }
 
     fn tombstones(&self) -> Vec<(Vec<u8>, Version)> {
-        let engine = self.store.engine();
         let mut out = Vec::new();
-        for shard in 0..engine.shard_count() {
-            engine.for_each_in_shard(shard, |key, version, value| {
-                if value.is_none() {
-                    out.push((key.to_vec(), version));
-                }
-            });
-        }
+        self.store.engine().for_each(|key, version, value| {
+            if value.is_none() {
+                out.push((key.to_vec(), version));
+            }
+        });
         out
     }
 

@@ -298,6 +298,14 @@ impl Engine {
         self.len() == 0
     }
 
+    /// Calls `f` with every entry (tombstones included), one shard at a
+    /// time under its read lock (see [`Engine::for_each_in_shard`]).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], Version, Option<&[u8]>)) {
+        for index in 0..self.shard_count() {
+            self.for_each_in_shard(index, &mut f);
+        }
+    }
+
     /// Calls `f` with every entry of shard `index` (tombstones included)
     /// while holding that shard's read lock: writers to this shard wait
     /// until it returns, writers to other shards do not.

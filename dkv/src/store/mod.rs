@@ -364,10 +364,7 @@ fn take_snapshot(shared: &Shared) -> Result<SnapshotInfo, StoreError> {
         purged,
         removed
     );
-    let mut state = shared.snapshot_state.lock();
-    state.last = Some(info.clone());
-    state.last_at = Instant::now();
-    state.taken += 1;
+    record_snapshot(shared, &info);
     Ok(info)
 }
 
@@ -394,12 +391,17 @@ fn recover_log(shared: &Shared) -> Result<SnapshotInfo, StoreError> {
         lsn.0,
         info.entries
     );
+    record_snapshot(shared, &info);
+    shared.snapshot_state.lock().log_recoveries += 1;
+    Ok(info)
+}
+
+/// Notes `info` as the newest snapshot, taken now.
+fn record_snapshot(shared: &Shared, info: &SnapshotInfo) {
     let mut state = shared.snapshot_state.lock();
     state.last = Some(info.clone());
     state.last_at = Instant::now();
     state.taken += 1;
-    state.log_recoveries += 1;
-    Ok(info)
 }
 
 fn run_snapshotter(shared: &Shared) {
