@@ -199,12 +199,22 @@ fn one_flag_bounds_values_on_every_path_and_its_error_names_it() {
     let value = vec![b'x'; max];
     assert_eq!(c.cmd(&[b"SET", b"k", &value]), Reply::ok());
     assert!(matches!(c.cmd_str("GET k"), Reply::Bulk(v) if v.len() == max));
+    // W=2 acknowledges before the third replica has applied: each replica
+    // is given a bounded wait to hold its copy.
     for node in &nodes[1..] {
-        let local = Client::connect(node.client_addr()).cmd_str("DKV.LOCAL k");
-        assert!(
-            matches!(&local, Reply::Bulk(v) if v.len() == max),
-            "a replica lacks the value"
-        );
+        let mut replica = Client::connect(node.client_addr());
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let local = replica.cmd_str("DKV.LOCAL k");
+            if matches!(&local, Reply::Bulk(v) if v.len() == max) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a replica lacks the value"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     // Refused on the header alone (the node closes before the data comes).
     let mut over = Client::connect(addr);

@@ -278,9 +278,17 @@ fn a_cluster_replicates_over_verified_tls_links() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // W=2 acknowledges before the third replica has applied, so each
+    // replica is given until the deadline to hold its copy.
     for node in &nodes[1..] {
         let mut c = TlsClient::connect(node.client_addr(), &certs, false).unwrap();
-        assert_eq!(c.cmd(&["DKV.LOCAL", "k"]).unwrap(), "replicated");
+        while c.cmd(&["DKV.LOCAL", "k"]).unwrap() != "replicated" {
+            assert!(
+                Instant::now() < deadline,
+                "a replica never received the write over TLS"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert_eq!(c.cmd(&["GET", "k"]).unwrap(), "replicated");
     }
 }
