@@ -25,6 +25,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use dkv::engine::EntryRef;
 use dkv::wal::{record, FsyncMode, Lsn, Wal, WalConfig};
 use dkv::{NodeId, Timestamp, Version};
 
@@ -66,7 +67,8 @@ fn version(i: u64) -> Version {
 
 fn group_commit(dir: &Path, duration: Duration) {
     let value = [7u8; VALUE_LEN];
-    let record_len = record::encoded_len(KEY_LEN, Some(VALUE_LEN)).expect("small record");
+    let record_len =
+        record::encoded_len(KEY_LEN, EntryRef::value(version(0), &value)).expect("small record");
     println!();
     println!(
         "== durable writes: {THREADS} threads, {record_len}-byte records, {duration:?} each =="
@@ -77,7 +79,10 @@ fn group_commit(dir: &Path, duration: Duration) {
     let wal = Arc::new(wal);
     let (ops, elapsed, max_latency) = run_writers(duration, |t, i| {
         let lsn = wal
-            .append(&key(t * 1_000_000_000 + i), version(i), Some(&value))
+            .append(
+                &key(t * 1_000_000_000 + i),
+                EntryRef::value(version(i), &value),
+            )
             .expect("append");
         wal.wait_durable(lsn).expect("wait_durable");
     });
@@ -96,7 +101,13 @@ fn group_commit(dir: &Path, duration: Duration) {
 
     // Baseline: one fdatasync per write, the file behind a mutex.
     let mut encoded = Vec::new();
-    record::encode_into(&mut encoded, Lsn(1), &key(0), version(0), Some(&value)).expect("encode");
+    record::encode_into(
+        &mut encoded,
+        Lsn(1),
+        &key(0),
+        EntryRef::value(version(0), &value),
+    )
+    .expect("encode");
     let path = dir.join("baseline.log");
     let file = OpenOptions::new()
         .create(true)
@@ -164,7 +175,7 @@ fn recovery(dir: &Path, records: u64) {
     let (wal, _) = Wal::open(config.clone(), Lsn(0), |_| {}).expect("open the WAL");
     let began = Instant::now();
     for i in 0..records {
-        wal.append(&key(i), version(i), Some(&value))
+        wal.append(&key(i), EntryRef::value(version(i), &value))
             .expect("append");
     }
     wal.close().expect("close the WAL");

@@ -72,6 +72,6 @@ pub mod store;
 pub mod version;
 pub mod wal;
 
-pub use engine::{ApplyOutcome, Engine, EngineStats, Entry};
+pub use engine::{ApplyOutcome, Engine, EngineStats, Entry, EntryRef};
 pub use store::{Store, StoreConfig, StoreError};
 pub use version::{NodeId, Timestamp, Version};

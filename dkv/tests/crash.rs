@@ -129,7 +129,10 @@ fn crash_recovery_keeps_every_acknowledged_write() {
     let store = Store::open(config(dir.path())).unwrap();
     for i in 0..FILLER_KEYS {
         let key = format!("filler-{i}");
-        let filler = store.submit(key.as_bytes(), store.stamp(), Some(&[b'f'; 100]));
+        let filler = store.submit(
+            key.as_bytes(),
+            dkv::EntryRef::value(store.stamp(), &[b'f'; 100]),
+        );
         assert!(filler.unwrap().applied);
     }
     store.close().unwrap();

@@ -112,7 +112,7 @@ fn describe(records: &[Record], key: &[u8]) -> String {
         .filter(|r| r.key == key && r.consistency != Consistency::One)
         .map(|r| {
             let outcome = match &r.result {
-                Some(Ok(OpReply::Value { value, version })) => {
+                Some(Ok(OpReply::Value { value, version, .. })) => {
                     format!("read {:?} {version:?}", text(value))
                 }
                 Some(Ok(OpReply::Written { version, .. })) => format!("acked {version:?}"),

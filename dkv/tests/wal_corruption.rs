@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dkv::wal::{record, FsyncMode, Lsn, RecoveryReport, SegmentIo, Wal, WalConfig, WalRecord};
+use dkv::EntryRef;
 use dkv::{NodeId, Timestamp, Version};
 
 /// Real reads and writes, no syncs.
@@ -81,13 +82,19 @@ fn build(dir: &Path, count: u64, segment_bytes: u64) -> Log {
                 .collect::<Vec<u8>>()
         });
         let version = Version::new(Timestamp(1_000 + i), NodeId(rng.below(4) as u32));
-        let lsn = wal.append(&key, version, value.as_deref()).unwrap();
+        // Some values expire (record kind 2).
+        let expires_at = value
+            .as_ref()
+            .and((rng.below(3) == 0).then(|| 1_800_000_000_000 + rng.below(1_000_000)));
+        let entry = EntryRef::new(version, value.as_deref(), expires_at);
+        let lsn = wal.append(&key, entry).unwrap();
         assert_eq!(lsn, Lsn(i));
         records.push(WalRecord {
             lsn,
             key,
             version,
             value,
+            expires_at,
         });
     }
     drop(wal);
@@ -186,12 +193,15 @@ fn check(
     for n in 0..3u64 {
         let version = Version::new(Timestamp(99_000 + n), NodeId(9));
         let value = (n != 1).then(|| vec![n as u8; 5]);
-        let lsn = wal.append(b"new", version, value.as_deref()).unwrap();
+        let lsn = wal
+            .append(b"new", EntryRef::new(version, value.as_deref(), None))
+            .unwrap();
         expected.push(WalRecord {
             lsn,
             key: b"new".to_vec(),
             version,
             value,
+            expires_at: None,
         });
     }
     drop(wal);

@@ -76,7 +76,16 @@ pub(crate) fn run<D: Disk>(
         Command::Config(request) => config(context, session, request, out),
         Command::Client(request) => client(session, request, out),
         Command::Consistency(levels) => consistency(context.settings, session, levels, out),
+        Command::Watch => error(
+            out,
+            "ERR WATCH is not supported by dkv: its transactions are batches, not isolated (see docs/commands.md)",
+        ),
+        Command::Unwatch => reply::ok(out),
         Command::Get { .. }
+        | Command::Program(_)
+        | Command::Multi
+        | Command::Exec
+        | Command::Discard
         | Command::Set { .. }
         | Command::Del { .. }
         | Command::Exists { .. }

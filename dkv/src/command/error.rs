@@ -25,9 +25,6 @@ pub enum CommandError {
     /// A password is set and the connection has not authenticated.
     #[error("NOAUTH Authentication required.")]
     NoAuth,
-    /// A `SET` option Redis has and dkv does not (yet).
-    #[error("ERR SET option '{0}' is not supported by dkv (no TTLs or conditional writes)")]
-    UnsupportedSetOption(String),
     /// Any other refusal: the whole error line.
     #[error("{0}")]
     Refused(Cow<'static, str>),

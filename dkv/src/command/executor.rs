@@ -25,13 +25,14 @@
 //! RESP clients send no deadline and their requests run whenever they are
 //! read.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::command::admin;
 use crate::command::error::CommandError;
 use crate::command::parse::{self, Command, Request};
+use crate::command::program::Program;
 use crate::command::reply::{self, DataKind};
 use crate::command::session::Session;
 use crate::command::settings::{ServerStats, Settings};
@@ -40,6 +41,9 @@ use crate::peer::Envelope;
 use crate::resp::{self, reply as resp_reply, Limits};
 use crate::slab::{Key, Slab};
 use crate::version::NodeId;
+
+mod batch;
+mod programs;
 
 /// The IO layer's handle for a connection, echoed in its completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,10 +97,42 @@ enum Results {
 #[derive(Debug)]
 struct Call {
     conn: ConnId,
-    kind: DataKind,
+    kind: CallKind,
     resp3: bool,
     results: Results,
     remaining: usize,
+}
+
+/// What a call's results make.
+#[derive(Debug)]
+enum CallKind {
+    /// An `EXEC`: its commands run one after another (`batch.rs`).
+    Batch(Box<batch::Batch>),
+    /// One operation per key, rendered by [`reply::render`].
+    Data(DataKind),
+    /// A program: its reads, then its writes (see [`ProgramCall`]).
+    Program(Box<ProgramCall>),
+}
+
+/// A program in flight, with what it needs for its next step.
+#[derive(Debug)]
+struct ProgramCall {
+    /// `Some` while the reads are out; taken to decide.
+    program: Option<Program>,
+    /// The reply decided on, sent once the writes are acknowledged.
+    reply: Vec<u8>,
+    /// The keys it holds (see [`Executor::locked`]).
+    keys: Vec<Vec<u8>>,
+    write: Consistency,
+    deadline: Option<u64>,
+}
+
+/// A program waiting for another on one of its keys to finish.
+#[derive(Debug)]
+struct Queued {
+    call: Key,
+    program: Program,
+    read: Consistency,
 }
 
 impl Call {
@@ -117,16 +153,33 @@ impl Call {
         self.remaining == 0
     }
 
-    fn render(self, out: &mut Vec<u8>) {
-        match self.results {
-            Results::One(Some(result)) => {
-                reply::render(self.kind, self.resp3, std::slice::from_ref(&result), out)
-            }
-            Results::One(None) => {}
-            Results::Many(slots) => {
-                let results: Vec<OpResult> = slots.into_iter().flatten().collect();
-                reply::render(self.kind, self.resp3, &results, out);
-            }
+    /// The results, in part order.
+    fn take_results(&mut self) -> Vec<OpResult> {
+        match std::mem::replace(&mut self.results, Results::One(None)) {
+            Results::One(result) => result.into_iter().collect(),
+            Results::Many(slots) => slots.into_iter().flatten().collect(),
+        }
+    }
+
+    /// Makes room for `parts` new results (a program's next step).
+    fn expect(&mut self, parts: usize) {
+        self.results = match parts {
+            1 => Results::One(None),
+            n => Results::Many((0..n).map(|_| None).collect()),
+        };
+        self.remaining = parts;
+    }
+
+    /// Renders a data call's reply.
+    fn render(mut self, out: &mut Vec<u8>) {
+        let results = self.take_results();
+        match self.kind {
+            CallKind::Data(kind) => reply::render(kind, self.resp3, &results, out),
+            CallKind::Batch(batch) => batch.render(out),
+            CallKind::Program(program) => match results.iter().find_map(|r| r.as_ref().err()) {
+                Some(error) => resp_reply::error_line(out, &error.to_string()),
+                None => out.extend_from_slice(&program.reply),
+            },
         }
     }
 }
@@ -144,6 +197,16 @@ pub struct Executor<D: Disk> {
     replies: Vec<u8>,
     /// Whether this node's link to each peer is up, as the IO layer says.
     links: BTreeMap<NodeId, bool>,
+    /// Keys a program in flight holds: a command on one of them waits in
+    /// `queued` until the program is done, so each program is atomic on
+    /// this coordinator and commands on a key run in the order they came.
+    locked: HashSet<Vec<u8>>,
+    queued: VecDeque<Queued>,
+    /// The `EXEC` each command of a transaction in flight belongs to.
+    batch_parent: HashMap<Key, Key>,
+    /// `EXEC`s whose waiting command finished.
+    ready_batches: VecDeque<Key>,
+    driving_batches: bool,
     now: Now,
     next_session: u64,
 }
@@ -167,6 +230,11 @@ impl<D: Disk> Executor<D> {
             completions: VecDeque::new(),
             replies: Vec::new(),
             links,
+            locked: HashSet::new(),
+            queued: VecDeque::new(),
+            batch_parent: HashMap::new(),
+            ready_batches: VecDeque::new(),
+            driving_batches: false,
             now,
             next_session: 1,
         }
@@ -246,12 +314,19 @@ impl<D: Disk> Executor<D> {
                 return Executed::Answered;
             }
         };
-        let command = parse::lookup(request).and_then(|spec| {
+        let spec = parse::lookup(request).and_then(|spec| {
             if !session.is_authenticated() && !spec.allowed_unauthenticated() {
                 return Err(CommandError::NoAuth);
             }
-            parse::parse(spec, request)
+            Ok(spec)
         });
+        if session.transaction.is_some() {
+            if let Some(executed) = self.queue_in_transaction(session, &spec, request, out) {
+                return executed;
+            }
+        }
+        let command =
+            spec.and_then(|spec| parse::parse(spec, request, self.node.cluster_time(now.wall)));
         let command = match command {
             Ok(command) => command,
             Err(error) => {
@@ -273,10 +348,60 @@ impl<D: Disk> Executor<D> {
             deadline,
             out,
         };
+        if !self.locked.is_empty() {
+            // A program holds some key: a command on it waits its turn, as
+            // a program of its own.
+            let command = match Program::from_plain(&command) {
+                Some(program) if program.keys().iter().any(|k| self.locked.contains(*k)) => {
+                    Command::Program(Box::new(program))
+                }
+                _ => command,
+            };
+            if let Command::Program(program) = command {
+                return self.start_program(call, *program, read, write);
+            }
+            return self.run(call, command, session, read, write);
+        }
+        self.run(call, command, session, read, write)
+    }
+
+    /// Runs a parsed command.
+    fn run(
+        &mut self,
+        call: CallStart<'_>,
+        command: Command<'_>,
+        session: &mut Session,
+        read: Consistency,
+        write: Consistency,
+    ) -> Executed {
+        let now = call.now;
         match command {
             Command::Get { key } => self.call(call, DataKind::Get, read, 1, [Op::Get { key }]),
-            Command::Set { key, value } => {
-                self.call(call, DataKind::Set, write, 1, [Op::Put { key, value }])
+            Command::Set {
+                key,
+                value,
+                expires_at,
+            } => self.call(
+                call,
+                DataKind::Set,
+                write,
+                1,
+                [Op::Put {
+                    key,
+                    value,
+                    expires_at,
+                }],
+            ),
+            Command::Program(program) => self.start_program(call, *program, read, write),
+            Command::Multi => {
+                session.transaction = Some(Default::default());
+                resp_reply::ok(call.out);
+                Executed::Answered
+            }
+            Command::Exec => self.exec(call, session),
+            Command::Discard => {
+                resp_reply::error_line(call.out, "ERR DISCARD without MULTI");
+                Executed::Answered
             }
             Command::Del { keys } => self.call(
                 call,
@@ -304,7 +429,11 @@ impl<D: Disk> Executor<D> {
                 DataKind::MSet,
                 write,
                 pairs.len() / 2,
-                pairs.pairs().map(|(key, value)| Op::Put { key, value }),
+                pairs.pairs().map(|(key, value)| Op::Put {
+                    key,
+                    value,
+                    expires_at: None,
+                }),
             ),
             other => {
                 let context = admin::Context {
@@ -334,7 +463,7 @@ impl<D: Disk> Executor<D> {
         };
         let key = self.calls.insert(Call {
             conn: start.conn,
-            kind,
+            kind: CallKind::Data(kind),
             resp3: start.resp3,
             results,
             remaining: parts,
@@ -377,9 +506,23 @@ impl<D: Disk> Executor<D> {
                     if !call.record(op.part, result) {
                         continue;
                     }
+                    if self.program_step(key) {
+                        // The program's writes went out.
+                        continue;
+                    }
                     let Some(call) = self.calls.remove(key) else {
                         continue;
                     };
+                    if let CallKind::Program(program) = &call.kind {
+                        for held in &program.keys {
+                            self.locked.remove(held);
+                        }
+                        self.start_queued();
+                    }
+                    if let Some(parent) = self.batch_parent.remove(&key) {
+                        self.batch_part_done(parent, call);
+                        continue;
+                    }
                     match &mut immediate {
                         Some((wanted, out)) if *wanted == key => {
                             call.render(out);
@@ -398,6 +541,9 @@ impl<D: Disk> Executor<D> {
                     }
                 }
             }
+        }
+        if !self.ready_batches.is_empty() {
+            self.drive_ready_batches();
         }
         answered
     }

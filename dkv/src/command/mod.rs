@@ -23,12 +23,16 @@
 //! | `parse.rs`    | [`Command`]: a request validated into a typed value            |
 //! | `error.rs`    | [`CommandError`]: refusals in Redis's words                    |
 //! | `executor.rs` | [`Executor`]: runs commands, data ones through the node        |
+//! | `parse_data.rs` | the data commands' options, numbers and expiry times        |
+//! | `program.rs`  | programs: data commands that read before they write        |
+//! | `strings.rs`  | string and bit operations, Redis's integer parsing            |
 //! | `reply.rs`    | the renderer of data commands' replies                        |
 //! | `admin.rs`    | the non-data commands (PING, AUTH, HELLO, CLIENT, CONFIG, ...) |
 //! | `info.rs`     | `INFO`                                                        |
 //! | `session.rs`  | [`Session`]: one connection's authentication, name, levels     |
 //! | `settings.rs` | [`Settings`] and the shared [`ServerStats`]                    |
 //! | `glob.rs`     | `CONFIG GET`'s pattern matching                               |
+//! | `transaction.rs` | `MULTI`'s queue; `executor/batch.rs` runs it               |
 
 mod admin;
 mod error;
@@ -36,10 +40,14 @@ mod executor;
 mod glob;
 mod info;
 mod parse;
+mod parse_data;
+mod program;
 mod reply;
 mod session;
 mod settings;
+mod strings;
 mod table;
+mod transaction;
 
 pub use error::CommandError;
 pub use executor::{CallId, Completion, ConnId, Executed, Executor};

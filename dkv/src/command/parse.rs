@@ -7,6 +7,8 @@
 //! request, so parsing allocates nothing on the data path.
 
 use crate::command::error::CommandError;
+use crate::command::parse_data;
+use crate::command::program::Program;
 use crate::command::table::{self, Name, Spec};
 use crate::node::Consistency;
 use crate::resp;
@@ -54,6 +56,11 @@ impl<'a> Request<'a> {
         let this = *self;
         (0..this.len()).filter_map(move |i| this.get(i))
     }
+
+    /// An owned copy (what `MULTI` queues).
+    pub fn to_command(self) -> resp::Command {
+        resp::Command::from_args(self.iter())
+    }
 }
 
 /// Arguments `start..` of a request (keys of `DEL`, sections of `INFO`).
@@ -64,7 +71,7 @@ pub struct ArgList<'a> {
 }
 
 impl<'a> ArgList<'a> {
-    fn new(request: Request<'a>, start: usize) -> ArgList<'a> {
+    pub(crate) fn new(request: Request<'a>, start: usize) -> ArgList<'a> {
         ArgList { request, start }
     }
 
@@ -154,12 +161,30 @@ pub struct ConsistencyRequest {
 }
 
 /// A parsed client request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Command<'a> {
     /// `GET key`.
     Get { key: &'a [u8] },
-    /// `SET key value`.
-    Set { key: &'a [u8], value: &'a [u8] },
+    /// `SET key value [EX ...]`, `SETEX`, `PSETEX`: a blind write, with
+    /// an absolute expiry (unix ms) if any.
+    Set {
+        key: &'a [u8],
+        value: &'a [u8],
+        expires_at: Option<u64>,
+    },
+    /// A data command that reads first (see [`Program`]).
+    #[allow(private_interfaces)]
+    Program(Box<Program>),
+    /// `MULTI`.
+    Multi,
+    /// `EXEC`.
+    Exec,
+    /// `DISCARD`.
+    Discard,
+    /// `WATCH key ...`: refused (dkv's transactions are not isolated).
+    Watch,
+    /// `UNWATCH`: nothing to undo.
+    Unwatch,
     /// `DEL key ...`.
     Del { keys: ArgList<'a> },
     /// `EXISTS key ...`.
@@ -221,8 +246,13 @@ pub(crate) fn lookup(request: Request<'_>) -> Result<&'static Spec, CommandError
     Ok(spec)
 }
 
-/// Parses the arguments of a request whose entry [`lookup`] found.
-pub(crate) fn parse<'a>(spec: &Spec, request: Request<'a>) -> Result<Command<'a>, CommandError> {
+/// Parses the arguments of a request whose entry [`lookup`] found, at
+/// cluster time `now` (unix ms: relative expiries become absolute).
+pub(crate) fn parse<'a>(
+    spec: &Spec,
+    request: Request<'a>,
+    now: u64,
+) -> Result<Command<'a>, CommandError> {
     let arg = |i: usize| request.get(i).unwrap_or_default();
     let rest = |from: usize| ArgList::new(request, from);
     let argc = request.len();
@@ -231,8 +261,8 @@ pub(crate) fn parse<'a>(spec: &Spec, request: Request<'a>) -> Result<Command<'a>
         Name::Set if argc == 3 => Command::Set {
             key: arg(1),
             value: arg(2),
+            expires_at: None,
         },
-        Name::Set => return Err(set_option_error(arg(3))),
         Name::Del => Command::Del { keys: rest(1) },
         Name::Exists => Command::Exists { keys: rest(1) },
         Name::MGet => Command::MGet { keys: rest(1) },
@@ -273,6 +303,11 @@ pub(crate) fn parse<'a>(spec: &Spec, request: Request<'a>) -> Result<Command<'a>
         Name::Config => Command::Config(parse_config(request)?),
         Name::Client => Command::Client(parse_client(request)?),
         Name::Consistency => Command::Consistency(parse_consistency(request)?),
+        Name::Multi => Command::Multi,
+        Name::Exec => Command::Exec,
+        Name::Discard => Command::Discard,
+        Name::Watch => Command::Watch,
+        Name::Unwatch => Command::Unwatch,
         // The executor takes the prefix off before it parses; one left
         // here was nested.
         Name::DkvDeadline => {
@@ -280,19 +315,10 @@ pub(crate) fn parse<'a>(spec: &Spec, request: Request<'a>) -> Result<Command<'a>
                 "ERR DKV.DEADLINE wraps one command: DKV.DEADLINE <unix-ms> <command> [arg ...]",
             ))
         }
+        other => {
+            return parse_data::parse(other, request, now).unwrap_or(Err(CommandError::Syntax))
+        }
     })
-}
-
-/// The error for `SET key value <option>`: the options Redis has get a
-/// clear "not supported", anything else a syntax error.
-fn set_option_error(option: &[u8]) -> CommandError {
-    let option = String::from_utf8_lossy(option).to_ascii_uppercase();
-    let known = ["EX", "PX", "EXAT", "PXAT", "NX", "XX", "KEEPTTL", "GET"];
-    if known.contains(&option.as_str()) {
-        CommandError::UnsupportedSetOption(option)
-    } else {
-        CommandError::Syntax
-    }
 }
 
 fn subcommand(request: Request<'_>) -> Vec<u8> {
@@ -456,7 +482,7 @@ mod tests {
         let request = resp::Command::from_args(line.split(' '));
         let request = Request::new(&request);
         let spec = lookup(request).map_err(|e| e.to_string())?;
-        parse(spec, request)
+        parse(spec, request, 1_000_000)
             .map(|c| format!("{c:?}"))
             .map_err(|e| e.to_string())
     }
@@ -477,10 +503,78 @@ mod tests {
     #[test]
     fn options_and_subcommands_get_redis_errors() {
         assert_eq!(
-            parse_line("SET k v EX 10").unwrap_err(),
-            "ERR SET option 'EX' is not supported by dkv (no TTLs or conditional writes)"
+            parse_line("SET k v EX 10").unwrap(),
+            r#"Set { key: [107], value: [118], expires_at: Some(1010000) }"#
         );
+        assert_eq!(
+            parse_line("SET k v EX 0").unwrap_err(),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert_eq!(
+            parse_line("SET k v EX 1 PX 1").unwrap_err(),
+            "ERR syntax error"
+        );
+        assert_eq!(parse_line("SET k v NX XX").unwrap_err(), "ERR syntax error");
+        assert_eq!(parse_line("SET k v EX").unwrap_err(), "ERR syntax error");
+        assert_eq!(
+            parse_line("SET k v EX x").unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            parse_line("SET k v EX 9223372036854775807").unwrap_err(),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert!(parse_line("SET k v NX GET KEEPTTL")
+            .unwrap()
+            .starts_with("Program"));
         assert_eq!(parse_line("SET k v BOGUS").unwrap_err(), "ERR syntax error");
+        assert_eq!(
+            parse_line("EXPIRE k 10 NX XX").unwrap_err(),
+            "ERR NX and XX, GT or LT options at the same time are not compatible"
+        );
+        assert_eq!(
+            parse_line("EXPIRE k 10 GT LT").unwrap_err(),
+            "ERR GT and LT options at the same time are not compatible"
+        );
+        assert_eq!(
+            parse_line("EXPIRE k 10 FOO").unwrap_err(),
+            "ERR Unsupported option FOO"
+        );
+        assert_eq!(
+            parse_line("SETEX k -1 v").unwrap_err(),
+            "ERR invalid expire time in 'setex' command"
+        );
+        assert_eq!(
+            parse_line("GETEX k EX 0").unwrap_err(),
+            "ERR invalid expire time in 'getex' command"
+        );
+        assert_eq!(
+            parse_line("SETBIT k 1 2").unwrap_err(),
+            "ERR bit is not an integer or out of range"
+        );
+        assert_eq!(
+            parse_line("SETBIT k -1 1").unwrap_err(),
+            "ERR bit offset is not an integer or out of range"
+        );
+        assert_eq!(
+            parse_line("SETRANGE k -1 x").unwrap_err(),
+            "ERR offset is out of range"
+        );
+        assert_eq!(
+            parse_line("INCRBY k 1.5").unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            parse_line("DECRBY k -9223372036854775808").unwrap_err(),
+            "ERR decrement would overflow"
+        );
+        assert_eq!(
+            parse_line("LCS a b LEN IDX").unwrap_err(),
+            "ERR If you want both the length and indexes, please just use IDX."
+        );
+        assert!(parse_line("EVALSHA abc 0")
+            .unwrap_err()
+            .starts_with("ERR dkv does not run Lua scripts"));
         assert_eq!(
             parse_line("MSET a 1 b").unwrap_err(),
             "ERR wrong number of arguments for 'mset' command"
@@ -526,14 +620,14 @@ mod tests {
         let request = resp::Command::from_args(["MSET", "a", "1", "b", "2"]);
         let request = Request::new(&request);
         let spec = lookup(request).unwrap();
-        let Ok(Command::MSet { pairs }) = parse(spec, request) else {
+        let Ok(Command::MSet { pairs }) = parse(spec, request, 0) else {
             panic!("MSET")
         };
         let got: Vec<(&[u8], &[u8])> = pairs.pairs().collect();
         assert_eq!(got, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
         let request = resp::Command::from_args(["DEL", "x", "y"]);
         let request = Request::new(&request);
-        let Ok(Command::Del { keys }) = parse(lookup(request).unwrap(), request) else {
+        let Ok(Command::Del { keys }) = parse(lookup(request).unwrap(), request, 0) else {
             panic!("DEL")
         };
         assert_eq!(keys.len(), 2);

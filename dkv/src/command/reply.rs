@@ -72,6 +72,7 @@ mod tests {
         Ok(OpReply::Value {
             value: Some(v.as_bytes().to_vec()),
             version: Some(Version::default()),
+            expires_at: None,
         })
     }
 
@@ -79,6 +80,7 @@ mod tests {
         Ok(OpReply::Value {
             value: None,
             version: None,
+            expires_at: None,
         })
     }
 

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 
+use crate::command::transaction::Transaction;
 use crate::node::Consistency;
 
 /// One client connection's command state.
@@ -19,6 +20,8 @@ pub struct Session {
     pub(crate) protocol: u8,
     pub(crate) read_consistency: Consistency,
     pub(crate) write_consistency: Consistency,
+    /// Open between `MULTI` and `EXEC`/`DISCARD`.
+    pub(crate) transaction: Option<Transaction>,
 }
 
 impl Session {
@@ -33,6 +36,7 @@ impl Session {
             protocol: 2,
             read_consistency: Consistency::Quorum,
             write_consistency: Consistency::Quorum,
+            transaction: None,
         }
     }
 

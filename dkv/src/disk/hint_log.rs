@@ -5,7 +5,7 @@
 //!
 //! | tag | version | value |
 //! |-----|---------|-------|
-//! | `H` (hint kept) | the hinted write's version | stored-at ms (u64 LE), kind (0 value, 1 tombstone), value bytes |
+//! | `H` (hint kept) | the hinted write's version | stored-at ms (u64 LE), kind (0 value, 1 tombstone, 2 value with an expiry: unix ms, u64 LE, follows), value bytes |
 //! | `R` (hint gone) | the version that was delivered or dropped | none (a tombstone record) |
 //!
 //! Replay keeps the newest `H` per target and key and applies an `R` only
@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::engine::Entry;
+use crate::engine::{Entry, EntryRef};
 use crate::node::Hint;
 use crate::version::{NodeId, Version};
 use crate::wal::{FsyncMode, Lsn, Wal, WalConfig, WalError, WalRecord};
@@ -44,13 +44,39 @@ fn record_key(tag: u8, target: NodeId, key: &[u8]) -> Vec<u8> {
     out
 }
 
+const KIND_VALUE: u8 = 0;
+const KIND_TOMBSTONE: u8 = 1;
+const KIND_EXPIRING: u8 = 2;
+
 fn encode_value(hint: &Hint) -> Vec<u8> {
     let value = hint.entry.value.as_deref().unwrap_or(&[]);
-    let mut out = Vec::with_capacity(9 + value.len());
+    let mut out = Vec::with_capacity(17 + value.len());
     out.extend_from_slice(&hint.stored_at_millis.to_le_bytes());
-    out.push(u8::from(hint.entry.value.is_none()));
+    match (&hint.entry.value, hint.entry.expires_at) {
+        (None, _) => out.push(KIND_TOMBSTONE),
+        (Some(_), None) => out.push(KIND_VALUE),
+        (Some(_), Some(at)) => {
+            out.push(KIND_EXPIRING);
+            out.extend_from_slice(&at.to_le_bytes());
+        }
+    }
     out.extend_from_slice(value);
     out
+}
+
+/// The hinted entry in a kept record's value after its stored-at time:
+/// `(value, expiry)`, or `None` if the bytes are not one.
+fn decode_entry(kind_and_value: &[u8]) -> Option<(Option<Vec<u8>>, Option<u64>)> {
+    let (&kind, rest) = kind_and_value.split_first()?;
+    match kind {
+        KIND_VALUE => Some((Some(rest.to_vec()), None)),
+        KIND_TOMBSTONE if rest.is_empty() => Some((None, None)),
+        KIND_EXPIRING => {
+            let (at, value) = rest.split_first_chunk::<8>()?;
+            Some((Some(value.to_vec()), Some(u64::from_le_bytes(*at))))
+        }
+        _ => None,
+    }
 }
 
 /// One change a record describes.
@@ -79,17 +105,14 @@ fn decode(record: &WalRecord) -> Option<Change> {
         (TAG_HINT, Some(value)) if value.len() >= 9 => {
             let mut stored_at = [0u8; 8];
             stored_at.copy_from_slice(&value[..8]);
-            let hinted = match value[8] {
-                0 => Some(value[9..].to_vec()),
-                1 if value.len() == 9 => None,
-                _ => return None,
-            };
+            let (hinted, expires_at) = decode_entry(&value[8..])?;
             Some(Change::Kept(Hint {
                 target,
                 key,
                 entry: Entry {
                     version: record.version,
                     value: hinted,
+                    expires_at,
                 },
                 stored_at_millis: u64::from_le_bytes(stored_at),
             }))
@@ -159,8 +182,7 @@ impl HintLog {
         }
         let lsn = self.wal.append(
             &record_key(TAG_HINT, hint.target, &hint.key),
-            hint.entry.version,
-            Some(&encode_value(hint)),
+            EntryRef::value(hint.entry.version, &encode_value(hint)),
         )?;
         self.hints.insert(slot, hint.clone());
         Ok(lsn)
@@ -176,8 +198,10 @@ impl HintLog {
         {
             return Ok(());
         }
-        self.wal
-            .append(&record_key(TAG_REMOVED, target, key), version, None)?;
+        self.wal.append(
+            &record_key(TAG_REMOVED, target, key),
+            EntryRef::tombstone(version),
+        )?;
         self.hints.remove(&slot);
         self.removals += 1;
         if self.removals >= COMPACT_AFTER_REMOVALS && self.removals > self.hints.len() {
@@ -191,8 +215,7 @@ impl HintLog {
         for hint in self.hints.values() {
             self.wal.append(
                 &record_key(TAG_HINT, hint.target, &hint.key),
-                hint.entry.version,
-                Some(&encode_value(hint)),
+                EntryRef::value(hint.entry.version, &encode_value(hint)),
             )?;
         }
         Ok(())
@@ -252,6 +275,7 @@ mod tests {
             entry: Entry {
                 version: Version::new(Timestamp(ts), NodeId(1)),
                 value: value.map(|v| v.as_bytes().to_vec()),
+                expires_at: None,
             },
             stored_at_millis: 77,
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::disk::hint_log::HintLog;
 use crate::disk::watch::DurabilityWatch;
-use crate::engine::Entry;
+use crate::engine::{Entry, EntryRef, ExpiredEntries};
 use crate::node::{Applied, Disk, DiskError, DiskStats, Hint, Ticket};
 use crate::store::{Store, StoreError};
 use crate::version::{NodeId, Timestamp, Version};
@@ -28,7 +28,12 @@ pub struct StoreDisk {
     wait_for_sync: bool,
     /// When starting a failed hint log afresh was last tried.
     hint_recovery_tried: Option<Instant>,
+    /// The shard active expiry visits next.
+    expiry_cursor: usize,
 }
+
+/// Shards active expiry visits per step.
+const EXPIRY_SHARDS_PER_STEP: usize = 4;
 
 /// How often a failed hint log is tried again (when hints come and go).
 const HINT_LOG_RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
@@ -48,6 +53,7 @@ impl StoreDisk {
             hints,
             wait_for_sync: fsync == FsyncMode::Always,
             hint_recovery_tried: None,
+            expiry_cursor: 0,
         })
     }
 
@@ -92,16 +98,12 @@ impl Disk for StoreDisk {
         self.store.engine().version_of(key)
     }
 
-    fn apply(
-        &mut self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> Result<Applied, DiskError> {
-        let submitted = self.store.submit(key, version, value).map_err(disk_error)?;
+    fn apply(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError> {
+        let submitted = self.store.submit(key, entry).map_err(disk_error)?;
         Ok(Applied {
             won: submitted.applied,
             was_live: submitted.was_live,
+            held_expires_at: submitted.held_expires_at,
             held: submitted.previous,
             ticket: self.wait_for_sync.then(|| Ticket::data(submitted.lsn)),
         })
@@ -130,17 +132,35 @@ impl Disk for StoreDisk {
     fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version)) {
         self.store
             .engine()
-            .for_each(|key, version, _| f(key, version));
+            .for_each(|key, entry| f(key, entry.version));
     }
 
     fn tombstones(&self) -> Vec<(Vec<u8>, Version)> {
         let mut out = Vec::new();
-        self.store.engine().for_each(|key, version, value| {
-            if value.is_none() {
-                out.push((key.to_vec(), version));
+        self.store.engine().for_each(|key, entry| {
+            if entry.value.is_none() {
+                out.push((key.to_vec(), entry.version));
             }
         });
         out
+    }
+
+    fn expire_step(&mut self, now_ms: u64, alone: bool) -> usize {
+        let what = if alone {
+            ExpiredEntries::Drop
+        } else {
+            ExpiredEntries::Tombstone
+        };
+        let engine = self.store.engine();
+        // A few shards per tick: every shard is visited within a second or
+        // two of ticks, and shards without an expiring entry cost a read
+        // lock each.
+        let mut expired = 0;
+        for _ in 0..EXPIRY_SHARDS_PER_STEP.min(engine.shard_count()) {
+            self.expiry_cursor = (self.expiry_cursor + 1) % engine.shard_count();
+            expired += engine.expire_shard(self.expiry_cursor, now_ms, what);
+        }
+        expired
     }
 
     fn purge_tombstone(&mut self, key: &[u8], version: Version) -> bool {

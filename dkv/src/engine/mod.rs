@@ -5,12 +5,20 @@
 //! `parking_lot::RwLock`, so readers of one shard never block writers of
 //! another and a snapshot can copy one shard at a time.
 //!
-//! Every entry is a value or a tombstone with its [`Version`]. [`Engine::apply`]
+//! Every entry is a value (with an absolute expiry, or none) or a tombstone,
+//! with its [`Version`]. [`Engine::apply`]
 //! keeps the entry with the larger version, so applying one set of writes in
 //! any order, any number of times, yields the same contents: replicas
 //! converge and WAL replay, hint delivery and read repair are idempotent.
 //! Tombstones are dropped by [`Engine::purge_tombstones`] once older than the
 //! grace period, never before, so a late replica cannot resurrect a key.
+//!
+//! Expiry: an entry whose expiry has passed is, to every reader, a
+//! tombstone at the same version ([`EntryRef::live_at`]); the engine has no
+//! clock, and its callers judge with theirs. [`Engine::expire_shard`] turns
+//! such entries into tombstones (or drops them) to give their memory back;
+//! the version stays, so replicas and anti-entropy trees agree whether or
+//! not a copy was turned yet.
 
 mod slot;
 
@@ -35,14 +43,19 @@ pub struct Entry {
     pub version: Version,
     /// The value; `None` is a tombstone (the key was deleted).
     pub value: Option<Vec<u8>>,
+    /// When the value expires, in milliseconds since the Unix epoch; from
+    /// then on it reads as a tombstone at the same version. Always `None`
+    /// on a tombstone.
+    pub expires_at: Option<u64>,
 }
 
 impl Entry {
-    /// A live value.
+    /// A live value that does not expire.
     pub fn value(version: Version, value: impl Into<Vec<u8>>) -> Entry {
         Entry {
             version,
             value: Some(value.into()),
+            expires_at: None,
         }
     }
 
@@ -51,12 +64,83 @@ impl Entry {
         Entry {
             version,
             value: None,
+            expires_at: None,
         }
     }
 
     /// Whether this entry records a delete.
     pub fn is_tombstone(&self) -> bool {
         self.value.is_none()
+    }
+
+    /// The entry, borrowed.
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef {
+            version: self.version,
+            value: self.value.as_deref(),
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Whether a reader at `now_ms` (unix ms) sees a value.
+    pub fn live_at(&self, now_ms: u64) -> bool {
+        self.as_ref().live_at(now_ms)
+    }
+}
+
+/// An [`Entry`] borrowed: what a write stores, as every layer passes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The version of the write.
+    pub version: Version,
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// When the value expires (unix ms), if it does; ignored on a tombstone.
+    pub expires_at: Option<u64>,
+}
+
+impl<'a> EntryRef<'a> {
+    /// A value that does not expire.
+    pub fn value(version: Version, value: &'a [u8]) -> EntryRef<'a> {
+        EntryRef {
+            version,
+            value: Some(value),
+            expires_at: None,
+        }
+    }
+
+    /// A tombstone.
+    pub fn tombstone(version: Version) -> EntryRef<'a> {
+        EntryRef {
+            version,
+            value: None,
+            expires_at: None,
+        }
+    }
+
+    /// A value (`Some`) or a tombstone (`None`), with its expiry.
+    pub fn new(version: Version, value: Option<&'a [u8]>, expires_at: Option<u64>) -> Self {
+        EntryRef {
+            version,
+            value,
+            expires_at: value.and(expires_at),
+        }
+    }
+
+    /// Whether a reader at `now_ms` (unix ms) sees a value: not a tombstone
+    /// and not expired (an entry expires at the first millisecond at or
+    /// past its expiry, as Redis's keys do).
+    pub fn live_at(&self, now_ms: u64) -> bool {
+        self.value.is_some() && self.expires_at.is_none_or(|at| now_ms < at)
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> Entry {
+        Entry {
+            version: self.version,
+            value: self.value.map(<[u8]>::to_vec),
+            expires_at: self.value.and(self.expires_at),
+        }
     }
 }
 
@@ -65,8 +149,11 @@ impl Entry {
 pub struct ApplyOutcome {
     /// The write's version beat the stored one (or the key was new).
     pub won: bool,
-    /// The key held a live value (not a tombstone) before this write.
+    /// The key held a value (not a tombstone) before this write; it may
+    /// have expired, see `held_expires_at`.
     pub was_live: bool,
+    /// The expiry of the value held before this write, if it had one.
+    pub held_expires_at: Option<u64>,
     /// The version the key held before this write, if any.
     pub previous: Option<Version>,
 }
@@ -78,6 +165,9 @@ pub struct EngineStats {
     pub keys: usize,
     /// Tombstones waiting for their grace period to pass.
     pub tombstones: usize,
+    /// Values with an expiry (INFO's `expires`), expired ones not yet
+    /// reclaimed included.
+    pub expiring: usize,
     /// Bytes held: every entry's allocation plus the hash tables' buckets.
     pub bytes: usize,
 }
@@ -93,6 +183,7 @@ pub struct Engine {
 struct Shard {
     table: HashTable<Slot>,
     tombstones: usize,
+    expiring: usize,
     entry_bytes: usize,
 }
 
@@ -104,6 +195,35 @@ impl Shard {
     fn bytes(&self) -> usize {
         self.entry_bytes + self.table.num_buckets() * (std::mem::size_of::<Slot>() + 1)
     }
+
+    /// Counts `slot` in (`sign` true) or out of the shard's totals.
+    fn count(&mut self, slot: &Slot, sign: bool) {
+        let (tomb, expiring, bytes) = (
+            usize::from(slot.is_tombstone()),
+            usize::from(slot.expires_at().is_some()),
+            slot.heap_bytes(),
+        );
+        if sign {
+            self.tombstones += tomb;
+            self.expiring += expiring;
+            self.entry_bytes += bytes;
+        } else {
+            self.tombstones -= tomb;
+            self.expiring -= expiring;
+            self.entry_bytes -= bytes;
+        }
+    }
+}
+
+/// What [`Engine::expire_shard`] does with an entry past its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiredEntries {
+    /// Keep a tombstone at the entry's version (a replica: its peers may
+    /// still hold older versions that must not come back).
+    Tombstone,
+    /// Drop it (a node alone: nothing can bring an older version back but
+    /// its own log, whose replay meets the same expiry).
+    Drop,
 }
 
 /// An engine configuration error.
@@ -141,10 +261,7 @@ impl Engine {
     pub fn get(&self, key: &[u8]) -> Option<Entry> {
         let (hash, shard) = self.locate(key);
         let shard = shard.read();
-        shard.find(hash, key).map(|slot| Entry {
-            version: slot.version(),
-            value: slot.value().map(<[u8]>::to_vec),
-        })
+        shard.find(hash, key).map(|slot| slot.entry().to_owned())
     }
 
     /// The version stored for `key`, tombstones included.
@@ -156,37 +273,33 @@ impl Engine {
 
     /// Stores a value at `version` unless a newer version is held.
     pub fn put(&self, key: &[u8], value: &[u8], version: Version) -> bool {
-        self.apply(key, version, Some(value))
+        self.apply(key, EntryRef::value(version, value))
     }
 
     /// Stores a tombstone at `version` unless a newer version is held.
     pub fn delete(&self, key: &[u8], version: Version) -> bool {
-        self.apply(key, version, None)
+        self.apply(key, EntryRef::tombstone(version))
     }
 
-    /// Applies a write (value, or tombstone for `None`), keeping whichever of
-    /// it and the stored entry has the larger version. Returns whether the
-    /// write won. Keys longer than [`MAX_KEY_LEN`] are rejected (returns
-    /// false); callers bound keys far below that.
-    pub fn apply(&self, key: &[u8], version: Version, value: Option<&[u8]>) -> bool {
-        self.apply_with_outcome(key, version, value).won
+    /// Applies a write (value or tombstone), keeping whichever of it and
+    /// the stored entry has the larger version. Returns whether the write
+    /// won. Keys longer than [`MAX_KEY_LEN`] are rejected (returns false);
+    /// callers bound keys far below that.
+    pub fn apply(&self, key: &[u8], entry: EntryRef<'_>) -> bool {
+        self.apply_with_outcome(key, entry).won
     }
 
     /// [`Engine::apply`], also reporting whether the key held a live value
     /// just before (what `DEL` counts), found in the same lookup.
-    pub fn apply_with_outcome(
-        &self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> ApplyOutcome {
-        let lost = |was_live, previous| ApplyOutcome {
-            won: false,
-            was_live,
-            previous,
-        };
+    pub fn apply_with_outcome(&self, key: &[u8], entry: EntryRef<'_>) -> ApplyOutcome {
+        let version = entry.version;
         if key.len() > MAX_KEY_LEN {
-            return lost(false, None);
+            return ApplyOutcome {
+                won: false,
+                was_live: false,
+                held_expires_at: None,
+                previous: None,
+            };
         }
         let (hash, shard) = self.locate(key);
         let mut guard = shard.write();
@@ -199,30 +312,38 @@ impl Engine {
         ) {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
-                let was_live = !slot.is_tombstone();
-                let previous = Some(slot.version());
+                let mut outcome = ApplyOutcome {
+                    won: false,
+                    was_live: !slot.is_tombstone(),
+                    held_expires_at: slot.expires_at(),
+                    previous: Some(slot.version()),
+                };
                 if slot.version() >= version {
-                    return lost(was_live, previous);
+                    return outcome;
                 }
-                shard.tombstones -= usize::from(slot.is_tombstone());
-                shard.entry_bytes -= slot.heap_bytes();
-                slot.overwrite(version, value);
-                shard.tombstones += usize::from(slot.is_tombstone());
-                shard.entry_bytes += slot.heap_bytes();
-                ApplyOutcome {
-                    won: true,
-                    was_live,
-                    previous,
-                }
+                let (tombstones, expiring, bytes) = (
+                    usize::from(slot.is_tombstone()),
+                    usize::from(slot.expires_at().is_some()),
+                    slot.heap_bytes(),
+                );
+                slot.overwrite(entry);
+                shard.tombstones = shard.tombstones - tombstones + usize::from(slot.is_tombstone());
+                shard.expiring =
+                    shard.expiring - expiring + usize::from(slot.expires_at().is_some());
+                shard.entry_bytes = shard.entry_bytes - bytes + slot.heap_bytes();
+                outcome.won = true;
+                outcome
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
-                let slot = Slot::new(key, version, value);
+                let slot = Slot::new(key, entry);
                 shard.tombstones += usize::from(slot.is_tombstone());
+                shard.expiring += usize::from(slot.expires_at().is_some());
                 shard.entry_bytes += slot.heap_bytes();
                 vacant.insert(slot);
                 ApplyOutcome {
                     won: true,
                     was_live: false,
+                    held_expires_at: None,
                     previous: None,
                 }
             }
@@ -231,7 +352,47 @@ impl Engine {
 
     /// Applies an owned [`Entry`]; see [`Engine::apply`].
     pub fn apply_entry(&self, key: &[u8], entry: &Entry) -> bool {
-        self.apply(key, entry.version, entry.value.as_deref())
+        self.apply(key, entry.as_ref())
+    }
+
+    /// Gives back the memory of shard `index`'s entries that expired
+    /// before `now_ms`: each becomes a tombstone at its version, or is
+    /// dropped, as `what` says. Returns how many. A shard with no expiring
+    /// entry is passed over without a scan.
+    ///
+    /// # Panics
+    /// If `index >= self.shard_count()`.
+    pub fn expire_shard(&self, index: usize, now_ms: u64, what: ExpiredEntries) -> usize {
+        if self.shards[index].read().expiring == 0 {
+            return 0;
+        }
+        let mut guard = self.shards[index].write();
+        let shard = &mut *guard;
+        let expired = |slot: &Slot| slot.expires_at().is_some_and(|at| at <= now_ms);
+        let (mut freed, mut count, mut tombstones) = (0, 0, 0);
+        match what {
+            ExpiredEntries::Drop => shard.table.retain(|slot| {
+                let gone = expired(slot);
+                if gone {
+                    freed += slot.heap_bytes();
+                    count += 1;
+                }
+                !gone
+            }),
+            ExpiredEntries::Tombstone => {
+                for slot in shard.table.iter_mut().filter(|slot| expired(slot)) {
+                    freed += slot.heap_bytes();
+                    count += 1;
+                    slot.overwrite(EntryRef::tombstone(slot.version()));
+                    freed -= slot.heap_bytes();
+                    tombstones += 1;
+                }
+            }
+        }
+        shard.expiring -= count;
+        shard.tombstones += tombstones;
+        shard.entry_bytes -= freed;
+        count
     }
 
     /// Drops the tombstone of `key` if it still has `version` (anti-entropy
@@ -247,8 +408,7 @@ impl Engine {
             return false;
         }
         let (slot, _) = occupied.remove();
-        shard.tombstones -= 1;
-        shard.entry_bytes -= slot.heap_bytes();
+        shard.count(&slot, false);
         true
     }
 
@@ -283,6 +443,7 @@ impl Engine {
             let shard = shard.read();
             stats.keys += shard.table.len() - shard.tombstones;
             stats.tombstones += shard.tombstones;
+            stats.expiring += shard.expiring;
             stats.bytes += shard.bytes();
         }
         stats
@@ -300,7 +461,7 @@ impl Engine {
 
     /// Calls `f` with every entry (tombstones included), one shard at a
     /// time under its read lock (see [`Engine::for_each_in_shard`]).
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], Version, Option<&[u8]>)) {
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], EntryRef<'_>)) {
         for index in 0..self.shard_count() {
             self.for_each_in_shard(index, &mut f);
         }
@@ -312,14 +473,10 @@ impl Engine {
     ///
     /// # Panics
     /// If `index >= self.shard_count()`.
-    pub fn for_each_in_shard(
-        &self,
-        index: usize,
-        mut f: impl FnMut(&[u8], Version, Option<&[u8]>),
-    ) {
+    pub fn for_each_in_shard(&self, index: usize, mut f: impl FnMut(&[u8], EntryRef<'_>)) {
         let shard = self.shards[index].read();
         for slot in shard.table.iter() {
-            f(slot.key(), slot.version(), slot.value());
+            f(slot.key(), slot.entry());
         }
     }
 
@@ -339,14 +496,8 @@ impl Engine {
     pub fn to_sorted_vec(&self) -> Vec<(Vec<u8>, Entry)> {
         let mut all = Vec::new();
         for index in 0..self.shard_count() {
-            self.for_each_in_shard(index, |key, version, value| {
-                all.push((
-                    key.to_vec(),
-                    Entry {
-                        version,
-                        value: value.map(<[u8]>::to_vec),
-                    },
-                ));
+            self.for_each_in_shard(index, |key, entry| {
+                all.push((key.to_vec(), entry.to_owned()))
             });
         }
         all.sort_by(|a, b| a.0.cmp(&b.0));

@@ -6,20 +6,27 @@
 //! |------------------|----------------------------------------------------|
 //! | 0..8             | timestamp, u64 little-endian                       |
 //! | 8..12            | node id, u32 little-endian                         |
-//! | 12..16           | key length, u32 LE; bit 31 set for a tombstone     |
-//! | 16..16+key_len   | key                                                |
+//! | 12..16           | key length, u32 LE; bit 31 set for a tombstone,    |
+//! |                  | bit 30 set when an expiry follows                  |
+//! | 16..24           | expiry, unix ms u64 LE (only with bit 30)          |
+//! | then key_len     | key                                                |
 //! | rest             | value (empty for a tombstone)                      |
 //!
 //! One allocation per key and a 16-byte table slot is what keeps a 16-byte
-//! key with a 64-byte value near 150 bytes resident, below Redis's ~173.
+//! key with a 64-byte value near 150 bytes resident, below Redis's ~173; a
+//! key without an expiry pays nothing for the feature.
 
+use super::EntryRef;
 use crate::version::{NodeId, Timestamp, Version};
 
 const HEADER: usize = 16;
+const EXPIRY_LEN: usize = 8;
 const TOMBSTONE_BIT: u32 = 1 << 31;
+const EXPIRY_BIT: u32 = 1 << 30;
+const FLAG_BITS: u32 = TOMBSTONE_BIT | EXPIRY_BIT;
 
-/// The largest key a slot can hold (the tombstone bit bounds it).
-pub const MAX_KEY_LEN: usize = (TOMBSTONE_BIT - 1) as usize;
+/// The largest key a slot can hold (the flag bits bound it).
+pub const MAX_KEY_LEN: usize = (EXPIRY_BIT - 1) as usize;
 
 /// An entry's key, version and value in one allocation.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,27 +35,28 @@ pub(crate) struct Slot(Box<[u8]>);
 impl Slot {
     /// Packs an entry. `key.len()` must be at most [`MAX_KEY_LEN`]; the
     /// engine checks before calling.
-    pub(crate) fn new(key: &[u8], version: Version, value: Option<&[u8]>) -> Slot {
-        let value_bytes = value.unwrap_or(&[]);
-        let mut data = Vec::with_capacity(HEADER + key.len() + value_bytes.len());
-        write_header(&mut data, key.len(), version, value.is_none());
+    pub(crate) fn new(key: &[u8], entry: EntryRef<'_>) -> Slot {
+        let value_bytes = entry.value.unwrap_or(&[]);
+        let mut data = Vec::with_capacity(packed_len(key.len(), entry));
+        write_header(&mut data, key.len(), entry);
         data.extend_from_slice(key);
         data.extend_from_slice(value_bytes);
+        debug_assert_eq!(data.len(), packed_len(key.len(), entry));
         Slot(data.into_boxed_slice())
     }
 
-    /// Replaces the version and value, reusing the allocation when the size
-    /// is unchanged (the common overwrite of a fixed-size value).
-    pub(crate) fn overwrite(&mut self, version: Version, value: Option<&[u8]>) {
-        let value_bytes = value.unwrap_or(&[]);
+    /// Replaces the version, expiry and value, reusing the allocation when
+    /// the size is unchanged (the common overwrite of a fixed-size value).
+    pub(crate) fn overwrite(&mut self, entry: EntryRef<'_>) {
         let key_len = self.key().len();
-        if self.0.len() == HEADER + key_len + value_bytes.len() {
-            let mut header = Vec::with_capacity(HEADER);
-            write_header(&mut header, key_len, version, value.is_none());
-            self.0[..HEADER].copy_from_slice(&header);
-            self.0[HEADER + key_len..].copy_from_slice(value_bytes);
+        if self.0.len() == packed_len(key_len, entry) && self.has_expiry() == has_expiry(entry) {
+            let mut header = Vec::with_capacity(HEADER + EXPIRY_LEN);
+            write_header(&mut header, key_len, entry);
+            let value_at = header.len() + key_len;
+            self.0[..header.len()].copy_from_slice(&header);
+            self.0[value_at..].copy_from_slice(entry.value.unwrap_or(&[]));
         } else {
-            *self = Slot::new(self.key(), version, value);
+            *self = Slot::new(self.key(), entry);
         }
     }
 
@@ -56,9 +64,22 @@ impl Slot {
         u32::from_le_bytes([self.0[12], self.0[13], self.0[14], self.0[15]])
     }
 
+    fn has_expiry(&self) -> bool {
+        self.key_len_field() & EXPIRY_BIT != 0
+    }
+
+    fn key_start(&self) -> usize {
+        if self.has_expiry() {
+            HEADER + EXPIRY_LEN
+        } else {
+            HEADER
+        }
+    }
+
     pub(crate) fn key(&self) -> &[u8] {
-        let len = (self.key_len_field() & !TOMBSTONE_BIT) as usize;
-        &self.0[HEADER..HEADER + len]
+        let len = (self.key_len_field() & !FLAG_BITS) as usize;
+        let start = self.key_start();
+        &self.0[start..start + len]
     }
 
     pub(crate) fn is_tombstone(&self) -> bool {
@@ -72,12 +93,30 @@ impl Slot {
         Version::new(Timestamp(u64::from_le_bytes(ts)), NodeId(node))
     }
 
+    /// When the value expires (unix ms), if it does.
+    pub(crate) fn expires_at(&self) -> Option<u64> {
+        self.has_expiry().then(|| {
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&self.0[HEADER..HEADER + EXPIRY_LEN]);
+            u64::from_le_bytes(at)
+        })
+    }
+
     /// The value, or `None` for a tombstone.
     pub(crate) fn value(&self) -> Option<&[u8]> {
         if self.is_tombstone() {
             None
         } else {
-            Some(&self.0[HEADER + self.key().len()..])
+            Some(&self.0[self.key_start() + self.key().len()..])
+        }
+    }
+
+    /// The entry, borrowed.
+    pub(crate) fn entry(&self) -> EntryRef<'_> {
+        EntryRef {
+            version: self.version(),
+            value: self.value(),
+            expires_at: self.expires_at(),
         }
     }
 
@@ -88,14 +127,32 @@ impl Slot {
     }
 }
 
-fn write_header(out: &mut Vec<u8>, key_len: usize, version: Version, tombstone: bool) {
+fn has_expiry(entry: EntryRef<'_>) -> bool {
+    entry.value.is_some() && entry.expires_at.is_some()
+}
+
+fn packed_len(key_len: usize, entry: EntryRef<'_>) -> usize {
+    let expiry = if has_expiry(entry) { EXPIRY_LEN } else { 0 };
+    HEADER + expiry + key_len + entry.value.map_or(0, <[u8]>::len)
+}
+
+/// Writes the header (and the expiry, if any). A tombstone never keeps an
+/// expiry: it is already what an expired value becomes.
+fn write_header(out: &mut Vec<u8>, key_len: usize, entry: EntryRef<'_>) {
+    debug_assert!(key_len <= MAX_KEY_LEN);
     let mut key_len_field = key_len as u32;
-    if tombstone {
+    if entry.value.is_none() {
         key_len_field |= TOMBSTONE_BIT;
     }
-    out.extend_from_slice(&version.timestamp.0.to_le_bytes());
-    out.extend_from_slice(&version.node_id.0.to_le_bytes());
+    if has_expiry(entry) {
+        key_len_field |= EXPIRY_BIT;
+    }
+    out.extend_from_slice(&entry.version.timestamp.0.to_le_bytes());
+    out.extend_from_slice(&entry.version.node_id.0.to_le_bytes());
     out.extend_from_slice(&key_len_field.to_le_bytes());
+    if let (true, Some(at)) = (has_expiry(entry), entry.expires_at) {
+        out.extend_from_slice(&at.to_le_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -106,9 +163,46 @@ mod tests {
         Version::new(Timestamp(ts), NodeId(node))
     }
 
+    fn value<'a>(version: Version, value: &'a [u8]) -> EntryRef<'a> {
+        EntryRef::value(version, value)
+    }
+
+    #[test]
+    fn an_expiry_costs_eight_bytes_and_only_when_set() {
+        let plain = Slot::new(b"key", value(version(7, 3), b"value"));
+        let expiring = Slot::new(
+            b"key",
+            EntryRef {
+                expires_at: Some(1_700_000_000_000),
+                ..value(version(7, 3), b"value")
+            },
+        );
+        assert_eq!(plain.heap_bytes(), 16 + 3 + 5);
+        assert_eq!(expiring.heap_bytes(), plain.heap_bytes() + 8);
+        assert_eq!(plain.expires_at(), None);
+        assert_eq!(expiring.expires_at(), Some(1_700_000_000_000));
+        assert_eq!(expiring.key(), b"key");
+        assert_eq!(expiring.value(), Some(&b"value"[..]));
+        // Same size, expiry dropped: the layout changes, the data stays.
+        let mut slot = expiring.clone();
+        slot.overwrite(value(version(8, 1), b"value12345678"));
+        assert_eq!((slot.expires_at(), slot.key()), (None, &b"key"[..]));
+        assert_eq!(slot.value(), Some(&b"value12345678"[..]));
+        // A tombstone keeps no expiry.
+        let tomb = Slot::new(
+            b"key",
+            EntryRef {
+                version: version(9, 1),
+                value: None,
+                expires_at: Some(5),
+            },
+        );
+        assert_eq!((tomb.expires_at(), tomb.value()), (None, None));
+    }
+
     #[test]
     fn packs_and_unpacks_a_value() {
-        let slot = Slot::new(b"key", version(7, 3), Some(b"value"));
+        let slot = Slot::new(b"key", value(version(7, 3), b"value"));
         assert_eq!(slot.key(), b"key");
         assert_eq!(slot.value(), Some(&b"value"[..]));
         assert_eq!(slot.version(), version(7, 3));
@@ -117,23 +211,23 @@ mod tests {
 
     #[test]
     fn empty_value_is_not_a_tombstone() {
-        let slot = Slot::new(b"k", version(1, 1), Some(b""));
+        let slot = Slot::new(b"k", value(version(1, 1), b""));
         assert_eq!(slot.value(), Some(&b""[..]));
-        let tomb = Slot::new(b"k", version(1, 1), None);
+        let tomb = Slot::new(b"k", EntryRef::tombstone(version(1, 1)));
         assert_eq!(tomb.value(), None);
         assert_eq!(tomb.key(), b"k");
     }
 
     #[test]
     fn overwrite_in_place_and_resized() {
-        let mut slot = Slot::new(b"key", version(1, 1), Some(b"aaaa"));
-        slot.overwrite(version(2, 2), Some(b"bbbb"));
+        let mut slot = Slot::new(b"key", value(version(1, 1), b"aaaa"));
+        slot.overwrite(value(version(2, 2), b"bbbb"));
         assert_eq!(slot.value(), Some(&b"bbbb"[..]));
         assert_eq!(slot.version(), version(2, 2));
-        slot.overwrite(version(3, 1), None);
+        slot.overwrite(EntryRef::tombstone(version(3, 1)));
         assert_eq!(slot.value(), None);
         assert_eq!(slot.key(), b"key");
-        slot.overwrite(version(4, 1), Some(b"a much longer value"));
+        slot.overwrite(value(version(4, 1), b"a much longer value"));
         assert_eq!(slot.value(), Some(&b"a much longer value"[..]));
         assert_eq!(slot.key(), b"key");
     }

@@ -153,10 +153,10 @@ proptest! {
         let a = Engine::new(4).unwrap();
         let b = Engine::new(2).unwrap();
         for w in &writes {
-            a.apply(&[w.key], w.version, w.value.as_deref());
+            a.apply(&[w.key], EntryRef::new(w.version, w.value.as_deref(), None));
         }
         for w in &permuted {
-            b.apply(&[w.key], w.version, w.value.as_deref());
+            b.apply(&[w.key], EntryRef::new(w.version, w.value.as_deref(), None));
         }
         prop_assert_eq!(a.to_sorted_vec(), b.to_sorted_vec());
         prop_assert_eq!(a.stats().keys, b.stats().keys);

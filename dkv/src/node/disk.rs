@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{EngineStats, Entry};
+use crate::engine::{EngineStats, Entry, EntryRef};
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 
@@ -78,14 +78,25 @@ pub struct DiskError(pub String);
 pub struct Applied {
     /// Whether the write's version beat the stored one.
     pub won: bool,
-    /// Whether the key held a live value just before.
+    /// Whether the key held a value (not a tombstone) just before; see
+    /// [`Applied::held_live_at`] for whether it had expired.
     pub was_live: bool,
+    /// The expiry of the value held just before, if it had one.
+    pub held_expires_at: Option<u64>,
     /// The version the key held just before, if any: a write that did
     /// not win was beaten by it.
     pub held: Option<Version>,
     /// Wait for this before acknowledging; `None` when the disk promises
     /// nothing more than it already did (no fsync to wait for).
     pub ticket: Option<Ticket>,
+}
+
+impl Applied {
+    /// Whether a reader at `now_ms` would have seen the value held just
+    /// before (what `DEL` counts).
+    pub fn held_live_at(&self, now_ms: u64) -> bool {
+        self.was_live && self.held_expires_at.is_none_or(|at| now_ms < at)
+    }
 }
 
 /// A hint: a write kept for a replica that could not take it.
@@ -118,12 +129,12 @@ pub trait Disk {
     /// The version of the local entry for `key`, without copying its value.
     fn version_of(&self, key: &[u8]) -> Option<Version>;
     /// Applies a write with Last-Write-Wins and logs it.
-    fn apply(
-        &mut self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> Result<Applied, DiskError>;
+    fn apply(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError>;
+    /// One step of active expiry: gives back the memory of some entries
+    /// that expired before `now_ms` (a tombstone at their version stays
+    /// unless `alone`, a node with no replicas); returns how many. Called
+    /// on every tick; each call does a bounded amount of work.
+    fn expire_step(&mut self, now_ms: u64, alone: bool) -> usize;
     /// Stores a hint durably (replacing an older one for the same target
     /// and key); returns what to wait for, if anything.
     fn put_hint(&mut self, hint: &Hint) -> Result<Option<Ticket>, DiskError>;
@@ -243,30 +254,43 @@ impl Disk for MemDisk {
         self.written.data.get(key).map(|e| e.version)
     }
 
-    fn apply(
-        &mut self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> Result<Applied, DiskError> {
+    fn apply(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError> {
         let old = self.written.data.get(key);
         let was_live = old.is_some_and(|e| !e.is_tombstone());
+        let held_expires_at = old.and_then(|e| e.expires_at);
         let held = old.map(|e| e.version);
-        let won = old.is_none_or(|old| old.version < version);
+        let won = old.is_none_or(|old| old.version < entry.version);
         if won {
-            let entry = Entry {
-                version,
-                value: value.map(<[u8]>::to_vec),
-            };
-            self.written.data.insert(key.to_vec(), entry);
+            self.written.data.insert(key.to_vec(), entry.to_owned());
             self.next_lsn += 1;
         }
         Ok(Applied {
             won,
             was_live,
+            held_expires_at,
             held,
             ticket: self.ticket(Log::Data),
         })
+    }
+
+    fn expire_step(&mut self, now_ms: u64, alone: bool) -> usize {
+        // As the real store: memory only (the log keeps the expiring value,
+        // whose replay meets the same expiry).
+        let expired: Vec<Vec<u8>> = self
+            .written
+            .data
+            .iter()
+            .filter(|(_, e)| e.expires_at.is_some_and(|at| at <= now_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &expired {
+            if alone {
+                self.written.data.remove(key);
+            } else if let Some(entry) = self.written.data.get_mut(key) {
+                *entry = Entry::tombstone(entry.version);
+            }
+        }
+        expired.len()
     }
 
     fn put_hint(&mut self, hint: &Hint) -> Result<Option<Ticket>, DiskError> {
@@ -328,6 +352,12 @@ impl Disk for MemDisk {
             engine: EngineStats {
                 keys,
                 tombstones: self.written.data.len() - keys,
+                expiring: self
+                    .written
+                    .data
+                    .values()
+                    .filter(|e| e.expires_at.is_some())
+                    .count(),
                 bytes,
             },
             persistence: vec![("disk", "memory".to_string())],
@@ -343,12 +373,20 @@ mod tests {
         Version::new(Timestamp(ts), NodeId(1))
     }
 
+    fn value(ts: u64, value: &[u8]) -> EntryRef<'_> {
+        EntryRef::value(version(ts), value)
+    }
+
+    fn tombstone(ts: u64) -> EntryRef<'static> {
+        EntryRef::tombstone(version(ts))
+    }
+
     #[test]
     fn crash_keeps_only_synced_writes() {
         let mut s = MemDisk::new();
-        s.apply(b"a", version(1), Some(b"1")).unwrap();
+        s.apply(b"a", value(1, b"1")).unwrap();
         let [data, _] = s.sync();
-        let applied = s.apply(b"b", version(2), Some(b"2")).unwrap();
+        let applied = s.apply(b"b", value(2, b"2")).unwrap();
         assert!(applied.ticket.is_some_and(|t| t.lsn > data.lsn));
         assert!(s.has_unsynced());
         s.crash();
@@ -360,13 +398,13 @@ mod tests {
     #[test]
     fn apply_reports_whether_a_live_value_was_there() {
         let mut s = MemDisk::new();
-        let first = s.apply(b"k", version(1), Some(b"v")).unwrap();
+        let first = s.apply(b"k", value(1, b"v")).unwrap();
         assert!(first.won && !first.was_live);
-        let stale = s.apply(b"k", version(0), None).unwrap();
+        let stale = s.apply(b"k", tombstone(0)).unwrap();
         assert!(!stale.won && stale.was_live);
-        let delete = s.apply(b"k", version(2), None).unwrap();
+        let delete = s.apply(b"k", tombstone(2)).unwrap();
         assert!(delete.won && delete.was_live);
-        let again = s.apply(b"k", version(3), None).unwrap();
+        let again = s.apply(b"k", tombstone(3)).unwrap();
         assert!(again.won && !again.was_live);
         assert_eq!(s.max_timestamp(), Timestamp(3));
         assert_eq!(s.stats().engine.tombstones, 1);

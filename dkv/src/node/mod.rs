@@ -87,9 +87,10 @@ mod tests;
 use std::collections::VecDeque;
 
 use crate::clock::HybridClock;
+use crate::engine::{Entry, EntryRef};
 use crate::peer::{Envelope, Message};
 use crate::ring::Ring;
-use crate::version::{NodeId, Timestamp, Version};
+use crate::version::{NodeId, Timestamp};
 
 pub use clocks::ClockSkew;
 pub use disk::{Applied, Disk, DiskError, DiskStats, Hint, Log, MemDisk, Ticket};
@@ -328,13 +329,17 @@ impl<D: Disk> Node<D> {
         };
         match request {
             Op::Get { key } => self.start_read(op, key, required),
-            Op::Put { key, value } => {
+            Op::Put {
+                key,
+                value,
+                expires_at,
+            } => {
                 let attempt = self.first_attempt(deadline);
-                self.start_write(op, key, Some(value), required, attempt)
+                self.start_write(op, key, (Some(value), expires_at), required, attempt)
             }
             Op::Delete { key } => {
                 let attempt = self.first_attempt(deadline);
-                self.start_write(op, key, None, required, attempt)
+                self.start_write(op, key, (None, None), required, attempt)
             }
         }
     }
@@ -554,6 +559,8 @@ impl<D: Disk> Node<D> {
         self.report_skew();
         self.aae_tick();
         self.purge_confirmed_tombstones();
+        let alone = self.settings.replication_factor == 1 && self.settings.members.len() == 1;
+        self.disk.expire_step(self.cluster_wall(), alone);
     }
 
     fn advance(&mut self, now: Now) {
@@ -671,9 +678,8 @@ impl<D: Disk> Node<D> {
             }
             Deferred::OwnRead { read, entry } => self.on_read_reply(self.settings.id, read, entry),
             Deferred::Value { op, entry } => {
-                let version = entry.as_ref().map(|e| e.version);
-                let value = entry.and_then(|e| e.value);
-                self.reply(op, Ok(OpReply::Value { value, version }));
+                let reply = self.value_reply(entry);
+                self.reply(op, Ok(reply));
             }
             Deferred::OwnRepair { read, held } => {
                 self.on_repair_ack(self.settings.id, read, Some(held))
@@ -684,16 +690,15 @@ impl<D: Disk> Node<D> {
 
     /// Applies a write to the local data, noting what later read replies
     /// must wait for.
-    fn apply_local(
-        &mut self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> Result<Applied, DiskError> {
-        let applied = self.disk.apply(key, version, value)?;
+    fn apply_local(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError> {
+        let mut applied = self.disk.apply(key, entry)?;
+        // Whether the key held something a reader would see: an expired
+        // value counts as gone, judged by the cluster's time.
+        applied.was_live = applied.held_live_at(self.cluster_wall());
         if applied.won {
             let partition = self.ring.key_partition(key);
-            self.aae.record(partition, key, applied.held, Some(version));
+            self.aae
+                .record(partition, key, applied.held, Some(entry.version));
         }
         if let Some(ticket) = applied.ticket.filter(|t| t.log == Log::Data) {
             debug_assert!(
@@ -703,6 +708,26 @@ impl<D: Disk> Node<D> {
             self.data_barrier = Some(ticket);
         }
         Ok(applied)
+    }
+
+    /// What a read answers for the newest entry it found: an expired
+    /// value reads as missing, judged by the cluster's time, so every
+    /// coordinator lets it go at the same moment whatever the replicas'
+    /// clocks did with their copies.
+    fn value_reply(&self, newest: Option<Entry>) -> OpReply {
+        let version = newest.as_ref().map(|e| e.version);
+        match newest {
+            Some(entry) if entry.live_at(self.cluster_wall()) => OpReply::Value {
+                expires_at: entry.expires_at,
+                value: entry.value,
+                version,
+            },
+            _ => OpReply::Value {
+                value: None,
+                version,
+                expires_at: None,
+            },
+        }
     }
 
     /// The replicas `consistency` requires, or a reply saying it is out

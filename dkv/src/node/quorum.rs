@@ -237,12 +237,15 @@ impl ReadTally {
         self.replies.len() + self.failed.len() == self.asked.len()
     }
 
-    /// The newest entry among the replies.
+    /// The newest entry among the replies. Of two copies of one version,
+    /// a value is preferred to a tombstone: only expiry turns a value into
+    /// a tombstone at its own version, and the coordinator judges expiry by
+    /// its own clock rather than by the replica's.
     pub fn newest(&self) -> Option<&Entry> {
         self.replies
             .iter()
             .filter_map(|(_, e)| e.as_ref())
-            .max_by_key(|e| e.version)
+            .max_by_key(|e| (e.version, e.value.is_some()))
     }
 
     /// Whether enough replicas have answered.

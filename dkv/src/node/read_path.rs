@@ -20,7 +20,7 @@ use crate::node::coordinator::{self, ReadOp};
 use crate::node::durability::Deferred;
 use crate::node::ids::ReadId;
 use crate::node::quorum::ReadTally;
-use crate::node::{Disk, Node, OpError, OpId, OpReply};
+use crate::node::{Disk, Node, OpError, OpId};
 use crate::peer::{Message, RequestId};
 use crate::version::{NodeId, Version};
 
@@ -92,9 +92,8 @@ impl<D: Disk> Node<D> {
         let entry = self.disk.get(key);
         if self.gate.covers(self.data_barrier) {
             // The common case, answered without a detour through the gate.
-            let version = entry.as_ref().map(|e| e.version);
-            let value = entry.and_then(|e| e.value);
-            self.reply(op, Ok(OpReply::Value { value, version }));
+            let reply = self.value_reply(entry);
+            self.reply(op, Ok(reply));
         } else {
             self.defer(self.data_barrier, Deferred::Value { op, entry });
         }
@@ -183,8 +182,8 @@ impl<D: Disk> Node<D> {
             if holding >= read.needed {
                 read.answered = true;
                 let op = read.op;
-                let value = newest.and_then(|e| e.value);
-                self.reply(op, Ok(OpReply::Value { value, version }));
+                let reply = self.value_reply(newest);
+                self.reply(op, Ok(reply));
             } else if let Some(newest) = newest {
                 let stale: Vec<NodeId> = read
                     .tally
@@ -226,7 +225,7 @@ impl<D: Disk> Node<D> {
         if !self.accepts_timestamp(newest.version.timestamp) {
             return;
         }
-        match self.apply_local(key, newest.version, newest.value.as_deref()) {
+        match self.apply_local(key, newest.as_ref()) {
             Ok(applied) => self.defer(
                 applied.ticket,
                 Deferred::OwnRepair {
@@ -295,7 +294,7 @@ impl<D: Disk> Node<D> {
                 if !self.accepts_timestamp(newest.version.timestamp) {
                     continue;
                 }
-                let applied = self.apply_local(&read.key, newest.version, newest.value.as_deref());
+                let applied = self.apply_local(&read.key, newest.as_ref());
                 if let Err(e) = applied {
                     log::error!("node {}: read repair failed locally: {e}", self.settings.id);
                 }

@@ -90,7 +90,7 @@ impl<D: Disk> Node<D> {
                     .map(|ticket| (ticket, false, None))
             }
             _ => self
-                .apply_local(&key, entry.version, entry.value.as_deref())
+                .apply_local(&key, entry.as_ref())
                 .map(|applied| (applied.ticket, applied.was_live, applied.held)),
         };
         match result {

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use super::*;
+use crate::engine::EntryRef;
 use crate::peer::RequestId;
+use crate::version::Version;
 
 /// Three nodes wired back to back: every message is delivered at once
 /// unless its target is cut off.
@@ -142,6 +144,7 @@ impl Trio {
             Op::Put {
                 key: key.as_bytes(),
                 value: value.as_bytes(),
+                expires_at: None,
             },
             Consistency::Quorum,
         )
@@ -296,7 +299,7 @@ fn quorum_reads_do_not_go_back_in_time() {
     );
     trio.nodes[0]
         .disk_mut()
-        .apply(b"k", newer, Some(b"new"))
+        .apply(b"k", EntryRef::new(newer, Some(b"new"), None))
         .expect("apply");
     trio.down.push(NodeId(3));
     assert_eq!(
@@ -324,7 +327,7 @@ fn write_refused_late(deadline: impl Fn(u64) -> Option<u64>) -> (OpResult, u64) 
     );
     for node in &mut trio.nodes[1..] {
         node.disk_mut()
-            .apply(b"k", ahead, Some(b"ahead"))
+            .apply(b"k", EntryRef::new(ahead, Some(b"ahead"), None))
             .expect("apply");
     }
     let client = OpId::single(1_000);
@@ -332,6 +335,7 @@ fn write_refused_late(deadline: impl Fn(u64) -> Option<u64>) -> (OpResult, u64) 
     let put = Op::Put {
         key: b"k",
         value: b"mine",
+        expires_at: None,
     };
     trio.nodes[0].handle_request(now, client, put, Consistency::Quorum, deadline(now.wall));
     let mut held = Vec::new();

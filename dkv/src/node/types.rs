@@ -104,6 +104,8 @@ pub enum Op<'a> {
         key: &'a [u8],
         /// The value.
         value: &'a [u8],
+        /// When it expires (unix ms), if it does.
+        expires_at: Option<u64>,
     },
     /// Delete (write a tombstone).
     Delete {
@@ -124,13 +126,16 @@ impl<'a> Op<'a> {
 /// A successful operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpReply {
-    /// A read's newest answer: the value (`None`: missing or deleted) and
-    /// the version it had (`None`: no replica had the key at all).
+    /// A read's newest answer: the value (`None`: missing, deleted or
+    /// expired) and the version it had (`None`: no replica had the key at
+    /// all).
     Value {
         /// The value, if live.
         value: Option<Vec<u8>>,
         /// Its version, if any replica held the key.
         version: Option<Version>,
+        /// When the live value expires (unix ms), if it does.
+        expires_at: Option<u64>,
     },
     /// A write reached its quorum at `version`. `existed` says whether an
     /// acknowledging replica held a live value before (what `DEL` counts).

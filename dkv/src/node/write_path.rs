@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::Entry;
+use crate::engine::{Entry, EntryRef};
 use crate::node::clocks::ClockSkew;
 use crate::node::coordinator::{self, WriteAttempt, WriteOp};
 use crate::node::durability::Deferred;
@@ -29,12 +29,13 @@ impl<D: Disk> Node<D> {
         }
     }
 
-    /// Starts `attempt` of a write (`value: None` deletes).
+    /// Starts `attempt` of a write of `(value, expiry)` (`value: None`
+    /// deletes).
     pub(super) fn start_write(
         &mut self,
         op: OpId,
         key: &[u8],
-        value: Option<&[u8]>,
+        (value, expires_at): (Option<&[u8]>, Option<u64>),
         required: usize,
         attempt: WriteAttempt,
     ) {
@@ -77,7 +78,7 @@ impl<D: Disk> Node<D> {
             // clock, which started past every stored stamp and stamps every
             // write, is already past its copy.
             let version = Version::new(self.clock.tick(self.reference_wall()), me);
-            return self.write_alone(op, key, value, version);
+            return self.write_alone(op, key, EntryRef::new(version, value, expires_at));
         }
         // Stamp past this node's own copy of the key: its own part of the
         // write then always supersedes what it holds.
@@ -98,13 +99,11 @@ impl<D: Disk> Node<D> {
             return;
         }
         let version = Version::new(self.clock.tick(self.reference_wall()), me);
+        let entry = EntryRef::new(version, value, expires_at);
         if plan.is_only(me) {
-            return self.write_alone(op, key, value, version);
+            return self.write_alone(op, key, entry);
         }
-        let entry = Entry {
-            version,
-            value: value.map(<[u8]>::to_vec),
-        };
+        let entry = entry.to_owned();
         let write = self.ids.write();
         let targets = plan.targets.clone();
         self.coordinator.open_write(
@@ -142,8 +141,9 @@ impl<D: Disk> Node<D> {
 
     /// A write whose only replica is this node: its own durable copy is
     /// the whole write.
-    fn write_alone(&mut self, op: OpId, key: &[u8], value: Option<&[u8]>, version: Version) {
-        match self.apply_local(key, version, value) {
+    fn write_alone(&mut self, op: OpId, key: &[u8], entry: EntryRef<'_>) {
+        let version = entry.version;
+        match self.apply_local(key, entry) {
             Ok(applied) => {
                 debug_assert!(applied.won, "the clock is past every stamp stored here");
                 let action = Deferred::Reply {
@@ -158,7 +158,7 @@ impl<D: Disk> Node<D> {
     }
 
     fn write_locally(&mut self, write: WriteId, key: &[u8], entry: &Entry) {
-        match self.apply_local(key, entry.version, entry.value.as_deref()) {
+        match self.apply_local(key, entry.as_ref()) {
             Ok(applied) => {
                 let action = Deferred::OwnWrite {
                     write,
@@ -236,8 +236,8 @@ impl<D: Disk> Node<D> {
                     existed: write.tally.existed(),
                     ..attempt
                 };
-                let value = write.entry.value.as_deref();
-                return self.start_write(write.op, &write.key, value, required, next);
+                let payload = (write.entry.value.as_deref(), write.entry.expires_at);
+                return self.start_write(write.op, &write.key, payload, required, next);
             }
         }
         self.reply(write.op, Err(self.write_unavailable(&write)));

@@ -65,6 +65,9 @@ use frame_type::*;
 
 const ENTRY_VALUE: u8 = 0;
 const ENTRY_TOMBSTONE: u8 = 1;
+/// A value with an expiry (protocol 4): the expiry, unix ms u64, follows
+/// the kind byte, then the value as for kind 0.
+const ENTRY_EXPIRING: u8 = 2;
 
 // ---------------------------------------------------------------- encoding
 
@@ -280,7 +283,11 @@ fn field_len(len: usize) -> u64 {
 }
 
 fn entry_len(entry: &Entry) -> u64 {
-    8 + 4 + 1 + entry.value.as_ref().map_or(0, |v| field_len(v.len()))
+    let expiry = match (&entry.value, entry.expires_at) {
+        (Some(_), Some(_)) => 8,
+        _ => 0,
+    };
+    8 + 4 + 1 + expiry + entry.value.as_ref().map_or(0, |v| field_len(v.len()))
 }
 
 /// Checks `len` fits the prefix and writes the prefix and type byte; returns
@@ -332,12 +339,17 @@ fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
 fn put_entry(buf: &mut Vec<u8>, entry: &Entry) {
     put_u64(buf, entry.version.timestamp.0);
     put_u32(buf, entry.version.node_id.0);
-    match &entry.value {
-        Some(value) => {
+    match (&entry.value, entry.expires_at) {
+        (Some(value), None) => {
             buf.push(ENTRY_VALUE);
             put_bytes(buf, value);
         }
-        None => buf.push(ENTRY_TOMBSTONE),
+        (Some(value), Some(at)) => {
+            buf.push(ENTRY_EXPIRING);
+            put_u64(buf, at);
+            put_bytes(buf, value);
+        }
+        (None, _) => buf.push(ENTRY_TOMBSTONE),
     }
 }
 
@@ -683,6 +695,14 @@ impl<'a> Reader<'a> {
         match self.u8("entry.kind")? {
             ENTRY_VALUE => Ok(Entry::value(version, self.bytes("entry.value")?)),
             ENTRY_TOMBSTONE => Ok(Entry::tombstone(version)),
+            ENTRY_EXPIRING => {
+                let expires_at = Some(self.u64("entry.expires_at")?);
+                let value = self.bytes("entry.value")?;
+                Ok(Entry {
+                    expires_at,
+                    ..Entry::value(version, value)
+                })
+            }
             value => Err(bad_tag("entry.kind", value)),
         }
     }

@@ -10,7 +10,7 @@ use crate::version::{NodeId, Timestamp, Version};
 
 /// The version of the peer protocol this build speaks. The first two bytes
 /// of every [`Hello`] payload carry it, in every version.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Bytes of a handshake nonce.
 pub const NONCE_LEN: usize = 32;
 /// Bytes of a handshake proof (an HMAC-SHA256 tag).

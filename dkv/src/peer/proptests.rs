@@ -14,10 +14,17 @@ fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn arb_entry() -> impl Strategy<Value = Entry> {
-    (any::<u64>(), any::<u32>(), prop::option::of(bytes(48))).prop_map(|(ts, node, value)| Entry {
-        version: Version::new(Timestamp(ts), NodeId(node)),
-        value,
-    })
+    (
+        any::<u64>(),
+        any::<u32>(),
+        prop::option::of(bytes(48)),
+        prop::option::of(any::<u64>()),
+    )
+        .prop_map(|(ts, node, value, expires_at)| Entry {
+            version: Version::new(Timestamp(ts), NodeId(node)),
+            expires_at: value.as_ref().and(expires_at),
+            value,
+        })
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {

@@ -60,6 +60,21 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
             ),
         ),
         (
+            envelope(Message::Replicate {
+                request: RequestId(9),
+                key: b"k".to_vec(),
+                entry: Entry {
+                    expires_at: Some(0x0102),
+                    ..Entry::value(v(0x10, 2), *b"v")
+                },
+                hint_for: None,
+            }),
+            format!(
+                "35000000 10 | {HEAD} | 0900000000000000 | 01000000 6b \
+                 | 1000000000000000 02000000 02 0201000000000000 01000000 76 | 00"
+            ),
+        ),
+        (
             envelope(Message::ReplicateAck {
                 request: RequestId(9),
                 ok: true,
@@ -162,7 +177,7 @@ const NONCE_22: &str = "22222222222222222222222222222222 22222222222222222222222
 fn golden_handshake_frames() {
     let mut wire = Vec::new();
     assert_eq!(encode_hello(&hello(), &mut wire), Ok(47));
-    let hello_bytes = format!("2b000000 01 | 0300 | 02000000 | 03000000 | {NONCE_11}");
+    let hello_bytes = format!("2b000000 01 | 0400 | 02000000 | 03000000 | {NONCE_11}");
     assert_eq!(wire, hex(&hello_bytes));
     assert_eq!(decode_hello(&wire, MAX), Ok(Some((hello(), 47))));
 
@@ -249,7 +264,7 @@ fn oversize_and_empty_frames_fail_on_the_prefix_alone() {
     assert_eq!(decode_hello(&huge, MAX), Err(err.clone()));
     assert_eq!(check_frame(&huge, MAX), Err(err));
     // The limit is inclusive.
-    let heartbeat = hex(&golden_envelopes()[7].1);
+    let heartbeat = hex(&golden_envelopes()[8].1);
     assert!(decode_envelope(&heartbeat, 13).unwrap().is_some());
     assert_eq!(
         decode_envelope(&heartbeat, 12),
@@ -350,11 +365,20 @@ fn malformed_payloads_are_named() {
         (
             frame(
                 0x13,
-                &with("0900000000000000 01 1100000000000000 02000000 02"),
+                &with("0900000000000000 01 1100000000000000 02000000 03"),
             ),
             FrameError::BadTag {
                 field: "entry.kind",
-                value: 2,
+                value: 3,
+            },
+        ),
+        (
+            frame(
+                0x13,
+                &with("0900000000000000 01 1100000000000000 02000000 02 0100"),
+            ),
+            FrameError::Truncated {
+                field: "entry.expires_at",
             },
         ),
         (
@@ -430,7 +454,7 @@ fn errors_read_well() {
     );
     assert_eq!(
         FrameError::UnsupportedVersion(1).to_string(),
-        "peer speaks protocol version 1; this node speaks 3"
+        "peer speaks protocol version 1; this node speaks 4"
     );
     assert_eq!(
         FrameError::UnexpectedType(1).to_string(),

@@ -16,13 +16,16 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EntryRef};
 use crate::hash::crc32;
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 
 const MAGIC: &[u8; 8] = b"DKVSNAP\0";
-const FORMAT_VERSION: u32 = 1;
+/// Format 2 added kind 2 (a value with an expiry); format 1 files, which
+/// hold kinds 0 and 1 only, still load.
+const FORMAT_VERSION: u32 = 2;
+const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4;
 /// The largest block a reader accepts; writers split shards into blocks of
 /// about [`BLOCK_TARGET`] bytes, so only a huge single entry comes near it.
@@ -31,6 +34,8 @@ const BLOCK_TARGET: usize = 1 << 20;
 const ENTRY_HEADER: usize = 1 + 8 + 4 + 4 + 4;
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
+const KIND_EXPIRING: u8 = 2;
+const EXPIRY_LEN: usize = 8;
 
 /// A snapshot error; every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +141,8 @@ pub fn write(dir: &Path, engine: &Engine, lsn: Lsn) -> Result<SnapshotInfo, Snap
     let mut blocks: Vec<Vec<u8>> = Vec::new();
     for shard in 0..engine.shard_count() {
         // Encode under the shard's read lock, write after releasing it.
-        engine.for_each_in_shard(shard, |key, version, value| {
-            encode_entry(&mut block, key, version, value);
+        engine.for_each_in_shard(shard, |key, entry| {
+            encode_entry(&mut block, key, entry);
             entries += 1;
             if block.len() >= BLOCK_TARGET {
                 blocks.push(std::mem::replace(
@@ -182,17 +187,21 @@ fn write_block(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     out.write_all(payload)
 }
 
-fn encode_entry(out: &mut Vec<u8>, key: &[u8], version: Version, value: Option<&[u8]>) {
-    let value_bytes = value.unwrap_or(&[]);
-    out.push(if value.is_some() {
-        KIND_VALUE
-    } else {
-        KIND_TOMBSTONE
+fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) {
+    let value_bytes = entry.value.unwrap_or(&[]);
+    let expires_at = entry.value.and(entry.expires_at);
+    out.push(match (entry.value, expires_at) {
+        (None, _) => KIND_TOMBSTONE,
+        (Some(_), None) => KIND_VALUE,
+        (Some(_), Some(_)) => KIND_EXPIRING,
     });
-    out.extend_from_slice(&version.timestamp.0.to_le_bytes());
-    out.extend_from_slice(&version.node_id.0.to_le_bytes());
+    out.extend_from_slice(&entry.version.timestamp.0.to_le_bytes());
+    out.extend_from_slice(&entry.version.node_id.0.to_le_bytes());
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(&(value_bytes.len() as u32).to_le_bytes());
+    if let Some(at) = expires_at {
+        out.extend_from_slice(&at.to_le_bytes());
+    }
     out.extend_from_slice(key);
     out.extend_from_slice(value_bytes);
 }
@@ -251,7 +260,7 @@ pub fn load(path: &Path, engine: &Engine) -> Result<SnapshotInfo, SnapshotError>
         return Err(corrupt(0, "header checksum mismatch"));
     }
     let format = le_u32(&header[8..12]);
-    if format != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&format) {
         return Err(corrupt(8, &format!("unsupported format version {format}")));
     }
     let lsn = Lsn(le_u64(&header[16..24]));
@@ -298,8 +307,8 @@ pub fn load(path: &Path, engine: &Engine) -> Result<SnapshotInfo, SnapshotError>
         if crc32(&payload) != crc {
             return Err(corrupt(offset, "block checksum mismatch"));
         }
-        entries += decode_block(&payload, |key, version, value| {
-            engine.apply(key, version, value);
+        entries += decode_block(&payload, format, |key, entry| {
+            engine.apply(key, entry);
         })
         .map_err(|reason| corrupt(offset, reason))?;
         offset += 8 + len as u64;
@@ -315,7 +324,8 @@ pub fn load(path: &Path, engine: &Engine) -> Result<SnapshotInfo, SnapshotError>
 /// Decodes one block's entries, calling `apply` for each; returns how many.
 fn decode_block(
     mut payload: &[u8],
-    mut apply: impl FnMut(&[u8], Version, Option<&[u8]>),
+    format: u32,
+    mut apply: impl FnMut(&[u8], EntryRef<'_>),
 ) -> Result<u64, &'static str> {
     let mut count = 0;
     while !payload.is_empty() {
@@ -329,15 +339,26 @@ fn decode_block(
         );
         let key_len = le_u32(&payload[13..17]) as usize;
         let value_len = le_u32(&payload[17..21]) as usize;
-        let rest = &payload[ENTRY_HEADER..];
+        let mut rest = &payload[ENTRY_HEADER..];
+        let mut expires_at = None;
+        if kind == KIND_EXPIRING && format >= 2 {
+            let Some((at, after)) = rest.split_first_chunk::<EXPIRY_LEN>() else {
+                return Err("entry runs past its block");
+            };
+            expires_at = Some(u64::from_le_bytes(*at));
+            rest = after;
+        }
         if rest.len() < key_len || rest.len() - key_len < value_len {
             return Err("entry runs past its block");
         }
         let (key, rest) = rest.split_at(key_len);
         let (value, rest) = rest.split_at(value_len);
         match kind {
-            KIND_VALUE => apply(key, version, Some(value)),
-            KIND_TOMBSTONE if value_len == 0 => apply(key, version, None),
+            KIND_VALUE => apply(key, EntryRef::value(version, value)),
+            KIND_EXPIRING if expires_at.is_some() => {
+                apply(key, EntryRef::new(version, Some(value), expires_at))
+            }
+            KIND_TOMBSTONE if value_len == 0 => apply(key, EntryRef::tombstone(version)),
             _ => return Err("bad entry kind"),
         }
         payload = rest;

@@ -125,3 +125,45 @@ fn file_names_parse_strictly() {
     assert_eq!(parse_file_name("snapshot-0000000000000000007x.dkv"), None);
     assert_eq!(parse_file_name("other"), None);
 }
+
+#[test]
+fn expiries_round_trip_and_format_one_files_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = sample_engine(20);
+    engine.apply(
+        b"session",
+        EntryRef::new(v(100, 1), Some(b"data"), Some(1_800_000_000_000)),
+    );
+    let info = write(dir.path(), &engine, Lsn(3)).unwrap();
+    let loaded = Engine::new(4).unwrap();
+    load(&info.path, &loaded).unwrap();
+    assert_eq!(loaded.to_sorted_vec(), engine.to_sorted_vec());
+    assert_eq!(
+        loaded.get(b"session").unwrap().expires_at,
+        Some(1_800_000_000_000)
+    );
+    assert_eq!(loaded.stats().expiring, 1);
+
+    // A file written before expiries existed (format 1: no kind 2) loads.
+    let old_dir = tempfile::tempdir().unwrap();
+    let plain = sample_engine(20);
+    let info = write(old_dir.path(), &plain, Lsn(3)).unwrap();
+    let mut bytes = std::fs::read(&info.path).unwrap();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32(&bytes[..HEADER_LEN - 4]);
+    bytes[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&info.path, &bytes).unwrap();
+    let loaded = Engine::new(4).unwrap();
+    load(&info.path, &loaded).unwrap();
+    assert_eq!(loaded.to_sorted_vec(), plain.to_sorted_vec());
+    // And a format this build does not know is refused with its number.
+    bytes[8..12].copy_from_slice(&9u32.to_le_bytes());
+    let crc = crc32(&bytes[..HEADER_LEN - 4]);
+    bytes[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&info.path, &bytes).unwrap();
+    let err = load(&info.path, &Engine::new(4).unwrap()).unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported format version 9"),
+        "{err}"
+    );
+}

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{wall_millis, ClockDriftError, HybridClock};
-use crate::engine::{Engine, EngineStats, Entry, ShardCountError, MAX_KEY_LEN};
+use crate::engine::{Engine, EngineStats, Entry, EntryRef, ShardCountError, MAX_KEY_LEN};
 use crate::snapshot::{self, SnapshotError, SnapshotInfo};
 use crate::version::{Timestamp, Version};
 use crate::wal::{record, Lsn, RecoveryReport, Wal, WalConfig, WalError};
@@ -68,8 +68,10 @@ pub struct Submitted {
     pub version: Version,
     /// Whether it won Last-Write-Wins (a losing write is not logged).
     pub applied: bool,
-    /// Whether the key held a live value just before.
+    /// Whether the key held a value (not a tombstone) just before.
     pub was_live: bool,
+    /// That value's expiry, if it had one.
+    pub held_expires_at: Option<u64>,
     /// The version the key held just before, if any.
     pub previous: Option<Version>,
     /// Wait for this sequence to be durable before acknowledging. For a
@@ -143,7 +145,7 @@ impl Store {
             segment_bytes: config.wal_segment_bytes,
         };
         let (wal, recovery) = Wal::open(wal_config, replay_from, |record| {
-            engine.apply(&record.key, record.version, record.value.as_deref());
+            engine.apply(&record.key, record.entry());
         })?;
         let mut clock = HybridClock::new(config.max_clock_drift);
         clock.advance_to(engine.max_timestamp());
@@ -191,7 +193,12 @@ impl Store {
 
     /// The value of `key`, or `None` if it is missing or deleted.
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.shared.engine.get(key).and_then(|entry| entry.value)
+        let entry = self.shared.engine.get(key)?;
+        if entry.live_at(wall_millis()) {
+            entry.value
+        } else {
+            None
+        }
     }
 
     /// The entry of `key` with its version, tombstones included.
@@ -202,7 +209,7 @@ impl Store {
     /// Writes `value` under `key` with a fresh version and returns once it
     /// is as durable as the fsync mode promises.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version, StoreError> {
-        let submitted = self.submit(key, self.stamp(), Some(value))?;
+        let submitted = self.submit(key, EntryRef::value(self.stamp(), value))?;
         self.shared.wal.wait_durable(submitted.lsn)?;
         Ok(submitted.version)
     }
@@ -210,8 +217,8 @@ impl Store {
     /// Deletes `key` (writes a tombstone) and returns whether it held a
     /// live value.
     pub fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
-        let existed = self.get_entry(key).is_some_and(|e| !e.is_tombstone());
-        let submitted = self.submit(key, self.stamp(), None)?;
+        let existed = self.get(key).is_some();
+        let submitted = self.submit(key, EntryRef::tombstone(self.stamp()))?;
         self.shared.wal.wait_durable(submitted.lsn)?;
         Ok(existed)
     }
@@ -221,7 +228,7 @@ impl Store {
     /// returns once durable whether it won.
     pub fn apply(&self, key: &[u8], entry: &Entry) -> Result<bool, StoreError> {
         self.observe(entry.version.timestamp)?;
-        let submitted = self.submit(key, entry.version, entry.value.as_deref())?;
+        let submitted = self.submit(key, entry.as_ref())?;
         self.shared.wal.wait_durable(submitted.lsn)?;
         Ok(submitted.applied)
     }
@@ -240,12 +247,7 @@ impl Store {
     /// Applies a write and queues its WAL record without waiting for disk:
     /// for callers that release the acknowledgement later (the reactor
     /// registers [`Wal::on_durable`]; others call [`Store::wait_durable`]).
-    pub fn submit(
-        &self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> Result<Submitted, StoreError> {
+    pub fn submit(&self, key: &[u8], entry: EntryRef<'_>) -> Result<Submitted, StoreError> {
         if key.len() > MAX_KEY_LEN {
             return Err(StoreError::KeyTooLarge(key.len()));
         }
@@ -256,22 +258,21 @@ impl Store {
             return Err(WalError::Poisoned.into());
         }
         // Refuse an oversized record before the engine sees it.
-        record::encoded_len(key.len(), value.map(<[u8]>::len)).map_err(|e| {
-            WalError::RecordTooLarge {
-                len: e.len,
-                max: e.max,
-            }
+        record::encoded_len(key.len(), entry).map_err(|e| WalError::RecordTooLarge {
+            len: e.len,
+            max: e.max,
         })?;
-        let outcome = self.shared.engine.apply_with_outcome(key, version, value);
+        let outcome = self.shared.engine.apply_with_outcome(key, entry);
         let lsn = if outcome.won {
-            wal.append(key, version, value)?
+            wal.append(key, entry)?
         } else {
             Lsn(wal.next_lsn().0.saturating_sub(1))
         };
         Ok(Submitted {
-            version,
+            version: entry.version,
             applied: outcome.won,
             was_live: outcome.was_live,
+            held_expires_at: outcome.held_expires_at,
             previous: outcome.previous,
             lsn,
         })

@@ -38,7 +38,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use super::record;
 use super::segment::{SegmentInfo, SegmentIo};
 use super::{DurableCallback, FsyncMode, Lsn, WalConfig, WalError, WalStats};
-use crate::version::Version;
+use crate::engine::EntryRef;
 
 /// Most bytes appenders may queue before they block (64 MiB).
 pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
@@ -188,17 +188,10 @@ impl Shared {
         }
     }
 
-    pub(crate) fn append(
-        &self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> Result<Lsn, WalError> {
-        let len = record::encoded_len(key.len(), value.map(<[u8]>::len)).map_err(|e| {
-            WalError::RecordTooLarge {
-                len: e.len,
-                max: e.max,
-            }
+    pub(crate) fn append(&self, key: &[u8], entry: EntryRef<'_>) -> Result<Lsn, WalError> {
+        let len = record::encoded_len(key.len(), entry).map_err(|e| WalError::RecordTooLarge {
+            len: e.len,
+            max: e.max,
         })?;
         let mut st = self.state.lock();
         loop {
@@ -224,7 +217,7 @@ impl Shared {
             st.marks.push(mark);
             st.active_len = 0;
         }
-        let written = record::encode_into(&mut st.buf, lsn, key, version, value).map_err(|e| {
+        let written = record::encode_into(&mut st.buf, lsn, key, entry).map_err(|e| {
             WalError::RecordTooLarge {
                 len: e.len,
                 max: e.max,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::tests::{append_n, check, config, reopen, version};
 use super::*;
+use crate::engine::EntryRef;
 
 /// Real file operations, with switchable failures.
 #[derive(Default)]
@@ -66,11 +67,15 @@ fn failed_sync_poisons_the_log() {
             sink.lock().unwrap().push(e.to_string());
         }
     }));
-    let good = wal.append(b"good", version(1), Some(b"v")).unwrap();
+    let good = wal
+        .append(b"good", EntryRef::new(version(1), Some(b"v"), None))
+        .unwrap();
     wal.wait_durable(good).unwrap();
 
     io.fail_sync.store(true, Ordering::SeqCst);
-    let bad = wal.append(b"bad", version(2), Some(b"v")).unwrap();
+    let bad = wal
+        .append(b"bad", EntryRef::new(version(2), Some(b"v"), None))
+        .unwrap();
     let err = wal.wait_durable(bad).unwrap_err();
     assert!(
         matches!(
@@ -89,7 +94,7 @@ fn failed_sync_poisons_the_log() {
     io.fail_sync.store(false, Ordering::SeqCst);
     let syncs = io.syncs.load(Ordering::SeqCst);
     assert!(matches!(
-        wal.append(b"later", version(3), None),
+        wal.append(b"later", EntryRef::new(version(3), None, None)),
         Err(WalError::Poisoned)
     ));
     assert!(matches!(
@@ -112,7 +117,9 @@ fn failed_sync_poisons_the_log() {
     // Reopening clears it; the record that failed may or may not be there.
     let (wal, report, records) = reopen(&cfg, Lsn(0));
     assert_eq!(records[0].key, b"good");
-    let lsn = wal.append(b"after", version(4), None).unwrap();
+    let lsn = wal
+        .append(b"after", EntryRef::new(version(4), None, None))
+        .unwrap();
     assert_eq!(lsn, report.next_lsn);
     wal.wait_durable(lsn).unwrap();
 }
@@ -127,7 +134,7 @@ fn failed_sync_fails_every_waiter_it_covered() {
         .map(|i| {
             let wal = Arc::clone(&wal);
             std::thread::spawn(move || {
-                let lsn = wal.append(b"k", version(i), Some(b"v"))?;
+                let lsn = wal.append(b"k", EntryRef::new(version(i), Some(b"v"), None))?;
                 wal.wait_durable(lsn)
             })
         })
@@ -157,7 +164,9 @@ fn failed_write_poisons_and_recovery_repairs_the_tail() {
         "{err}"
     );
     assert!(matches!(wal.wait_durable(Lsn(6)), Err(WalError::Poisoned)));
-    assert!(wal.append(b"k", version(7), None).is_err());
+    assert!(wal
+        .append(b"k", EntryRef::new(version(7), None, None))
+        .is_err());
     drop(wal);
     // Half a record at the tail: a torn write, truncated on reopen.
     let (wal, report, records) = reopen(&cfg, Lsn(1));
@@ -195,19 +204,24 @@ fn appenders_block_while_the_buffer_is_full() {
     let (wal, _) = Wal::open_with_io(cfg.clone(), io.clone(), Lsn(0), |_| {}).unwrap();
     let wal = Arc::new(wal);
     // The syncer takes this one and then hangs in its write.
-    wal.append(b"first", version(0), None).unwrap();
+    wal.append(b"first", EntryRef::new(version(0), None, None))
+        .unwrap();
     while io.writes.load(Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
     let value = vec![0xAB; 1 << 20];
-    let fit = MAX_BUFFERED_BYTES / record::encoded_len(8, Some(value.len())).unwrap();
+    let fit = MAX_BUFFERED_BYTES
+        / record::encoded_len(8, EntryRef::value(Version::default(), &value)).unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let appender = {
         let (wal, done) = (Arc::clone(&wal), Arc::clone(&done));
         std::thread::spawn(move || {
             for i in 0..fit as u64 + 5 {
-                wal.append(&i.to_le_bytes(), version(i), Some(&value))
-                    .unwrap();
+                wal.append(
+                    &i.to_le_bytes(),
+                    EntryRef::new(version(i), Some(&value), None),
+                )
+                .unwrap();
                 done.fetch_add(1, Ordering::SeqCst);
             }
         })
@@ -283,7 +297,9 @@ fn a_failed_log_revived_takes_writes_again_and_recovers_cleanly() {
     }
     assert!(matches!(wal.revive(), Err(WalError::NotPoisoned)));
     io.fail_write.store(true, Ordering::SeqCst);
-    let doomed = wal.append(b"doomed", version(21), Some(b"x")).unwrap();
+    let doomed = wal
+        .append(b"doomed", EntryRef::new(version(21), Some(b"x"), None))
+        .unwrap();
     assert!(wal.wait_durable(doomed).is_err());
     assert!(wal.is_poisoned());
     // The disk is still full: reviving fails until it is not.

@@ -53,6 +53,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::engine::EntryRef;
 use crate::version::Version;
 pub use commit::MAX_BUFFERED_BYTES;
 use commit::{Shared, Start};
@@ -142,6 +143,15 @@ pub struct WalRecord {
     pub version: Version,
     /// The value; `None` is a tombstone.
     pub value: Option<Vec<u8>>,
+    /// When the value expires (unix ms), if it does.
+    pub expires_at: Option<u64>,
+}
+
+impl WalRecord {
+    /// The record's entry, borrowed.
+    pub fn entry(&self) -> crate::engine::EntryRef<'_> {
+        crate::engine::EntryRef::new(self.version, self.value.as_deref(), self.expires_at)
+    }
 }
 
 /// Why recovery stopped before the end of the log.
@@ -413,13 +423,8 @@ impl Wal {
     /// Encodes and queues one record (`value: None` is a tombstone); returns
     /// its lsn at once. It blocks only while [`MAX_BUFFERED_BYTES`] are
     /// queued. Errors: [`WalError::RecordTooLarge`], [`WalError::Poisoned`].
-    pub fn append(
-        &self,
-        key: &[u8],
-        version: Version,
-        value: Option<&[u8]>,
-    ) -> Result<Lsn, WalError> {
-        self.shared.append(key, version, value)
+    pub fn append(&self, key: &[u8], entry: EntryRef<'_>) -> Result<Lsn, WalError> {
+        self.shared.append(key, entry)
     }
 
     /// Always: blocks until `lsn` is synced, or returns the error of the

@@ -13,12 +13,17 @@
 //! | bytes          | field                                         |
 //! |----------------|-----------------------------------------------|
 //! | 0..8           | lsn, u64                                      |
-//! | 8              | kind: 0 = value, 1 = tombstone                |
+//! | 8              | kind: 0 = value, 1 = tombstone, 2 = value     |
+//! |                | with an expiry                                |
 //! | 9..17          | version timestamp, u64                        |
 //! | 17..21         | version node id, u32                          |
 //! | 21..25         | `key_len`, u32                                |
-//! | 25..25+key_len | key                                           |
+//! | 25..33         | kind 2 only: expiry, unix ms, u64             |
+//! | then key_len   | key                                           |
 //! | rest           | value (must be empty for a tombstone)         |
+//!
+//! Kind 2 is record format 2; a log written before it holds kinds 0 and 1
+//! only and reads unchanged.
 //!
 //! Invariants: [`encode_into`] refuses payloads over [`MAX_PAYLOAD_LEN`], so
 //! everything it writes [`decode`]s back to the same record; decoding is
@@ -26,6 +31,7 @@
 //! and never panics or allocates more than the checked length on any input.
 
 use super::{Lsn, WalRecord};
+use crate::engine::EntryRef;
 use crate::hash::crc32;
 use crate::version::{NodeId, Timestamp, Version};
 
@@ -43,6 +49,9 @@ pub const MAX_PAYLOAD_LEN: usize = 1 << 30;
 
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
+const KIND_EXPIRING: u8 = 2;
+/// Bytes of the expiry a kind-2 record carries after the fixed fields.
+const EXPIRY_LEN: usize = 8;
 
 /// A record whose payload would exceed [`MAX_PAYLOAD_LEN`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +103,7 @@ pub enum DecodeError {
         /// The payload length.
         len: usize,
     },
-    /// The kind byte is neither 0 (value) nor 1 (tombstone).
+    /// The kind byte is not 0 (value), 1 (tombstone) or 2 (expiring value).
     #[error("unknown record kind {0}")]
     BadKind(u8),
     /// `key_len` runs past the payload.
@@ -121,26 +130,35 @@ impl DecodeError {
     }
 }
 
-/// The payload length of a record with a `key_len`-byte key and a value of
-/// `value_len` bytes (`None` for a tombstone), if within the limit.
-pub fn payload_len(key_len: usize, value_len: Option<usize>) -> Result<usize, TooLarge> {
-    let len = PAYLOAD_FIXED_LEN
+/// The payload length of a record of `entry` under a `key_len`-byte key,
+/// if within the limit.
+pub fn payload_len(key_len: usize, entry: EntryRef<'_>) -> Result<usize, TooLarge> {
+    let fixed = PAYLOAD_FIXED_LEN + expiry_len(entry);
+    let value_len = entry.value.map_or(0, <[u8]>::len);
+    let len = fixed
         .checked_add(key_len)
-        .and_then(|len| len.checked_add(value_len.unwrap_or(0)));
+        .and_then(|len| len.checked_add(value_len));
     match len {
         Some(len) if len <= MAX_PAYLOAD_LEN => Ok(len),
         _ => Err(TooLarge {
-            len: (PAYLOAD_FIXED_LEN as u64)
+            len: (fixed as u64)
                 .saturating_add(key_len as u64)
-                .saturating_add(value_len.unwrap_or(0) as u64),
+                .saturating_add(value_len as u64),
             max: MAX_PAYLOAD_LEN as u64,
         }),
     }
 }
 
 /// The encoded length, header included, of such a record.
-pub fn encoded_len(key_len: usize, value_len: Option<usize>) -> Result<usize, TooLarge> {
-    payload_len(key_len, value_len).map(|len| len + HEADER_LEN)
+pub fn encoded_len(key_len: usize, entry: EntryRef<'_>) -> Result<usize, TooLarge> {
+    payload_len(key_len, entry).map(|len| len + HEADER_LEN)
+}
+
+fn expiry_len(entry: EntryRef<'_>) -> usize {
+    match (entry.value, entry.expires_at) {
+        (Some(_), Some(_)) => EXPIRY_LEN,
+        _ => 0,
+    }
 }
 
 /// Appends one encoded record to `buf`; returns the bytes appended. On error
@@ -149,26 +167,30 @@ pub fn encode_into(
     buf: &mut Vec<u8>,
     lsn: Lsn,
     key: &[u8],
-    version: Version,
-    value: Option<&[u8]>,
+    entry: EntryRef<'_>,
 ) -> Result<usize, TooLarge> {
-    let len = payload_len(key.len(), value.map(<[u8]>::len))?;
+    let len = payload_len(key.len(), entry)?;
+    let version = entry.version;
     let start = buf.len();
     buf.reserve(HEADER_LEN + len);
     // `len <= MAX_PAYLOAD_LEN` and `key.len() < len`, so both fit in a u32.
     buf.extend_from_slice(&(len as u32).to_le_bytes());
     buf.extend_from_slice(&[0; 4]); // CRC, patched below
     buf.extend_from_slice(&lsn.0.to_le_bytes());
-    buf.push(if value.is_some() {
-        KIND_VALUE
-    } else {
-        KIND_TOMBSTONE
+    let expires_at = entry.value.and(entry.expires_at);
+    buf.push(match (entry.value, expires_at) {
+        (None, _) => KIND_TOMBSTONE,
+        (Some(_), None) => KIND_VALUE,
+        (Some(_), Some(_)) => KIND_EXPIRING,
     });
     buf.extend_from_slice(&version.timestamp.0.to_le_bytes());
     buf.extend_from_slice(&version.node_id.0.to_le_bytes());
     buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    if let Some(at) = expires_at {
+        buf.extend_from_slice(&at.to_le_bytes());
+    }
     buf.extend_from_slice(key);
-    if let Some(value) = value {
+    if let Some(value) = entry.value {
         buf.extend_from_slice(value);
     }
     let crc = crc32(&buf[start + HEADER_LEN..]);
@@ -179,13 +201,8 @@ pub fn encode_into(
 /// Encodes `record` into a fresh buffer.
 pub fn encode(record: &WalRecord) -> Result<Vec<u8>, TooLarge> {
     let mut buf = Vec::new();
-    encode_into(
-        &mut buf,
-        record.lsn,
-        &record.key,
-        record.version,
-        record.value.as_deref(),
-    )?;
+    let entry = EntryRef::new(record.version, record.value.as_deref(), record.expires_at);
+    encode_into(&mut buf, record.lsn, &record.key, entry)?;
     Ok(buf)
 }
 
@@ -242,7 +259,15 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, DecodeError> {
     let timestamp = Timestamp(u64_at(payload, 9));
     let node_id = NodeId(u32_at(payload, 17));
     let key_len = u32_at(payload, 21) as usize;
-    let rest = &payload[PAYLOAD_FIXED_LEN..];
+    let mut rest = &payload[PAYLOAD_FIXED_LEN..];
+    let mut expires_at = None;
+    if kind == KIND_EXPIRING {
+        let Some((at, after)) = rest.split_first_chunk::<EXPIRY_LEN>() else {
+            return Err(DecodeError::PayloadTooShort { len: payload.len() });
+        };
+        expires_at = Some(u64::from_le_bytes(*at));
+        rest = after;
+    }
     if key_len > rest.len() {
         return Err(DecodeError::BadKeyLen {
             key_len: key_len as u64,
@@ -251,7 +276,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, DecodeError> {
     }
     let (key, value) = rest.split_at(key_len);
     let value = match kind {
-        KIND_VALUE => Some(value.to_vec()),
+        KIND_VALUE | KIND_EXPIRING => Some(value.to_vec()),
         KIND_TOMBSTONE if value.is_empty() => None,
         KIND_TOMBSTONE => return Err(DecodeError::TombstoneWithValue(value.len())),
         other => return Err(DecodeError::BadKind(other)),
@@ -261,6 +286,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, DecodeError> {
         key: key.to_vec(),
         version: Version::new(timestamp, node_id),
         value,
+        expires_at,
     })
 }
 
@@ -290,7 +316,45 @@ mod tests {
             key: key.to_vec(),
             version: Version::new(Timestamp(0x0102_0304_0506_0708), NodeId(9)),
             value: value.map(<[u8]>::to_vec),
+            expires_at: None,
         }
+    }
+
+    #[test]
+    fn an_expiring_value_is_kind_two_with_its_expiry_before_the_key() {
+        let expiring = WalRecord {
+            expires_at: Some(1_800_000_000_000),
+            ..record(4, b"k", Some(b"v"))
+        };
+        let bytes = encode(&expiring).unwrap();
+        let payload: Vec<u8> = [
+            &4u64.to_le_bytes()[..],
+            &[2],
+            &0x0102_0304_0506_0708u64.to_le_bytes(),
+            &9u32.to_le_bytes(),
+            &1u32.to_le_bytes(),
+            &1_800_000_000_000u64.to_le_bytes(),
+            b"k",
+            b"v",
+        ]
+        .concat();
+        assert_eq!(&bytes[8..], &payload[..]);
+        assert_eq!(decode(&bytes).unwrap().0, expiring);
+        // Cut inside the expiry: refused, not misread.
+        let mut short = payload[..30].to_vec();
+        let mut cut = (short.len() as u32).to_le_bytes().to_vec();
+        cut.extend_from_slice(&crc32(&short).to_le_bytes());
+        cut.append(&mut short);
+        assert!(matches!(
+            decode(&cut),
+            Err(DecodeError::PayloadTooShort { .. })
+        ));
+        // A tombstone never carries one.
+        let tomb = WalRecord {
+            expires_at: Some(5),
+            ..record(5, b"k", None)
+        };
+        assert_eq!(decode(&encode(&tomb).unwrap()).unwrap().0.expires_at, None);
     }
 
     #[test]
@@ -370,12 +434,20 @@ mod tests {
     fn refuses_oversized_records_without_touching_the_buffer() {
         let mut buf = vec![1, 2, 3];
         let value = vec![0; MAX_PAYLOAD_LEN];
-        let err = encode_into(&mut buf, Lsn(1), b"k", Version::default(), Some(&value));
+        let err = encode_into(
+            &mut buf,
+            Lsn(1),
+            b"k",
+            EntryRef::value(Version::default(), &value),
+        );
         assert!(err.is_err());
         assert_eq!(buf, [1, 2, 3]);
-        let fits = MAX_PAYLOAD_LEN - PAYLOAD_FIXED_LEN - 1;
-        assert_eq!(encoded_len(1, Some(fits)), Ok(HEADER_LEN + MAX_PAYLOAD_LEN));
-        assert!(encoded_len(usize::MAX, Some(1)).is_err());
+        let fits = vec![0; MAX_PAYLOAD_LEN - PAYLOAD_FIXED_LEN - 1];
+        let entry = EntryRef::value(Version::default(), &fits);
+        assert_eq!(encoded_len(1, entry), Ok(HEADER_LEN + MAX_PAYLOAD_LEN));
+        let expiring = EntryRef::new(Version::default(), Some(&fits), Some(1));
+        assert!(encoded_len(1, expiring).is_err());
+        assert!(encoded_len(usize::MAX, EntryRef::value(Version::default(), b"x")).is_err());
     }
 
     fn arb_record() -> impl Strategy<Value = WalRecord> {
@@ -385,11 +457,13 @@ mod tests {
             any::<u64>(),
             any::<u32>(),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+            proptest::option::of(any::<u64>()),
         )
-            .prop_map(|(lsn, key, ts, node, value)| WalRecord {
+            .prop_map(|(lsn, key, ts, node, value, expires_at)| WalRecord {
                 lsn: Lsn(lsn),
                 key,
                 version: Version::new(Timestamp(ts), NodeId(node)),
+                expires_at: value.as_ref().and(expires_at),
                 value,
             })
     }
@@ -399,7 +473,8 @@ mod tests {
         fn decode_inverts_encode(record in arb_record(), trailing in proptest::collection::vec(any::<u8>(), 0..16)) {
             let mut bytes = encode(&record).unwrap();
             let len = bytes.len();
-            prop_assert_eq!(len, encoded_len(record.key.len(), record.value.as_ref().map(Vec::len)).unwrap());
+            let entry = EntryRef::new(record.version, record.value.as_deref(), record.expires_at);
+            prop_assert_eq!(len, encoded_len(record.key.len(), entry).unwrap());
             bytes.extend_from_slice(&trailing);
             prop_assert_eq!(decode(&bytes), Ok((record, len)));
         }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::engine::EntryRef;
 use crate::version::{NodeId, Timestamp};
 
 pub(super) fn version(n: u64) -> Version {
@@ -43,8 +44,11 @@ fn value(i: u64) -> Option<Vec<u8>> {
 pub(super) fn append_n(wal: &Wal, range: std::ops::RangeInclusive<u64>) -> Vec<Lsn> {
     range
         .map(|i| {
-            wal.append(&key(i), version(i), value(i).as_deref())
-                .unwrap()
+            wal.append(
+                &key(i),
+                EntryRef::new(version(i), value(i).as_deref(), None),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -167,9 +171,17 @@ fn replay_from_skips_but_validates() {
     let (wal, report, records) = reopen(&cfg, Lsn(100));
     assert!(records.is_empty());
     assert_eq!(report.next_lsn, Lsn(100));
-    assert_eq!(wal.append(b"k", version(1), None).unwrap(), Lsn(100));
+    assert_eq!(
+        wal.append(b"k", EntryRef::new(version(1), None, None))
+            .unwrap(),
+        Lsn(100)
+    );
     assert_eq!(wal.rotate().unwrap(), Lsn(101));
-    assert_eq!(wal.append(b"k", version(2), None).unwrap(), Lsn(101));
+    assert_eq!(
+        wal.append(b"k", EntryRef::new(version(2), None, None))
+            .unwrap(),
+        Lsn(101)
+    );
     wal.close().unwrap();
     let (_wal, report, records) = reopen(&cfg, Lsn(0));
     let lsns: Vec<u64> = records.iter().map(|r| r.lsn.0).collect();
@@ -209,7 +221,9 @@ fn never_and_periodic_do_not_wait() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), FsyncMode::Periodic(Duration::from_secs(3600)));
     let (wal, _, _) = reopen(&cfg, Lsn(0));
-    let lsn = wal.append(b"k", version(1), Some(b"v")).unwrap();
+    let lsn = wal
+        .append(b"k", EntryRef::new(version(1), Some(b"v"), None))
+        .unwrap();
     let started = Instant::now();
     wal.wait_durable(lsn).unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -230,7 +244,9 @@ fn periodic_sync_happens_on_its_own() {
     }
     assert!(wal.stats().syncs >= 1);
     // And again for later writes, with no one asking.
-    let later = wal.append(b"later", version(11), None).unwrap();
+    let later = wal
+        .append(b"later", EntryRef::new(version(11), None, None))
+        .unwrap();
     while wal.durable_lsn() < later {
         assert!(Instant::now() < deadline, "no second periodic sync");
         std::thread::sleep(Duration::from_millis(5));
@@ -272,7 +288,10 @@ fn sixteen_threads_recover_in_lsn_order() {
                 for i in 0..EACH {
                     let key = format!("t{t}-{i}");
                     let lsn = wal
-                        .append(key.as_bytes(), version(i), Some(&[t as u8; 8]))
+                        .append(
+                            key.as_bytes(),
+                            EntryRef::new(version(i), Some(&[t as u8; 8]), None),
+                        )
                         .unwrap();
                     if i % 50 == 49 {
                         wal.wait_durable(lsn).unwrap();
@@ -322,9 +341,15 @@ fn oversized_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _, _) = reopen(&config(dir.path(), FsyncMode::Never), Lsn(0));
     let big = vec![0u8; record::MAX_PAYLOAD_LEN];
-    let err = wal.append(b"k", version(1), Some(&big)).unwrap_err();
+    let err = wal
+        .append(b"k", EntryRef::new(version(1), Some(&big), None))
+        .unwrap_err();
     assert!(matches!(err, WalError::RecordTooLarge { .. }), "{err}");
-    assert_eq!(wal.append(b"k", version(1), None).unwrap(), Lsn(1));
+    assert_eq!(
+        wal.append(b"k", EntryRef::new(version(1), None, None))
+            .unwrap(),
+        Lsn(1)
+    );
 }
 
 #[test]

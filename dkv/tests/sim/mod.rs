@@ -88,7 +88,11 @@ impl SimOp {
     fn as_op(&self) -> Op<'_> {
         match self {
             SimOp::Get { key } => Op::Get { key },
-            SimOp::Put { key, value } => Op::Put { key, value },
+            SimOp::Put { key, value } => Op::Put {
+                key,
+                value,
+                expires_at: None,
+            },
             SimOp::Delete { key } => Op::Delete { key },
         }
     }
