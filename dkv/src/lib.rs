@@ -58,6 +58,7 @@ pub mod command;
 pub mod config;
 pub mod disk;
 pub mod engine;
+pub mod glob;
 pub mod hash;
 pub mod net;
 pub mod node;
@@ -72,6 +73,6 @@ pub mod store;
 pub mod version;
 pub mod wal;
 
-pub use engine::{ApplyOutcome, Engine, EngineStats, Entry, EntryRef};
+pub use engine::{ApplyOutcome, Engine, EngineStats, Entry, EntryRef, ScanPage};
 pub use store::{Store, StoreConfig, StoreError};
 pub use version::{NodeId, Timestamp, Version};

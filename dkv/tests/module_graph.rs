@@ -244,7 +244,7 @@ const LAYERS: &[&[&str]] = &[
     &["store", "peer", "resp", "config"],
     &["wal", "snapshot", "ring"],
     &["engine", "clock", "slab"],
-    &["hash", "version", "random"],
+    &["hash", "version", "random", "glob"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

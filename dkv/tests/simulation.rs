@@ -116,6 +116,7 @@ fn describe(records: &[Record], key: &[u8]) -> String {
                     format!("read {:?} {version:?}", text(value))
                 }
                 Some(Ok(OpReply::Written { version, .. })) => format!("acked {version:?}"),
+                Some(Ok(other)) => format!("{other:?}"),
                 Some(Err(e)) => format!("error {e}"),
                 None if r.coordinator_crashed => "coordinator crashed".to_string(),
                 None => "gave up".to_string(),

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::command::executor::Executed;
-use crate::command::glob::glob_match;
 use crate::command::info;
 use crate::command::parse::{
     ClientRequest, Command, CommandQuery, ConfigRequest, ConsistencyRequest, Hello,
@@ -16,6 +15,7 @@ use crate::command::parse::{
 use crate::command::session::Session;
 use crate::command::settings::{ServerStats, Settings};
 use crate::command::table::{self, Spec};
+use crate::glob::glob_match;
 use crate::node::{Disk, Node, Now};
 use crate::resp::reply;
 use crate::version::NodeId;
@@ -48,7 +48,6 @@ pub(crate) fn run<D: Disk>(
             message: Some(message),
         }
         | Command::Echo { message } => reply::bulk(out, message),
-        Command::DbSize => reply::integer(out, context.node.disk().stats().engine.keys as i64),
         Command::Local { key } => match context.node.disk().get(key).and_then(|e| e.value) {
             Some(value) => reply::bulk(out, &value),
             None => reply::null(out, session.resp3()),
@@ -83,6 +82,11 @@ pub(crate) fn run<D: Disk>(
         Command::Unwatch => reply::ok(out),
         Command::Get { .. }
         | Command::Program(_)
+        | Command::DbSize
+        | Command::Flush
+        | Command::Scan { .. }
+        | Command::Keys { .. }
+        | Command::RandomKey
         | Command::Multi
         | Command::Exec
         | Command::Discard

@@ -36,7 +36,7 @@ use crate::command::program::Program;
 use crate::command::reply::{self, DataKind};
 use crate::command::session::Session;
 use crate::command::settings::{ServerStats, Settings};
-use crate::node::{Consistency, Disk, Node, Now, Op, OpError, OpId, OpResult, Output};
+use crate::node::{Consistency, Disk, KeyspaceOp, Node, Now, Op, OpError, OpId, OpResult, Output};
 use crate::peer::Envelope;
 use crate::resp::{self, reply as resp_reply, Limits};
 use crate::slab::{Key, Slab};
@@ -399,6 +399,35 @@ impl<D: Disk> Executor<D> {
                 Executed::Answered
             }
             Command::Exec => self.exec(call, session),
+            Command::Flush => self.keyspace_call(call, DataKind::Flush, KeyspaceOp::Flush),
+            Command::Scan {
+                no_type_matches: true,
+                ..
+            } => {
+                // dkv holds strings only.
+                reply::render(DataKind::Scan, call.resp3, &[], call.out);
+                Executed::Answered
+            }
+            Command::Scan {
+                cursor,
+                count,
+                pattern,
+                ..
+            } => {
+                let op = KeyspaceOp::Scan {
+                    cursor,
+                    count,
+                    pattern,
+                };
+                self.keyspace_call(call, DataKind::Scan, op)
+            }
+            Command::Keys { pattern } => {
+                self.keyspace_call(call, DataKind::Keys, KeyspaceOp::Keys { pattern })
+            }
+            Command::RandomKey => {
+                self.keyspace_call(call, DataKind::RandomKey, KeyspaceOp::RandomKey)
+            }
+            Command::DbSize => self.keyspace_call(call, DataKind::Count, KeyspaceOp::Count),
             Command::Discard => {
                 resp_reply::error_line(call.out, "ERR DISCARD without MULTI");
                 Executed::Answered
@@ -483,6 +512,29 @@ impl<D: Disk> Executor<D> {
             Executed::Answered
         } else {
             Executed::Pending(CallId(call))
+        }
+    }
+
+    /// Starts a request about the whole key space.
+    fn keyspace_call(
+        &mut self,
+        start: CallStart<'_>,
+        kind: DataKind,
+        request: KeyspaceOp<'_>,
+    ) -> Executed {
+        let key = self.calls.insert(Call {
+            conn: start.conn,
+            kind: CallKind::Data(kind),
+            resp3: start.resp3,
+            results: Results::One(None),
+            remaining: 1,
+        });
+        let op = OpId::single(key.to_u64());
+        self.node.handle_keyspace(start.now, op, request);
+        if self.collect(Some((key, start.out))) {
+            Executed::Answered
+        } else {
+            Executed::Pending(CallId(key.to_u64()))
         }
     }
 

@@ -31,13 +31,11 @@
 //! | `info.rs`     | `INFO`                                                        |
 //! | `session.rs`  | [`Session`]: one connection's authentication, name, levels     |
 //! | `settings.rs` | [`Settings`] and the shared [`ServerStats`]                    |
-//! | `glob.rs`     | `CONFIG GET`'s pattern matching                               |
 //! | `transaction.rs` | `MULTI`'s queue; `executor/batch.rs` runs it               |
 
 mod admin;
 mod error;
 mod executor;
-mod glob;
 mod info;
 mod parse;
 mod parse_data;

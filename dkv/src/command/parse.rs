@@ -175,6 +175,20 @@ pub enum Command<'a> {
     /// A data command that reads first (see [`Program`]).
     #[allow(private_interfaces)]
     Program(Box<Program>),
+    /// `FLUSHDB`, `FLUSHALL` (`ASYNC`/`SYNC` accepted; both wait).
+    Flush,
+    /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`.
+    Scan {
+        cursor: u64,
+        count: usize,
+        pattern: &'a [u8],
+        /// `TYPE` named a type other than `string`: nothing matches.
+        no_type_matches: bool,
+    },
+    /// `KEYS pattern`.
+    Keys { pattern: &'a [u8] },
+    /// `RANDOMKEY`.
+    RandomKey,
     /// `MULTI`.
     Multi,
     /// `EXEC`.
@@ -303,6 +317,14 @@ pub(crate) fn parse<'a>(
         Name::Config => Command::Config(parse_config(request)?),
         Name::Client => Command::Client(parse_client(request)?),
         Name::Consistency => Command::Consistency(parse_consistency(request)?),
+        Name::FlushDb | Name::FlushAll => match request.get(1).map(<[u8]>::to_ascii_uppercase) {
+            None => Command::Flush,
+            Some(mode) if argc == 2 && (mode == b"ASYNC" || mode == b"SYNC") => Command::Flush,
+            Some(_) => return Err(CommandError::Syntax),
+        },
+        Name::Scan => parse_scan(request)?,
+        Name::Keys => Command::Keys { pattern: arg(1) },
+        Name::RandomKey => Command::RandomKey,
         Name::Multi => Command::Multi,
         Name::Exec => Command::Exec,
         Name::Discard => Command::Discard,
@@ -318,6 +340,42 @@ pub(crate) fn parse<'a>(
         other => {
             return parse_data::parse(other, request, now).unwrap_or(Err(CommandError::Syntax))
         }
+    })
+}
+
+fn parse_scan(request: Request<'_>) -> Result<Command<'_>, CommandError> {
+    let cursor = request
+        .get(1)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::refused("ERR invalid cursor"))?;
+    let (mut count, mut pattern, mut no_type_matches) = (10, &b"*"[..], false);
+    let mut i = 2;
+    while let Some(option) = request.get(i) {
+        let value = request.get(i + 1).ok_or(CommandError::Syntax)?;
+        match option.to_ascii_uppercase().as_slice() {
+            b"MATCH" => pattern = value,
+            b"COUNT" => {
+                count = match crate::command::strings::parse_i64(value) {
+                    Some(n) if n >= 1 => n as usize,
+                    Some(_) => return Err(CommandError::Syntax),
+                    None => {
+                        return Err(CommandError::refused(
+                            "ERR value is not an integer or out of range",
+                        ))
+                    }
+                }
+            }
+            b"TYPE" => no_type_matches = !value.eq_ignore_ascii_case(b"string"),
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 2;
+    }
+    Ok(Command::Scan {
+        cursor,
+        count,
+        pattern,
+        no_type_matches,
     })
 }
 

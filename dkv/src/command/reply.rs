@@ -17,6 +17,16 @@ pub(crate) enum DataKind {
     Exists,
     MGet,
     MSet,
+    /// `FLUSHDB`: `+OK`.
+    Flush,
+    /// `SCAN`: the cursor and the page.
+    Scan,
+    /// `KEYS`: the keys.
+    Keys,
+    /// `RANDOMKEY`: a key or nil.
+    RandomKey,
+    /// `DBSIZE`: the count.
+    Count,
 }
 
 fn value(result: &OpResult) -> Option<&[u8]> {
@@ -38,7 +48,35 @@ pub(crate) fn render(kind: DataKind, resp3: bool, results: &[OpResult], out: &mu
             Some(v) => reply::bulk(out, v),
             None => reply::null(out, resp3),
         },
-        DataKind::Set | DataKind::MSet => reply::ok(out),
+        DataKind::Set | DataKind::MSet | DataKind::Flush => reply::ok(out),
+        DataKind::Scan | DataKind::Keys | DataKind::RandomKey => {
+            let (keys, cursor) = match results.first() {
+                Some(Ok(OpReply::Keys { keys, cursor })) => (keys.as_slice(), *cursor),
+                _ => (&[][..], 0),
+            };
+            if kind == DataKind::RandomKey {
+                match keys.first() {
+                    Some(key) => reply::bulk(out, key),
+                    None => reply::null(out, resp3),
+                }
+                return;
+            }
+            if kind == DataKind::Scan {
+                reply::array(out, 2);
+                reply::bulk(out, cursor.to_string().as_bytes());
+            }
+            reply::array(out, keys.len());
+            for key in keys {
+                reply::bulk(out, key);
+            }
+        }
+        DataKind::Count => {
+            let count = match results.first() {
+                Some(Ok(OpReply::Count(count))) => *count,
+                _ => 0,
+            };
+            reply::integer(out, count as i64);
+        }
         DataKind::Del => {
             let deleted = results
                 .iter()

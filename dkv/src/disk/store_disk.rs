@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::disk::hint_log::HintLog;
 use crate::disk::watch::DurabilityWatch;
-use crate::engine::{Entry, EntryRef, ExpiredEntries};
+use crate::engine::{Entry, EntryRef, ExpiredEntries, ScanPage};
 use crate::node::{Applied, Disk, DiskError, DiskStats, Hint, Ticket};
 use crate::store::{Store, StoreError};
 use crate::version::{NodeId, Timestamp, Version};
@@ -169,6 +169,25 @@ impl Disk for StoreDisk {
 
     fn max_timestamp(&self) -> Timestamp {
         self.store.engine().max_timestamp()
+    }
+
+    fn raise_floor(&mut self, floor: Version) -> Result<Option<Ticket>, DiskError> {
+        // The floor file is fsynced before this returns.
+        self.store.raise_floor(floor).map_err(disk_error)?;
+        Ok(None)
+    }
+
+    fn floor(&self) -> Version {
+        self.store.engine().floor()
+    }
+
+    fn scan(
+        &self,
+        from: u64,
+        count: usize,
+        keep: &mut dyn FnMut(&[u8], EntryRef<'_>) -> bool,
+    ) -> ScanPage {
+        self.store.engine().scan(from, count, keep)
     }
 
     fn stats(&self) -> DiskStats {

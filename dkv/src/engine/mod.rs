@@ -185,6 +185,11 @@ struct Shard {
     tombstones: usize,
     expiring: usize,
     entry_bytes: usize,
+    /// Every key reads as a tombstone at this version unless it holds a
+    /// newer one (`FLUSHDB`): writes at or below it are refused. The same
+    /// in every shard; kept per shard so a write checks it under the lock
+    /// it already holds.
+    floor: Version,
 }
 
 impl Shard {
@@ -213,6 +218,21 @@ impl Shard {
             self.entry_bytes -= bytes;
         }
     }
+}
+
+/// One page of [`Engine::scan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// The keys, in position order.
+    pub keys: Vec<Vec<u8>>,
+    /// Where the next page starts; `None` when the scan is done.
+    pub next: Option<u64>,
+}
+
+/// A key's place in a scan: 48 bits of its MurmurHash3, the same in every
+/// process and on every node, so a cursor stays valid across a restart.
+pub fn scan_position(key: &[u8]) -> u64 {
+    crate::hash::ring_position(key) >> 16
 }
 
 /// What [`Engine::expire_shard`] does with an entry past its expiry.
@@ -304,6 +324,16 @@ impl Engine {
         let (hash, shard) = self.locate(key);
         let mut guard = shard.write();
         let shard = &mut *guard;
+        if version <= shard.floor {
+            // Flushed: the key holds nothing newer than the floor, which
+            // beats this write as a tombstone would.
+            return ApplyOutcome {
+                won: false,
+                was_live: false,
+                held_expires_at: None,
+                previous: Some(shard.floor),
+            };
+        }
         let hasher = &self.hasher;
         match shard.table.entry(
             hash,
@@ -393,6 +423,90 @@ impl Engine {
         shard.tombstones += tombstones;
         shard.entry_bytes -= freed;
         count
+    }
+
+    /// The flush floor: every key reads as a tombstone at this version
+    /// unless it holds a newer one (`Version::default()` before any flush).
+    pub fn floor(&self) -> Version {
+        self.shards[0].read().floor
+    }
+
+    /// Raises the flush floor to `floor` (never lowers it) and drops every
+    /// entry at or below it; returns how many were dropped. One shard's
+    /// write lock at a time: a write to a shard already done is checked
+    /// against the new floor, one to a shard not yet done is dropped when
+    /// its turn comes.
+    pub fn raise_floor(&self, floor: Version) -> usize {
+        let mut dropped = 0;
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let shard = &mut *guard;
+            if floor <= shard.floor {
+                continue;
+            }
+            shard.floor = floor;
+            let (mut freed, mut tombstones, mut expiring, mut count) = (0, 0, 0, 0);
+            shard.table.retain(|slot| {
+                let gone = slot.version() <= floor;
+                if gone {
+                    freed += slot.heap_bytes();
+                    tombstones += usize::from(slot.is_tombstone());
+                    expiring += usize::from(slot.expires_at().is_some());
+                    count += 1;
+                }
+                !gone
+            });
+            shard.entry_bytes -= freed;
+            shard.tombstones -= tombstones;
+            shard.expiring -= expiring;
+            dropped += count;
+        }
+        dropped
+    }
+
+    /// One page of a scan: up to `count` keys whose [`scan_position`] is at
+    /// least `from` and that `keep` accepts, in position order, and the
+    /// position to go on from (`None`: the scan is done). Keys sharing a
+    /// position come in one page, so a page may hold a few more than
+    /// `count`. A key present for the whole scan is returned exactly once
+    /// whatever is written meanwhile; the cost is a pass over every entry.
+    pub fn scan(
+        &self,
+        from: u64,
+        count: usize,
+        mut keep: impl FnMut(&[u8], EntryRef<'_>) -> bool,
+    ) -> ScanPage {
+        let count = count.max(1);
+        // First pass: the positions of every candidate, to find the
+        // `count`-th lowest; second pass: the keys up to it.
+        let mut positions = Vec::new();
+        self.for_each(|key, entry| {
+            let position = scan_position(key);
+            if position >= from && keep(key, entry) {
+                positions.push(position);
+            }
+        });
+        if positions.is_empty() {
+            return ScanPage::default();
+        }
+        let last = if positions.len() > count {
+            *positions.select_nth_unstable(count - 1).1
+        } else {
+            u64::MAX
+        };
+        let done = positions.iter().all(|&p| p <= last);
+        let mut keys = Vec::with_capacity(count);
+        self.for_each(|key, entry| {
+            let position = scan_position(key);
+            if (from..=last).contains(&position) && keep(key, entry) {
+                keys.push((position, key.to_vec()));
+            }
+        });
+        keys.sort_unstable();
+        ScanPage {
+            next: if done { None } else { last.checked_add(1) },
+            keys: keys.into_iter().map(|(_, key)| key).collect(),
+        }
     }
 
     /// Drops the tombstone of `key` if it still has `version` (anti-entropy

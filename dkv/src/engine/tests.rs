@@ -163,3 +163,68 @@ proptest! {
         prop_assert_eq!(a.stats().tombstones, b.stats().tombstones);
     }
 }
+
+#[test]
+fn a_raised_floor_drops_what_is_below_and_refuses_it_later() {
+    let engine = Engine::new(4).unwrap();
+    engine.put(b"old", b"1", v(5, 1));
+    engine.delete(b"gone", v(6, 1));
+    engine.put(b"new", b"2", v(20, 1));
+    assert_eq!(engine.raise_floor(v(10, 1)), 2);
+    assert_eq!(engine.floor(), v(10, 1));
+    assert_eq!(engine.get(b"old"), None);
+    assert!(engine.get(b"new").is_some());
+    let late = engine.apply_with_outcome(b"old", EntryRef::value(v(9, 3), b"late"));
+    assert!(!late.won);
+    assert_eq!(late.previous, Some(v(10, 1)), "the floor is what beat it");
+    assert!(engine.put(b"old", b"after", v(11, 1)));
+    // Never lowered.
+    assert_eq!(engine.raise_floor(v(3, 1)), 0);
+    assert_eq!(engine.floor(), v(10, 1));
+    let stats = engine.stats();
+    assert_eq!((stats.keys, stats.tombstones), (2, 0));
+}
+
+#[test]
+fn a_scan_returns_every_key_once_in_pages() {
+    let engine = Engine::new(8).unwrap();
+    for i in 0..1000u64 {
+        engine.put(format!("k{i}").as_bytes(), b"v", v(i + 1, 1));
+    }
+    engine.delete(b"k7", v(5_000, 1));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut from = 0;
+    let mut pages = 0;
+    loop {
+        let page = engine.scan(from, 37, |_, entry| entry.value.is_some());
+        assert!(page.keys.len() <= 37 + 2, "{}", page.keys.len());
+        for key in page.keys {
+            assert!(seen.insert(key), "a key came twice");
+        }
+        pages += 1;
+        match page.next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 999);
+    assert!(!seen.contains(b"k7".as_slice()));
+    assert!((27..=30).contains(&pages), "{pages} pages");
+    assert_eq!(engine.scan(0, 10, |_, _| false), ScanPage::default());
+}
+
+#[test]
+fn expired_entries_become_tombstones_or_go() {
+    let engine = Engine::new(1).unwrap();
+    engine.apply(b"a", EntryRef::new(v(1, 1), Some(b"x"), Some(100)));
+    engine.apply(b"b", EntryRef::new(v(1, 1), Some(b"y"), Some(300)));
+    engine.put(b"c", b"z", v(1, 1));
+    assert_eq!(engine.stats().expiring, 2);
+    assert_eq!(engine.expire_shard(0, 200, ExpiredEntries::Tombstone), 1);
+    assert_eq!(engine.get(b"a"), Some(Entry::tombstone(v(1, 1))));
+    assert_eq!(engine.stats().expiring, 1);
+    assert_eq!(engine.expire_shard(0, 400, ExpiredEntries::Drop), 1);
+    assert_eq!(engine.get(b"b"), None);
+    let stats = engine.stats();
+    assert_eq!((stats.keys, stats.tombstones, stats.expiring), (1, 1, 0));
+}

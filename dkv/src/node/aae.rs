@@ -194,6 +194,14 @@ impl Aae {
         self.max_bytes_per_sec.saturating_sub(self.window_bytes)
     }
 
+    /// Empties every tree (a flush dropped entries; the node rebuilds
+    /// them from what its disk still holds).
+    pub fn clear_trees(&mut self) {
+        for tree in self.trees.values_mut() {
+            *tree = TicTacTree::default();
+        }
+    }
+
     /// A key of `partition` went from `old` to `new` here.
     pub fn record(
         &mut self,

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{EngineStats, Entry, EntryRef};
+use crate::engine::{scan_position, EngineStats, Entry, EntryRef, ScanPage};
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 
@@ -157,6 +157,20 @@ pub trait Disk {
     /// Drops the tombstone of `key` if it still has `version` (every
     /// replica holds it); whether it did.
     fn purge_tombstone(&mut self, key: &[u8], version: Version) -> bool;
+    /// Raises the flush floor (`FLUSHDB`): every entry at or below
+    /// `floor` is dropped and writes at or below it are refused from then
+    /// on; returns what to wait for before acknowledging, if anything.
+    fn raise_floor(&mut self, floor: Version) -> Result<Option<Ticket>, DiskError>;
+    /// The flush floor (`Version::default()` before any flush).
+    fn floor(&self) -> Version;
+    /// One page of local keys that `keep` accepts, from scan position
+    /// `from` (see [`crate::engine::Engine::scan`]).
+    fn scan(
+        &self,
+        from: u64,
+        count: usize,
+        keep: &mut dyn FnMut(&[u8], EntryRef<'_>) -> bool,
+    ) -> ScanPage;
     /// Counters.
     fn stats(&self) -> DiskStats;
 }
@@ -175,6 +189,7 @@ pub struct MemDisk {
 struct Image {
     data: BTreeMap<Vec<u8>, Entry>,
     hints: BTreeMap<(NodeId, Vec<u8>), Hint>,
+    floor: Version,
 }
 
 impl MemDisk {
@@ -255,6 +270,15 @@ impl Disk for MemDisk {
     }
 
     fn apply(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError> {
+        if entry.version <= self.written.floor {
+            return Ok(Applied {
+                won: false,
+                was_live: false,
+                held_expires_at: None,
+                held: Some(self.written.floor),
+                ticket: self.ticket(Log::Data),
+            });
+        }
         let old = self.written.data.get(key);
         let was_live = old.is_some_and(|e| !e.is_tombstone());
         let held_expires_at = old.and_then(|e| e.expires_at);
@@ -337,6 +361,48 @@ impl Disk for MemDisk {
             .map(|e| e.version.timestamp)
             .max()
             .unwrap_or_default()
+    }
+
+    fn raise_floor(&mut self, floor: Version) -> Result<Option<Ticket>, DiskError> {
+        if floor > self.written.floor {
+            self.written.floor = floor;
+            self.written.data.retain(|_, e| e.version > floor);
+            self.next_lsn += 1;
+        }
+        Ok(self.ticket(Log::Data))
+    }
+
+    fn floor(&self) -> Version {
+        self.written.floor
+    }
+
+    fn scan(
+        &self,
+        from: u64,
+        count: usize,
+        keep: &mut dyn FnMut(&[u8], EntryRef<'_>) -> bool,
+    ) -> ScanPage {
+        let mut found: Vec<(u64, &Vec<u8>)> = self
+            .written
+            .data
+            .iter()
+            .map(|(k, e)| (scan_position(k), k, e))
+            .filter(|&(p, k, e)| p >= from && keep(k, e.as_ref()))
+            .map(|(p, k, _)| (p, k))
+            .collect();
+        found.sort();
+        let count = count.max(1);
+        let last = found.get(count - 1).map(|&(p, _)| p);
+        let (page, rest): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|&(p, _)| last.is_none_or(|last| p <= last));
+        ScanPage {
+            keys: page.into_iter().map(|(_, k)| k.clone()).collect(),
+            next: match (last, rest.is_empty()) {
+                (Some(last), false) => last.checked_add(1),
+                _ => None,
+            },
+        }
     }
 
     fn stats(&self) -> DiskStats {

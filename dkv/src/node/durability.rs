@@ -22,7 +22,7 @@ use crate::engine::Entry;
 use crate::node::disk::{Log, Ticket};
 use crate::node::ids::{ReadId, WriteId};
 use crate::node::types::OpId;
-use crate::peer::RequestId;
+use crate::peer::{Message, RequestId};
 use crate::version::{NodeId, Version};
 use crate::wal::Lsn;
 
@@ -69,6 +69,9 @@ pub(crate) enum Deferred {
         key: Vec<u8>,
         entry: Entry,
     },
+    /// Send a message once what it reports is durable (a flush's
+    /// acknowledgement, a scan's page).
+    Send { to: NodeId, message: Message },
 }
 
 /// Actions waiting for each log, and how far each log is durable.

@@ -72,6 +72,7 @@ mod durability;
 mod failure;
 mod handoff;
 mod ids;
+mod keyspace;
 mod quorum;
 mod read_path;
 mod replica;
@@ -81,6 +82,8 @@ pub use aae::AaeStats;
 mod types;
 mod write_path;
 
+#[cfg(test)]
+mod keyspace_tests;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +97,7 @@ use crate::version::{NodeId, Timestamp};
 
 pub use clocks::ClockSkew;
 pub use disk::{Applied, Disk, DiskError, DiskStats, Hint, Log, MemDisk, Ticket};
+pub use keyspace::KeyspaceOp;
 pub use types::{
     Consistency, NodeSettings, NodeStats, Now, Op, OpError, OpId, OpReply, OpResult, Output,
 };
@@ -108,6 +112,8 @@ use ids::{Classified, RequestIds};
 /// Attempts of one write, its first included: re-stamping is needed at
 /// most once per clock that disagrees, so a few suffice.
 const MAX_WRITE_ATTEMPTS: u32 = 4;
+/// Ticks at least this often (ms), for active expiry.
+const EXPIRY_TICK_MS: u64 = 100;
 /// How often a clock that is off is reported in the log, at most (ms).
 const SKEW_LOG_EVERY_MS: u64 = 10_000;
 
@@ -135,6 +141,8 @@ pub struct Node<D: Disk> {
     stats: NodeStats,
     /// Anti-entropy: trees, exchange schedule, the exchange running.
     aae: aae::Aae,
+    /// Flushes and scans in flight.
+    keyspace: keyspace::Keyspace,
 }
 
 impl<D: Disk> Node<D> {
@@ -189,6 +197,7 @@ impl<D: Disk> Node<D> {
             stats: NodeStats::default(),
             settings,
             aae,
+            keyspace: keyspace::Keyspace::default(),
         };
         node.build_trees();
         node
@@ -299,6 +308,11 @@ impl<D: Disk> Node<D> {
         if let Some(due) = self.aae.next_due() {
             next = next.min(due.max(self.now.mono + 1));
         }
+        if let Some(due) = self.keyspace_timeout() {
+            next = next.min(due.max(self.now.mono + 1));
+        }
+        // Active expiry runs on ticks.
+        next = next.min(self.now.mono + EXPIRY_TICK_MS);
         Some(next)
     }
 
@@ -395,7 +409,7 @@ impl<D: Disk> Node<D> {
                 Classified::Read(_) => {}
             },
             Message::Read { request, key } => {
-                let entry = self.disk.get(&key);
+                let entry = self.local_entry(&key);
                 let reply = Deferred::ReadReply {
                     to: from,
                     request,
@@ -409,6 +423,20 @@ impl<D: Disk> Node<D> {
                 }
             }
             Message::Heartbeat => {}
+            Message::Flush { request, floor } => self.on_flush(from, request, floor),
+            Message::FlushAck { request } => self.on_flush_ack(from, request),
+            Message::Scan {
+                request,
+                from: start,
+                count,
+                pattern,
+            } => self.on_scan(from, request, start, count, &pattern),
+            Message::ScanReply {
+                request,
+                next,
+                live_keys,
+                keys,
+            } => self.on_scan_reply(from, request, next, live_keys, keys),
             Message::AaeBranches {
                 exchange,
                 partition,
@@ -445,8 +473,9 @@ impl<D: Disk> Node<D> {
         self.advance(now);
         if up {
             // The peer hears this node's clock at once, not at the next
-            // heartbeat.
+            // heartbeat, and its flush floor.
             self.send(peer, Message::Heartbeat);
+            self.announce_floor(peer);
         }
         if self.detector.set_link(peer, up) {
             self.deliver_hints();
@@ -479,7 +508,11 @@ impl<D: Disk> Node<D> {
             | Message::AaeBranches { .. }
             | Message::AaeLeaves { .. }
             | Message::AaeKeysWanted { .. }
-            | Message::AaeKeys { .. } => {}
+            | Message::AaeKeys { .. }
+            | Message::Flush { .. }
+            | Message::FlushAck { .. }
+            | Message::ScanReply { .. } => {}
+            Message::Scan { request, .. } => self.on_scan_undeliverable(to, request),
         }
     }
 
@@ -534,6 +567,8 @@ impl<D: Disk> Node<D> {
                 // Anti-entropy pushes only what is durable; the next
                 // exchange finds the difference again.
                 Deferred::Push { .. } => {}
+                // A flush acknowledgement or scan page: the asker times out.
+                Deferred::Send { .. } => {}
             }
         }
     }
@@ -559,6 +594,7 @@ impl<D: Disk> Node<D> {
         self.report_skew();
         self.aae_tick();
         self.purge_confirmed_tombstones();
+        self.expire_keyspace();
         let alone = self.settings.replication_factor == 1 && self.settings.members.len() == 1;
         self.disk.expire_step(self.cluster_wall(), alone);
     }
@@ -685,6 +721,7 @@ impl<D: Disk> Node<D> {
                 self.on_repair_ack(self.settings.id, read, Some(held))
             }
             Deferred::Push { to, key, entry } => self.push_repair(to, key, entry),
+            Deferred::Send { to, message } => self.send(to, message),
         }
     }
 

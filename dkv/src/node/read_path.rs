@@ -72,7 +72,7 @@ impl<D: Disk> Node<D> {
         );
         for node in asked {
             if node == me {
-                let entry = self.disk.get(key);
+                let entry = self.local_entry(key);
                 self.defer(self.data_barrier, Deferred::OwnRead { read, entry });
             } else {
                 self.send(
@@ -89,7 +89,7 @@ impl<D: Disk> Node<D> {
     /// A read whose only replica is this node: nothing to wait for or
     /// repair.
     fn read_alone(&mut self, op: OpId, key: &[u8]) {
-        let entry = self.disk.get(key);
+        let entry = self.local_entry(key);
         if self.gate.covers(self.data_barrier) {
             // The common case, answered without a detour through the gate.
             let reply = self.value_reply(entry);
@@ -147,7 +147,7 @@ impl<D: Disk> Node<D> {
     /// same durability wait as a replica's answer).
     fn ask(&mut self, node: NodeId, id: ReadId, key: &[u8]) {
         if node == self.settings.id {
-            let entry = self.disk.get(key);
+            let entry = self.local_entry(key);
             self.defer(self.data_barrier, Deferred::OwnRead { read: id, entry });
         } else {
             self.send(

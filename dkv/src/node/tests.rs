@@ -10,31 +10,31 @@ use crate::version::Version;
 
 /// Three nodes wired back to back: every message is delivered at once
 /// unless its target is cut off.
-struct Trio {
-    nodes: Vec<Node<MemDisk>>,
-    now: u64,
-    down: Vec<NodeId>,
-    replies: Vec<(OpId, OpResult)>,
-    next_client: u64,
+pub(super) struct Trio {
+    pub(super) nodes: Vec<Node<MemDisk>>,
+    pub(super) now: u64,
+    pub(super) down: Vec<NodeId>,
+    pub(super) replies: Vec<(OpId, OpResult)>,
+    pub(super) next_client: u64,
 }
 
 impl Trio {
-    fn new() -> Trio {
+    pub(super) fn new() -> Trio {
         Trio::with_nodes(3)
     }
 
     /// `count` nodes with N=3, W=2, R=2, anti-entropy off (the scenarios
     /// here look at one mechanism at a time).
-    fn with_nodes(count: u32) -> Trio {
+    pub(super) fn with_nodes(count: u32) -> Trio {
         Trio::build(count, false)
     }
 
     /// `count` nodes with anti-entropy exchanging every 20 ms.
-    fn with_aae(count: u32) -> Trio {
+    pub(super) fn with_aae(count: u32) -> Trio {
         Trio::build(count, true)
     }
 
-    fn settings(id: NodeId, members: &[NodeId], aae: bool) -> NodeSettings {
+    pub(super) fn settings(id: NodeId, members: &[NodeId], aae: bool) -> NodeSettings {
         let mut settings = NodeSettings::new(id, members.to_vec(), 3, 2, 2);
         settings.request_timeout = Duration::from_millis(100);
         settings.heartbeat_interval = Duration::from_millis(10);
@@ -45,7 +45,7 @@ impl Trio {
         settings
     }
 
-    fn build(count: u32, aae: bool) -> Trio {
+    pub(super) fn build(count: u32, aae: bool) -> Trio {
         let members: Vec<NodeId> = (1..=count).map(NodeId).collect();
         let nodes = members
             .iter()
@@ -72,19 +72,19 @@ impl Trio {
         trio
     }
 
-    fn at(&self) -> Now {
+    pub(super) fn at(&self) -> Now {
         Now {
             mono: self.now,
             wall: 1_000_000 + self.now,
         }
     }
 
-    fn index(id: NodeId) -> usize {
+    pub(super) fn index(id: NodeId) -> usize {
         id.0 as usize - 1
     }
 
     /// Syncs every disk and delivers messages until quiet.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         for _ in 0..100 {
             let mut messages = Vec::new();
             for i in 0..self.nodes.len() {
@@ -116,14 +116,19 @@ impl Trio {
         }
     }
 
-    fn advance(&mut self, millis: u64) {
+    pub(super) fn advance(&mut self, millis: u64) {
         for _ in 0..millis {
             self.now += 1;
             self.settle();
         }
     }
 
-    fn request(&mut self, via: u32, request: Op<'_>, consistency: Consistency) -> OpResult {
+    pub(super) fn request(
+        &mut self,
+        via: u32,
+        request: Op<'_>,
+        consistency: Consistency,
+    ) -> OpResult {
         let client = OpId::single(self.next_client);
         self.next_client += 1;
         let now = self.at();
@@ -138,7 +143,7 @@ impl Trio {
         panic!("no reply");
     }
 
-    fn put(&mut self, via: u32, key: &str, value: &str) -> OpResult {
+    pub(super) fn put(&mut self, via: u32, key: &str, value: &str) -> OpResult {
         self.request(
             via,
             Op::Put {
@@ -150,7 +155,7 @@ impl Trio {
         )
     }
 
-    fn get(&mut self, via: u32, key: &str, consistency: Consistency) -> Option<Vec<u8>> {
+    pub(super) fn get(&mut self, via: u32, key: &str, consistency: Consistency) -> Option<Vec<u8>> {
         match self.request(
             via,
             Op::Get {
@@ -163,7 +168,7 @@ impl Trio {
         }
     }
 
-    fn local(&self, id: u32, key: &str) -> Option<Vec<u8>> {
+    pub(super) fn local(&self, id: u32, key: &str) -> Option<Vec<u8>> {
         self.nodes[id as usize - 1]
             .disk()
             .get(key.as_bytes())

@@ -137,6 +137,18 @@ pub enum OpReply {
         /// When the live value expires (unix ms), if it does.
         expires_at: Option<u64>,
     },
+    /// A flush reached enough members (see `keyspace.rs`).
+    Flushed,
+    /// A page of keys (`SCAN`: `cursor` is where the next page starts, 0
+    /// when the scan is done), or all of them (`KEYS`, `RANDOMKEY`).
+    Keys {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+        /// The next cursor; 0 when done.
+        cursor: u64,
+    },
+    /// How many distinct live keys the cluster holds, estimated.
+    Count(u64),
     /// A write reached its quorum at `version`. `existed` says whether an
     /// acknowledging replica held a live value before (what `DEL` counts).
     Written {

@@ -59,6 +59,14 @@ pub mod frame_type {
     pub const AAE_KEYS_WANTED: u8 = 0x17;
     /// [`Message::AaeKeys`](crate::peer::Message::AaeKeys).
     pub const AAE_KEYS: u8 = 0x18;
+    /// [`Message::Flush`](crate::peer::Message::Flush).
+    pub const FLUSH: u8 = 0x19;
+    /// [`Message::FlushAck`](crate::peer::Message::FlushAck).
+    pub const FLUSH_ACK: u8 = 0x1a;
+    /// [`Message::Scan`](crate::peer::Message::Scan).
+    pub const SCAN: u8 = 0x1b;
+    /// [`Message::ScanReply`](crate::peer::Message::ScanReply).
+    pub const SCAN_REPLY: u8 = 0x1c;
 }
 
 use frame_type::*;
@@ -221,6 +229,44 @@ pub fn encode_envelope(envelope: &Envelope, buf: &mut Vec<u8>) -> Result<usize, 
                 put_u32(buf, version.node_id.0);
             }
         }
+        Message::Flush { request, floor } => {
+            put_u64(buf, *request);
+            put_u64(buf, floor.timestamp.0);
+            put_u32(buf, floor.node_id.0);
+        }
+        Message::FlushAck { request } => put_u64(buf, *request),
+        Message::Scan {
+            request,
+            from,
+            count,
+            pattern,
+        } => {
+            put_u64(buf, *request);
+            put_u64(buf, *from);
+            put_u32(buf, *count);
+            put_bytes(buf, pattern);
+        }
+        Message::ScanReply {
+            request,
+            next,
+            live_keys,
+            keys,
+        } => {
+            put_u64(buf, *request);
+            match next {
+                Some(next) => {
+                    buf.push(1);
+                    put_u64(buf, *next);
+                }
+                None => buf.push(0),
+            }
+            put_u64(buf, *live_keys);
+            // The frame fits a u32 (checked by `begin`), so its count does too.
+            put_u32(buf, keys.len() as u32);
+            for key in keys {
+                put_bytes(buf, key);
+            }
+        }
     }
     Ok(finish(buf, start, len))
 }
@@ -258,6 +304,16 @@ pub fn envelope_frame_len(envelope: &Envelope) -> u64 {
                 .map(|(key, _)| field_len(key.len()) + 12)
                 .sum::<u64>()
         }
+        Message::Flush { .. } => 20,
+        Message::FlushAck { .. } => 8,
+        Message::Scan { pattern, .. } => 20 + field_len(pattern.len()),
+        Message::ScanReply { next, keys, .. } => {
+            8 + 1
+                + if next.is_some() { 8 } else { 0 }
+                + 8
+                + 4
+                + keys.iter().map(|key| field_len(key.len())).sum::<u64>()
+        }
     };
     1 + 4 + 8 + body
 }
@@ -274,6 +330,10 @@ pub fn message_type(message: &Message) -> u8 {
         Message::AaeLeaves { .. } => AAE_LEAVES,
         Message::AaeKeysWanted { .. } => AAE_KEYS_WANTED,
         Message::AaeKeys { .. } => AAE_KEYS,
+        Message::Flush { .. } => FLUSH,
+        Message::FlushAck { .. } => FLUSH_ACK,
+        Message::Scan { .. } => SCAN,
+        Message::ScanReply { .. } => SCAN_REPLY,
     }
 }
 
@@ -485,7 +545,7 @@ pub fn decode_envelope(
     buf: &[u8],
     max_frame: usize,
 ) -> Result<Option<(Envelope, usize)>, FrameError> {
-    let accepts = |t| (REPLICATE..=AAE_KEYS).contains(&t);
+    let accepts = |t| (REPLICATE..=SCAN_REPLY).contains(&t);
     let Some(RawFrame {
         kind,
         payload,
@@ -574,6 +634,46 @@ pub fn decode_envelope(
                 exchange,
                 partition,
                 segments,
+            }
+        }
+        FLUSH => Message::Flush {
+            request: r.u64("request")?,
+            floor: Version {
+                timestamp: Timestamp(r.u64("floor.timestamp")?),
+                node_id: NodeId(r.u32("floor.node_id")?),
+            },
+        },
+        FLUSH_ACK => Message::FlushAck {
+            request: r.u64("request")?,
+        },
+        SCAN => Message::Scan {
+            request: r.u64("request")?,
+            from: r.u64("from")?,
+            count: r.u32("count")?,
+            pattern: r.bytes("pattern")?.to_vec(),
+        },
+        SCAN_REPLY => {
+            let request = r.u64("request")?;
+            let next = match r.u8("next")? {
+                0 => None,
+                1 => Some(r.u64("next")?),
+                tag => return Err(bad_tag("next", tag)),
+            };
+            let live_keys = r.u64("live_keys")?;
+            let count = r.u32("count")? as usize;
+            // Each key takes at least its 4-byte length.
+            if count.saturating_mul(4) > r.0.len() {
+                return Err(FrameError::Truncated { field: "count" });
+            }
+            let mut keys = Vec::with_capacity(count);
+            for _ in 0..count {
+                keys.push(r.bytes("keys")?.to_vec());
+            }
+            Message::ScanReply {
+                request,
+                next,
+                live_keys,
+                keys,
             }
         }
         _ => {

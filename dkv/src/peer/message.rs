@@ -181,6 +181,44 @@ pub enum Message {
         /// `(key, version)` pairs.
         keys: Vec<(Vec<u8>, Version)>,
     },
+    /// `FLUSHDB`: drop every entry at or below `floor` (and refuse writes
+    /// at or below it from now on), then acknowledge. Also sent, with
+    /// request 0 and no acknowledgement wanted, whenever a link comes up,
+    /// so a node that was away learns of a flush it missed.
+    Flush {
+        /// Echoed in the [`Message::FlushAck`]; 0 asks for none.
+        request: u64,
+        /// The flush's version.
+        floor: Version,
+    },
+    /// The answer to a [`Message::Flush`]: the floor is durable here.
+    FlushAck {
+        /// The request answered.
+        request: u64,
+    },
+    /// `SCAN`, `KEYS`, `DBSIZE`, `RANDOMKEY`: one page of the receiver's
+    /// own live keys.
+    Scan {
+        /// Echoed in the [`Message::ScanReply`].
+        request: u64,
+        /// The scan position to start from.
+        from: u64,
+        /// Keys wanted at most (0: none, only the count of live keys).
+        count: u32,
+        /// A glob pattern the keys must match (empty: every key).
+        pattern: Vec<u8>,
+    },
+    /// The answer to a [`Message::Scan`].
+    ScanReply {
+        /// The request answered.
+        request: u64,
+        /// Where the next page starts; `None` when this was the last.
+        next: Option<u64>,
+        /// How many live keys the receiver holds (its own copies).
+        live_keys: u64,
+        /// The page's keys.
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 impl Message {
@@ -192,6 +230,10 @@ impl Message {
             | Message::Read { request, .. }
             | Message::ReadReply { request, .. } => Some(*request),
             Message::Heartbeat
+            | Message::Flush { .. }
+            | Message::FlushAck { .. }
+            | Message::Scan { .. }
+            | Message::ScanReply { .. }
             | Message::AaeBranches { .. }
             | Message::AaeLeaves { .. }
             | Message::AaeKeysWanted { .. }
@@ -211,6 +253,10 @@ impl Message {
             Message::AaeLeaves { .. } => "aae-leaves",
             Message::AaeKeysWanted { .. } => "aae-keys-wanted",
             Message::AaeKeys { .. } => "aae-keys",
+            Message::Flush { .. } => "flush",
+            Message::FlushAck { .. } => "flush-ack",
+            Message::Scan { .. } => "scan",
+            Message::ScanReply { .. } => "scan-reply",
         }
     }
 }

@@ -408,5 +408,7 @@ fn le_u64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(buf)
 }
 
+pub mod floor;
+
 #[cfg(test)]
 mod tests;

@@ -137,6 +137,9 @@ impl Store {
     /// and starts the background snapshotter.
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let engine = Engine::new(config.shards)?;
+        // The flush floor first: nothing at or below it may come back from
+        // the snapshot or the log.
+        engine.raise_floor(snapshot::floor::read(&config.snapshot_dir)?);
         let loaded = snapshot::load_latest(&config.snapshot_dir, &engine)?;
         let replay_from = loaded.as_ref().map_or(Lsn(1), |info| info.lsn);
         let wal_config = WalConfig {
@@ -276,6 +279,17 @@ impl Store {
             previous: outcome.previous,
             lsn,
         })
+    }
+
+    /// `FLUSHDB`: records `floor` durably, then drops every entry at or
+    /// below it; returns how many were dropped. Writes at or below it are
+    /// refused from then on, after a restart too.
+    pub fn raise_floor(&self, floor: Version) -> Result<usize, StoreError> {
+        if floor <= self.shared.engine.floor() {
+            return Ok(0);
+        }
+        snapshot::floor::write(&self.shared.config.snapshot_dir, floor)?;
+        Ok(self.shared.engine.raise_floor(floor))
     }
 
     /// Blocks until `lsn` is as durable as the fsync mode promises.
