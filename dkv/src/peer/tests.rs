@@ -158,6 +158,41 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
                  | 01000000 6b | 1000000000000000 02000000"
             ),
         ),
+        (
+            envelope(Message::Flush {
+                request: 7,
+                floor: v(0x20, 3),
+            }),
+            format!("21000000 19 | {HEAD} | 0700000000000000 | 2000000000000000 03000000"),
+        ),
+        (
+            envelope(Message::FlushAck { request: 7 }),
+            format!("15000000 1a | {HEAD} | 0700000000000000"),
+        ),
+        (
+            envelope(Message::Scan {
+                request: 8,
+                from: 0x30,
+                count: 10,
+                pattern: b"u*".to_vec(),
+            }),
+            format!(
+                "27000000 1b | {HEAD} | 0800000000000000 | 3000000000000000 | 0a000000 \
+                 | 02000000 752a"
+            ),
+        ),
+        (
+            envelope(Message::ScanReply {
+                request: 8,
+                next: Some(0x31),
+                live_keys: 5,
+                keys: vec![b"u1".to_vec()],
+            }),
+            format!(
+                "30000000 1c | {HEAD} | 0800000000000000 | 01 3100000000000000 \
+                 | 0500000000000000 | 01000000 | 02000000 7531"
+            ),
+        ),
     ]
 }
 
