@@ -28,6 +28,8 @@ pub(crate) struct Context<'a, D: Disk> {
     pub stats: &'a ServerStats,
     /// Whether this node's link to each peer is up.
     pub links: &'a BTreeMap<NodeId, bool>,
+    /// Per-command counters.
+    pub command_stats: &'a crate::command::stats::CommandStats,
     pub now: Now,
 }
 

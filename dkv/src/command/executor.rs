@@ -28,14 +28,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::command::admin;
 use crate::command::error::CommandError;
-use crate::command::parse::{self, Command, Request};
+use crate::command::parse::{self, Command, ConfigRequest, Request};
 use crate::command::program::Program;
 use crate::command::reply::{self, DataKind};
 use crate::command::session::Session;
 use crate::command::settings::{ServerStats, Settings};
+use crate::command::stats::{CommandStats, Outcome};
+use crate::command::table;
 use crate::node::{Consistency, Disk, KeyspaceOp, Node, Now, Op, OpError, OpId, OpResult, Output};
 use crate::peer::Envelope;
 use crate::resp::{self, reply as resp_reply, Limits};
@@ -101,6 +104,9 @@ struct Call {
     resp3: bool,
     results: Results,
     remaining: usize,
+    /// The command's place in the table and when it was read, for its
+    /// stats once it answers.
+    started: Option<(usize, Instant)>,
 }
 
 /// What a call's results make.
@@ -207,6 +213,7 @@ pub struct Executor<D: Disk> {
     /// `EXEC`s whose waiting command finished.
     ready_batches: VecDeque<Key>,
     driving_batches: bool,
+    command_stats: CommandStats,
     now: Now,
     next_session: u64,
 }
@@ -235,6 +242,7 @@ impl<D: Disk> Executor<D> {
             batch_parent: HashMap::new(),
             ready_batches: VecDeque::new(),
             driving_batches: false,
+            command_stats: CommandStats::default(),
             now,
             next_session: 1,
         }
@@ -305,6 +313,50 @@ impl<D: Disk> Executor<D> {
         request: &resp::Command,
         out: &mut Vec<u8>,
     ) -> Executed {
+        let started = Instant::now();
+        let before = out.len();
+        let mut which = Which::default();
+        let executed = self.run_request(now, conn, session, request, out, &mut which);
+        let Some(index) = which.index else {
+            return executed;
+        };
+        match executed {
+            Executed::Pending(call) => {
+                if let Some(call) = self.calls.get_mut(Key::from_u64(call.0)) {
+                    call.started = Some((index, started));
+                }
+            }
+            Executed::Answered | Executed::Close => {
+                let outcome = if which.rejected {
+                    Outcome::Rejected
+                } else {
+                    Outcome::of_reply(out.get(before..).unwrap_or_default())
+                };
+                let usec = started.elapsed().as_micros() as u64;
+                self.command_stats.record(index, usec, outcome);
+            }
+        }
+        executed
+    }
+
+    /// Records a pending call's stats as its reply is rendered.
+    fn record_finished(&mut self, started: Option<(usize, Instant)>, reply: &[u8]) {
+        if let Some((index, at)) = started {
+            let usec = at.elapsed().as_micros() as u64;
+            self.command_stats
+                .record(index, usec, Outcome::of_reply(reply));
+        }
+    }
+
+    fn run_request(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        session: &mut Session,
+        request: &resp::Command,
+        out: &mut Vec<u8>,
+        which: &mut Which,
+    ) -> Executed {
         self.now = now;
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let (request, deadline) = match deadline_prefix(Request::new(request)) {
@@ -315,6 +367,7 @@ impl<D: Disk> Executor<D> {
             }
         };
         let spec = parse::lookup(request).and_then(|spec| {
+            which.index = Some(table::index_of_spec(spec));
             if !session.is_authenticated() && !spec.allowed_unauthenticated() {
                 return Err(CommandError::NoAuth);
             }
@@ -322,6 +375,8 @@ impl<D: Disk> Executor<D> {
         });
         if session.transaction.is_some() {
             if let Some(executed) = self.queue_in_transaction(session, &spec, request, out) {
+                // Counted when EXEC runs it.
+                which.index = None;
                 return executed;
             }
         }
@@ -330,6 +385,7 @@ impl<D: Disk> Executor<D> {
         let command = match command {
             Ok(command) => command,
             Err(error) => {
+                which.rejected = true;
                 resp_reply::error_line(out, &error.to_string());
                 return Executed::Answered;
             }
@@ -465,11 +521,15 @@ impl<D: Disk> Executor<D> {
                 }),
             ),
             other => {
+                if matches!(other, Command::Config(ConfigRequest::ResetStat)) {
+                    self.command_stats.reset();
+                }
                 let context = admin::Context {
                     node: &self.node,
                     settings: &self.settings,
                     stats: &self.stats,
                     links: &self.links,
+                    command_stats: &self.command_stats,
                     now,
                 };
                 admin::run(&context, session, other, call.out)
@@ -496,6 +556,7 @@ impl<D: Disk> Executor<D> {
             resp3: start.resp3,
             results,
             remaining: parts,
+            started: None,
         });
         let call = key.to_u64();
         for (part, op) in ops.into_iter().enumerate() {
@@ -528,6 +589,7 @@ impl<D: Disk> Executor<D> {
             resp3: start.resp3,
             results: Results::One(None),
             remaining: 1,
+            started: None,
         });
         let op = OpId::single(key.to_u64());
         self.node.handle_keyspace(start.now, op, request);
@@ -575,8 +637,11 @@ impl<D: Disk> Executor<D> {
                         self.batch_part_done(parent, call);
                         continue;
                     }
+                    let started = call.started;
                     match &mut immediate {
                         Some((wanted, out)) if *wanted == key => {
+                            // The command is still in `execute`, which
+                            // records its stats.
                             call.render(out);
                             answered = true;
                         }
@@ -584,6 +649,9 @@ impl<D: Disk> Executor<D> {
                             let conn = call.conn;
                             let start = self.replies.len();
                             call.render(&mut self.replies);
+                            let mut replies = std::mem::take(&mut self.replies);
+                            self.record_finished(started, &replies[start..]);
+                            std::mem::swap(&mut self.replies, &mut replies);
                             self.completions.push_back(Finished {
                                 conn,
                                 call: CallId(op.call),
@@ -654,6 +722,13 @@ impl<D: Disk> Executor<D> {
     pub fn calls_in_flight(&self) -> usize {
         self.calls.len()
     }
+}
+
+/// Which command a request was, for its stats.
+#[derive(Debug, Default)]
+struct Which {
+    index: Option<usize>,
+    rejected: bool,
 }
 
 /// Where a data command came from and where an immediate reply goes.

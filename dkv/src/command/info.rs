@@ -14,10 +14,16 @@ const SECTIONS: &[(&str, &str)] = &[
     ("memory", "Memory"),
     ("persistence", "Persistence"),
     ("stats", "Stats"),
+    ("cpu", "CPU"),
+    ("commandstats", "Commandstats"),
+    ("latencystats", "Latencystats"),
     ("keyspace", "Keyspace"),
     ("cluster", "Cluster"),
     ("aae", "Aae"),
 ];
+
+/// Sections `INFO` alone (or `INFO default`) leaves out, as Redis does.
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
 
 /// Renders the sections named (all of them when none, `all`,
 /// `everything` or `default` is asked for).
@@ -28,13 +34,15 @@ pub(crate) fn render<'a, D: Disk>(
     let wanted: Vec<String> = sections
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
+    let all = wanted
+        .iter()
+        .any(|w| matches!(w.as_str(), "all" | "everything"));
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let mut out = String::new();
     for (name, title) in SECTIONS {
-        if all || wanted.iter().any(|w| w == name) {
+        let chosen =
+            all || (default && !NOT_DEFAULT.contains(name)) || wanted.iter().any(|w| w == name);
+        if chosen {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
@@ -198,13 +206,36 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             }
         }
         "keyspace" => {
-            let keys = node.disk().stats().engine.keys;
-            if keys > 0 {
-                lines.add("db0", format!("keys={keys},expires=0,avg_ttl=0"));
+            // This node's own copies, as the node sees them.
+            let engine = node.disk().stats().engine;
+            if engine.keys > 0 {
+                let (keys, expires) = (engine.keys, engine.expiring);
+                lines.add("db0", format!("keys={keys},expires={expires},avg_ttl=0"));
             }
         }
+        "cpu" => {
+            let (system, user) = cpu_seconds();
+            lines.add("used_cpu_sys", format!("{system:.6}"));
+            lines.add("used_cpu_user", format!("{user:.6}"));
+            lines.add("used_cpu_sys_children", "0.000000");
+            lines.add("used_cpu_user_children", "0.000000");
+        }
+        "commandstats" => context.command_stats.render_commandstats(lines.0),
+        "latencystats" => context.command_stats.render_latencystats(lines.0),
         _ => {}
     }
+}
+
+/// CPU time this process has used, system and user, in seconds.
+fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage writes into the struct it is given and reads
+    // nothing else; a zeroed rusage is a valid value to hand it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0.0, 0.0);
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (seconds(usage.ru_stime), seconds(usage.ru_utime))
 }
 
 /// Resident set size of this process, from /proc (0 where unavailable).

@@ -26,6 +26,7 @@
 //! | `parse_data.rs` | the data commands' options, numbers and expiry times        |
 //! | `program.rs`  | programs: data commands that read before they write        |
 //! | `strings.rs`  | string and bit operations, Redis's integer parsing            |
+//! | `stats.rs`    | per-command calls, errors and latency histograms              |
 //! | `reply.rs`    | the renderer of data commands' replies                        |
 //! | `admin.rs`    | the non-data commands (PING, AUTH, HELLO, CLIENT, CONFIG, ...) |
 //! | `info.rs`     | `INFO`                                                        |
@@ -43,6 +44,7 @@ mod program;
 mod reply;
 mod session;
 mod settings;
+mod stats;
 mod strings;
 mod table;
 mod transaction;

@@ -398,6 +398,16 @@ pub(crate) fn lookup(lowercase: &[u8]) -> Option<&'static Spec> {
     }
 }
 
+/// The place of `spec` in [`TABLE`] (found by name: the table is a
+/// constant, so its entries have no one address to compare).
+pub(crate) fn index_of_spec(spec: &Spec) -> usize {
+    let index = TABLE
+        .binary_search_by(|entry| entry.text.cmp(spec.text))
+        .unwrap_or(0);
+    debug_assert_eq!(TABLE[index].text, spec.text);
+    index
+}
+
 const GET: usize = index_of("get");
 const SET: usize = index_of("set");
 

@@ -107,6 +107,7 @@ impl<D: Disk> Executor<D> {
             resp3: start.resp3,
             results: Results::One(None),
             remaining: 0,
+            started: None,
         });
         if self.drive_batch(key) {
             if let Some(call) = self.calls.remove(key) {
@@ -159,12 +160,16 @@ impl<D: Disk> Executor<D> {
 
     /// A command of a batch finished: its reply joins the batch's.
     pub(super) fn batch_part_done(&mut self, parent: Key, call: Call) {
+        let started = call.started;
+        let mut reply = Vec::new();
+        call.render(&mut reply);
+        self.record_finished(started, &reply);
         if let Some(Call {
             kind: CallKind::Batch(batch),
             ..
         }) = self.calls.get_mut(parent)
         {
-            call.render(&mut batch.replies);
+            batch.replies.extend_from_slice(&reply);
             self.ready_batches.push_back(parent);
         }
     }
@@ -184,8 +189,12 @@ impl<D: Disk> Executor<D> {
             }
             if let Some(call) = self.calls.remove(key) {
                 let conn = call.conn;
+                let started = call.started;
                 let start = self.replies.len();
                 call.render(&mut self.replies);
+                let replies = std::mem::take(&mut self.replies);
+                self.record_finished(started, &replies[start..]);
+                self.replies = replies;
                 self.completions.push_back(Finished {
                     conn,
                     call: CallId(key.to_u64()),

@@ -31,6 +31,7 @@ impl<D: Disk> Executor<D> {
             resp3: start.resp3,
             results: Results::One(None),
             remaining: 0,
+            started: None,
         });
         let blocked = |locked: &HashSet<Vec<u8>>, queued: &VecDeque<Queued>| {
             program
