@@ -381,7 +381,7 @@ impl<D: Disk> Executor<D> {
             }
         }
         let command =
-            spec.and_then(|spec| parse::parse(spec, request, self.node.cluster_time(now.wall)));
+            spec.and_then(|spec| parse::parse(spec, request, self.node.expiry_time(now.wall)));
         let command = match command {
             Ok(command) => command,
             Err(error) => {

@@ -1,7 +1,8 @@
 //! Parsing of the data commands beyond plain `GET`/`SET`/`DEL`: options,
 //! expiry times and numbers, with Redis's wording for every refusal.
 //! Relative times (`EX`, `EXPIRE`, ...) become absolute here, from the
-//! cluster time the executor passes in, so a program carries one absolute
+//! time expiries go by (the node's agreed time), which the executor passes
+//! in, so a program carries one absolute
 //! expiry to every replica.
 
 use super::error::CommandError;
@@ -59,8 +60,8 @@ fn expiry_ms(
 }
 
 /// Parses the data command `name` (not `GET`, `SET key value`, `DEL`,
-/// `EXISTS`, `MGET`, `MSET`: the parser's fast path has those) at cluster
-/// time `now`; `None` when `name` is not one of these.
+/// `EXISTS`, `MGET`, `MSET`: the parser's fast path has those) at `now`
+/// (the time expiries go by); `None` when `name` is not one of these.
 pub(crate) fn parse(
     name: Name,
     request: Request<'_>,

@@ -289,7 +289,7 @@ impl Program {
     }
 
     /// The writes and the reply, given what the reads found (one per key
-    /// of [`Program::reads`]) at `now` (unix ms, the cluster's time).
+    /// of [`Program::reads`]) at `now` (unix ms, the time expiries go by).
     pub fn decide(self, found: Vec<Found>, now: u64, resp3: bool) -> Decision {
         let mut d = Decision::default();
         let out = &mut d.reply;

@@ -136,6 +136,19 @@ impl PeerClocks {
         }
     }
 
+    /// The time expiries go by: this node's wall clock moved by the
+    /// median of its peers' offsets and its own (zero), so every node
+    /// judges an expiry at nearly the same moment whichever way the clocks
+    /// are off, within the drift limit or beyond it (a clock the others
+    /// refuse to follow is outvoted). Alone, its own clock.
+    pub fn agreed_wall(&self, wall: u64) -> u64 {
+        let mut offsets: Vec<i64> = self.offsets.values().copied().collect();
+        offsets.push(0);
+        offsets.sort_unstable();
+        let median = offsets[offsets.len() / 2];
+        wall.saturating_add_signed(median)
+    }
+
     /// The cluster's wall time, as best this node can tell: its own, moved
     /// by the majority's offset when it is ahead or behind.
     pub fn cluster_wall(&self, wall: u64) -> u64 {

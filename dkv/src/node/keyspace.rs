@@ -336,7 +336,7 @@ impl<D: Disk> Node<D> {
 
     /// One page of this node's live keys matching `pattern`.
     fn page(&self, from: u64, count: u32, pattern: &[u8]) -> (Option<u64>, Vec<Vec<u8>>) {
-        let now = self.cluster_wall();
+        let now = self.expiry_now();
         let glob = (!pattern.is_empty()).then(|| Pattern::new(pattern));
         let glob = glob.filter(|g| !g.matches_everything());
         let page = self.disk.scan(from, count as usize, &mut |key, entry| {

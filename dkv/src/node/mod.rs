@@ -83,6 +83,8 @@ mod types;
 mod write_path;
 
 #[cfg(test)]
+mod expiry_tests;
+#[cfg(test)]
 mod keyspace_tests;
 #[cfg(test)]
 mod tests;
@@ -265,6 +267,17 @@ impl<D: Disk> Node<D> {
     /// How this node's clock stands against its peers'.
     pub fn clock_skew(&self) -> ClockSkew {
         self.clocks.skew()
+    }
+
+    /// The time expiries are judged by at `wall` on this node's clock (see
+    /// `clocks.rs`): nearly the same moment on every node.
+    pub fn expiry_time(&self, wall: u64) -> u64 {
+        self.clocks.agreed_wall(wall)
+    }
+
+    /// [`Node::expiry_time`] now.
+    fn expiry_now(&self) -> u64 {
+        self.clocks.agreed_wall(self.now.wall)
     }
 
     /// The cluster's wall time at `wall` on this node's clock, as this node
@@ -596,7 +609,7 @@ impl<D: Disk> Node<D> {
         self.purge_confirmed_tombstones();
         self.expire_keyspace();
         let alone = self.settings.replication_factor == 1 && self.settings.members.len() == 1;
-        self.disk.expire_step(self.cluster_wall(), alone);
+        self.disk.expire_step(self.expiry_now(), alone);
     }
 
     fn advance(&mut self, now: Now) {
@@ -731,7 +744,7 @@ impl<D: Disk> Node<D> {
         let mut applied = self.disk.apply(key, entry)?;
         // Whether the key held something a reader would see: an expired
         // value counts as gone, judged by the cluster's time.
-        applied.was_live = applied.held_live_at(self.cluster_wall());
+        applied.was_live = applied.held_live_at(self.expiry_now());
         if applied.won {
             let partition = self.ring.key_partition(key);
             self.aae
@@ -748,13 +761,13 @@ impl<D: Disk> Node<D> {
     }
 
     /// What a read answers for the newest entry it found: an expired
-    /// value reads as missing, judged by the cluster's time, so every
+    /// value reads as missing, judged by the agreed time, so every
     /// coordinator lets it go at the same moment whatever the replicas'
     /// clocks did with their copies.
     fn value_reply(&self, newest: Option<Entry>) -> OpReply {
         let version = newest.as_ref().map(|e| e.version);
         match newest {
-            Some(entry) if entry.live_at(self.cluster_wall()) => OpReply::Value {
+            Some(entry) if entry.live_at(self.expiry_now()) => OpReply::Value {
                 expires_at: entry.expires_at,
                 value: entry.value,
                 version,

@@ -16,6 +16,8 @@ pub(super) struct Trio {
     pub(super) down: Vec<NodeId>,
     pub(super) replies: Vec<(OpId, OpResult)>,
     pub(super) next_client: u64,
+    /// Each node's wall clock minus the true time (ms).
+    pub(super) skew_ms: Vec<i64>,
 }
 
 impl Trio {
@@ -66,6 +68,7 @@ impl Trio {
             down: Vec::new(),
             replies: Vec::new(),
             next_client: 0,
+            skew_ms: vec![0; count as usize],
         };
         // The first heartbeats: every node hears its peers' clocks.
         trio.settle();
@@ -76,6 +79,15 @@ impl Trio {
         Now {
             mono: self.now,
             wall: 1_000_000 + self.now,
+        }
+    }
+
+    /// The time as node `i` (0-based) sees it.
+    pub(super) fn at_node(&self, i: usize) -> Now {
+        let now = self.at();
+        Now {
+            mono: now.mono,
+            wall: now.wall.saturating_add_signed(self.skew_ms[i]),
         }
     }
 
@@ -91,7 +103,7 @@ impl Trio {
                 if self.down.contains(&self.nodes[i].id()) {
                     continue;
                 }
-                let now = self.at();
+                let now = self.at_node(i);
                 for durable in self.nodes[i].disk_mut().sync() {
                     self.nodes[i].handle_durable(now, durable);
                 }
@@ -110,7 +122,7 @@ impl Trio {
                 if self.down.contains(&to) || self.down.contains(&envelope.from) {
                     continue;
                 }
-                let now = self.at();
+                let now = self.at_node(Self::index(to));
                 self.nodes[Self::index(to)].handle_message(now, envelope);
             }
         }
@@ -131,7 +143,7 @@ impl Trio {
     ) -> OpResult {
         let client = OpId::single(self.next_client);
         self.next_client += 1;
-        let now = self.at();
+        let now = self.at_node(via as usize - 1);
         self.nodes[via as usize - 1].handle_request(now, client, request, consistency, None);
         for _ in 0..500 {
             self.settle();

@@ -82,7 +82,7 @@ impl<D: Disk> Executor<D> {
     /// the call goes on (writes out); false when it is done (no writes, a
     /// failed read, or its writes were the step that finished).
     pub(super) fn program_step(&mut self, key: Key) -> bool {
-        let now = self.node.cluster_time(self.now.wall);
+        let now = self.node.expiry_time(self.now.wall);
         let Some(call) = self.calls.get_mut(key) else {
             return false;
         };
