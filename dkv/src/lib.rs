@@ -43,7 +43,7 @@
 //!
 //! let mut node = Node::new(NodeSettings::single(NodeId(1)), MemDisk::new(), Now::default());
 //! let op = OpId::single(7);
-//! let put = Op::Put { key: b"k", value: b"v" };
+//! let put = Op::Put { key: b"k", value: b"v", expires_at: None };
 //! node.handle_request(Now::default(), op, put, Consistency::Quorum, None);
 //! assert!(node.poll_output().is_none()); // the write waits for its disk...
 //! for durable in node.disk_mut().sync() {

@@ -305,7 +305,7 @@ fn every_truncation_and_flip_in_one_segment() {
 
 #[test]
 fn truncations_and_flips_across_three_segments() {
-    damage_everywhere(200, 3_200, 3, 2, 7);
+    damage_everywhere(200, 3_600, 3, 2, 7);
 }
 
 #[test]

@@ -261,7 +261,7 @@ pub(crate) fn lookup(request: Request<'_>) -> Result<&'static Spec, CommandError
 }
 
 /// Parses the arguments of a request whose entry [`lookup`] found, at
-/// cluster time `now` (unix ms: relative expiries become absolute).
+/// time `now` (unix ms, the time expiries go by: relative expiries become absolute).
 pub(crate) fn parse<'a>(
     spec: &Spec,
     request: Request<'a>,

@@ -19,7 +19,7 @@
 //!
 //! ```no_run
 //! use dkv::wal::{Lsn, Wal, WalConfig};
-//! use dkv::{NodeId, Timestamp, Version};
+//! use dkv::{EntryRef, NodeId, Timestamp, Version};
 //!
 //! # fn main() -> Result<(), dkv::wal::WalError> {
 //! let (wal, report) = Wal::open(WalConfig::new("/var/lib/dkv/wal"), Lsn(1), |record| {
@@ -28,7 +28,7 @@
 //! })?;
 //! println!("replayed {} records", report.records_replayed);
 //! let version = Version::new(Timestamp::from_millis(1), NodeId(1));
-//! let lsn = wal.append(b"key", version, Some(b"value"))?;
+//! let lsn = wal.append(b"key", EntryRef::value(version, b"value"))?;
 //! wal.wait_durable(lsn)?; // now acknowledge the write
 //! wal.close()
 //! # }
