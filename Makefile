@@ -17,7 +17,7 @@ test-rust: deps
 $(VENV)/.ready: | deps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet pytest redis mypy
+	$(VENV)/bin/pip install --quiet pytest redis mypy django
 	touch $@
 
 # Builds the Python package into the virtualenv from source every time (a

@@ -34,7 +34,7 @@
  * function's signature or meaning changes incompatibly; compare it with
  * `dkv_abi_version()` to detect a header/library mismatch.
  */
-#define DKV_ABI_VERSION 3
+#define DKV_ABI_VERSION 4
 
 /**
  * Wait for one replica.
@@ -234,6 +234,21 @@ typedef struct dkv_cluster_status {
 } dkv_cluster_status;
 
 /**
+ * Keys libdkv allocated (a scan's page); release with
+ * `dkv_key_list_free`. `keys` is NULL when `len` is 0.
+ */
+typedef struct dkv_key_list {
+  /**
+   * The keys, each freed with the list.
+   */
+  struct dkv_buf *keys;
+  /**
+   * How many.
+   */
+  size_t len;
+} dkv_key_list;
+
+/**
  * Bytes the caller lends to libdkv for the duration of one call.
  * `data` may be NULL only when `len` is 0.
  */
@@ -289,6 +304,95 @@ void dkv_buf_free(struct dkv_buf *buf);
  * already freed (zeroed), does nothing.
  */
 void dkv_cluster_status_free(struct dkv_cluster_status *status);
+
+/**
+ * Writes the value under the key, to expire `ttl_ms` milliseconds from
+ * now (at least 1). Otherwise as `dkv_put`.
+ */
+dkv_status dkv_put_ttl(const struct dkv_client *client,
+                       const uint8_t *key,
+                       size_t key_len,
+                       const uint8_t *value,
+                       size_t value_len,
+                       uint64_t ttl_ms,
+                       int32_t consistency,
+                       uint32_t timeout_ms);
+
+/**
+ * Makes the key expire `ttl_ms` milliseconds from now (at least 1).
+ * NOT_FOUND when the key does not exist.
+ */
+dkv_status dkv_expire(const struct dkv_client *client,
+                      const uint8_t *key,
+                      size_t key_len,
+                      uint64_t ttl_ms,
+                      int32_t consistency,
+                      uint32_t timeout_ms);
+
+/**
+ * Removes the key's expiry. `*changed_out`, when not NULL, says whether
+ * it had one. NOT_FOUND when the key does not exist.
+ */
+dkv_status dkv_persist(const struct dkv_client *client,
+                       const uint8_t *key,
+                       size_t key_len,
+                       int32_t consistency,
+                       uint32_t timeout_ms,
+                       bool *changed_out);
+
+/**
+ * The key's time to live in `*ttl_ms_out`: the milliseconds left, or -1
+ * when it does not expire. NOT_FOUND (and -2) when it does not exist.
+ */
+dkv_status dkv_ttl(const struct dkv_client *client,
+                   const uint8_t *key,
+                   size_t key_len,
+                   int32_t consistency,
+                   uint32_t timeout_ms,
+                   int64_t *ttl_ms_out);
+
+/**
+ * Adds `delta` to the integer stored at the key (a missing key counts as
+ * 0) and puts the new value in `*value_out`. INVALID_ARGUMENT (from the
+ * server) when the value is not an integer or the sum would overflow.
+ * Not retried on another node if the connection breaks mid-request (it
+ * may have been applied): UNAVAILABLE says so.
+ */
+dkv_status dkv_incr_by(const struct dkv_client *client,
+                       const uint8_t *key,
+                       size_t key_len,
+                       int64_t delta,
+                       int32_t consistency,
+                       uint32_t timeout_ms,
+                       int64_t *value_out);
+
+/**
+ * One page of a scan of the keys matching `pattern` (a Redis glob of
+ * `pattern_len` bytes; NULL/0: every key) from `cursor` (0 to start):
+ * `*keys_out` gets the page (free it with `dkv_key_list_free`) and
+ * `*cursor_out` the cursor to go on from, 0 when the scan is done. On a
+ * cluster a key may come more than once. `count` hints at the page size.
+ */
+dkv_status dkv_scan(const struct dkv_client *client,
+                    uint64_t cursor,
+                    const uint8_t *pattern,
+                    size_t pattern_len,
+                    uint32_t count,
+                    uint32_t timeout_ms,
+                    uint64_t *cursor_out,
+                    struct dkv_key_list *keys_out);
+
+/**
+ * Frees a key list and sets it to `{NULL, 0}`; NULL or an empty list
+ * does nothing.
+ */
+void dkv_key_list_free(struct dkv_key_list *list);
+
+/**
+ * Deletes every key of the cluster (`FLUSHDB`): keys written before it
+ * never come back, through any replica.
+ */
+dkv_status dkv_flush(const struct dkv_client *client, uint32_t timeout_ms);
 
 /**
  * Connects to the first reachable node of `addrs` (an array of

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -328,6 +329,79 @@ class Client {
         detail::check(dkv_put_many(raw_, keys.data(), values.data(), pairs.size(),
                                    static_cast<int32_t>(c), detail::millis(timeout)));
     }
+    /// Writes the value, to expire after `ttl` (at least 1 ms).
+    void put_with_ttl(Bytes key, Bytes value, ms ttl, Consistency c = Consistency::Quorum,
+                      ms timeout = ms(0)) {
+        detail::check(dkv_put_ttl(raw_, key.data(), key.size(), value.data(), value.size(),
+                                  static_cast<uint64_t>(ttl.count()), static_cast<int32_t>(c),
+                                  detail::millis(timeout)));
+    }
+    /// Makes the key expire after `ttl`; false when it does not exist.
+    bool expire(Bytes key, ms ttl, Consistency c = Consistency::Quorum, ms timeout = ms(0)) {
+        dkv_status s = detail::check(dkv_expire(raw_, key.data(), key.size(),
+                                                static_cast<uint64_t>(ttl.count()),
+                                                static_cast<int32_t>(c), detail::millis(timeout)),
+                                     true);
+        return s != DKV_STATUS_NOT_FOUND;
+    }
+    /// Removes the key's expiry; true when it had one.
+    bool persist(Bytes key, Consistency c = Consistency::Quorum, ms timeout = ms(0)) {
+        bool changed = false;
+        detail::check(dkv_persist(raw_, key.data(), key.size(), static_cast<int32_t>(c),
+                                  detail::millis(timeout), &changed),
+                      true);
+        return changed;
+    }
+    /// The key's time to live: std::nullopt when it does not exist, ms(-1)
+    /// when it does not expire, else what is left.
+    std::optional<ms> ttl(Bytes key, Consistency c = Consistency::Quorum, ms timeout = ms(0)) {
+        int64_t left = -2;
+        dkv_status s = detail::check(dkv_ttl(raw_, key.data(), key.size(), static_cast<int32_t>(c),
+                                             detail::millis(timeout), &left),
+                                     true);
+        if (s == DKV_STATUS_NOT_FOUND) return std::nullopt;
+        return ms(left);
+    }
+    /// Adds `delta` to the integer at the key (missing: 0); the new value.
+    int64_t incr_by(Bytes key, int64_t delta = 1, Consistency c = Consistency::Quorum,
+                    ms timeout = ms(0)) {
+        int64_t value = 0;
+        detail::check(dkv_incr_by(raw_, key.data(), key.size(), delta, static_cast<int32_t>(c),
+                                  detail::millis(timeout), &value));
+        return value;
+    }
+    /// One page of a scan from `cursor` (0 to start): the next cursor (0:
+    /// done) and the keys matching `pattern` (a Redis glob; "" for all).
+    std::pair<uint64_t, std::vector<std::string>> scan(uint64_t cursor,
+                                                       const std::string &pattern = "",
+                                                       uint32_t count = 100,
+                                                       ms timeout = ms(0)) {
+        uint64_t next = 0;
+        dkv_key_list list{nullptr, 0};
+        dkv_status s =
+            dkv_scan(raw_, cursor, reinterpret_cast<const uint8_t *>(pattern.data()),
+                     pattern.size(), count, detail::millis(timeout), &next, &list);
+        std::vector<std::string> keys;
+        for (std::size_t i = 0; i < list.len; i++) {
+            keys.emplace_back(reinterpret_cast<const char *>(list.keys[i].data), list.keys[i].len);
+        }
+        dkv_key_list_free(&list);
+        detail::check(s);
+        return {next, keys};
+    }
+    /// Every key matching `pattern`, each once.
+    std::vector<std::string> keys(const std::string &pattern = "", ms timeout = ms(0)) {
+        std::set<std::string> all;
+        uint64_t cursor = 0;
+        do {
+            auto page = scan(cursor, pattern, 1000, timeout);
+            all.insert(page.second.begin(), page.second.end());
+            cursor = page.first;
+        } while (cursor != 0);
+        return std::vector<std::string>(all.begin(), all.end());
+    }
+    /// Deletes every key of the cluster.
+    void flush(ms timeout = ms(0)) { detail::check(dkv_flush(raw_, detail::millis(timeout))); }
     /// The connected node's view of the cluster.
     ClusterStatus status(ms timeout = ms(0)) {
         dkv_cluster_status raw;

@@ -29,7 +29,7 @@ pub struct dkv_client {
 }
 
 impl dkv_client {
-    fn lock(&self) -> Result<MutexGuard<'_, Client>, Error> {
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Client>, Error> {
         match self.inner.lock() {
             Ok(client) => Ok(client),
             Err(poisoned) => {

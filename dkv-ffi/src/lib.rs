@@ -26,12 +26,17 @@
 
 mod args;
 mod buf;
+mod cache;
 mod client;
 mod error;
 mod node;
 
 pub use buf::{
     dkv_buf, dkv_buf_free, dkv_cluster_status, dkv_cluster_status_free, dkv_peer_status, dkv_slice,
+};
+pub use cache::{
+    dkv_expire, dkv_flush, dkv_incr_by, dkv_key_list, dkv_key_list_free, dkv_persist, dkv_put_ttl,
+    dkv_scan, dkv_ttl,
 };
 pub use client::{
     dkv_client, dkv_client_connect, dkv_client_free, dkv_client_status, dkv_delete, dkv_get,
@@ -51,7 +56,7 @@ use std::ffi::c_char;
 /// The version of the ABI this header describes. It changes only when a
 /// function's signature or meaning changes incompatibly; compare it with
 /// `dkv_abi_version()` to detect a header/library mismatch.
-pub const DKV_ABI_VERSION: u32 = 3;
+pub const DKV_ABI_VERSION: u32 = 4;
 
 /// Wait for one replica.
 pub const DKV_CONSISTENCY_ONE: i32 = -1;

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use dkv::client::{Client as CoreClient, ClientError, ClientOptions, ErrorKind};
+use dkv::client::{Client as CoreClient, ClientError, ClientOptions, ErrorKind, Ttl};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -181,16 +181,18 @@ impl Client {
         Ok(owned_bytes(py, value))
     }
 
-    /// ``put(key, value, *, consistency=QUORUM, timeout=None) -> None``
+    /// ``put(key, value, *, ttl=None, consistency=QUORUM, timeout=None) -> None``
     ///
     /// Writes ``value`` under ``key``; returns once ``consistency``
-    /// replicas acknowledged it.
-    #[pyo3(signature = (key, value, *, consistency = None, timeout = None))]
+    /// replicas acknowledged it. With ``ttl`` (seconds), the key expires
+    /// that long from now.
+    #[pyo3(signature = (key, value, *, ttl = None, consistency = None, timeout = None))]
     fn put(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
         consistency: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
@@ -198,7 +200,127 @@ impl Client {
         let value = args::value(value)?;
         let level = args::consistency(py, consistency)?;
         let timeout = args::timeout(py, timeout)?;
-        self.call(py, |c| c.put(&key, &value, level, timeout))
+        match ttl.filter(|t| !t.is_none()) {
+            Some(ttl) => {
+                let ttl = args::seconds(py, "ttl", ttl)?;
+                self.call(py, |c| c.put_with_ttl(&key, &value, ttl, level, timeout))
+            }
+            None => self.call(py, |c| c.put(&key, &value, level, timeout)),
+        }
+    }
+
+    /// ``expire(key, ttl, *, consistency=QUORUM, timeout=None) -> bool``
+    ///
+    /// Makes ``key`` expire ``ttl`` seconds from now; ``False`` when it
+    /// does not exist.
+    #[pyo3(signature = (key, ttl, *, consistency = None, timeout = None))]
+    fn expire(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        ttl: &Bound<'_, PyAny>,
+        consistency: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let key = args::key(key)?;
+        let ttl = args::seconds(py, "ttl", ttl)?;
+        let level = args::consistency(py, consistency)?;
+        let timeout = args::timeout(py, timeout)?;
+        self.call(py, |c| c.expire(&key, ttl, level, timeout))
+    }
+
+    /// ``persist(key, *, consistency=QUORUM, timeout=None) -> bool``
+    ///
+    /// Removes ``key``'s expiry; ``True`` when it had one.
+    #[pyo3(signature = (key, *, consistency = None, timeout = None))]
+    fn persist(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        consistency: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let key = args::key(key)?;
+        let level = args::consistency(py, consistency)?;
+        let timeout = args::timeout(py, timeout)?;
+        self.call(py, |c| c.persist(&key, level, timeout))
+    }
+
+    /// ``ttl(key, *, consistency=QUORUM, timeout=None) -> float | None``
+    ///
+    /// The seconds before ``key`` expires; ``-1.0`` when it does not
+    /// expire, ``None`` when it does not exist.
+    #[pyo3(signature = (key, *, consistency = None, timeout = None))]
+    fn ttl(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        consistency: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<f64>> {
+        let key = args::key(key)?;
+        let level = args::consistency(py, consistency)?;
+        let timeout = args::timeout(py, timeout)?;
+        Ok(match self.call(py, |c| c.ttl(&key, level, timeout))? {
+            Ttl::Missing => None,
+            Ttl::Persistent => Some(-1.0),
+            Ttl::Expires(left) => Some(left.as_secs_f64()),
+        })
+    }
+
+    /// ``incr(key, amount=1, *, consistency=QUORUM, timeout=None) -> int``
+    ///
+    /// Adds ``amount`` to the integer at ``key`` (missing counts as 0) and
+    /// returns the new value. Raises ``InvalidArgument`` when the value is
+    /// not an integer. Never sent twice: if the connection breaks during
+    /// it, ``Unavailable`` says it may have been applied.
+    #[pyo3(signature = (key, amount = 1, *, consistency = None, timeout = None))]
+    fn incr(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        amount: i64,
+        consistency: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<i64> {
+        let key = args::key(key)?;
+        let level = args::consistency(py, consistency)?;
+        let timeout = args::timeout(py, timeout)?;
+        self.call(py, |c| c.incr_by(&key, amount, level, timeout))
+    }
+
+    /// ``scan(pattern=None, *, count=1000, timeout=None) -> Iterator[bytes]``
+    ///
+    /// Every key matching ``pattern`` (a Redis glob such as
+    /// ``b"session:*"``; ``None``: every key), each once, fetched a page
+    /// of about ``count`` keys at a time as the iterator is consumed.
+    #[pyo3(signature = (pattern = None, *, count = 1000, timeout = None))]
+    fn scan(
+        slf: &Bound<'_, Self>,
+        pattern: Option<&Bound<'_, PyAny>>,
+        count: usize,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<KeyScan> {
+        let py = slf.py();
+        let pattern = match pattern.filter(|p| !p.is_none()) {
+            Some(p) => Some(args::key(p)?),
+            None => None,
+        };
+        Ok(KeyScan {
+            client: slf.clone().unbind(),
+            pattern,
+            count: count.max(1),
+            timeout: args::timeout(py, timeout)?,
+            state: Mutex::new(ScanState::default()),
+        })
+    }
+
+    /// ``flush(*, timeout=None) -> None``: deletes every key of the
+    /// cluster (``FLUSHDB``); nothing written before comes back.
+    #[pyo3(signature = (*, timeout = None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let timeout = args::timeout(py, timeout)?;
+        self.call(py, |c| c.flush(timeout))
     }
 
     /// ``delete(key, *, consistency=QUORUM, timeout=None) -> bool``
@@ -426,5 +548,58 @@ impl ClusterStatus {
             peers.join(", "),
             self.hints_pending
         )
+    }
+}
+
+/// Where a [`KeyScan`] stands.
+#[derive(Default)]
+struct ScanState {
+    cursor: u64,
+    started: bool,
+    pending: std::collections::VecDeque<Vec<u8>>,
+    seen: std::collections::HashSet<Vec<u8>>,
+}
+
+/// The iterator ``Client.scan`` returns: keys, each once, a page at a time.
+#[pyclass(module = "dkv._dkv", frozen)]
+pub struct KeyScan {
+    client: Py<Client>,
+    pattern: Option<Vec<u8>>,
+    count: usize,
+    timeout: Option<std::time::Duration>,
+    state: Mutex<ScanState>,
+}
+
+#[pymethods]
+impl KeyScan {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        loop {
+            let (cursor, started) = {
+                let mut state = self.state.lock();
+                if let Some(key) = state.pending.pop_front() {
+                    return Ok(Some(PyBytes::new(py, &key)));
+                }
+                if state.started && state.cursor == 0 {
+                    return Ok(None);
+                }
+                (state.cursor, state.started)
+            };
+            debug_assert!(!started || cursor != 0);
+            let client = self.client.get();
+            let (pattern, count, timeout) = (self.pattern.clone(), self.count, self.timeout);
+            let page = client.call(py, |c| c.scan(cursor, pattern.as_deref(), count, timeout))?;
+            let mut state = self.state.lock();
+            state.started = true;
+            state.cursor = page.cursor;
+            for key in page.keys {
+                if state.seen.insert(key.clone()) {
+                    state.pending.push_back(key);
+                }
+            }
+        }
     }
 }

@@ -29,6 +29,7 @@ fn _dkv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<node::Node>()?;
     m.add_class::<client::Client>()?;
+    m.add_class::<client::KeyScan>()?;
     m.add_class::<client::ClusterStatus>()?;
     m.add_class::<client::PeerStatus>()?;
     m.add("ONE", args::ONE)?;

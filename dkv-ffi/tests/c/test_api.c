@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -270,6 +271,87 @@ static void test_batches(dkv_client *client) {
 #define THREADS 4
 #define PER_THREAD 50
 
+/* Time to live, expiry, counters, scans and flushes. */
+static void test_cache_tier(dkv_client *client) {
+    const uint8_t *k = (const uint8_t *)"ttl-key";
+    int64_t ttl = 0;
+    EXPECT(dkv_ttl(client, k, 7, DKV_CONSISTENCY_QUORUM, 0, &ttl), DKV_STATUS_NOT_FOUND);
+    CHECK(ttl == -2);
+    OK(dkv_put_ttl(client, k, 7, (const uint8_t *)"v", 1, 100000, DKV_CONSISTENCY_QUORUM, 0));
+    OK(dkv_ttl(client, k, 7, DKV_CONSISTENCY_QUORUM, 0, &ttl));
+    CHECK(ttl > 99000 && ttl <= 100000);
+    OK(dkv_expire(client, k, 7, 200000, DKV_CONSISTENCY_QUORUM, 0));
+    OK(dkv_ttl(client, k, 7, DKV_CONSISTENCY_QUORUM, 0, &ttl));
+    CHECK(ttl > 199000 && ttl <= 200000);
+    bool changed = false;
+    OK(dkv_persist(client, k, 7, DKV_CONSISTENCY_QUORUM, 0, &changed));
+    CHECK(changed);
+    OK(dkv_ttl(client, k, 7, DKV_CONSISTENCY_QUORUM, 0, &ttl));
+    CHECK(ttl == -1);
+    OK(dkv_persist(client, k, 7, DKV_CONSISTENCY_QUORUM, 0, &changed));
+    CHECK(!changed);
+    EXPECT(dkv_persist(client, (const uint8_t *)"nope", 4, DKV_CONSISTENCY_QUORUM, 0, NULL),
+           DKV_STATUS_NOT_FOUND);
+    EXPECT(dkv_expire(client, (const uint8_t *)"nope", 4, 1000, DKV_CONSISTENCY_QUORUM, 0),
+           DKV_STATUS_NOT_FOUND);
+    EXPECT(dkv_expire(client, k, 7, 0, DKV_CONSISTENCY_QUORUM, 0), DKV_STATUS_INVALID_ARGUMENT);
+    ERROR_MENTIONS("at least 1 ms");
+    EXPECT(dkv_ttl(client, k, 7, DKV_CONSISTENCY_QUORUM, 0, NULL), DKV_STATUS_INVALID_ARGUMENT);
+
+    /* A value that expires is gone once its time is up. */
+    OK(dkv_put_ttl(client, (const uint8_t *)"brief", 5, (const uint8_t *)"x", 1, 50,
+                   DKV_CONSISTENCY_QUORUM, 0));
+    struct timespec pause = {0, 150 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    dkv_buf gone = {NULL, 0};
+    EXPECT(dkv_get(client, (const uint8_t *)"brief", 5, DKV_CONSISTENCY_QUORUM, 0, &gone),
+           DKV_STATUS_NOT_FOUND);
+
+    int64_t n = 0;
+    OK(dkv_incr_by(client, (const uint8_t *)"counter", 7, 5, DKV_CONSISTENCY_QUORUM, 0, &n));
+    CHECK(n == 5);
+    OK(dkv_incr_by(client, (const uint8_t *)"counter", 7, -7, DKV_CONSISTENCY_QUORUM, 0, &n));
+    CHECK(n == -2);
+    EXPECT(dkv_incr_by(client, k, 7, 1, DKV_CONSISTENCY_QUORUM, 0, &n),
+           DKV_STATUS_INVALID_ARGUMENT);
+    ERROR_MENTIONS("not an integer");
+    EXPECT(dkv_incr_by(client, k, 7, 1, DKV_CONSISTENCY_QUORUM, 0, NULL),
+           DKV_STATUS_INVALID_ARGUMENT);
+
+    /* A scan finds every key of a pattern, page by page. */
+    for (int i = 0; i < 25; i++) {
+        char key[32];
+        int len = snprintf(key, sizeof key, "scan:%d", i);
+        OK(dkv_put(client, (const uint8_t *)key, (size_t)len, (const uint8_t *)"v", 1,
+                   DKV_CONSISTENCY_QUORUM, 0));
+    }
+    uint64_t cursor = 0;
+    size_t found = 0;
+    int pages = 0;
+    do {
+        dkv_key_list page = {NULL, 0};
+        OK(dkv_scan(client, cursor, (const uint8_t *)"scan:*", 6, 7, 0, &cursor, &page));
+        for (size_t i = 0; i < page.len; i++) CHECK(memcmp(page.keys[i].data, "scan:", 5) == 0);
+        found += page.len;
+        dkv_key_list_free(&page);
+        CHECK(page.keys == NULL && page.len == 0);
+        pages++;
+    } while (cursor != 0 && pages < 100);
+    CHECK(found == 25);
+    CHECK(pages >= 3);
+    dkv_key_list_free(NULL);
+    EXPECT(dkv_scan(client, 0, NULL, 0, 10, 0, NULL, NULL), DKV_STATUS_INVALID_ARGUMENT);
+
+    /* A flush leaves nothing behind. */
+    OK(dkv_flush(client, 0));
+    dkv_key_list all = {NULL, 0};
+    OK(dkv_scan(client, 0, NULL, 0, 100, 0, &cursor, &all));
+    CHECK(all.len == 0 && cursor == 0);
+    EXPECT(dkv_get(client, (const uint8_t *)"counter", 7, DKV_CONSISTENCY_QUORUM, 0, &gone),
+           DKV_STATUS_NOT_FOUND);
+    EXPECT(dkv_flush(NULL, 0), DKV_STATUS_INVALID_ARGUMENT);
+}
+
 static void *worker(void *arg) {
     dkv_client *client = arg;
     char key[32];
@@ -357,6 +439,7 @@ int main(int argc, char **argv) {
     test_batches(client);
     test_shared_client(client);
     test_status(node, client);
+    test_cache_tier(client);
 
     /* Stop: idempotent; the port is still known; requests fail cleanly. */
     EXPECT(dkv_node_stop(NULL), DKV_STATUS_INVALID_ARGUMENT);

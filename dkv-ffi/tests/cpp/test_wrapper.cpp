@@ -115,6 +115,29 @@ static void single_node(const std::string &dir) {
     CHECK(!values[1].has_value() && values[2] == std::optional<std::string>("2"));
     CHECK(client.get_many({}).empty());
 
+    // Time to live, counters, scans, flush.
+    client.put_with_ttl("session", "data", 100s);
+    auto left = client.ttl("session");
+    CHECK(left.has_value() && *left > 99s && *left <= 100s);
+    CHECK(client.expire("session", 200s));
+    CHECK(client.ttl("session").value() > 199s);
+    CHECK(client.persist("session"));
+    CHECK(client.ttl("session") == std::optional<std::chrono::milliseconds>(-1ms));
+    CHECK(!client.persist("session"));
+    CHECK(!client.expire("nope", 1s));
+    CHECK(!client.ttl("nope").has_value());
+    CHECK(client.incr_by("hits") == 1);
+    CHECK(client.incr_by("hits", 41) == 42);
+    THROWS(client.incr_by("session"), dkv::Status::InvalidArgument);
+    for (int i = 0; i < 12; i++) client.put("user:" + std::to_string(i), "u");
+    CHECK(client.keys("user:*").size() == 12);
+    auto page = client.scan(0, "user:*", 5);
+    CHECK(page.first != 0 && !page.second.empty());
+    client.flush();
+    CHECK(client.keys().empty());
+    CHECK(!client.get("hits").has_value());
+    client.put_many({{"a", "1"}, {"b", "2"}});
+
     // Error paths.
     THROWS(client.get(""), dkv::Status::InvalidArgument);
     THROWS(client.put("k", "v", dkv::replicas(0)), dkv::Status::InvalidArgument);

@@ -16,6 +16,7 @@
 //!
 //! | file        | owns                                                       |
 //! |-------------|------------------------------------------------------------|
+//! | `commands.rs` | expiry, counters, scans and flushes                      |
 //! | `conn.rs`   | one connection: encoding, reading under a deadline         |
 //! | `reply.rs`  | the incremental RESP2 reply parser                         |
 //! | `error.rs`  | [`ClientError`] and its stable [`ErrorKind`]               |
@@ -39,6 +40,7 @@
 //! # Ok::<(), dkv::client::ClientError>(())
 //! ```
 
+mod commands;
 mod conn;
 mod error;
 pub mod reply;
@@ -50,6 +52,7 @@ mod tests;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use commands::{ScanPage, Ttl};
 pub use error::{ClientError, ErrorKind};
 pub use reply::ReplyLimits;
 pub use status::{NodeStatus, PeerStatus};
@@ -97,6 +100,13 @@ pub struct Client {
 enum Side {
     Read,
     Write,
+}
+
+/// Whether a request may be sent again after its connection broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    WhenBroken,
+    Never,
 }
 
 /// The text `CONSISTENCY` takes for a level.
@@ -285,6 +295,19 @@ impl Client {
         level: Option<(Side, Consistency)>,
         timeout: Option<Duration>,
     ) -> Result<Reply, ClientError> {
+        self.request_with(args, level, timeout, Resend::WhenBroken)
+    }
+
+    /// [`Client::request`], saying whether a command whose connection
+    /// broke may be sent again: not one that is not idempotent (`INCR`),
+    /// which the broken connection may already have delivered.
+    fn request_with(
+        &mut self,
+        args: &[&[u8]],
+        level: Option<(Side, Consistency)>,
+        timeout: Option<Duration>,
+        resend: Resend,
+    ) -> Result<Reply, ClientError> {
         if let Some((_, Consistency::Count(0))) = level {
             return Err(ClientError::new(
                 ErrorKind::InvalidArgument,
@@ -333,6 +356,14 @@ impl Client {
                     // The node is probably gone: start with the next one.
                     self.conn = None;
                     self.next = (self.next + 1) % self.addrs.len();
+                    if resend == Resend::Never {
+                        return Err(ClientError::new(
+                            ErrorKind::Unavailable,
+                            format!(
+                                "the connection broke during the request, which may have been applied; not sent again ({e})"
+                            ),
+                        ));
+                    }
                     last_error = Some(e);
                 }
                 Err(CallError::Timeout(e) | CallError::Protocol(e)) => {

@@ -203,6 +203,27 @@ pub(crate) fn parse(
             only_new: name == Name::RenameNx,
         }),
         Name::Copy => parse_copy(request).and_then(program),
+        Name::DkvDelIfEq => program(Program::DelIfEq {
+            key: key(1),
+            value: key(2),
+        }),
+        Name::DkvPExpireIfEq => {
+            let add = match request.get(4).map(upper).as_deref() {
+                None => false,
+                Some(b"ADD") if argc == 5 => true,
+                Some(_) => return Some(Err(CommandError::Syntax)),
+            };
+            match integer(arg(3)) {
+                Ok(ms) if ms > 0 => program(Program::PExpireIfEq {
+                    key: key(1),
+                    value: key(2),
+                    ms: ms as u64,
+                    add,
+                }),
+                Ok(_) => Err(invalid_expire("dkv.pexpireifeq")),
+                Err(e) => Err(e),
+            }
+        }
         Name::Eval | Name::EvalSha | Name::Script => Err(CommandError::refused(
             "ERR dkv does not run Lua scripts (EVAL, EVALSHA, SCRIPT); use the commands directly",
         )),

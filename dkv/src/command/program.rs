@@ -213,6 +213,18 @@ pub(crate) enum Program {
         to: Vec<u8>,
         replace: bool,
     },
+    /// `DKV.DELIFEQ key value`: delete if the key holds exactly `value`
+    /// (a lock's release).
+    DelIfEq { key: Vec<u8>, value: Vec<u8> },
+    /// `DKV.PEXPIREIFEQ key value ms [ADD]`: set the key's expiry `ms` from
+    /// now (or `ms` past its current one, with `ADD`) if it holds exactly
+    /// `value` and, with `ADD`, has an expiry (a lock's extension).
+    PExpireIfEq {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ms: u64,
+        add: bool,
+    },
 }
 
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -238,7 +250,9 @@ impl Program {
             | Program::BitCount { key, .. }
             | Program::BitPos { key, .. }
             | Program::IncrBy { key, .. }
-            | Program::IncrByFloat { key, .. } => vec![key],
+            | Program::IncrByFloat { key, .. }
+            | Program::DelIfEq { key, .. }
+            | Program::PExpireIfEq { key, .. } => vec![key],
             Program::MSetNx { pairs } | Program::MSet { pairs } => {
                 pairs.iter().map(|(k, _)| k.as_slice()).collect()
             }
@@ -645,6 +659,35 @@ impl Program {
                     expires_at: source.expires_at,
                 });
                 d.writes.push(Write::Delete { key: from });
+            }
+            Program::DelIfEq { key, value } => {
+                let held = next().value;
+                let matches = held.as_deref() == Some(value.as_slice());
+                reply::integer(out, i64::from(matches));
+                if matches {
+                    d.writes.push(Write::Delete { key });
+                }
+            }
+            Program::PExpireIfEq {
+                key,
+                value,
+                ms,
+                add,
+            } => {
+                let old = next();
+                let at = match (&old.value, old.expires_at, add) {
+                    (Some(v), _, false) if *v == value => Some(now.saturating_add(ms)),
+                    (Some(v), Some(at), true) if *v == value => Some(at.saturating_add(ms)),
+                    _ => None,
+                };
+                reply::integer(out, i64::from(at.is_some()));
+                if let Some(at) = at {
+                    d.writes.push(Write::Put {
+                        key,
+                        value,
+                        expires_at: Some(at),
+                    });
+                }
             }
             Program::Copy { from, to, replace } => {
                 let (source, target) = (next(), next());
