@@ -3,7 +3,7 @@
 import os
 import pathlib
 from types import TracebackType
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
 __all__ = [
     "DkvError",
@@ -17,6 +17,7 @@ __all__ = [
     "ServerError",
     "Node",
     "Client",
+    "KeyScan",
     "ClusterStatus",
     "PeerStatus",
     "ONE",
@@ -159,6 +160,13 @@ class Node:
     ) -> bool: ...
 
 @final
+class KeyScan(Iterator[bytes]):
+    """The keys of a scan, each once, fetched a page at a time."""
+
+    def __iter__(self) -> KeyScan: ...
+    def __next__(self) -> bytes: ...
+
+@final
 class Client:
     """A client of a dkv cluster, safe to share between threads."""
 
@@ -173,8 +181,22 @@ class Client:
     ) -> "Client": ...
     def get(self, key: _Key, *, consistency: _Level = None, timeout: Optional[float] = None) -> Optional[bytes]: ...
     def put(
-        self, key: _Key, value: _Value, *, consistency: _Level = None, timeout: Optional[float] = None
+        self,
+        key: _Key,
+        value: _Value,
+        *,
+        ttl: Optional[float] = None,
+        consistency: _Level = None,
+        timeout: Optional[float] = None,
     ) -> None: ...
+    def expire(self, key: _Key, ttl: float, *, consistency: _Level = None, timeout: Optional[float] = None) -> bool: ...
+    def persist(self, key: _Key, *, consistency: _Level = None, timeout: Optional[float] = None) -> bool: ...
+    def ttl(self, key: _Key, *, consistency: _Level = None, timeout: Optional[float] = None) -> Optional[float]: ...
+    def incr(
+        self, key: _Key, amount: int = 1, *, consistency: _Level = None, timeout: Optional[float] = None
+    ) -> int: ...
+    def scan(self, pattern: Optional[_Key] = None, *, count: int = 1000, timeout: Optional[float] = None) -> KeyScan: ...
+    def flush(self, *, timeout: Optional[float] = None) -> None: ...
     def delete(self, key: _Key, *, consistency: _Level = None, timeout: Optional[float] = None) -> bool: ...
     def get_many(
         self, keys: Iterable[_Key], *, consistency: _Level = None, timeout: Optional[float] = None

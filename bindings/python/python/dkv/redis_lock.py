@@ -20,6 +20,8 @@ then a write; see docs/commands.md), so send a lock's commands through
 one node when mutual exclusion matters.
 """
 
+from typing import List, Literal, Union
+
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock as RedisLock
 
@@ -34,15 +36,20 @@ class Lock(RedisLock):
         # Nothing to register: no step here runs a script.
         pass
 
-    def do_release(self, expected_token) -> None:
+    def do_release(self, expected_token: Union[str, bytes]) -> None:
         if not int(self.redis.execute_command("DKV.DELIFEQ", self.name, expected_token)):
             raise LockNotOwnedError(
                 "Cannot release a lock that's no longer owned",
                 lock_name=self.name,
             )
 
-    def do_extend(self, additional_time, replace_ttl):
-        args = ["DKV.PEXPIREIFEQ", self.name, self.local.token, int(additional_time * 1000)]
+    def do_extend(self, additional_time: Union[int, float], replace_ttl: bool) -> Literal[True]:
+        args: List[Union[str, bytes, int]] = [
+            "DKV.PEXPIREIFEQ",
+            self.name,
+            self.local.token,
+            int(additional_time * 1000),
+        ]
         if not replace_ttl:
             args.append("ADD")
         if not int(self.redis.execute_command(*args)):
@@ -52,8 +59,8 @@ class Lock(RedisLock):
             )
         return True
 
-    def do_reacquire(self):
-        timeout = int(self.timeout * 1000)
+    def do_reacquire(self) -> Literal[True]:
+        timeout = int((self.timeout or 0) * 1000)
         if not int(self.redis.execute_command("DKV.PEXPIREIFEQ", self.name, self.local.token, timeout)):
             raise LockNotOwnedError(
                 "Cannot reacquire a lock that's no longer owned",
