@@ -299,6 +299,10 @@ pub fn load(path: &Path, engine: &Engine) -> Result<SnapshotInfo, SnapshotError>
                 &format!("block length {len} over the limit"),
             ));
         }
+        // Nothing is allocated for bytes the file does not hold.
+        if len as u64 > bytes.saturating_sub(offset + 8) {
+            return Err(corrupt(offset, "truncated block"));
+        }
         payload.resize(len, 0);
         read_exact_or(&mut reader, &mut payload, || {
             corrupt(offset, "truncated block")

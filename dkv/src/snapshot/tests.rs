@@ -167,3 +167,29 @@ fn expiries_round_trip_and_format_one_files_still_load() {
         "{err}"
     );
 }
+
+#[test]
+fn a_block_length_past_the_end_of_the_file_allocates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = write(dir.path(), &sample_engine(3), Lsn(1)).unwrap();
+    let mut bytes = std::fs::read(&info.path).unwrap();
+    // The first block's length: just under the limit, far past the file.
+    bytes[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&((MAX_BLOCK - 1) as u32).to_le_bytes());
+    std::fs::write(&info.path, &bytes).unwrap();
+    let before = resident_kib();
+    let err = load(&info.path, &Engine::new(1).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("truncated block"), "{err}");
+    // A 1 GiB buffer would show in the resident set (it is zero-filled).
+    assert!(resident_kib() < before + 100_000, "{before} -> {}", resident_kib());
+}
+
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
