@@ -3,9 +3,10 @@
 
 Starts one `dkv-node` (fsync never) from the binary given and writes KEYS
 keys (16-byte keys, 64-byte values) pipelined: first without a TTL, and
-notes `used_memory`; then FLUSHDB, and the same keys with `PX 1000`. It then
-polls `INFO` every 250 ms, without reading any key, until the node holds no
-key (active expiry alone), or 30 s pass. Prints bytes per key with and
+notes `used_memory`; then FLUSHDB, the same keys with `EX 3600` (the cost
+of an expiry), FLUSHDB, and the same keys with `PX 1000`. It then polls
+`INFO` every 250 ms, without reading any key, until the node holds no key
+(active expiry alone), or 30 s pass. Prints bytes per key with and
 without an expiry, the time to reclaim, and the resident set at each step.
 
     python3 benches/expiry_memory.py target/release/dkv-node 1000000
@@ -82,15 +83,24 @@ def main():
             print(f"{count} keys without a TTL: {(plain - base) / count:.1f} bytes/key, rss {rss_mib(node)} MiB")
             sock.sendall(encode(b"FLUSHDB"))
             sock.recv(64)
+            write(sock, count, (b"EX", b"3600"))
+            hour = int(info(sock)["used_memory"])
+            print(
+                f"{count} keys with EX 3600: {(hour - base) / count:.1f} bytes/key "
+                f"(+{(hour - plain) / count:.1f} for the expiry), rss {rss_mib(node)} MiB"
+            )
+            sock.sendall(encode(b"FLUSHDB"))
+            sock.recv(64)
             began = time.monotonic()
             write(sock, count, (b"PX", b"1000"))
             written = time.monotonic() - began
             fields = info(sock)
             expiring = int(fields["used_memory"])
             print(
-                f"{count} keys with PX 1000: {(expiring - base) / count:.1f} bytes/key "
-                f"(+{(expiring - plain) / count:.1f}), written in {written:.1f} s, rss {rss_mib(node)} MiB"
+                f"{count} keys with PX 1000 written in {written:.1f} s "
+                f"({keys_of(fields)} still held then), rss {rss_mib(node)} MiB"
             )
+            del expiring
             start = time.monotonic()
             while time.monotonic() - start < 30:
                 fields = info(sock)

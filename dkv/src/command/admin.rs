@@ -50,6 +50,16 @@ pub(crate) fn run<D: Disk>(
             message: Some(message),
         }
         | Command::Echo { message } => reply::bulk(out, message),
+        Command::Time => {
+            // This node's wall clock, as Redis answers: seconds and the
+            // microseconds past them, as bulk strings.
+            let micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            reply::array(out, 2);
+            reply::bulk(out, (micros / 1_000_000).to_string().as_bytes());
+            reply::bulk(out, (micros % 1_000_000).to_string().as_bytes());
+        }
         Command::Local { key } => match context.node.disk().get(key).and_then(|e| e.value) {
             Some(value) => reply::bulk(out, &value),
             None => reply::null(out, session.resp3()),

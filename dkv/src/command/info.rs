@@ -13,6 +13,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("clients", "Clients"),
     ("memory", "Memory"),
     ("persistence", "Persistence"),
+    ("replication", "Replication"),
     ("stats", "Stats"),
     ("cpu", "CPU"),
     ("commandstats", "Commandstats"),
@@ -190,6 +191,14 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
                     .peer_handshakes_refused
                     .load(Ordering::Relaxed),
             );
+        }
+        "replication" => {
+            // dkv replicates its own way (`INFO cluster`); to a Redis
+            // client every node is a primary that takes writes.
+            lines.add("role", "master");
+            lines.add("connected_slaves", 0);
+            lines.add("master_failover_state", "no-failover");
+            lines.add("master_repl_offset", 0);
         }
         "aae" => {
             let aae = node.aae_stats();

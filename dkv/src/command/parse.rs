@@ -215,6 +215,8 @@ pub enum Command<'a> {
     Echo { message: &'a [u8] },
     /// `DBSIZE`.
     DbSize,
+    /// `TIME`.
+    Time,
     /// `INFO [section ...]`.
     Info { sections: ArgList<'a> },
     /// `AUTH [username] password`.
@@ -288,6 +290,7 @@ pub(crate) fn parse<'a>(
         },
         Name::Ping => return Err(CommandError::WrongArity("ping")),
         Name::Echo => Command::Echo { message: arg(1) },
+        Name::Time => Command::Time,
         Name::DbSize => Command::DbSize,
         Name::Info => Command::Info { sections: rest(1) },
         Name::Auth if argc == 2 => Command::Auth {

@@ -339,14 +339,7 @@ impl Program {
             }
             Program::MSet { pairs } => {
                 reply::ok(out);
-                d.writes = pairs
-                    .into_iter()
-                    .map(|(key, value)| Write::Put {
-                        key,
-                        value,
-                        expires_at: None,
-                    })
-                    .collect();
+                d.writes = puts(pairs);
             }
             Program::Set {
                 key,
@@ -391,14 +384,7 @@ impl Program {
                 let any = pairs.iter().any(|_| next().value.is_some());
                 reply::integer(out, i64::from(!any));
                 if !any {
-                    d.writes = pairs
-                        .into_iter()
-                        .map(|(key, value)| Write::Put {
-                            key,
-                            value,
-                            expires_at: None,
-                        })
-                        .collect();
+                    d.writes = puts(pairs);
                 }
             }
             Program::GetDel { key } => match next().value {
@@ -705,6 +691,18 @@ impl Program {
         }
         d
     }
+}
+
+/// Writes of every pair, without expiry (`MSET`, `MSETNX`).
+fn puts(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<Write> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| Write::Put {
+            key,
+            value,
+            expires_at: None,
+        })
+        .collect()
 }
 
 /// `LCS`'s reply in each of its forms.

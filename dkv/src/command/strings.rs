@@ -23,17 +23,15 @@ pub(crate) fn parse_i64(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
-/// Parses a float as Redis's `INCRBYFLOAT` does: no spaces, finite.
+/// Parses a float as Redis's `INCRBYFLOAT` does (`string2ld`): no spaces,
+/// not NaN; an infinity parses, and the sum it makes is refused later
+/// ("increment would produce NaN or Infinity").
 pub(crate) fn parse_f64(bytes: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(bytes).ok()?;
     if text.is_empty() || text.len() > 5000 || text.trim() != text {
         return None;
     }
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("inf") || lower.contains("nan") {
-        return None;
-    }
-    text.parse::<f64>().ok().filter(|v| v.is_finite())
+    text.parse::<f64>().ok().filter(|v| !v.is_nan())
 }
 
 /// Formats a float as Redis's `INCRBYFLOAT` replies: the shortest digits
@@ -272,7 +270,7 @@ mod tests {
         assert_eq!(parse_f64(b"10.5"), Some(10.5));
         assert_eq!(parse_f64(b"5.0e3"), Some(5000.0));
         assert_eq!(parse_f64(b" 1"), None);
-        assert_eq!(parse_f64(b"inf"), None);
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
         assert_eq!(parse_f64(b"nan"), None);
         assert_eq!(format_f64(10.5 + 0.1), "10.6");
         assert_eq!(format_f64(5000.0), "5000");

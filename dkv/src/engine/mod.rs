@@ -201,6 +201,16 @@ impl Shard {
         self.entry_bytes + self.table.num_buckets() * (std::mem::size_of::<Slot>() + 1)
     }
 
+    /// Gives back the table's memory when most of it is empty (after
+    /// expiry or a flush dropped entries), keeping room to double.
+    fn shrink_if_sparse(&mut self, hasher: &RandomState) {
+        let len = self.table.len();
+        if len * 8 < self.table.capacity() {
+            self.table
+                .shrink_to(len * 2, |slot| hasher.hash_one(slot.key()));
+        }
+    }
+
     /// Counts `slot` in (`sign` true) or out of the shard's totals.
     fn count(&mut self, slot: &Slot, sign: bool) {
         let (tomb, expiring, bytes) = (
@@ -422,6 +432,7 @@ impl Engine {
         shard.expiring -= count;
         shard.tombstones += tombstones;
         shard.entry_bytes -= freed;
+        shard.shrink_if_sparse(&self.hasher);
         count
     }
 
@@ -460,6 +471,7 @@ impl Engine {
             shard.tombstones -= tombstones;
             shard.expiring -= expiring;
             dropped += count;
+            shard.shrink_if_sparse(&self.hasher);
         }
         dropped
     }

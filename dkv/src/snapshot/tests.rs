@@ -180,7 +180,11 @@ fn a_block_length_past_the_end_of_the_file_allocates_nothing() {
     let err = load(&info.path, &Engine::new(1).unwrap()).unwrap_err();
     assert!(err.to_string().contains("truncated block"), "{err}");
     // A 1 GiB buffer would show in the resident set (it is zero-filled).
-    assert!(resident_kib() < before + 100_000, "{before} -> {}", resident_kib());
+    assert!(
+        resident_kib() < before + 100_000,
+        "{before} -> {}",
+        resident_kib()
+    );
 }
 
 fn resident_kib() -> u64 {
