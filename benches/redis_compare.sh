@@ -40,6 +40,11 @@ start_redis() { # <mode: none|always>
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no --daemonize no >/dev/null &
   fi
   pids+=($!); wait_port "$REDIS_PORT"
+  # An append-only redis-server answers LOADING until its file is read.
+  for _ in $(seq 1 200); do
+    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+    sleep 0.05
+  done
 }
 
 start_dkv() { # <fsync> [binary]

@@ -263,11 +263,11 @@ pub(crate) fn lookup(request: Request<'_>) -> Result<&'static Spec, CommandError
 }
 
 /// Parses the arguments of a request whose entry [`lookup`] found, at
-/// time `now` (unix ms, the time expiries go by: relative expiries become absolute).
+/// `now()`: the time expiries go by, asked only by commands that take one.
 pub(crate) fn parse<'a>(
     spec: &Spec,
     request: Request<'a>,
-    now: u64,
+    now: &dyn Fn() -> u64,
 ) -> Result<Command<'a>, CommandError> {
     let arg = |i: usize| request.get(i).unwrap_or_default();
     let rest = |from: usize| ArgList::new(request, from);
@@ -341,7 +341,7 @@ pub(crate) fn parse<'a>(
             ))
         }
         other => {
-            return parse_data::parse(other, request, now).unwrap_or(Err(CommandError::Syntax))
+            return parse_data::parse(other, request, now()).unwrap_or(Err(CommandError::Syntax))
         }
     })
 }
@@ -543,7 +543,7 @@ mod tests {
         let request = resp::Command::from_args(line.split(' '));
         let request = Request::new(&request);
         let spec = lookup(request).map_err(|e| e.to_string())?;
-        parse(spec, request, 1_000_000)
+        parse(spec, request, &|| 1_000_000)
             .map(|c| format!("{c:?}"))
             .map_err(|e| e.to_string())
     }
@@ -681,14 +681,14 @@ mod tests {
         let request = resp::Command::from_args(["MSET", "a", "1", "b", "2"]);
         let request = Request::new(&request);
         let spec = lookup(request).unwrap();
-        let Ok(Command::MSet { pairs }) = parse(spec, request, 0) else {
+        let Ok(Command::MSet { pairs }) = parse(spec, request, &|| 0) else {
             panic!("MSET")
         };
         let got: Vec<(&[u8], &[u8])> = pairs.pairs().collect();
         assert_eq!(got, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
         let request = resp::Command::from_args(["DEL", "x", "y"]);
         let request = Request::new(&request);
-        let Ok(Command::Del { keys }) = parse(lookup(request).unwrap(), request, 0) else {
+        let Ok(Command::Del { keys }) = parse(lookup(request).unwrap(), request, &|| 0) else {
             panic!("DEL")
         };
         assert_eq!(keys.len(), 2);

@@ -410,26 +410,33 @@ pub(crate) const TABLE: &[Spec] = &[
 
 /// The entry for a command name already in lower case: `GET` and `SET`
 /// by a direct match (the data path's commands), the rest by binary search
-/// of the sorted [`TABLE`] (a test checks the order).
+/// of the sorted [`TABLE`] (a test checks the order). Entries come from
+/// [`ENTRIES`], so [`index_of_spec`] can tell their place by address.
 pub(crate) fn lookup(lowercase: &[u8]) -> Option<&'static Spec> {
     match lowercase {
-        b"get" => Some(&TABLE[GET]),
-        b"set" => Some(&TABLE[SET]),
-        _ => TABLE
+        b"get" => Some(&ENTRIES[GET]),
+        b"set" => Some(&ENTRIES[SET]),
+        _ => ENTRIES
             .binary_search_by(|spec| spec.text.as_bytes().cmp(lowercase))
             .ok()
-            .map(|index| &TABLE[index]),
+            .map(|index| &ENTRIES[index]),
     }
 }
 
-/// The place of `spec` in [`TABLE`] (found by name: the table is a
-/// constant, so its entries have no one address to compare).
+/// [`TABLE`] at one address (a constant has none of its own).
+static ENTRIES: &[Spec] = TABLE;
+
+/// The place in [`TABLE`] of an entry [`lookup`] returned.
 pub(crate) fn index_of_spec(spec: &Spec) -> usize {
-    let index = TABLE
-        .binary_search_by(|entry| entry.text.cmp(spec.text))
-        .unwrap_or(0);
-    debug_assert_eq!(TABLE[index].text, spec.text);
-    index
+    let offset = (spec as *const Spec as usize).wrapping_sub(ENTRIES.as_ptr() as usize);
+    let index = offset / std::mem::size_of::<Spec>();
+    match ENTRIES.get(index) {
+        Some(entry) if std::ptr::eq(entry, spec) => index,
+        // Not one of ours (a copy): find it by name.
+        _ => TABLE
+            .binary_search_by(|entry| entry.text.cmp(spec.text))
+            .unwrap_or(0),
+    }
 }
 
 const GET: usize = index_of("get");
@@ -473,6 +480,11 @@ mod tests {
                 lookup(spec.text.as_bytes()).map(|s| s.name),
                 Some(spec.name)
             );
+        }
+        for (index, spec) in TABLE.iter().enumerate() {
+            let found = lookup(spec.text.as_bytes()).unwrap();
+            assert_eq!(index_of_spec(found), index, "{}", spec.text);
+            assert_eq!(index_of_spec(spec), index, "a copy is found by name");
         }
         assert!(lookup(b"nosuchcommand").is_none());
         assert!(lookup(b"").is_none());

@@ -222,11 +222,12 @@ impl<D: Disk> Node<D> {
         &mut self,
         floor: Version,
     ) -> Result<Option<crate::node::Ticket>, crate::node::DiskError> {
-        if floor <= self.disk.floor() {
+        if floor <= self.floor {
             return Ok(None);
         }
         self.clock.advance_to(floor.timestamp);
         let ticket = self.disk.raise_floor(floor)?;
+        self.floor = floor;
         self.aae.clear_trees();
         self.build_trees();
         Ok(ticket)
@@ -266,7 +267,7 @@ impl<D: Disk> Node<D> {
 
     /// When a link comes up: the peer learns this node's floor.
     pub(super) fn announce_floor(&mut self, peer: NodeId) {
-        let floor = self.disk.floor();
+        let floor = self.floor;
         if floor > Version::default() {
             self.send(peer, Message::Flush { request: 0, floor });
         }
@@ -275,7 +276,7 @@ impl<D: Disk> Node<D> {
     /// This node's copy of `key` as a read sees it: a key it lacks reads
     /// as a tombstone at the flush floor, once there is one.
     pub(super) fn local_entry(&self, key: &[u8]) -> Option<Entry> {
-        let floor = self.disk.floor();
+        let floor = self.floor;
         self.disk
             .get(key)
             .or_else(|| (floor > Version::default()).then(|| Entry::tombstone(floor)))

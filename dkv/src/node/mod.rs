@@ -95,7 +95,7 @@ use crate::clock::HybridClock;
 use crate::engine::{Entry, EntryRef};
 use crate::peer::{Envelope, Message};
 use crate::ring::Ring;
-use crate::version::{NodeId, Timestamp};
+use crate::version::{NodeId, Timestamp, Version};
 
 pub use clocks::ClockSkew;
 pub use disk::{Applied, Disk, DiskError, DiskStats, Hint, Log, MemDisk, Ticket};
@@ -145,6 +145,9 @@ pub struct Node<D: Disk> {
     aae: aae::Aae,
     /// Flushes and scans in flight.
     keyspace: keyspace::Keyspace,
+    /// The disk's flush floor, kept here: every read of a key the disk
+    /// lacks consults it, and the disk's copy sits behind a lock.
+    floor: Version,
 }
 
 impl<D: Disk> Node<D> {
@@ -200,7 +203,9 @@ impl<D: Disk> Node<D> {
             settings,
             aae,
             keyspace: keyspace::Keyspace::default(),
+            floor: Version::default(),
         };
+        node.floor = node.disk.floor();
         node.build_trees();
         node
     }
@@ -766,8 +771,12 @@ impl<D: Disk> Node<D> {
     /// clocks did with their copies.
     fn value_reply(&self, newest: Option<Entry>) -> OpReply {
         let version = newest.as_ref().map(|e| e.version);
+        let live = |entry: &Entry| match entry.expires_at {
+            None => entry.value.is_some(),
+            Some(_) => entry.live_at(self.expiry_now()),
+        };
         match newest {
-            Some(entry) if entry.live_at(self.expiry_now()) => OpReply::Value {
+            Some(entry) if live(&entry) => OpReply::Value {
                 expires_at: entry.expires_at,
                 value: entry.value,
                 version,

@@ -82,6 +82,15 @@ impl<D: Disk> Executor<D> {
     /// the call goes on (writes out); false when it is done (no writes, a
     /// failed read, or its writes were the step that finished).
     pub(super) fn program_step(&mut self, key: Key) -> bool {
+        let Some(call) = self.calls.get_mut(key) else {
+            return false;
+        };
+        // Only a program whose reads are in goes on; every other call
+        // (the data path's) is left as it is, untouched.
+        let reading = matches!(&call.kind, CallKind::Program(state) if state.program.is_some());
+        if !reading {
+            return false;
+        }
         let now = self.node.expiry_time(self.now.wall);
         let Some(call) = self.calls.get_mut(key) else {
             return false;
@@ -89,12 +98,9 @@ impl<D: Disk> Executor<D> {
         let resp3 = call.resp3;
         let results = call.take_results();
         let CallKind::Program(state) = &mut call.kind else {
-            call.results = Results::Many(results.into_iter().map(Some).collect());
             return false;
         };
         let Some(program) = state.program.take() else {
-            // The writes finished: put their results back to render.
-            call.results = Results::Many(results.into_iter().map(Some).collect());
             return false;
         };
         let mut found = Vec::with_capacity(results.len());
