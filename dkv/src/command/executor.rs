@@ -430,7 +430,7 @@ impl<D: Disk> Executor<D> {
             // A program holds some key: a command on it waits its turn, as
             // a program of its own.
             let command = match Program::from_plain(&command) {
-                Some(program) if program.keys().iter().any(|k| self.locked.contains(*k)) => {
+                Some(program) if program.reads().iter().any(|k| self.locked.contains(*k)) => {
                     Command::Program(Box::new(program))
                 }
                 _ => command,

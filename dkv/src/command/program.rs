@@ -231,7 +231,8 @@ const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 
 impl Program {
     /// The keys read, in order: [`Program::decide`] gets one [`Found`]
-    /// per key.
+    /// per key. A program writes only keys it reads, so these are also the
+    /// keys the executor holds while it runs.
     pub fn reads(&self) -> Vec<&[u8]> {
         match self {
             Program::Set { key, .. }
@@ -263,12 +264,6 @@ impl Program {
             Program::Lcs { a, b, .. } => vec![a, b],
             Program::Rename { from, to, .. } | Program::Copy { from, to, .. } => vec![from, to],
         }
-    }
-
-    /// Every key the program reads or may write: the executor runs
-    /// programs sharing a key one at a time.
-    pub fn keys(&self) -> Vec<&[u8]> {
-        self.reads()
     }
 
     /// A plain data command as a program, so it can wait behind one on

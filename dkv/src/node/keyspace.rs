@@ -299,7 +299,10 @@ impl<D: Disk> Node<D> {
             if target == self.settings.id {
                 // This node's own page: handled in this loop, so a scan of
                 // many local pages never recurses.
-                let (next, _, keys) = self.local_page(&pending, from);
+                let (next, keys) = match &pending {
+                    Pending::Page { pattern, count, .. } => self.page(from, *count, pattern),
+                    _ => return,
+                };
                 match self.on_page(pending, next, &keys) {
                     Some((more, at)) => {
                         pending = more;
@@ -324,15 +327,6 @@ impl<D: Disk> Node<D> {
             *member += 1;
             from = 0;
         }
-    }
-
-    /// This node's page for `pending` from `from`: (next, live keys, keys).
-    fn local_page(&self, pending: &Pending, from: u64) -> (Option<u64>, u64, Vec<Vec<u8>>) {
-        let Pending::Page { pattern, count, .. } = pending else {
-            return (None, 0, Vec::new());
-        };
-        let (next, keys) = self.page(from, *count, pattern);
-        (next, 0, keys)
     }
 
     /// One page of this node's live keys matching `pattern`.

@@ -30,6 +30,8 @@
 //! | `failure.rs`    | [`failure::FailureDetector`]: heartbeats, peer health, links |
 //! | `clocks.rs`     | [`clocks::PeerClocks`]: peers' clock readings, this clock's skew |
 //! | `durability.rs` | [`durability::DurabilityGate`]: actions held until durable |
+//! | `deferred.rs`   | carrying out what the gate held, or failing it with its log |
+//! | `keyspace.rs`   | [`KeyspaceOp`]: flushes (the flush floor) and cluster-wide scans |
 //! | `ids.rs`        | typed request ids (write, read, delivery, repair)          |
 //! | `replica.rs`    | the replica's side: replicated writes, hints delivered    |
 //! | `aae.rs`        | anti-entropy: trees per partition, exchanges, tombstone purge |
@@ -67,6 +69,7 @@
 mod aae;
 mod clocks;
 mod coordinator;
+mod deferred;
 mod disk;
 mod durability;
 mod failure;
@@ -534,63 +537,6 @@ impl<D: Disk> Node<D> {
         }
     }
 
-    /// The runtime's log reports everything in `durable.log` up to
-    /// `durable.lsn` durable: releases what waited for it.
-    pub fn handle_durable(&mut self, now: Now, durable: Ticket) {
-        self.advance(now);
-        let mut released = Vec::new();
-        self.gate.advance(durable, &mut released);
-        for action in released {
-            self.perform(action);
-        }
-    }
-
-    /// The runtime's log failed for good (a refused fsync poisons it):
-    /// everything waiting on it fails instead of waiting for ever.
-    pub fn handle_disk_failed(&mut self, now: Now, log: Log) {
-        self.advance(now);
-        let mut failed = Vec::new();
-        self.gate.fail(log, &mut failed);
-        // Reads go on: they no longer wait for a write that will never be
-        // durable in this log. What they may see beyond the durable point
-        // is only the failed round's writes (the store refuses writes from
-        // then on), each answered with an error; the log's recovery
-        // snapshot makes them durable, a crash before it loses them.
-        if log == Log::Data {
-            self.data_barrier = None;
-        }
-        for action in failed {
-            match action {
-                Deferred::Ack { to, request, .. } => self.send(
-                    to,
-                    Message::ReplicateAck {
-                        request,
-                        ok: false,
-                        was_live: false,
-                        held: None,
-                    },
-                ),
-                // The copy never counts; the write fails at its deadline
-                // unless other replicas make its quorum.
-                Deferred::OwnWrite { .. } => {}
-                Deferred::Reply { op, .. } | Deferred::Value { op, .. } => {
-                    self.reply(op, Err(OpError::Storage(format!("the {log:?} log failed"))))
-                }
-                // The coordinator times the replica out.
-                Deferred::ReadReply { .. } => {}
-                Deferred::OwnRead { read, .. } => self.on_read_unreachable(self.settings.id, read),
-                Deferred::OwnRepair { read, .. } => {
-                    self.on_repair_ack(self.settings.id, read, None)
-                }
-                // Anti-entropy pushes only what is durable; the next
-                // exchange finds the difference again.
-                Deferred::Push { .. } => {}
-                // A flush acknowledgement or scan page: the asker times out.
-                Deferred::Send { .. } => {}
-            }
-        }
-    }
-
     /// Advances timers: failure detection, heartbeats, request deadlines,
     /// hint expiry and delivery.
     pub fn handle_tick(&mut self, now: Now) {
@@ -688,59 +634,6 @@ impl<D: Disk> Node<D> {
             self.stats.quorum_failures += 1;
         }
         self.outputs.push_back(Output::Reply { op, result });
-    }
-
-    /// Holds `action` until `ticket` is durable, or does it now.
-    fn defer(&mut self, ticket: Option<Ticket>, action: Deferred) {
-        let ready = match ticket {
-            None => Some(action),
-            Some(ticket) => self.gate.defer(ticket, action),
-        };
-        if let Some(action) = ready {
-            self.perform(action);
-        }
-    }
-
-    fn perform(&mut self, action: Deferred) {
-        match action {
-            Deferred::Ack {
-                to,
-                request,
-                was_live,
-                held,
-            } => self.send(
-                to,
-                Message::ReplicateAck {
-                    request,
-                    ok: true,
-                    was_live,
-                    held,
-                },
-            ),
-            Deferred::OwnWrite {
-                write,
-                was_live,
-                held,
-            } => self.on_write_answer(self.settings.id, write, true, was_live, held),
-            Deferred::Reply {
-                op,
-                existed,
-                version,
-            } => self.reply(op, Ok(OpReply::Written { existed, version })),
-            Deferred::ReadReply { to, request, entry } => {
-                self.send(to, Message::ReadReply { request, entry })
-            }
-            Deferred::OwnRead { read, entry } => self.on_read_reply(self.settings.id, read, entry),
-            Deferred::Value { op, entry } => {
-                let reply = self.value_reply(entry);
-                self.reply(op, Ok(reply));
-            }
-            Deferred::OwnRepair { read, held } => {
-                self.on_repair_ack(self.settings.id, read, Some(held))
-            }
-            Deferred::Push { to, key, entry } => self.push_repair(to, key, entry),
-            Deferred::Send { to, message } => self.send(to, message),
-        }
     }
 
     /// Applies a write to the local data, noting what later read replies

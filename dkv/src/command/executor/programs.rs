@@ -18,7 +18,7 @@ impl<D: Disk> Executor<D> {
         read: Consistency,
         write: Consistency,
     ) -> Executed {
-        let keys: Vec<Vec<u8>> = program.keys().into_iter().map(<[u8]>::to_vec).collect();
+        let keys: Vec<Vec<u8>> = program.reads().into_iter().map(<[u8]>::to_vec).collect();
         let key = self.calls.insert(Call {
             conn: start.conn,
             kind: CallKind::Program(Box::new(ProgramCall {
@@ -33,13 +33,7 @@ impl<D: Disk> Executor<D> {
             remaining: 0,
             started: None,
         });
-        let blocked = |locked: &HashSet<Vec<u8>>, queued: &VecDeque<Queued>| {
-            program
-                .keys()
-                .iter()
-                .any(|k| locked.contains(*k) || queued.iter().any(|q| q.program.keys().contains(k)))
-        };
-        if blocked(&self.locked, &self.queued) {
+        if blocked(&program, &self.locked, &self.queued) {
             self.queued.push_back(Queued {
                 call: key,
                 program,
@@ -118,7 +112,16 @@ impl<D: Disk> Executor<D> {
                 }
             }
         }
+        #[cfg(debug_assertions)]
+        let held: Vec<Vec<u8>> = program.reads().into_iter().map(<[u8]>::to_vec).collect();
         let decision = program.decide(found, now, resp3);
+        debug_assert!(
+            decision
+                .writes
+                .iter()
+                .all(|w| held.iter().any(|k| k == w.key())),
+            "a program writes only keys it read (and holds)"
+        );
         state.reply = decision.reply;
         if decision.writes.is_empty() {
             call.results = Results::Many(Vec::new());
@@ -154,13 +157,7 @@ impl<D: Disk> Executor<D> {
     pub(super) fn start_queued(&mut self) {
         let mut waiting = VecDeque::with_capacity(self.queued.len());
         while let Some(queued) = self.queued.pop_front() {
-            let blocked = queued.program.keys().iter().any(|k| {
-                self.locked.contains(*k)
-                    || waiting
-                        .iter()
-                        .any(|w: &Queued| w.program.keys().contains(k))
-            });
-            if blocked {
+            if blocked(&queued.program, &self.locked, &waiting) {
                 waiting.push_back(queued);
             } else {
                 self.read_for(queued.call, queued.program, queued.read);
@@ -168,4 +165,14 @@ impl<D: Disk> Executor<D> {
         }
         self.queued = waiting;
     }
+}
+
+/// Whether `program` must wait: a program in flight holds one of its keys,
+/// or one queued `ahead` of it touches one (a key's commands run in the
+/// order they came).
+fn blocked(program: &Program, locked: &HashSet<Vec<u8>>, ahead: &VecDeque<Queued>) -> bool {
+    program
+        .reads()
+        .iter()
+        .any(|k| locked.contains(*k) || ahead.iter().any(|q| q.program.reads().contains(k)))
 }
