@@ -11,29 +11,19 @@
 
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dkv::snapshot;
 use dkv::wal::Lsn;
 use dkv::Engine;
 use libfuzzer_sys::fuzz_target;
 
-static RUN: AtomicU64 = AtomicU64::new(0);
-
-fn scratch() -> PathBuf {
-    let base = std::env::var_os("DKV_FUZZ_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/dev/shm"));
-    let run = RUN.fetch_add(1, Ordering::Relaxed);
-    base.join(format!("dkv-fuzz-snap-{}-{run}", std::process::id()))
-}
+mod scratch;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, bytes)) = data.split_first() else {
         return;
     };
-    let dir = scratch();
+    let dir = scratch::dir("snap");
     std::fs::create_dir_all(&dir).expect("scratch dir");
     if kind % 2 == 1 {
         std::fs::write(dir.join("flush-floor.dkv"), bytes).expect("write floor");

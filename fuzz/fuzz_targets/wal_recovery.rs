@@ -13,21 +13,12 @@
 #![no_main]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dkv::wal::{FsyncMode, Lsn, Wal, WalConfig, WalRecord};
 use dkv::{EntryRef, NodeId, Timestamp, Version};
 use libfuzzer_sys::fuzz_target;
 
-static RUN: AtomicU64 = AtomicU64::new(0);
-
-fn scratch() -> PathBuf {
-    let base = std::env::var_os("DKV_FUZZ_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/dev/shm"));
-    let run = RUN.fetch_add(1, Ordering::Relaxed);
-    base.join(format!("dkv-fuzz-wal-{}-{run}", std::process::id()))
-}
+mod scratch;
 
 fn open(dir: &PathBuf) -> (Wal, Vec<WalRecord>, Lsn) {
     let mut replayed = Vec::new();
@@ -45,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let segments = 1 + (control % 3) as usize;
-    let dir = scratch();
+    let dir = scratch::dir("wal");
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let mut cut = rest;
     for (i, base) in [1u64, 1000, 2000].iter().take(segments).enumerate() {

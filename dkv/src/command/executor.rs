@@ -362,11 +362,21 @@ impl<D: Disk> Executor<D> {
 
     /// Records a pending call's stats as its reply is rendered.
     fn record_finished(&mut self, started: Option<(usize, Instant)>, reply: &[u8]) {
-        if let Some((index, at)) = started {
-            let usec = at.elapsed().as_micros() as u64;
-            self.command_stats
-                .record(index, Some(usec), 1, Outcome::of_reply(reply));
-        }
+        record_call(&mut self.command_stats, started, reply);
+    }
+
+    /// A call that finished after `execute` returned: its reply joins the
+    /// completions, and its stats are recorded.
+    fn complete(&mut self, call: Call, id: CallId) {
+        let (conn, started) = (call.conn, call.started);
+        let start = self.replies.len();
+        call.render(&mut self.replies);
+        record_call(&mut self.command_stats, started, &self.replies[start..]);
+        self.completions.push_back(Finished {
+            conn,
+            call: id,
+            reply: start..self.replies.len(),
+        });
     }
 
     fn run_request(
@@ -662,7 +672,6 @@ impl<D: Disk> Executor<D> {
                             continue;
                         }
                     }
-                    let started = call.started;
                     match &mut immediate {
                         Some((wanted, out)) if *wanted == key => {
                             // The command is still in `execute`, which
@@ -670,19 +679,7 @@ impl<D: Disk> Executor<D> {
                             call.render(out);
                             answered = true;
                         }
-                        _ => {
-                            let conn = call.conn;
-                            let start = self.replies.len();
-                            call.render(&mut self.replies);
-                            let mut replies = std::mem::take(&mut self.replies);
-                            self.record_finished(started, &replies[start..]);
-                            std::mem::swap(&mut self.replies, &mut replies);
-                            self.completions.push_back(Finished {
-                                conn,
-                                call: CallId(op.call),
-                                reply: start..self.replies.len(),
-                            });
-                        }
+                        _ => self.complete(call, CallId(op.call)),
                     }
                 }
             }
@@ -746,6 +743,14 @@ impl<D: Disk> Executor<D> {
     /// Data commands still waiting for their operations.
     pub fn calls_in_flight(&self) -> usize {
         self.calls.len()
+    }
+}
+
+/// Records the stats of a call timed since `started`, given its reply.
+fn record_call(stats: &mut CommandStats, started: Option<(usize, Instant)>, reply: &[u8]) {
+    if let Some((index, at)) = started {
+        let usec = at.elapsed().as_micros() as u64;
+        stats.record(index, Some(usec), 1, Outcome::of_reply(reply));
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Call, CallId, CallKind, CallStart, Executed, Executor, Finished, Results};
+use super::{Call, CallId, CallKind, CallStart, Executed, Executor, Results};
 use crate::command::error::CommandError;
 use crate::command::parse::Request;
 use crate::command::session::Session;
@@ -188,18 +188,7 @@ impl<D: Disk> Executor<D> {
                 continue;
             }
             if let Some(call) = self.calls.remove(key) {
-                let conn = call.conn;
-                let started = call.started;
-                let start = self.replies.len();
-                call.render(&mut self.replies);
-                let replies = std::mem::take(&mut self.replies);
-                self.record_finished(started, &replies[start..]);
-                self.replies = replies;
-                self.completions.push_back(Finished {
-                    conn,
-                    call: CallId(key.to_u64()),
-                    reply: start..self.replies.len(),
-                });
+                self.complete(call, CallId(key.to_u64()));
             }
         }
         self.driving_batches = false;
