@@ -11,6 +11,7 @@
 //! | [`version`]   | `(timestamp, node_id)` versions and their order             |
 //! | [`random`]    | kernel random bytes: handshake nonces, generated secrets    |
 //! | [`clock`]     | the hybrid logical clock that stamps writes                 |
+//! | [`counter`]   | the PN-counter behind `INCR`: slots merged by max            |
 //! | [`engine`]    | the sharded Last-Write-Wins map with tombstones             |
 //! | [`wal`]       | the write-ahead log: CRC'd records, group commit, recovery  |
 //! | [`snapshot`]  | whole-engine snapshots that let the WAL be compacted        |
@@ -56,6 +57,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod counter;
 pub mod disk;
 pub mod engine;
 pub mod glob;

@@ -243,7 +243,7 @@ const LAYERS: &[&[&str]] = &[
     &["node"],
     &["store", "peer", "resp", "config"],
     &["wal", "snapshot", "ring"],
-    &["engine", "clock", "slab"],
+    &["engine", "clock", "slab", "counter"],
     &["hash", "version", "random", "glob"],
 ];
 

@@ -8,42 +8,7 @@
 /// (Redis's `proto-max-bulk-len` default, 512 MiB).
 pub(crate) const MAX_STRING_LEN: u64 = 512 << 20;
 
-/// Parses a decimal `i64` as Redis's `string2ll` does: an optional `-`,
-/// digits without leading zeros (`0` alone is fine), nothing else.
-pub(crate) fn parse_i64(bytes: &[u8]) -> Option<i64> {
-    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
-    let canonical = match digits {
-        [] => false,
-        [b'0'] => bytes.len() == 1,
-        [first, ..] => (b'1'..=b'9').contains(first) && digits.iter().all(u8::is_ascii_digit),
-    };
-    if !canonical || bytes.len() > 20 {
-        return None;
-    }
-    std::str::from_utf8(bytes).ok()?.parse().ok()
-}
-
-/// Parses a float as Redis's `INCRBYFLOAT` does (`string2ld`): no spaces,
-/// not NaN; an infinity parses, and the sum it makes is refused later
-/// ("increment would produce NaN or Infinity").
-pub(crate) fn parse_f64(bytes: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    if text.is_empty() || text.len() > 5000 || text.trim() != text {
-        return None;
-    }
-    text.parse::<f64>().ok().filter(|v| !v.is_nan())
-}
-
-/// Formats a float as Redis's `INCRBYFLOAT` replies: the shortest digits
-/// that read back the same, no exponent, no trailing zeros.
-pub(crate) fn format_f64(value: f64) -> String {
-    let text = format!("{value}");
-    if text == "-0" {
-        "0".into()
-    } else {
-        text
-    }
-}
+pub(crate) use crate::counter::{format_f64, parse_f64, parse_i64};
 
 /// The byte range `[start, end]` (inclusive, negative from the end) of a
 /// string of `len` bytes, clamped as Redis's `GETRANGE` clamps it, or
