@@ -86,7 +86,13 @@ fn build(dir: &Path, count: u64, segment_bytes: u64) -> Log {
         let expires_at = value
             .as_ref()
             .and((rng.below(3) == 0).then(|| 1_800_000_000_000 + rng.below(1_000_000)));
-        let entry = EntryRef::new(version, value.as_deref(), expires_at);
+        // Some values are counter states (kinds 3 and 4): the log keeps
+        // the flag, not the meaning.
+        let counter = value.is_some() && rng.below(4) == 0;
+        let entry = EntryRef {
+            counter,
+            ..EntryRef::new(version, value.as_deref(), expires_at)
+        };
         let lsn = wal.append(&key, entry).unwrap();
         assert_eq!(lsn, Lsn(i));
         records.push(WalRecord {
@@ -95,6 +101,7 @@ fn build(dir: &Path, count: u64, segment_bytes: u64) -> Log {
             version,
             value,
             expires_at,
+            counter,
         });
     }
     drop(wal);
@@ -202,6 +209,7 @@ fn check(
             version,
             value,
             expires_at: None,
+            counter: false,
         });
     }
     drop(wal);

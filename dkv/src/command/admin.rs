@@ -60,10 +60,13 @@ pub(crate) fn run<D: Disk>(
             reply::bulk(out, (micros / 1_000_000).to_string().as_bytes());
             reply::bulk(out, (micros % 1_000_000).to_string().as_bytes());
         }
-        Command::Local { key } => match context.node.disk().get(key).and_then(|e| e.value) {
-            Some(value) => reply::bulk(out, &value),
-            None => reply::null(out, session.resp3()),
-        },
+        Command::Local { key } => {
+            let entry = context.node.disk().get(key);
+            match entry.as_ref().and_then(|e| e.as_ref().readable_value()) {
+                Some(value) => reply::bulk(out, &value),
+                None => reply::null(out, session.resp3()),
+            }
+        }
         Command::Info { sections } => {
             let text = info::render(context, sections.iter());
             reply::bulk(out, text.as_bytes());
@@ -93,6 +96,7 @@ pub(crate) fn run<D: Disk>(
         ),
         Command::Unwatch => reply::ok(out),
         Command::Get { .. }
+        | Command::Add { .. }
         | Command::Program(_)
         | Command::DbSize
         | Command::Flush

@@ -193,6 +193,10 @@ impl Call {
             CallKind::Batch(batch) => batch.render(out),
             CallKind::Program(program) => match results.iter().find_map(|r| r.as_ref().err()) {
                 Some(error) => resp_reply::error_line(out, &error.to_string()),
+                // An add answers with the value it left.
+                None if program.reply.is_empty() && !results.is_empty() => {
+                    reply::render_counted(results.first(), out)
+                }
                 None => out.extend_from_slice(&program.reply),
             },
         }
@@ -480,6 +484,9 @@ impl<D: Disk> Executor<D> {
                     expires_at,
                 }],
             ),
+            Command::Add { key, delta } => {
+                self.call(call, DataKind::Counter, write, 1, [Op::Add { key, delta }])
+            }
             Command::Program(program) => self.start_program(call, *program, read, write),
             Command::Multi => {
                 session.transaction = Some(Default::default());

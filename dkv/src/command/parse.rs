@@ -10,6 +10,7 @@ use crate::command::error::CommandError;
 use crate::command::parse_data;
 use crate::command::program::Program;
 use crate::command::table::{self, Name, Spec};
+use crate::counter::Delta;
 use crate::node::Consistency;
 use crate::resp;
 
@@ -172,6 +173,9 @@ pub enum Command<'a> {
         value: &'a [u8],
         expires_at: Option<u64>,
     },
+    /// `INCR`, `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`: an add to the
+    /// counter at `key`.
+    Add { key: &'a [u8], delta: Delta },
     /// A data command that reads first (see [`Program`]).
     #[allow(private_interfaces)]
     Program(Box<Program>),

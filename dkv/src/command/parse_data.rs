@@ -10,6 +10,7 @@ use super::parse::{ArgList, Command, Request};
 use super::program::{Condition, ExpireCondition, LcsReply, NewExpiry, Program, TtlQuery};
 use super::strings::{self, BitUnit, MAX_STRING_LEN};
 use super::table::Name;
+use crate::counter::Delta;
 
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 
@@ -178,23 +179,30 @@ pub(crate) fn parse(
         Name::BitCount => parse_bitcount(request).and_then(program),
         Name::BitPos => parse_bitpos(request).and_then(program),
         Name::Lcs => parse_lcs(request).and_then(program),
-        Name::Incr | Name::Decr => program(Program::IncrBy {
-            key: key(1),
-            delta: if name == Name::Incr { 1 } else { -1 },
+        Name::Incr | Name::Decr => Ok(Command::Add {
+            key: arg(1),
+            delta: Delta::Int(if name == Name::Incr { 1 } else { -1 }),
         }),
-        Name::IncrBy => {
-            integer(arg(2)).and_then(|delta| program(Program::IncrBy { key: key(1), delta }))
-        }
+        Name::IncrBy => integer(arg(2)).map(|delta| Command::Add {
+            key: arg(1),
+            delta: Delta::Int(delta),
+        }),
         Name::DecrBy => match integer(arg(2)) {
             Ok(i64::MIN) => Err(CommandError::refused("ERR decrement would overflow")),
-            Ok(delta) => program(Program::IncrBy {
-                key: key(1),
-                delta: -delta,
+            Ok(delta) => Ok(Command::Add {
+                key: arg(1),
+                delta: Delta::Int(-delta),
             }),
             Err(e) => Err(e),
         },
         Name::IncrByFloat => match strings::parse_f64(arg(2)) {
-            Some(delta) => program(Program::IncrByFloat { key: key(1), delta }),
+            Some(delta) if delta.is_finite() => Ok(Command::Add {
+                key: arg(1),
+                delta: Delta::Float(delta),
+            }),
+            Some(_) => Err(CommandError::refused(
+                "ERR increment would produce NaN or Infinity",
+            )),
             None => Err(CommandError::refused("ERR value is not a valid float")),
         },
         Name::Rename | Name::RenameNx => program(Program::Rename {

@@ -13,6 +13,7 @@
 
 use super::parse::{ArgList, Command};
 use super::strings::{self, BitUnit, MAX_STRING_LEN};
+use crate::counter::Delta;
 use crate::resp::reply;
 
 /// What a read found: the live value and its expiry.
@@ -35,13 +36,15 @@ pub(crate) enum Write {
     },
     /// Delete.
     Delete { key: Vec<u8> },
+    /// Add to a counter; the reply is the value the add leaves.
+    Add { key: Vec<u8>, delta: Delta },
 }
 
 impl Write {
     /// The key written.
     pub fn key(&self) -> &[u8] {
         match self {
-            Write::Put { key, .. } | Write::Delete { key } => key,
+            Write::Put { key, .. } | Write::Delete { key } | Write::Add { key, .. } => key,
         }
     }
 }
@@ -197,10 +200,10 @@ pub(crate) enum Program {
         b: Vec<u8>,
         reply: LcsReply,
     },
-    /// `INCR`, `DECR`, `INCRBY`, `DECRBY`.
-    IncrBy { key: Vec<u8>, delta: i64 },
-    /// `INCRBYFLOAT`.
-    IncrByFloat { key: Vec<u8>, delta: f64 },
+    /// `INCR`, `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`, queued behind a
+    /// program on its key: an add to a counter, which reads nothing first
+    /// (the replica that adds reads its own copy; see `node/counters.rs`).
+    Add { key: Vec<u8>, delta: Delta },
     /// `RENAME`, `RENAMENX`.
     Rename {
         from: Vec<u8>,
@@ -227,8 +230,6 @@ pub(crate) enum Program {
     },
 }
 
-const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
-
 impl Program {
     /// The keys read, in order: [`Program::decide`] gets one [`Found`]
     /// per key. A program writes only keys it reads, so these are also the
@@ -250,8 +251,7 @@ impl Program {
             | Program::SetBit { key, .. }
             | Program::BitCount { key, .. }
             | Program::BitPos { key, .. }
-            | Program::IncrBy { key, .. }
-            | Program::IncrByFloat { key, .. }
+            | Program::Add { key, .. }
             | Program::DelIfEq { key, .. }
             | Program::PExpireIfEq { key, .. } => vec![key],
             Program::MSetNx { pairs } | Program::MSet { pairs } => {
@@ -283,6 +283,10 @@ impl Program {
                 get: false,
                 expiry: expires_at.map_or(NewExpiry::None, NewExpiry::At),
                 integer_reply: false,
+            },
+            Command::Add { key, delta } => Program::Add {
+                key: key.to_vec(),
+                delta: *delta,
             },
             Command::MGet { keys } => Program::MGet { keys: owned(keys) },
             Command::Exists { keys } => Program::Exists { keys: owned(keys) },
@@ -563,54 +567,7 @@ impl Program {
                 );
                 render_lcs(out, &a, &b, mode, resp3);
             }
-            Program::IncrBy { key, delta } => {
-                let old = next();
-                let current = match &old.value {
-                    None => 0,
-                    Some(v) => match strings::parse_i64(v) {
-                        Some(n) => n,
-                        None => {
-                            reply::error_line(out, NOT_INTEGER);
-                            return d;
-                        }
-                    },
-                };
-                let Some(sum) = current.checked_add(delta) else {
-                    reply::error_line(out, "ERR increment or decrement would overflow");
-                    return d;
-                };
-                reply::integer(out, sum);
-                d.writes.push(Write::Put {
-                    key,
-                    value: sum.to_string().into_bytes(),
-                    expires_at: old.expires_at,
-                });
-            }
-            Program::IncrByFloat { key, delta } => {
-                let old = next();
-                let current = match &old.value {
-                    None => 0.0,
-                    Some(v) => match strings::parse_f64(v) {
-                        Some(n) => n,
-                        None => {
-                            reply::error_line(out, "ERR value is not a valid float");
-                            return d;
-                        }
-                    },
-                };
-                let sum = current + delta;
-                if !sum.is_finite() {
-                    reply::error_line(out, "ERR increment would produce NaN or Infinity");
-                    return d;
-                }
-                let text = strings::format_f64(sum);
-                reply::bulk(out, text.as_bytes());
-                d.writes.push(Write::Put {
-                    key,
-                    value: text.into_bytes(),
-                    expires_at: old.expires_at,
-                });
-            }
+            Program::Add { key, delta } => d.writes.push(Write::Add { key, delta }),
             Program::Rename { from, to, only_new } => {
                 let (source, target) = (next(), next());
                 let Some(value) = source.value else {

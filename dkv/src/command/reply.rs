@@ -27,6 +27,8 @@ pub(crate) enum DataKind {
     RandomKey,
     /// `DBSIZE`: the count.
     Count,
+    /// `INCR` and its kin: the counter's value.
+    Counter,
 }
 
 fn value(result: &OpResult) -> Option<&[u8]> {
@@ -70,6 +72,7 @@ pub(crate) fn render(kind: DataKind, resp3: bool, results: &[OpResult], out: &mu
                 reply::bulk(out, key);
             }
         }
+        DataKind::Counter => render_counted(results.first(), out),
         DataKind::Count => {
             let count = match results.first() {
                 Some(Ok(OpReply::Count(count))) => *count,
@@ -97,6 +100,25 @@ pub(crate) fn render(kind: DataKind, resp3: bool, results: &[OpResult], out: &mu
                 }
             }
         }
+    }
+}
+
+/// An add's reply: `INCRBYFLOAT`'s value as a bulk string, the others'
+/// as an integer (wider than `i64` only when increments through several
+/// nodes at once passed its range together).
+pub(crate) fn render_counted(result: Option<&OpResult>, out: &mut Vec<u8>) {
+    match result {
+        Some(Ok(OpReply::Counted { value, float: true })) => reply::bulk(out, value),
+        Some(Ok(OpReply::Counted {
+            value,
+            float: false,
+        })) => {
+            out.push(b':');
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(Err(error)) => reply::error_line(out, &error.to_string()),
+        _ => reply::error_line(out, "ERR the add did not answer"),
     }
 }
 

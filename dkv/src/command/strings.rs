@@ -8,7 +8,9 @@
 /// (Redis's `proto-max-bulk-len` default, 512 MiB).
 pub(crate) const MAX_STRING_LEN: u64 = 512 << 20;
 
-pub(crate) use crate::counter::{format_f64, parse_f64, parse_i64};
+#[cfg(test)]
+use crate::counter::format_f64;
+pub(crate) use crate::counter::{parse_f64, parse_i64};
 
 /// The byte range `[start, end]` (inclusive, negative from the end) of a
 /// string of `len` bytes, clamped as Redis's `GETRANGE` clamps it, or

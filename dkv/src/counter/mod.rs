@@ -51,9 +51,12 @@ pub struct Actor {
 pub enum Delta {
     /// `INCRBY` and friends.
     Int(i64),
-    /// `INCRBYFLOAT`.
+    /// `INCRBYFLOAT`: always finite (parsing and the peer codec refuse
+    /// others), which makes the equality below an equivalence.
     Float(f64),
 }
+
+impl Eq for Delta {}
 
 /// A counter's value, as a reader sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,6 +97,36 @@ pub enum CounterError {
     /// [`MAX_ACTORS`] slots are taken.
     #[error("ERR this counter has been added to by {MAX_ACTORS} node runs, its most; SET it to start over")]
     TooManyActors,
+    /// The replica adding to the counter could not write its copy.
+    #[error("IOERR the replica adding to this counter could not write it")]
+    Storage,
+}
+
+impl CounterError {
+    /// The byte the peer protocol carries for this error.
+    pub fn code(self) -> u8 {
+        match self {
+            CounterError::NotInteger => 1,
+            CounterError::NotFloat => 2,
+            CounterError::Overflow => 3,
+            CounterError::NotFinite => 4,
+            CounterError::TooManyActors => 5,
+            CounterError::Storage => 6,
+        }
+    }
+
+    /// The error a [`CounterError::code`] byte names.
+    pub fn from_code(code: u8) -> Option<CounterError> {
+        Some(match code {
+            1 => CounterError::NotInteger,
+            2 => CounterError::NotFloat,
+            3 => CounterError::Overflow,
+            4 => CounterError::NotFinite,
+            5 => CounterError::TooManyActors,
+            6 => CounterError::Storage,
+            _ => return None,
+        })
+    }
 }
 
 /// A counter's encoded state did not decode.

@@ -5,7 +5,7 @@
 //!
 //! | tag | version | value |
 //! |-----|---------|-------|
-//! | `H` (hint kept) | the hinted write's version | stored-at ms (u64 LE), kind (0 value, 1 tombstone, 2 value with an expiry: unix ms, u64 LE, follows), value bytes |
+//! | `H` (hint kept) | the hinted write's version | stored-at ms (u64 LE), kind (0 value, 1 tombstone, 2 value with an expiry: unix ms, u64 LE, follows; 3 and 4 the same two for a counter's state), value bytes |
 //! | `R` (hint gone) | the version that was delivered or dropped | none (a tombstone record) |
 //!
 //! Replay keeps the newest `H` per target and key and applies an `R` only
@@ -47,16 +47,23 @@ fn record_key(tag: u8, target: NodeId, key: &[u8]) -> Vec<u8> {
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
 const KIND_EXPIRING: u8 = 2;
+const KIND_COUNTER: u8 = 3;
+const KIND_EXPIRING_COUNTER: u8 = 4;
 
 fn encode_value(hint: &Hint) -> Vec<u8> {
     let value = hint.entry.value.as_deref().unwrap_or(&[]);
     let mut out = Vec::with_capacity(17 + value.len());
     out.extend_from_slice(&hint.stored_at_millis.to_le_bytes());
+    let counter = hint.entry.counter;
     match (&hint.entry.value, hint.entry.expires_at) {
         (None, _) => out.push(KIND_TOMBSTONE),
-        (Some(_), None) => out.push(KIND_VALUE),
+        (Some(_), None) => out.push(if counter { KIND_COUNTER } else { KIND_VALUE }),
         (Some(_), Some(at)) => {
-            out.push(KIND_EXPIRING);
+            out.push(if counter {
+                KIND_EXPIRING_COUNTER
+            } else {
+                KIND_EXPIRING
+            });
             out.extend_from_slice(&at.to_le_bytes());
         }
     }
@@ -65,15 +72,16 @@ fn encode_value(hint: &Hint) -> Vec<u8> {
 }
 
 /// The hinted entry in a kept record's value after its stored-at time:
-/// `(value, expiry)`, or `None` if the bytes are not one.
-fn decode_entry(kind_and_value: &[u8]) -> Option<(Option<Vec<u8>>, Option<u64>)> {
+/// `(value, expiry, counter)`, or `None` if the bytes are not one.
+fn decode_entry(kind_and_value: &[u8]) -> Option<(Option<Vec<u8>>, Option<u64>, bool)> {
     let (&kind, rest) = kind_and_value.split_first()?;
+    let counter = matches!(kind, KIND_COUNTER | KIND_EXPIRING_COUNTER);
     match kind {
-        KIND_VALUE => Some((Some(rest.to_vec()), None)),
-        KIND_TOMBSTONE if rest.is_empty() => Some((None, None)),
-        KIND_EXPIRING => {
+        KIND_VALUE | KIND_COUNTER => Some((Some(rest.to_vec()), None, counter)),
+        KIND_TOMBSTONE if rest.is_empty() => Some((None, None, false)),
+        KIND_EXPIRING | KIND_EXPIRING_COUNTER => {
             let (at, value) = rest.split_first_chunk::<8>()?;
-            Some((Some(value.to_vec()), Some(u64::from_le_bytes(*at))))
+            Some((Some(value.to_vec()), Some(u64::from_le_bytes(*at)), counter))
         }
         _ => None,
     }
@@ -105,7 +113,7 @@ fn decode(record: &WalRecord) -> Option<Change> {
         (TAG_HINT, Some(value)) if value.len() >= 9 => {
             let mut stored_at = [0u8; 8];
             stored_at.copy_from_slice(&value[..8]);
-            let (hinted, expires_at) = decode_entry(&value[8..])?;
+            let (hinted, expires_at, counter) = decode_entry(&value[8..])?;
             Some(Change::Kept(Hint {
                 target,
                 key,
@@ -113,6 +121,7 @@ fn decode(record: &WalRecord) -> Option<Change> {
                     version: record.version,
                     value: hinted,
                     expires_at,
+                    counter,
                 },
                 stored_at_millis: u64::from_le_bytes(stored_at),
             }))
@@ -276,6 +285,7 @@ mod tests {
                 version: Version::new(Timestamp(ts), NodeId(1)),
                 value: value.map(|v| v.as_bytes().to_vec()),
                 expires_at: None,
+                counter: false,
             },
             stored_at_millis: 77,
         }

@@ -47,6 +47,9 @@ pub struct Entry {
     /// then on it reads as a tombstone at the same version. Always `None`
     /// on a tombstone.
     pub expires_at: Option<u64>,
+    /// The value is a counter's encoded state ([`crate::counter`]), not
+    /// the bytes a client reads: copies at one version merge.
+    pub counter: bool,
 }
 
 impl Entry {
@@ -56,6 +59,7 @@ impl Entry {
             version,
             value: Some(value.into()),
             expires_at: None,
+            counter: false,
         }
     }
 
@@ -65,6 +69,7 @@ impl Entry {
             version,
             value: None,
             expires_at: None,
+            counter: false,
         }
     }
 
@@ -79,6 +84,7 @@ impl Entry {
             version: self.version,
             value: self.value.as_deref(),
             expires_at: self.expires_at,
+            counter: self.counter,
         }
     }
 
@@ -97,6 +103,8 @@ pub struct EntryRef<'a> {
     pub value: Option<&'a [u8]>,
     /// When the value expires (unix ms), if it does; ignored on a tombstone.
     pub expires_at: Option<u64>,
+    /// The value is a counter's encoded state (see [`Entry::counter`]).
+    pub counter: bool,
 }
 
 impl<'a> EntryRef<'a> {
@@ -106,6 +114,7 @@ impl<'a> EntryRef<'a> {
             version,
             value: Some(value),
             expires_at: None,
+            counter: false,
         }
     }
 
@@ -115,6 +124,7 @@ impl<'a> EntryRef<'a> {
             version,
             value: None,
             expires_at: None,
+            counter: false,
         }
     }
 
@@ -124,7 +134,29 @@ impl<'a> EntryRef<'a> {
             version,
             value,
             expires_at: value.and(expires_at),
+            counter: false,
         }
+    }
+
+    /// A counter's encoded `state`, with its expiry.
+    pub fn counter(version: Version, state: &'a [u8], expires_at: Option<u64>) -> Self {
+        EntryRef {
+            version,
+            value: Some(state),
+            expires_at,
+            counter: true,
+        }
+    }
+
+    /// The value as a client reads it: a counter's rendered, other values
+    /// as stored; `None` for a tombstone.
+    pub fn readable_value(&self) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let value = self.value?;
+        Some(if self.counter {
+            std::borrow::Cow::Owned(crate::counter::render_encoded(value))
+        } else {
+            std::borrow::Cow::Borrowed(value)
+        })
     }
 
     /// Whether a reader at `now_ms` (unix ms) sees a value: not a tombstone
@@ -140,7 +172,44 @@ impl<'a> EntryRef<'a> {
             version: self.version,
             value: self.value.map(<[u8]>::to_vec),
             expires_at: self.value.and(self.expires_at),
+            counter: self.value.is_some() && self.counter,
         }
+    }
+}
+
+/// Whether a write replaces what a key holds: a newer version does, an
+/// older does not; at the same version a counter supersedes a plain value
+/// or tombstone (it was built on that very write), and two counters merge.
+pub enum Supersedes {
+    /// The held entry stays.
+    No,
+    /// The write replaces it whole.
+    Whole,
+    /// The merged counter state and expiry, when it differs from the held.
+    Merged(Vec<u8>, Option<u64>),
+}
+
+pub fn supersedes(held: EntryRef<'_>, write: EntryRef<'_>) -> Supersedes {
+    use std::cmp::Ordering::*;
+    match write.version.cmp(&held.version) {
+        Greater => Supersedes::Whole,
+        Less => Supersedes::No,
+        Equal => match (held.counter, write.counter, held.value, write.value) {
+            (false, true, _, _) => Supersedes::Whole,
+            (true, true, Some(ours), Some(theirs)) if ours != theirs => {
+                match crate::counter::merge_encoded(ours, theirs) {
+                    // No expiry counts as the latest, so both sides pick the
+                    // same when (against the rules) they differ.
+                    Some(state) if state != ours => {
+                        let expiry = |at: Option<u64>| at.unwrap_or(u64::MAX);
+                        let later = expiry(held.expires_at).max(expiry(write.expires_at));
+                        Supersedes::Merged(state, (later != u64::MAX).then_some(later))
+                    }
+                    _ => Supersedes::No,
+                }
+            }
+            _ => Supersedes::No,
+        },
     }
 }
 
@@ -358,9 +427,15 @@ impl Engine {
                     held_expires_at: slot.expires_at(),
                     previous: Some(slot.version()),
                 };
-                if slot.version() >= version {
-                    return outcome;
-                }
+                let merged;
+                let entry = match supersedes(slot.entry(), entry) {
+                    Supersedes::No => return outcome,
+                    Supersedes::Whole => entry,
+                    Supersedes::Merged(state, expires_at) => {
+                        merged = state;
+                        EntryRef::counter(version, &merged, expires_at)
+                    }
+                };
                 let (tombstones, expiring, bytes) = (
                     usize::from(slot.is_tombstone()),
                     usize::from(slot.expires_at().is_some()),

@@ -7,7 +7,8 @@
 //! | 0..8             | timestamp, u64 little-endian                       |
 //! | 8..12            | node id, u32 little-endian                         |
 //! | 12..16           | key length, u32 LE; bit 31 set for a tombstone,    |
-//! |                  | bit 30 set when an expiry follows                  |
+//! |                  | bit 30 set when an expiry follows, bit 29 when the |
+//! |                  | value is a counter's state                         |
 //! | 16..24           | expiry, unix ms u64 LE (only with bit 30)          |
 //! | then key_len     | key                                                |
 //! | rest             | value (empty for a tombstone)                      |
@@ -23,10 +24,11 @@ const HEADER: usize = 16;
 const EXPIRY_LEN: usize = 8;
 const TOMBSTONE_BIT: u32 = 1 << 31;
 const EXPIRY_BIT: u32 = 1 << 30;
-const FLAG_BITS: u32 = TOMBSTONE_BIT | EXPIRY_BIT;
+const COUNTER_BIT: u32 = 1 << 29;
+const FLAG_BITS: u32 = TOMBSTONE_BIT | EXPIRY_BIT | COUNTER_BIT;
 
 /// The largest key a slot can hold (the flag bits bound it).
-pub const MAX_KEY_LEN: usize = (EXPIRY_BIT - 1) as usize;
+pub const MAX_KEY_LEN: usize = (COUNTER_BIT - 1) as usize;
 
 /// An entry's key, version and value in one allocation.
 #[derive(Clone, PartialEq, Eq)]
@@ -117,6 +119,7 @@ impl Slot {
             version: self.version(),
             value: self.value(),
             expires_at: self.expires_at(),
+            counter: self.key_len_field() & COUNTER_BIT != 0,
         }
     }
 
@@ -146,6 +149,9 @@ fn write_header(out: &mut Vec<u8>, key_len: usize, entry: EntryRef<'_>) {
     }
     if has_expiry(entry) {
         key_len_field |= EXPIRY_BIT;
+    }
+    if entry.counter && entry.value.is_some() {
+        key_len_field |= COUNTER_BIT;
     }
     out.extend_from_slice(&entry.version.timestamp.0.to_le_bytes());
     out.extend_from_slice(&entry.version.node_id.0.to_le_bytes());
@@ -195,6 +201,7 @@ mod tests {
                 version: version(9, 1),
                 value: None,
                 expires_at: Some(5),
+                counter: false,
             },
         );
         assert_eq!((tomb.expires_at(), tomb.value()), (None, None));

@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::counter::CounterValue;
 use crate::engine::Entry;
 use crate::node::ids::{ReadId, WriteId};
 use crate::node::quorum::{ReadTally, Target, WriteTally};
@@ -100,6 +101,18 @@ pub(crate) struct WriteOp {
     pub attempt: WriteAttempt,
     /// The newest version a replica said it held that beat this one.
     pub newest_held: Option<Version>,
+    /// Set for an add to a counter (`counters.rs`).
+    pub counter: Option<CounterWrite>,
+}
+
+/// What a counter add's write carries besides the entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CounterWrite {
+    /// The replica that adds in its own slot.
+    pub leader: NodeId,
+    /// The value the add left, once the leader has made it (the entry is
+    /// a placeholder until then).
+    pub value: Option<CounterValue>,
 }
 
 /// One stamp of a write, and the bounds every stamp shares.

@@ -4,7 +4,7 @@
 //! fails for good ([`Node::handle_disk_failed`]).
 
 use crate::node::durability::Deferred;
-use crate::node::{Disk, Log, Node, Now, OpError, OpReply, Ticket};
+use crate::node::{Disk, Log, Node, Now, OpError, Ticket};
 use crate::peer::Message;
 
 impl<D: Disk> Node<D> {
@@ -97,11 +97,7 @@ impl<D: Disk> Node<D> {
                 was_live,
                 held,
             } => self.on_write_answer(self.settings.id, write, true, was_live, held),
-            Deferred::Reply {
-                op,
-                existed,
-                version,
-            } => self.reply(op, Ok(OpReply::Written { existed, version })),
+            Deferred::Reply { op, reply } => self.reply(op, Ok(reply)),
             Deferred::ReadReply { to, request, entry } => {
                 self.send(to, Message::ReadReply { request, entry })
             }

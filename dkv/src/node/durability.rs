@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use crate::engine::Entry;
 use crate::node::disk::{Log, Ticket};
 use crate::node::ids::{ReadId, WriteId};
-use crate::node::types::OpId;
+use crate::node::types::{OpId, OpReply};
 use crate::peer::{Message, RequestId};
 use crate::version::{NodeId, Version};
 use crate::wal::Lsn;
@@ -44,11 +44,7 @@ pub(crate) enum Deferred {
         held: Option<Version>,
     },
     /// Answer a write whose only replica is this node.
-    Reply {
-        op: OpId,
-        existed: bool,
-        version: Version,
-    },
+    Reply { op: OpId, reply: OpReply },
     /// Answer a coordinator's read with this replica's entry.
     ReadReply {
         to: NodeId,
@@ -142,8 +138,10 @@ mod tests {
     fn reply(call: u64) -> Deferred {
         Deferred::Reply {
             op: OpId::single(call),
-            existed: false,
-            version: Version::default(),
+            reply: OpReply::Written {
+                existed: false,
+                version: Version::default(),
+            },
         }
     }
 

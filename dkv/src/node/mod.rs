@@ -69,6 +69,7 @@
 mod aae;
 mod clocks;
 mod coordinator;
+mod counters;
 mod deferred;
 mod disk;
 mod durability;
@@ -95,6 +96,7 @@ mod tests;
 use std::collections::VecDeque;
 
 use crate::clock::HybridClock;
+use crate::counter::Actor;
 use crate::engine::{Entry, EntryRef};
 use crate::peer::{Envelope, Message};
 use crate::ring::Ring;
@@ -151,6 +153,8 @@ pub struct Node<D: Disk> {
     /// The disk's flush floor, kept here: every read of a key the disk
     /// lacks consults it, and the disk's copy sits behind a lock.
     floor: Version,
+    /// Who this node is as a counter's adder, in this run.
+    actor: Actor,
 }
 
 impl<D: Disk> Node<D> {
@@ -207,6 +211,13 @@ impl<D: Disk> Node<D> {
             aae,
             keyspace: keyspace::Keyspace::default(),
             floor: Version::default(),
+            actor: Actor::default(),
+        };
+        // A run's first stamp: past every stamp this disk holds, so a
+        // restart is a new actor whatever its last run lost.
+        node.actor = Actor {
+            node: node.settings.id,
+            epoch: node.clock.tick(now.wall).0,
         };
         node.floor = node.disk.floor();
         node.build_trees();
@@ -357,7 +368,7 @@ impl<D: Disk> Node<D> {
         }
         let quorum = match request {
             Op::Get { .. } => self.settings.read_quorum,
-            Op::Put { .. } | Op::Delete { .. } => self.settings.write_quorum,
+            Op::Put { .. } | Op::Delete { .. } | Op::Add { .. } => self.settings.write_quorum,
         };
         let Some(required) = self.required(op, consistency, quorum) else {
             return;
@@ -376,6 +387,7 @@ impl<D: Disk> Node<D> {
                 let attempt = self.first_attempt(deadline);
                 self.start_write(op, key, (None, None), required, attempt)
             }
+            Op::Add { key, delta } => self.start_add(op, key, delta, required, deadline),
         }
     }
 
@@ -444,6 +456,16 @@ impl<D: Disk> Node<D> {
                 }
             }
             Message::Heartbeat => {}
+            Message::CounterAdd {
+                request,
+                key,
+                delta,
+            } => self.on_counter_add(from, request, key, delta),
+            Message::CounterAdded { request, result } => {
+                if let Classified::Write(write) = Classified::of(request) {
+                    self.on_counter_added(from, write, result);
+                }
+            }
             Message::Flush { request, floor } => self.on_flush(from, request, floor),
             Message::FlushAck { request } => self.on_flush_ack(from, request),
             Message::Scan {
@@ -521,9 +543,15 @@ impl<D: Disk> Node<D> {
                     self.on_read_unreachable(to, read);
                 }
             }
+            Message::CounterAdd { request, .. } => {
+                if let Classified::Write(write) = Classified::of(request) {
+                    self.on_counter_add_undeliverable(to, write);
+                }
+            }
             // Answers and heartbeats: the other side times out, or hears
             // the next one.
-            Message::ReplicateAck { .. }
+            Message::CounterAdded { .. }
+            | Message::ReplicateAck { .. }
             | Message::ReadReply { .. }
             | Message::Heartbeat
             | Message::AaeBranches { .. }
@@ -671,7 +699,10 @@ impl<D: Disk> Node<D> {
         match newest {
             Some(entry) if live(&entry) => OpReply::Value {
                 expires_at: entry.expires_at,
-                value: entry.value,
+                value: match entry.counter {
+                    true => entry.value.as_deref().map(crate::counter::render_encoded),
+                    false => entry.value,
+                },
                 version,
             },
             _ => OpReply::Value {

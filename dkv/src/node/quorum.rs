@@ -18,8 +18,8 @@
 //! Invariants: answers count only from nodes that were asked, each once;
 //! a tally reports its quorum reached at most once.
 
-use crate::engine::Entry;
-use crate::version::{NodeId, Version};
+use crate::engine::{Entry, EntryRef, Supersedes};
+use crate::version::NodeId;
 
 /// One replica a write was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,14 +238,29 @@ impl ReadTally {
     }
 
     /// The newest entry among the replies. Of two copies of one version,
-    /// a value is preferred to a tombstone: only expiry turns a value into
-    /// a tombstone at its own version, and the coordinator judges expiry by
-    /// its own clock rather than by the replica's.
-    pub fn newest(&self) -> Option<&Entry> {
-        self.replies
+    /// a counter is preferred to a plain value (it was built on it) and a
+    /// value to a tombstone: only expiry turns a value into a tombstone at
+    /// its own version, and the coordinator judges expiry by its own clock
+    /// rather than by the replica's. Copies of one counter merge.
+    pub fn newest(&self) -> Option<Entry> {
+        let best = self
+            .replies
             .iter()
             .filter_map(|(_, e)| e.as_ref())
-            .max_by_key(|e| (e.version, e.value.is_some()))
+            .max_by_key(|e| (e.version, e.counter, e.value.is_some()))?;
+        let mut newest = best.clone();
+        if best.counter {
+            for (_, copy) in &self.replies {
+                let Some(copy) = copy.as_ref().filter(|c| c.version == best.version) else {
+                    continue;
+                };
+                if let Some((state, expires_at)) = merge_counters(newest.as_ref(), copy.as_ref()) {
+                    newest.value = Some(state);
+                    newest.expires_at = expires_at;
+                }
+            }
+        }
+        Some(newest)
     }
 
     /// Whether enough replicas have answered.
@@ -253,18 +268,18 @@ impl ReadTally {
         self.reached
     }
 
-    /// Whether `node` answered with `version` (`None`: with nothing).
-    pub fn answered_with(&self, node: NodeId, version: Option<Version>) -> bool {
+    /// Whether `node` answered with a copy that covers `newest`.
+    pub fn answered_with(&self, node: NodeId, newest: Option<&Entry>) -> bool {
         self.replies
             .iter()
-            .any(|(n, e)| *n == node && e.as_ref().map(|e| e.version) == version)
+            .any(|(n, e)| *n == node && covers(e.as_ref(), newest))
     }
 
-    /// How many replies hold `version` (`None`: how many hold nothing).
-    pub fn holding(&self, version: Option<Version>) -> usize {
+    /// How many replies cover `newest` (`None`: how many hold nothing).
+    pub fn holding(&self, newest: Option<&Entry>) -> usize {
         self.replies
             .iter()
-            .filter(|(_, e)| e.as_ref().map(|e| e.version) == version)
+            .filter(|(_, e)| covers(e.as_ref(), newest))
             .count()
     }
 
@@ -281,16 +296,40 @@ impl ReadTally {
     }
 
     /// Replicas that answered with something older than the newest entry
-    /// (or nothing): the ones read repair must update.
+    /// (or nothing, or a counter missing some of its increments): the ones
+    /// read repair must update.
     pub fn stale(&self) -> Vec<NodeId> {
-        let Some(newest) = self.newest().map(|e| e.version) else {
+        let Some(newest) = self.newest() else {
             return Vec::new();
         };
         self.replies
             .iter()
-            .filter(|(_, e)| e.as_ref().is_none_or(|e| e.version < newest))
+            .filter(|(_, e)| !covers(e.as_ref(), Some(&newest)))
             .map(|(n, _)| *n)
             .collect()
+    }
+}
+
+/// Whether a replica's copy `held` is as new as `newest`: the same version
+/// (a tombstone an expiry made counts), and for a counter the same state.
+fn covers(held: Option<&Entry>, newest: Option<&Entry>) -> bool {
+    match (held, newest) {
+        (None, None) => true,
+        (Some(held), Some(newest)) => {
+            held.version == newest.version
+                && (!newest.counter || (held.counter && held.value == newest.value))
+        }
+        _ => false,
+    }
+}
+
+/// Two copies of one counter merged (state, expiry), or `None` when
+/// `copy` adds nothing to `into`.
+fn merge_counters(into: EntryRef<'_>, copy: EntryRef<'_>) -> Option<(Vec<u8>, Option<u64>)> {
+    match crate::engine::supersedes(into, copy) {
+        Supersedes::Merged(state, expires_at) => Some((state, expires_at)),
+        Supersedes::Whole => copy.value.map(|v| (v.to_vec(), copy.expires_at)),
+        Supersedes::No => None,
     }
 }
 

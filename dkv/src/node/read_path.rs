@@ -169,14 +169,14 @@ impl<D: Disk> Node<D> {
             return;
         };
         if !read.answered && read.tally.reached() {
-            let newest = read.tally.newest().cloned();
+            let newest = read.tally.newest();
             let version = newest.as_ref().map(|e| e.version);
-            let holding = read.tally.holding(version)
+            let holding = read.tally.holding(newest.as_ref())
                 + read
                     .repair_acks
                     .iter()
                     .filter(|&&(node, sent)| {
-                        Some(sent) == version && !read.tally.answered_with(node, version)
+                        Some(sent) == version && !read.tally.answered_with(node, newest.as_ref())
                     })
                     .count();
             if holding >= read.needed {
@@ -258,10 +258,11 @@ impl<D: Disk> Node<D> {
                 // Repairs did not land in time. The newest value may be on
                 // too few owners for a later read to meet it: say so
                 // rather than answer something a later read contradicts.
-                let newest = read.tally.newest().map(|e| e.version);
-                let repaired = read.repair_acks.iter().filter(|(_, v)| Some(*v) == newest);
+                let newest = read.tally.newest();
+                let version = newest.as_ref().map(|e| e.version);
+                let repaired = read.repair_acks.iter().filter(|(_, v)| Some(*v) == version);
                 let error = OpError::RepairIncomplete {
-                    holding: read.tally.holding(newest) + repaired.count(),
+                    holding: read.tally.holding(newest.as_ref()) + repaired.count(),
                     needed: read.needed,
                 };
                 self.reply(read.op, Err(error));
@@ -282,7 +283,7 @@ impl<D: Disk> Node<D> {
     /// older one (or none). This node's own stale copy is repaired under
     /// the same drift check a replicated write gets.
     fn repair(&mut self, read: ReadOp) {
-        let Some(newest) = read.tally.newest().cloned() else {
+        let Some(newest) = read.tally.newest() else {
             return;
         };
         for node in read.tally.stale() {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::counter::{CounterError, Delta};
 use crate::peer::Envelope;
 use crate::version::{NodeId, Version};
 
@@ -112,13 +113,21 @@ pub enum Op<'a> {
         /// The key.
         key: &'a [u8],
     },
+    /// Add to the counter at the key (`INCR` and its kin): no increment
+    /// acknowledged is lost, whichever coordinators they went through.
+    Add {
+        /// The key.
+        key: &'a [u8],
+        /// The increment.
+        delta: Delta,
+    },
 }
 
 impl<'a> Op<'a> {
     /// The key the operation is about.
     pub fn key(&self) -> &'a [u8] {
         match *self {
-            Op::Get { key } | Op::Put { key, .. } | Op::Delete { key } => key,
+            Op::Get { key } | Op::Put { key, .. } | Op::Delete { key } | Op::Add { key, .. } => key,
         }
     }
 }
@@ -157,6 +166,14 @@ pub enum OpReply {
         /// The write's version.
         version: Version,
     },
+    /// An add reached its quorum: the counter's value after it, as the
+    /// replica that added saw it, rendered (`float`: by `INCRBYFLOAT`).
+    Counted {
+        /// The value, in decimal.
+        value: Vec<u8>,
+        /// A float counter's.
+        float: bool,
+    },
 }
 
 /// A failed operation, with what the client needs to know. Its `Display`
@@ -164,6 +181,9 @@ pub enum OpReply {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpError {
+    /// An add to a counter was refused (not a number, overflow, ...).
+    #[error("{0}")]
+    Counter(CounterError),
     /// The quorum was not reached before the timeout.
     #[error("UNAVAILABLE {answered} of {required} required replicas answered ({replicas} replicas, {reachable} reachable)")]
     Unavailable {

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use crate::engine::{Entry, EntryRef};
 use crate::node::clocks::ClockSkew;
 use crate::node::coordinator::{self, WriteAttempt, WriteOp};
+use crate::node::counters::counted;
 use crate::node::durability::Deferred;
 use crate::node::ids::WriteId;
-use crate::node::quorum::WriteTally;
+use crate::node::quorum::{Target, WriteTally};
 use crate::node::{Disk, Hint, Node, OpError, OpId, OpReply, MAX_WRITE_ATTEMPTS};
 use crate::peer::Message;
 use crate::version::{NodeId, Version};
@@ -29,17 +30,9 @@ impl<D: Disk> Node<D> {
         }
     }
 
-    /// Starts `attempt` of a write of `(value, expiry)` (`value: None`
-    /// deletes).
-    pub(super) fn start_write(
-        &mut self,
-        op: OpId,
-        key: &[u8],
-        (value, expires_at): (Option<&[u8]>, Option<u64>),
-        required: usize,
-        attempt: WriteAttempt,
-    ) {
-        let n = self.settings.replication_factor;
+    /// Whether this node may stamp a write now; if not, `op` is answered
+    /// with why.
+    pub(super) fn may_stamp(&mut self, op: OpId) -> bool {
         let me = self.settings.id;
         // Whether this node's clock is the odd one out is for its peers'
         // clocks to say: until it has heard most of those it can reach
@@ -63,7 +56,7 @@ impl<D: Disk> Node<D> {
                 peers: peers_up,
             };
             self.reply(op, Err(error));
-            return;
+            return false;
         }
         if let ClockSkew::Ahead(ahead_ms) = self.clocks.skew() {
             // Peers would refuse the stamp, and this node's own copy must
@@ -71,6 +64,24 @@ impl<D: Disk> Node<D> {
             self.stats.clock_ahead_refusals += 1;
             let limit_ms = self.settings.max_clock_drift.as_millis() as u64;
             self.reply(op, Err(OpError::ClockAhead { ahead_ms, limit_ms }));
+            return false;
+        }
+        true
+    }
+
+    /// Starts `attempt` of a write of `(value, expiry)` (`value: None`
+    /// deletes).
+    pub(super) fn start_write(
+        &mut self,
+        op: OpId,
+        key: &[u8],
+        (value, expires_at): (Option<&[u8]>, Option<u64>),
+        required: usize,
+        attempt: WriteAttempt,
+    ) {
+        let n = self.settings.replication_factor;
+        let me = self.settings.id;
+        if !self.may_stamp(op) {
             return;
         }
         if self.ring.len() == 1 {
@@ -116,15 +127,30 @@ impl<D: Disk> Node<D> {
                 reachable: plan.reachable,
                 attempt,
                 newest_held: None,
+                counter: None,
             },
             // The timer queue is in start order: a stamp taken again gets
             // a full timeout of its own to collect its answers, but none is
             // taken after `attempt.expires` (see `on_write_lost`).
             self.deadline(),
         );
-        for target in targets {
+        self.send_write(write, key, &entry, &targets, None);
+    }
+
+    /// Sends a write to each of `targets` but `skip` (this node's own copy
+    /// applied here).
+    pub(super) fn send_write(
+        &mut self,
+        write: WriteId,
+        key: &[u8],
+        entry: &Entry,
+        targets: &[Target],
+        skip: Option<NodeId>,
+    ) {
+        let me = self.settings.id;
+        for target in targets.iter().filter(|t| Some(t.node) != skip) {
             if target.node == me {
-                self.write_locally(write, key, &entry);
+                self.write_locally(write, key, entry);
             } else {
                 self.send(
                     target.node,
@@ -146,11 +172,11 @@ impl<D: Disk> Node<D> {
         match self.apply_local(key, entry) {
             Ok(applied) => {
                 debug_assert!(applied.won, "the clock is past every stamp stored here");
-                let action = Deferred::Reply {
-                    op,
+                let reply = OpReply::Written {
                     existed: applied.was_live,
                     version,
                 };
+                let action = Deferred::Reply { op, reply };
                 self.defer(applied.ticket, action);
             }
             Err(e) => self.reply(op, Err(OpError::Storage(e.to_string()))),
@@ -203,7 +229,11 @@ impl<D: Disk> Node<D> {
         let reached = write.tally.reached();
         let lost = !reached && !write.tally.can_reach();
         if progress.reached {
-            self.reply(op, Ok(OpReply::Written { existed, version }));
+            let reply = match write.counter.and_then(|c| c.value) {
+                Some(value) => counted(value),
+                None => OpReply::Written { existed, version },
+            };
+            self.reply(op, Ok(reply));
         }
         if lost {
             if let Some(write) = self.coordinator.finish_write(id) {
@@ -226,7 +256,9 @@ impl<D: Disk> Node<D> {
             && attempt
                 .client_deadline
                 .is_none_or(|d| self.cluster_wall() <= d);
-        if let Some(newest) = write.newest_held.filter(|_| in_time) {
+        // An add is never stamped again (see `counters.rs`).
+        let restamp = in_time && write.counter.is_none();
+        if let Some(newest) = write.newest_held.filter(|_| restamp) {
             if attempt.number < MAX_WRITE_ATTEMPTS {
                 self.stats.restamps += 1;
                 self.clock.advance_to(newest.timestamp);
@@ -252,7 +284,7 @@ impl<D: Disk> Node<D> {
     }
 
     /// The error of a write that did not reach W.
-    fn write_unavailable(&self, write: &WriteOp) -> OpError {
+    pub(super) fn write_unavailable(&self, write: &WriteOp) -> OpError {
         OpError::Unavailable {
             answered: write.tally.owners_acked(),
             required: write.tally.required(),
@@ -264,6 +296,10 @@ impl<D: Disk> Node<D> {
     /// Keeps a hint for every owner whose copy was not acknowledged, by it
     /// or by its stand-in, and for every owner no stand-in was found for.
     fn hint_silent_replicas(&mut self, write: WriteOp) {
+        if write.counter.is_some_and(|c| c.value.is_none()) {
+            // An add whose leader never answered: nothing was written.
+            return;
+        }
         let n = self.settings.replication_factor;
         let covered: BTreeSet<NodeId> = write.tally.targets().iter().map(|t| t.owner()).collect();
         let uncovered = self

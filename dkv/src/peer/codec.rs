@@ -15,6 +15,7 @@
 
 use super::error::FrameError;
 use super::message::{Envelope, Hello, HelloReply, Message, Proof, NONCE_LEN, PROOF_LEN};
+use crate::counter::Delta;
 use crate::engine::Entry;
 
 /// Bytes of the length prefix.
@@ -64,6 +65,10 @@ pub mod frame_type {
     pub const SCAN: u8 = 0x1b;
     /// [`Message::ScanReply`](crate::peer::Message::ScanReply).
     pub const SCAN_REPLY: u8 = 0x1c;
+    /// [`Message::CounterAdd`](crate::peer::Message::CounterAdd).
+    pub const COUNTER_ADD: u8 = 0x1d;
+    /// [`Message::CounterAdded`](crate::peer::Message::CounterAdded).
+    pub const COUNTER_ADDED: u8 = 0x1e;
 }
 
 use frame_type::*;
@@ -73,6 +78,13 @@ const ENTRY_TOMBSTONE: u8 = 1;
 /// A value with an expiry (protocol 4): the expiry, unix ms u64, follows
 /// the kind byte, then the value as for kind 0.
 const ENTRY_EXPIRING: u8 = 2;
+/// A counter's state (protocol 5), laid out as kind 0.
+const ENTRY_COUNTER: u8 = 3;
+/// A counter's state with an expiry (protocol 5), laid out as kind 2.
+const ENTRY_EXPIRING_COUNTER: u8 = 4;
+/// A [`Message::CounterAdd`]'s delta: an `i64`, or `f64` bits.
+const DELTA_INT: u8 = 0;
+const DELTA_FLOAT: u8 = 1;
 
 // ---------------------------------------------------------------- encoding
 
@@ -264,6 +276,34 @@ pub fn encode_envelope(envelope: &Envelope, buf: &mut Vec<u8>) -> Result<usize, 
                 put_bytes(buf, key);
             }
         }
+        Message::CounterAdd {
+            request,
+            key,
+            delta,
+        } => {
+            put_u64(buf, request.0);
+            put_bytes(buf, key);
+            match *delta {
+                Delta::Int(n) => {
+                    buf.push(DELTA_INT);
+                    put_u64(buf, n as u64);
+                }
+                Delta::Float(x) => {
+                    buf.push(DELTA_FLOAT);
+                    put_u64(buf, x.to_bits());
+                }
+            }
+        }
+        Message::CounterAdded { request, result } => {
+            put_u64(buf, request.0);
+            match result {
+                Ok(entry) => {
+                    buf.push(0);
+                    put_entry(buf, entry);
+                }
+                Err(error) => buf.push(error.code()),
+            }
+        }
     }
     Ok(finish(buf, start, len))
 }
@@ -304,6 +344,8 @@ pub fn envelope_frame_len(envelope: &Envelope) -> u64 {
         Message::Flush { .. } => 20,
         Message::FlushAck { .. } => 8,
         Message::Scan { pattern, .. } => 20 + field_len(pattern.len()),
+        Message::CounterAdd { key, .. } => 8 + field_len(key.len()) + 1 + 8,
+        Message::CounterAdded { result, .. } => 8 + 1 + result.as_ref().map_or(0, entry_len),
         Message::ScanReply { next, keys, .. } => {
             8 + 1
                 + if next.is_some() { 8 } else { 0 }
@@ -331,6 +373,8 @@ pub fn message_type(message: &Message) -> u8 {
         Message::FlushAck { .. } => FLUSH_ACK,
         Message::Scan { .. } => SCAN,
         Message::ScanReply { .. } => SCAN_REPLY,
+        Message::CounterAdd { .. } => COUNTER_ADD,
+        Message::CounterAdded { .. } => COUNTER_ADDED,
     }
 }
 
@@ -396,13 +440,18 @@ fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
 fn put_entry(buf: &mut Vec<u8>, entry: &Entry) {
     put_u64(buf, entry.version.timestamp.0);
     put_u32(buf, entry.version.node_id.0);
+    let counter = entry.counter;
     match (&entry.value, entry.expires_at) {
         (Some(value), None) => {
-            buf.push(ENTRY_VALUE);
+            buf.push(if counter { ENTRY_COUNTER } else { ENTRY_VALUE });
             put_bytes(buf, value);
         }
         (Some(value), Some(at)) => {
-            buf.push(ENTRY_EXPIRING);
+            buf.push(if counter {
+                ENTRY_EXPIRING_COUNTER
+            } else {
+                ENTRY_EXPIRING
+            });
             put_u64(buf, at);
             put_bytes(buf, value);
         }

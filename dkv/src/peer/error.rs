@@ -50,6 +50,14 @@ pub enum FrameError {
         /// The byte found.
         value: u8,
     },
+    /// A field whose value cannot be (a float delta that is not finite).
+    #[error("`{field}` in a peer frame is invalid: {reason}")]
+    BadValue {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A hello of a protocol version this node does not speak.
     #[error("peer speaks protocol version {0}; this node speaks {PROTOCOL_VERSION}")]
     UnsupportedVersion(u16),

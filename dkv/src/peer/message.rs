@@ -5,12 +5,13 @@
 
 use std::fmt;
 
+use crate::counter::{CounterError, Delta};
 use crate::engine::Entry;
 use crate::version::{NodeId, Timestamp, Version};
 
 /// The version of the peer protocol this build speaks. The first two bytes
 /// of every [`Hello`] payload carry it, in every version.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 /// Bytes of a handshake nonce.
 pub const NONCE_LEN: usize = 32;
 /// Bytes of a handshake proof (an HMAC-SHA256 tag).
@@ -219,6 +220,26 @@ pub enum Message {
         /// The page's keys.
         keys: Vec<Vec<u8>>,
     },
+    /// `INCR` and its kin, from a coordinator that holds no copy of the
+    /// key to a replica that does: add `delta` to the counter in this
+    /// node's own slot, durably, and send back the new state.
+    CounterAdd {
+        /// Echoed in the [`Message::CounterAdded`].
+        request: RequestId,
+        /// The key.
+        key: Vec<u8>,
+        /// The increment.
+        delta: Delta,
+    },
+    /// The answer to a [`Message::CounterAdd`]: the counter's new state,
+    /// durable on the sender (the coordinator replicates it), or why the
+    /// add was refused.
+    CounterAdded {
+        /// The request answered.
+        request: RequestId,
+        /// The new entry, or the refusal.
+        result: Result<Entry, CounterError>,
+    },
 }
 
 impl Message {
@@ -228,7 +249,9 @@ impl Message {
             Message::Replicate { request, .. }
             | Message::ReplicateAck { request, .. }
             | Message::Read { request, .. }
-            | Message::ReadReply { request, .. } => Some(*request),
+            | Message::ReadReply { request, .. }
+            | Message::CounterAdd { request, .. }
+            | Message::CounterAdded { request, .. } => Some(*request),
             Message::Heartbeat
             | Message::Flush { .. }
             | Message::FlushAck { .. }
@@ -257,6 +280,8 @@ impl Message {
             Message::FlushAck { .. } => "flush-ack",
             Message::Scan { .. } => "scan",
             Message::ScanReply { .. } => "scan-reply",
+            Message::CounterAdd { .. } => "counter-add",
+            Message::CounterAdded { .. } => "counter-added",
         }
     }
 }

@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::counter::{CounterError, Delta};
 use crate::engine::Entry;
 use crate::version::{NodeId, Timestamp, Version};
 
@@ -19,10 +20,12 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
         any::<u32>(),
         prop::option::of(bytes(48)),
         prop::option::of(any::<u64>()),
+        any::<bool>(),
     )
-        .prop_map(|(ts, node, value, expires_at)| Entry {
+        .prop_map(|(ts, node, value, expires_at, counter)| Entry {
             version: Version::new(Timestamp(ts), NodeId(node)),
             expires_at: value.as_ref().and(expires_at),
+            counter: value.is_some() && counter,
             value,
         })
 }
@@ -107,6 +110,26 @@ fn arb_message() -> impl Strategy<Value = Message> {
                     .map(|(k, ts, node)| (k, Version::new(Timestamp(ts), NodeId(node))))
                     .collect(),
             }),
+        (
+            any::<u64>(),
+            bytes(24),
+            prop_oneof![
+                any::<i64>().prop_map(Delta::Int),
+                (-1e300f64..1e300).prop_map(Delta::Float)
+            ]
+        )
+            .prop_map(|(request, key, delta)| Message::CounterAdd {
+                request: RequestId(request),
+                key,
+                delta,
+            }),
+        (any::<u64>(), arb_entry(), 1u8..=7).prop_map(|(request, entry, code)| {
+            Message::CounterAdded {
+                request: RequestId(request),
+                // Code 7 stands for success.
+                result: CounterError::from_code(code).map_or(Ok(entry), Err),
+            }
+        }),
     ]
 }
 

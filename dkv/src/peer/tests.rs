@@ -212,7 +212,7 @@ const NONCE_22: &str = "22222222222222222222222222222222 22222222222222222222222
 fn golden_handshake_frames() {
     let mut wire = Vec::new();
     assert_eq!(encode_hello(&hello(), &mut wire), Ok(47));
-    let hello_bytes = format!("2b000000 01 | 0400 | 02000000 | 03000000 | {NONCE_11}");
+    let hello_bytes = format!("2b000000 01 | 0500 | 02000000 | 03000000 | {NONCE_11}");
     assert_eq!(wire, hex(&hello_bytes));
     assert_eq!(decode_hello(&wire, MAX), Ok(Some((hello(), 47))));
 
@@ -400,11 +400,11 @@ fn malformed_payloads_are_named() {
         (
             frame(
                 0x13,
-                &with("0900000000000000 01 1100000000000000 02000000 03"),
+                &with("0900000000000000 01 1100000000000000 02000000 05"),
             ),
             FrameError::BadTag {
                 field: "entry.kind",
-                value: 3,
+                value: 5,
             },
         ),
         (
@@ -489,7 +489,7 @@ fn errors_read_well() {
     );
     assert_eq!(
         FrameError::UnsupportedVersion(1).to_string(),
-        "peer speaks protocol version 1; this node speaks 4"
+        "peer speaks protocol version 1; this node speaks 5"
     );
     assert_eq!(
         FrameError::UnexpectedType(1).to_string(),

@@ -22,9 +22,10 @@ use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 
 const MAGIC: &[u8; 8] = b"DKVSNAP\0";
-/// Format 2 added kind 2 (a value with an expiry); format 1 files, which
-/// hold kinds 0 and 1 only, still load.
-const FORMAT_VERSION: u32 = 2;
+/// Format 2 added kind 2 (a value with an expiry), format 3 kinds 3 and 4
+/// (a counter's state, without and with an expiry); older files, which
+/// hold only the older kinds, still load.
+const FORMAT_VERSION: u32 = 3;
 const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 4;
 /// The largest block a reader accepts; writers split shards into blocks of
@@ -35,6 +36,8 @@ const ENTRY_HEADER: usize = 1 + 8 + 4 + 4 + 4;
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
 const KIND_EXPIRING: u8 = 2;
+const KIND_COUNTER: u8 = 3;
+const KIND_EXPIRING_COUNTER: u8 = 4;
 const EXPIRY_LEN: usize = 8;
 
 /// A snapshot error; every variant names the file.
@@ -190,10 +193,12 @@ fn write_block(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
 fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) {
     let value_bytes = entry.value.unwrap_or(&[]);
     let expires_at = entry.value.and(entry.expires_at);
-    out.push(match (entry.value, expires_at) {
-        (None, _) => KIND_TOMBSTONE,
-        (Some(_), None) => KIND_VALUE,
-        (Some(_), Some(_)) => KIND_EXPIRING,
+    out.push(match (entry.value, expires_at, entry.counter) {
+        (None, _, _) => KIND_TOMBSTONE,
+        (Some(_), None, false) => KIND_VALUE,
+        (Some(_), Some(_), false) => KIND_EXPIRING,
+        (Some(_), None, true) => KIND_COUNTER,
+        (Some(_), Some(_), true) => KIND_EXPIRING_COUNTER,
     });
     out.extend_from_slice(&entry.version.timestamp.0.to_le_bytes());
     out.extend_from_slice(&entry.version.node_id.0.to_le_bytes());
@@ -345,7 +350,9 @@ fn decode_block(
         let value_len = le_u32(&payload[17..21]) as usize;
         let mut rest = &payload[ENTRY_HEADER..];
         let mut expires_at = None;
-        if kind == KIND_EXPIRING && format >= 2 {
+        let expiring = (kind == KIND_EXPIRING && format >= 2)
+            || (kind == KIND_EXPIRING_COUNTER && format >= 3);
+        if expiring {
             let Some((at, after)) = rest.split_first_chunk::<EXPIRY_LEN>() else {
                 return Err("entry runs past its block");
             };
@@ -363,6 +370,10 @@ fn decode_block(
                 apply(key, EntryRef::new(version, Some(value), expires_at))
             }
             KIND_TOMBSTONE if value_len == 0 => apply(key, EntryRef::tombstone(version)),
+            KIND_COUNTER if format >= 3 => apply(key, EntryRef::counter(version, value, None)),
+            KIND_EXPIRING_COUNTER if expires_at.is_some() => {
+                apply(key, EntryRef::counter(version, value, expires_at))
+            }
             _ => return Err("bad entry kind"),
         }
         payload = rest;

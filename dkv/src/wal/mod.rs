@@ -145,12 +145,17 @@ pub struct WalRecord {
     pub value: Option<Vec<u8>>,
     /// When the value expires (unix ms), if it does.
     pub expires_at: Option<u64>,
+    /// The value is a counter's state (see [`crate::engine::Entry::counter`]).
+    pub counter: bool,
 }
 
 impl WalRecord {
     /// The record's entry, borrowed.
     pub fn entry(&self) -> crate::engine::EntryRef<'_> {
-        crate::engine::EntryRef::new(self.version, self.value.as_deref(), self.expires_at)
+        crate::engine::EntryRef {
+            counter: self.counter && self.value.is_some(),
+            ..crate::engine::EntryRef::new(self.version, self.value.as_deref(), self.expires_at)
+        }
     }
 }
 

@@ -14,16 +14,17 @@
 //! |----------------|-----------------------------------------------|
 //! | 0..8           | lsn, u64                                      |
 //! | 8              | kind: 0 = value, 1 = tombstone, 2 = value     |
-//! |                | with an expiry                                |
+//! |                | with an expiry, 3 = a counter's state, 4 = a  |
+//! |                | counter's state with an expiry                |
 //! | 9..17          | version timestamp, u64                        |
 //! | 17..21         | version node id, u32                          |
 //! | 21..25         | `key_len`, u32                                |
-//! | 25..33         | kind 2 only: expiry, unix ms, u64             |
+//! | 25..33         | kinds 2 and 4 only: expiry, unix ms, u64      |
 //! | then key_len   | key                                           |
 //! | rest           | value (must be empty for a tombstone)         |
 //!
-//! Kind 2 is record format 2; a log written before it holds kinds 0 and 1
-//! only and reads unchanged.
+//! Kind 2 is record format 2, kinds 3 and 4 format 3; a log written before
+//! them holds only the older kinds and reads unchanged.
 //!
 //! Invariants: [`encode_into`] refuses payloads over [`MAX_PAYLOAD_LEN`], so
 //! everything it writes [`decode`]s back to the same record; decoding is
@@ -50,6 +51,8 @@ pub const MAX_PAYLOAD_LEN: usize = 1 << 30;
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
 const KIND_EXPIRING: u8 = 2;
+const KIND_COUNTER: u8 = 3;
+const KIND_EXPIRING_COUNTER: u8 = 4;
 /// Bytes of the expiry a kind-2 record carries after the fixed fields.
 const EXPIRY_LEN: usize = 8;
 
@@ -178,10 +181,12 @@ pub fn encode_into(
     buf.extend_from_slice(&[0; 4]); // CRC, patched below
     buf.extend_from_slice(&lsn.0.to_le_bytes());
     let expires_at = entry.value.and(entry.expires_at);
-    buf.push(match (entry.value, expires_at) {
-        (None, _) => KIND_TOMBSTONE,
-        (Some(_), None) => KIND_VALUE,
-        (Some(_), Some(_)) => KIND_EXPIRING,
+    buf.push(match (entry.value, expires_at, entry.counter) {
+        (None, _, _) => KIND_TOMBSTONE,
+        (Some(_), None, false) => KIND_VALUE,
+        (Some(_), Some(_), false) => KIND_EXPIRING,
+        (Some(_), None, true) => KIND_COUNTER,
+        (Some(_), Some(_), true) => KIND_EXPIRING_COUNTER,
     });
     buf.extend_from_slice(&version.timestamp.0.to_le_bytes());
     buf.extend_from_slice(&version.node_id.0.to_le_bytes());
@@ -201,8 +206,7 @@ pub fn encode_into(
 /// Encodes `record` into a fresh buffer.
 pub fn encode(record: &WalRecord) -> Result<Vec<u8>, TooLarge> {
     let mut buf = Vec::new();
-    let entry = EntryRef::new(record.version, record.value.as_deref(), record.expires_at);
-    encode_into(&mut buf, record.lsn, &record.key, entry)?;
+    encode_into(&mut buf, record.lsn, &record.key, record.entry())?;
     Ok(buf)
 }
 
@@ -261,7 +265,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, DecodeError> {
     let key_len = u32_at(payload, 21) as usize;
     let mut rest = &payload[PAYLOAD_FIXED_LEN..];
     let mut expires_at = None;
-    if kind == KIND_EXPIRING {
+    if kind == KIND_EXPIRING || kind == KIND_EXPIRING_COUNTER {
         let Some((at, after)) = rest.split_first_chunk::<EXPIRY_LEN>() else {
             return Err(DecodeError::PayloadTooShort { len: payload.len() });
         };
@@ -276,7 +280,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, DecodeError> {
     }
     let (key, value) = rest.split_at(key_len);
     let value = match kind {
-        KIND_VALUE | KIND_EXPIRING => Some(value.to_vec()),
+        KIND_VALUE | KIND_EXPIRING | KIND_COUNTER | KIND_EXPIRING_COUNTER => Some(value.to_vec()),
         KIND_TOMBSTONE if value.is_empty() => None,
         KIND_TOMBSTONE => return Err(DecodeError::TombstoneWithValue(value.len())),
         other => return Err(DecodeError::BadKind(other)),
@@ -287,6 +291,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<WalRecord, DecodeError> {
         version: Version::new(timestamp, node_id),
         value,
         expires_at,
+        counter: kind == KIND_COUNTER || kind == KIND_EXPIRING_COUNTER,
     })
 }
 
@@ -317,6 +322,7 @@ mod tests {
             version: Version::new(Timestamp(0x0102_0304_0506_0708), NodeId(9)),
             value: value.map(<[u8]>::to_vec),
             expires_at: None,
+            counter: false,
         }
     }
 
@@ -458,14 +464,18 @@ mod tests {
             any::<u32>(),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
             proptest::option::of(any::<u64>()),
+            any::<bool>(),
         )
-            .prop_map(|(lsn, key, ts, node, value, expires_at)| WalRecord {
-                lsn: Lsn(lsn),
-                key,
-                version: Version::new(Timestamp(ts), NodeId(node)),
-                expires_at: value.as_ref().and(expires_at),
-                value,
-            })
+            .prop_map(
+                |(lsn, key, ts, node, value, expires_at, counter)| WalRecord {
+                    lsn: Lsn(lsn),
+                    key,
+                    version: Version::new(Timestamp(ts), NodeId(node)),
+                    expires_at: value.as_ref().and(expires_at),
+                    counter: value.is_some() && counter,
+                    value,
+                },
+            )
     }
 
     proptest! {

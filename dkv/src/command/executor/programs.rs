@@ -49,9 +49,13 @@ impl<D: Disk> Executor<D> {
         }
     }
 
-    /// Takes the locks of the program of call `key` and sends its reads.
+    /// Takes the locks of the program of call `key` and sends its reads
+    /// (an add reads nothing: it goes straight to its write).
     fn read_for(&mut self, key: Key, program: Program, read: Consistency) {
-        let reads: Vec<Vec<u8>> = program.reads().into_iter().map(<[u8]>::to_vec).collect();
+        let reads: Vec<Vec<u8>> = match program {
+            Program::Add { .. } => Vec::new(),
+            _ => program.reads().into_iter().map(<[u8]>::to_vec).collect(),
+        };
         let Some(call) = self.calls.get_mut(key) else {
             return;
         };
@@ -62,6 +66,10 @@ impl<D: Disk> Executor<D> {
         state.program = Some(program);
         let deadline = state.deadline;
         call.expect(reads.len());
+        if reads.is_empty() {
+            self.program_step(key);
+            return;
+        }
         for (part, read_key) in reads.iter().enumerate() {
             let op = OpId {
                 call: key.to_u64(),
@@ -145,6 +153,7 @@ impl<D: Disk> Executor<D> {
                     expires_at: *expires_at,
                 },
                 Write::Delete { key } => Op::Delete { key },
+                Write::Add { key, delta } => Op::Add { key, delta: *delta },
             };
             self.node
                 .handle_request(self.now, op, request, write, deadline);

@@ -138,31 +138,15 @@ fn ttl_family_answers_minus_two_minus_one_or_the_time() {
 
 #[test]
 fn counters_and_string_edits_keep_the_expiry() {
-    let incr = |delta| Program::IncrBy {
+    // An add reads nothing and decides nothing: the replica that adds
+    // answers (node/counters.rs).
+    let add = Program::Add {
         key: b"k".to_vec(),
-        delta,
+        delta: crate::counter::Delta::Int(5),
     };
-    assert_eq!(
-        run(incr(5), vec![missing()]),
-        (":5\r\n".into(), vec![put("k", "5", None)])
-    );
-    assert_eq!(
-        run(incr(-1), vec![expiring("10", 2_000_000)]),
-        (":9\r\n".into(), vec![put("k", "9", Some(2_000_000))])
-    );
-    assert_eq!(
-        run(incr(1), vec![found("x")]).0,
-        "-ERR value is not an integer or out of range\r\n"
-    );
-    assert_eq!(
-        run(incr(1), vec![found("9223372036854775807")]).0,
-        "-ERR increment or decrement would overflow\r\n"
-    );
-    let float = Program::IncrByFloat {
-        key: b"k".to_vec(),
-        delta: 0.1,
-    };
-    assert_eq!(run(float, vec![found("10.5")]).0, "$4\r\n10.6\r\n");
+    let decision = add.decide(Vec::new(), 1_000_000, false);
+    assert!(decision.reply.is_empty());
+    assert_eq!(decision.writes.len(), 1);
     let append = Program::Append {
         key: b"k".to_vec(),
         suffix: b"bar".to_vec(),

@@ -2,7 +2,11 @@
 //! allocated than the frame holds (see the parent module).
 
 use super::frame_type::*;
-use super::{ENTRY_EXPIRING, ENTRY_TOMBSTONE, ENTRY_VALUE, LEN_PREFIX};
+use super::{
+    DELTA_FLOAT, DELTA_INT, ENTRY_COUNTER, ENTRY_EXPIRING, ENTRY_EXPIRING_COUNTER, ENTRY_TOMBSTONE,
+    ENTRY_VALUE, LEN_PREFIX,
+};
+use crate::counter::{CounterError, Delta};
 use crate::engine::Entry;
 use crate::peer::error::FrameError;
 use crate::peer::message::{
@@ -140,7 +144,7 @@ pub fn decode_envelope(
     buf: &[u8],
     max_frame: usize,
 ) -> Result<Option<(Envelope, usize)>, FrameError> {
-    let accepts = |t| (REPLICATE..=SCAN_REPLY).contains(&t);
+    let accepts = |t| (REPLICATE..=COUNTER_ADDED).contains(&t);
     let Some(RawFrame {
         kind,
         payload,
@@ -271,6 +275,32 @@ pub fn decode_envelope(
                 keys,
             }
         }
+        COUNTER_ADD => Message::CounterAdd {
+            request: RequestId(r.u64("request")?),
+            key: r.bytes("key")?.to_vec(),
+            delta: match r.u8("delta")? {
+                DELTA_INT => Delta::Int(r.u64("delta")? as i64),
+                DELTA_FLOAT => {
+                    let x = f64::from_bits(r.u64("delta")?);
+                    if !x.is_finite() {
+                        return Err(FrameError::BadValue {
+                            field: "delta",
+                            reason: "not a finite float",
+                        });
+                    }
+                    Delta::Float(x)
+                }
+                tag => return Err(bad_tag("delta", tag)),
+            },
+        },
+        COUNTER_ADDED => {
+            let request = RequestId(r.u64("request")?);
+            let result = match r.u8("result")? {
+                0 => Ok(r.entry()?),
+                code => Err(CounterError::from_code(code).ok_or(bad_tag("result", code))?),
+            };
+            Message::CounterAdded { request, result }
+        }
         _ => {
             let (exchange, partition, count) = r.aae_head(16)?;
             let mut keys = Vec::with_capacity(count);
@@ -390,11 +420,16 @@ impl<'a> Reader<'a> {
         match self.u8("entry.kind")? {
             ENTRY_VALUE => Ok(Entry::value(version, self.bytes("entry.value")?)),
             ENTRY_TOMBSTONE => Ok(Entry::tombstone(version)),
-            ENTRY_EXPIRING => {
+            ENTRY_COUNTER => Ok(Entry {
+                counter: true,
+                ..Entry::value(version, self.bytes("entry.value")?)
+            }),
+            kind @ (ENTRY_EXPIRING | ENTRY_EXPIRING_COUNTER) => {
                 let expires_at = Some(self.u64("entry.expires_at")?);
                 let value = self.bytes("entry.value")?;
                 Ok(Entry {
                     expires_at,
+                    counter: kind == ENTRY_EXPIRING_COUNTER,
                     ..Entry::value(version, value)
                 })
             }
