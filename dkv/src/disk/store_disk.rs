@@ -105,6 +105,8 @@ impl Disk for StoreDisk {
             was_live: submitted.was_live,
             held_expires_at: submitted.held_expires_at,
             held: submitted.previous,
+            held_state: submitted.held_state,
+            state: submitted.state,
             ticket: self.wait_for_sync.then(|| Ticket::data(submitted.lsn)),
         })
     }
@@ -129,10 +131,10 @@ impl Disk for StoreDisk {
         self.hints.all()
     }
 
-    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version)) {
+    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version, u64)) {
         self.store
             .engine()
-            .for_each(|key, entry| f(key, entry.version));
+            .for_each(|key, entry| f(key, entry.version, entry.state_digest()));
     }
 
     fn tombstones(&self) -> Vec<(Vec<u8>, Version)> {

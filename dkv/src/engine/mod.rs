@@ -148,6 +148,16 @@ impl<'a> EntryRef<'a> {
         }
     }
 
+    /// What anti-entropy adds for a counter's state besides its version
+    /// (copies of one version may differ in it): a hash of the state, 0
+    /// for anything else.
+    pub fn state_digest(&self) -> u64 {
+        match (self.counter, self.value) {
+            (true, Some(state)) => (crate::hash::murmur3_x64_128(state, 0x5747) as u64).max(1),
+            _ => 0,
+        }
+    }
+
     /// The value as a client reads it: a counter's rendered, other values
     /// as stored; `None` for a tombstone.
     pub fn readable_value(&self) -> Option<std::borrow::Cow<'a, [u8]>> {
@@ -225,6 +235,11 @@ pub struct ApplyOutcome {
     pub held_expires_at: Option<u64>,
     /// The version the key held before this write, if any.
     pub previous: Option<Version>,
+    /// [`EntryRef::state_digest`] of the entry held before, and of the
+    /// one held after (they differ when a counter's state changed).
+    pub held_state: u64,
+    /// See `held_state`.
+    pub state: u64,
 }
 
 /// Counters the engine reports (INFO, the C ABI, benchmarks).
@@ -398,6 +413,8 @@ impl Engine {
                 was_live: false,
                 held_expires_at: None,
                 previous: None,
+                held_state: 0,
+                state: 0,
             };
         }
         let (hash, shard) = self.locate(key);
@@ -411,6 +428,8 @@ impl Engine {
                 was_live: false,
                 held_expires_at: None,
                 previous: Some(shard.floor),
+                held_state: 0,
+                state: 0,
             };
         }
         let hasher = &self.hasher;
@@ -421,11 +440,14 @@ impl Engine {
         ) {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
+                let held_state = slot.entry().state_digest();
                 let mut outcome = ApplyOutcome {
                     won: false,
                     was_live: !slot.is_tombstone(),
                     held_expires_at: slot.expires_at(),
                     previous: Some(slot.version()),
+                    held_state,
+                    state: held_state,
                 };
                 let merged;
                 let entry = match supersedes(slot.entry(), entry) {
@@ -447,10 +469,12 @@ impl Engine {
                     shard.expiring - expiring + usize::from(slot.expires_at().is_some());
                 shard.entry_bytes = shard.entry_bytes - bytes + slot.heap_bytes();
                 outcome.won = true;
+                outcome.state = slot.entry().state_digest();
                 outcome
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 let slot = Slot::new(key, entry);
+                let state = entry.state_digest();
                 shard.tombstones += usize::from(slot.is_tombstone());
                 shard.expiring += usize::from(slot.expires_at().is_some());
                 shard.entry_bytes += slot.heap_bytes();
@@ -460,6 +484,8 @@ impl Engine {
                     was_live: false,
                     held_expires_at: None,
                     previous: None,
+                    held_state: 0,
+                    state,
                 }
             }
         }

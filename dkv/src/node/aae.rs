@@ -215,6 +215,14 @@ impl Aae {
         }
     }
 
+    /// A counter of `partition` changed state here (see
+    /// [`TicTacTree::update_state`]).
+    pub fn record_state(&mut self, partition: u32, key: &[u8], old: u64, new: u64) {
+        if let Some(tree) = self.trees.get_mut(&partition) {
+            tree.update_state(key, old, new);
+        }
+    }
+
     /// When the next exchange is due, if anti-entropy runs.
     pub fn next_due(&self) -> Option<u64> {
         (self.enabled && !self.pairs.is_empty()).then_some(self.next_at)
@@ -297,8 +305,10 @@ impl<D: Disk> Node<D> {
     pub(super) fn build_trees(&mut self) {
         let ring = &self.ring;
         let aae = &mut self.aae;
-        self.disk.for_each_version(&mut |key, version| {
-            aae.record(ring.key_partition(key), key, None, Some(version));
+        self.disk.for_each_version(&mut |key, version, state| {
+            let partition = ring.key_partition(key);
+            aae.record(partition, key, None, Some(version));
+            aae.record_state(partition, key, 0, state);
         });
     }
 
@@ -488,7 +498,7 @@ impl<D: Disk> Node<D> {
             Message::AaeKeys {
                 exchange,
                 partition,
-                keys,
+                keys: keys.into_iter().map(|(k, v, _)| (k, v)).collect(),
             },
         );
     }
@@ -516,8 +526,15 @@ impl<D: Disk> Node<D> {
         let mine = self.keys_in(partition, &segments, usize::MAX);
         let budget = self.aae.budget(self.now.mono).min(MAX_REPAIR_BYTES);
         let mut pushed_bytes = 0;
-        for (key, version) in mine {
-            if theirs.get(&key).is_some_and(|&v| v >= version) {
+        for (key, version, state) in mine {
+            // A counter the peer holds at the same version may still lack
+            // some of the increments this copy has: merging is idempotent,
+            // so it goes too.
+            let counter = state != 0;
+            if theirs
+                .get(&key)
+                .is_some_and(|&v| v > version || (v == version && !counter))
+            {
                 continue;
             }
             let Some(entry) = self.disk.get(&key) else {
@@ -591,7 +608,12 @@ impl<D: Disk> Node<D> {
 
     /// This node's keys and versions in `segments` of `partition`, at most
     /// `limit` of them.
-    fn keys_in(&self, partition: u32, segments: &[u16], limit: usize) -> Vec<(Vec<u8>, Version)> {
+    fn keys_in(
+        &self,
+        partition: u32,
+        segments: &[u16],
+        limit: usize,
+    ) -> Vec<(Vec<u8>, Version, u64)> {
         let mut wanted = [false; SEGMENTS];
         for &s in segments {
             if let Some(slot) = wanted.get_mut(s as usize) {
@@ -600,12 +622,12 @@ impl<D: Disk> Node<D> {
         }
         let ring = &self.ring;
         let mut keys = Vec::new();
-        self.disk.for_each_version(&mut |key, version| {
+        self.disk.for_each_version(&mut |key, version, state| {
             if keys.len() < limit
                 && wanted[segment_of(key) as usize]
                 && ring.key_partition(key) == partition
             {
-                keys.push((key.to_vec(), version));
+                keys.push((key.to_vec(), version, state));
             }
         });
         keys

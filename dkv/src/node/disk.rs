@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{scan_position, EngineStats, Entry, EntryRef, ScanPage};
+use crate::engine::{scan_position, EngineStats, Entry, EntryRef, ScanPage, Supersedes};
 use crate::version::{NodeId, Timestamp, Version};
 use crate::wal::Lsn;
 
@@ -86,6 +86,11 @@ pub struct Applied {
     /// The version the key held just before, if any: a write that did
     /// not win was beaten by it.
     pub held: Option<Version>,
+    /// The state digests of the entry held before and after (see
+    /// [`crate::engine::EntryRef::state_digest`]).
+    pub held_state: u64,
+    /// See `held_state`.
+    pub state: u64,
     /// Wait for this before acknowledging; `None` when the disk promises
     /// nothing more than it already did (no fsync to wait for).
     pub ticket: Option<Ticket>,
@@ -149,9 +154,10 @@ pub trait Disk {
     fn hints(&self) -> Vec<Hint>;
     /// The newest timestamp stored: the clock starts past it.
     fn max_timestamp(&self) -> Timestamp;
-    /// Calls `f` with every local key and its version, tombstones included
-    /// (anti-entropy builds its trees and lists segments with it).
-    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version));
+    /// Calls `f` with every local key, its version and its state digest,
+    /// tombstones included (anti-entropy builds its trees and lists
+    /// segments with it).
+    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version, u64));
     /// Every tombstone held, with its version.
     fn tombstones(&self) -> Vec<(Vec<u8>, Version)>;
     /// Drops the tombstone of `key` if it still has `version` (every
@@ -232,9 +238,9 @@ impl MemDisk {
 }
 
 impl Disk for MemDisk {
-    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version)) {
+    fn for_each_version(&self, f: &mut dyn FnMut(&[u8], Version, u64)) {
         for (key, entry) in &self.written.data {
-            f(key, entry.version);
+            f(key, entry.version, entry.as_ref().state_digest());
         }
     }
 
@@ -276,6 +282,8 @@ impl Disk for MemDisk {
                 was_live: false,
                 held_expires_at: None,
                 held: Some(self.written.floor),
+                held_state: 0,
+                state: 0,
                 ticket: self.ticket(Log::Data),
             });
         }
@@ -283,9 +291,21 @@ impl Disk for MemDisk {
         let was_live = old.is_some_and(|e| !e.is_tombstone());
         let held_expires_at = old.and_then(|e| e.expires_at);
         let held = old.map(|e| e.version);
-        let won = old.is_none_or(|old| old.version < entry.version);
-        if won {
-            self.written.data.insert(key.to_vec(), entry.to_owned());
+        let held_state = old.map_or(0, |e| e.as_ref().state_digest());
+        // The engine's rule: newer wins, copies of one counter merge.
+        let stored = match old.map(|old| crate::engine::supersedes(old.as_ref(), entry)) {
+            None | Some(Supersedes::Whole) => Some(entry.to_owned()),
+            Some(Supersedes::Merged(state, expires_at)) => {
+                Some(EntryRef::counter(entry.version, &state, expires_at).to_owned())
+            }
+            Some(Supersedes::No) => None,
+        };
+        let won = stored.is_some();
+        let state = stored
+            .as_ref()
+            .map_or(held_state, |e| e.as_ref().state_digest());
+        if let Some(stored) = stored {
+            self.written.data.insert(key.to_vec(), stored);
             self.next_lsn += 1;
         }
         Ok(Applied {
@@ -293,6 +313,8 @@ impl Disk for MemDisk {
             was_live,
             held_expires_at,
             held,
+            held_state,
+            state,
             ticket: self.ticket(Log::Data),
         })
     }

@@ -675,6 +675,8 @@ impl<D: Disk> Node<D> {
             let partition = self.ring.key_partition(key);
             self.aae
                 .record(partition, key, applied.held, Some(entry.version));
+            self.aae
+                .record_state(partition, key, applied.held_state, applied.state);
         }
         if let Some(ticket) = applied.ticket.filter(|t| t.log == Log::Data) {
             debug_assert!(

@@ -581,7 +581,7 @@ fn hints_for_nodes_that_are_not_members_are_refused() {
 fn contents(node: &Node<MemDisk>) -> Vec<(Vec<u8>, Version)> {
     let mut out = Vec::new();
     node.disk()
-        .for_each_version(&mut |k, v| out.push((k.to_vec(), v)));
+        .for_each_version(&mut |k, v, _| out.push((k.to_vec(), v)));
     out.sort();
     out
 }

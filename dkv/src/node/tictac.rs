@@ -85,6 +85,27 @@ impl TicTacTree {
         self.branches[segment / LEAVES_PER_BRANCH] ^= delta;
     }
 
+    /// A counter at `key` changed state from `old` to `new` (digests, 0
+    /// for none): copies of one version that differ in their counter
+    /// state then differ in their trees too.
+    pub fn update_state(&mut self, key: &[u8], old: u64, new: u64) {
+        if old == new {
+            return;
+        }
+        let hash = |state: u64| {
+            if state == 0 {
+                return 0;
+            }
+            let mut bytes = key.to_vec();
+            bytes.extend_from_slice(&state.to_le_bytes());
+            (murmur3_x64_128(&bytes, 0x57a7e) as u64).max(1)
+        };
+        let delta = hash(old) ^ hash(new);
+        let segment = segment_of(key) as usize;
+        self.leaves[segment] ^= delta;
+        self.branches[segment / LEAVES_PER_BRANCH] ^= delta;
+    }
+
     /// The XOR of every branch.
     pub fn root(&self) -> u64 {
         self.branches.iter().fold(0, |acc, b| acc ^ b)

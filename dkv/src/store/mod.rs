@@ -74,6 +74,11 @@ pub struct Submitted {
     pub held_expires_at: Option<u64>,
     /// The version the key held just before, if any.
     pub previous: Option<Version>,
+    /// The held and the stored entries' state digests (see
+    /// [`crate::engine::ApplyOutcome`]).
+    pub held_state: u64,
+    /// See `held_state`.
+    pub state: u64,
     /// Wait for this sequence to be durable before acknowledging. For a
     /// losing write it is the latest queued sequence, which covers the
     /// newer write that beat it.
@@ -277,6 +282,8 @@ impl Store {
             was_live: outcome.was_live,
             held_expires_at: outcome.held_expires_at,
             previous: outcome.previous,
+            held_state: outcome.held_state,
+            state: outcome.state,
             lsn,
         })
     }

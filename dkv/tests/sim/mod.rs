@@ -76,12 +76,18 @@ pub enum SimOp {
     Get { key: Vec<u8> },
     Put { key: Vec<u8>, value: Vec<u8> },
     Delete { key: Vec<u8> },
+    /// `INCRBY key delta`.
+    #[allow(dead_code)] // only some simulations send it
+    Add { key: Vec<u8>, delta: i64 },
 }
 
 impl SimOp {
     pub fn key(&self) -> &[u8] {
         match self {
-            SimOp::Get { key } | SimOp::Put { key, .. } | SimOp::Delete { key } => key,
+            SimOp::Get { key }
+            | SimOp::Put { key, .. }
+            | SimOp::Delete { key }
+            | SimOp::Add { key, .. } => key,
         }
     }
 
@@ -94,6 +100,10 @@ impl SimOp {
                 expires_at: None,
             },
             SimOp::Delete { key } => Op::Delete { key },
+            SimOp::Add { key, delta } => Op::Add {
+                key,
+                delta: dkv::counter::Delta::Int(*delta),
+            },
         }
     }
 }
@@ -382,6 +392,7 @@ impl Sim {
             SimOp::Get { .. } => ("get", None),
             SimOp::Put { value, .. } => ("put", Some(value.clone())),
             SimOp::Delete { .. } => ("delete", None),
+            SimOp::Add { delta, .. } => ("add", Some(delta.to_string().into_bytes())),
         };
         self.events += 1;
         self.records.push(Record {
