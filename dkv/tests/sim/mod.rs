@@ -73,12 +73,22 @@ impl Faults {
 /// A request as the simulated client holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimOp {
-    Get { key: Vec<u8> },
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Get {
+        key: Vec<u8>,
+    },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// `INCRBY key delta`.
     #[allow(dead_code)] // only some simulations send it
-    Add { key: Vec<u8>, delta: i64 },
+    Add {
+        key: Vec<u8>,
+        delta: i64,
+    },
 }
 
 impl SimOp {
