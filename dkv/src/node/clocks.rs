@@ -2,8 +2,11 @@
 //! the odd one out.
 //!
 //! Every envelope carries its sender's hybrid-clock reading. The node keeps
-//! the last offset seen from each peer (the peer's reading minus this
-//! node's wall clock when it arrived). When most of the peers heard from
+//! an offset per peer (the peer's reading minus this node's wall clock
+//! when it arrived): the largest of the readings of the last two windows
+//! of [`OFFSET_WINDOW_MS`], since a message's time in flight only ever
+//! makes the peer look behind (a node resuming from a pause reads a
+//! backlog of old messages, and must not take them for a slow clock). When most of the peers heard from
 //! recently are more than `max_clock_drift` behind, this node's clock is
 //! *ahead*: it stops coordinating writes (its stamps would be refused by
 //! its peers, and its own copy would shadow later writes), and says so.
@@ -20,7 +23,7 @@
 //! deadline nor honours one a minute late.
 //!
 //! Readings do not expire: a clock's offset moves by parts per million, so
-//! the last reading of a peer that went quiet still says where it stands.
+//! the last estimate of a peer that went quiet still says where it stands.
 //! Until it has heard from most of the peers it can reach (just after it
 //! starts, say), a node does not know whether its own clock is the odd one
 //! out, and stamps no writes.
@@ -40,12 +43,50 @@ pub enum ClockSkew {
     Behind(u64),
 }
 
-/// The last clock reading of every peer.
+/// How long one window of offset readings lasts (ms of this node's wall
+/// clock): a peer's offset is the largest reading of the current window
+/// and the one before.
+pub(crate) const OFFSET_WINDOW_MS: u64 = 2000;
+
+/// Two middle clocks further apart than this leave the agreed time
+/// unknown (see [`PeerClocks::disputed`]).
+pub(crate) const DISPUTED_MS: u64 = 1000;
+
+/// One peer's recent readings.
+#[derive(Debug, Clone, Copy)]
+struct Readings {
+    /// When the current window began (this node's wall ms).
+    since: u64,
+    current: i64,
+    previous: Option<i64>,
+}
+
+impl Readings {
+    fn record(&mut self, offset: i64, wall: u64) {
+        if wall >= self.since.saturating_add(OFFSET_WINDOW_MS) || wall < self.since {
+            // A window passed (or this clock stepped back): roll over,
+            // keeping the last window only if it just ended.
+            let just_ended = wall < self.since.saturating_add(2 * OFFSET_WINDOW_MS);
+            self.previous = (just_ended && wall >= self.since).then_some(self.current);
+            self.current = offset;
+            self.since = wall;
+        } else {
+            self.current = self.current.max(offset);
+        }
+    }
+
+    fn estimate(&self) -> i64 {
+        self.previous.map_or(self.current, |p| p.max(self.current))
+    }
+}
+
+/// What this node knows of every peer's clock.
 #[derive(Debug, Clone)]
 pub(crate) struct PeerClocks {
-    /// Each peer's clock minus this node's wall clock when its last
-    /// message arrived, in ms.
+    /// Each peer's clock minus this node's wall clock, in ms, as its
+    /// readings estimate it (see [`Readings`]).
     offsets: BTreeMap<NodeId, i64>,
+    readings: BTreeMap<NodeId, Readings>,
     /// How many peers there are: following their time needs more than
     /// half of all of them, heard or not.
     peers: usize,
@@ -64,6 +105,7 @@ impl PeerClocks {
     pub fn new(peers: usize, max_drift_ms: u64) -> PeerClocks {
         PeerClocks {
             offsets: BTreeMap::new(),
+            readings: BTreeMap::new(),
             peers,
             max_drift_ms,
             skew: ClockSkew::InStep,
@@ -73,7 +115,14 @@ impl PeerClocks {
     /// Records `from`'s clock reading, received at this node's `wall`
     /// time.
     pub fn observe(&mut self, from: NodeId, clock: Timestamp, wall: u64) {
-        let offset_ms = clock.millis() as i64 - wall as i64;
+        let reading = clock.millis() as i64 - wall as i64;
+        let readings = self.readings.entry(from).or_insert(Readings {
+            since: wall,
+            current: reading,
+            previous: None,
+        });
+        readings.record(reading, wall);
+        let offset_ms = readings.estimate();
         let side = |offset: i64| {
             let drift = self.max_drift_ms as i64;
             (offset > drift) as i8 - (offset < -drift) as i8
@@ -155,14 +204,30 @@ impl PeerClocks {
             }
             let values = &mut small[..n];
             values.sort_unstable();
-            values[n / 2]
+            median_of_sorted(values)
         } else {
             let mut values: Vec<i64> = self.offsets.values().copied().collect();
             values.push(0);
             values.sort_unstable();
-            values[n / 2]
+            median_of_sorted(&values)
         };
         wall.saturating_add_signed(median)
+    }
+
+    /// How far apart the two middle clocks are when this node knows an
+    /// even number of clocks (its own included) and they are more than
+    /// [`DISPUTED_MS`] apart: a median between them would be a guess, so
+    /// [`PeerClocks::agreed_wall`] is not to be trusted for an expiry.
+    pub fn disputed(&self) -> Option<u64> {
+        let n = self.offsets.len() + 1;
+        if n % 2 == 1 {
+            return None;
+        }
+        let mut values: Vec<i64> = self.offsets.values().copied().collect();
+        values.push(0);
+        values.sort_unstable();
+        let spread = values[n / 2].abs_diff(values[n / 2 - 1]);
+        (spread > DISPUTED_MS).then_some(spread)
     }
 
     /// The cluster's wall time, as best this node can tell: its own, moved
@@ -173,6 +238,23 @@ impl PeerClocks {
             ClockSkew::Ahead(by) => wall.saturating_sub(by),
             ClockSkew::InStep => wall,
         }
+    }
+}
+
+/// The median of sorted offsets; of an even count, the middle one nearer
+/// zero (this node's own clock), so a node that has heard one peer does
+/// not jump to that peer's clock, however far off it is.
+fn median_of_sorted(values: &[i64]) -> i64 {
+    let n = values.len();
+    debug_assert!(n > 0 && values.windows(2).all(|w| w[0] <= w[1]));
+    if n % 2 == 1 {
+        return values[n / 2];
+    }
+    let (low, high) = (values[n / 2 - 1], values[n / 2]);
+    if low.unsigned_abs() <= high.unsigned_abs() {
+        low
+    } else {
+        high
     }
 }
 
@@ -189,6 +271,59 @@ mod tests {
             c.observe(NodeId(id), clock, wall);
         }
         c
+    }
+
+    #[test]
+    fn a_backlog_of_late_messages_does_not_make_a_peer_look_behind() {
+        let mut c = PeerClocks::new(2, 30_000);
+        let at = |c: &mut PeerClocks, wall: u64, offset: i64| {
+            c.observe(
+                NodeId(2),
+                Timestamp::from_millis((wall as i64 + offset) as u64),
+                wall,
+            );
+            c.agreed_wall(1_000_000) as i64 - 1_000_000
+        };
+        let base = 1_000_000_000;
+        assert_eq!(at(&mut c, base, -20), 0); // a tie keeps this clock
+        c.observe(NodeId(3), Timestamp::from_millis(base - 20), base);
+        // Peers 2 and 3 run 20 ms behind; after a 500 ms pause their
+        // queued messages read 500 ms behind, which changes nothing.
+        assert_eq!(at(&mut c, base + 600, -520), -20);
+        assert_eq!(at(&mut c, base + 1000, -30), -20);
+        // Two windows later the old readings are gone: a peer whose clock
+        // really went back is believed.
+        at(&mut c, base + 2 * OFFSET_WINDOW_MS + 10, -400);
+        c.observe(
+            NodeId(3),
+            Timestamp::from_millis(base + 2 * OFFSET_WINDOW_MS + 10 - 400),
+            base + 2 * OFFSET_WINDOW_MS + 10,
+        );
+        assert_eq!(at(&mut c, base + 4 * OFFSET_WINDOW_MS + 20, -400), -400);
+    }
+
+    #[test]
+    fn the_agreed_time_is_the_median_and_a_tie_keeps_this_clock() {
+        let wall = 1_000_000_000;
+        // (peer offsets, agreed offset)
+        let cases: &[(&[(u32, i64)], i64)] = &[
+            (&[], 0),
+            // One peer a minute ahead (a node just restarted, say): a tie
+            // between it and this clock keeps this clock.
+            (&[(2, 60_000)], 0),
+            (&[(2, -40)], 0),
+            (&[(2, 600), (3, 60_000)], 600),
+            (&[(2, -600), (3, -700), (4, 60_000)], 0),
+            (&[(2, 5), (3, 9), (4, 60_000), (5, 70_000)], 9),
+        ];
+        for &(readings, offset) in cases {
+            let agreed = clocks(readings).agreed_wall(wall) as i64 - wall as i64;
+            assert_eq!(agreed, offset, "{readings:?}");
+        }
+        // A tie between clocks far apart is a dispute, not a time.
+        assert_eq!(clocks(&[(2, 60_000)]).disputed(), Some(60_000));
+        assert_eq!(clocks(&[(2, -40)]).disputed(), None);
+        assert_eq!(clocks(&[(2, 600), (3, 60_000)]).disputed(), None);
     }
 
     #[test]
@@ -221,15 +356,12 @@ mod tests {
     }
 
     #[test]
-    fn behind_follows_the_peers_and_a_new_reading_replaces_the_old() {
+    fn behind_follows_the_peers_and_a_reading_two_windows_later_replaces_the_old() {
         let mut c = clocks(&[(2, 60_000), (3, 60_000)]);
         assert_eq!(c.skew(), ClockSkew::Behind(60_000));
         assert_eq!(c.reference_wall(5), 60_005);
-        c.observe(
-            NodeId(3),
-            Timestamp::from_millis(1_000_000_000),
-            1_000_000_000,
-        );
+        let later = 1_000_000_000 + 2 * OFFSET_WINDOW_MS;
+        c.observe(NodeId(3), Timestamp::from_millis(later), later);
         assert_eq!(c.skew(), ClockSkew::InStep);
         assert_eq!(c.reference_wall(5), 5);
     }

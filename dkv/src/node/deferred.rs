@@ -104,7 +104,7 @@ impl<D: Disk> Node<D> {
             Deferred::OwnRead { read, entry } => self.on_read_reply(self.settings.id, read, entry),
             Deferred::Value { op, entry } => {
                 let reply = self.value_reply(entry);
-                self.reply(op, Ok(reply));
+                self.reply(op, reply);
             }
             Deferred::OwnRepair { read, held } => {
                 self.on_repair_ack(self.settings.id, read, Some(held))

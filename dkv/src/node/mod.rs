@@ -692,26 +692,33 @@ impl<D: Disk> Node<D> {
     /// value reads as missing, judged by the agreed time, so every
     /// coordinator lets it go at the same moment whatever the replicas'
     /// clocks did with their copies.
-    fn value_reply(&self, newest: Option<Entry>) -> OpReply {
+    fn value_reply(&self, newest: Option<Entry>) -> OpResult {
+        if newest.as_ref().is_some_and(|e| e.expires_at.is_some()) {
+            // An expiry is judged by the agreed time, which a node that
+            // has not heard its peers' clocks does not know.
+            if let Some(error) = self.expiry_clock_unknown() {
+                return Err(error);
+            }
+        }
         let version = newest.as_ref().map(|e| e.version);
         let live = |entry: &Entry| match entry.expires_at {
             None => entry.value.is_some(),
             Some(_) => entry.live_at(self.expiry_now()),
         };
         match newest {
-            Some(entry) if live(&entry) => OpReply::Value {
+            Some(entry) if live(&entry) => Ok(OpReply::Value {
                 expires_at: entry.expires_at,
                 value: match entry.counter {
                     true => entry.value.as_deref().map(crate::counter::render_encoded),
                     false => entry.value,
                 },
                 version,
-            },
-            _ => OpReply::Value {
+            }),
+            _ => Ok(OpReply::Value {
                 value: None,
                 version,
                 expires_at: None,
-            },
+            }),
         }
     }
 

@@ -93,7 +93,7 @@ impl<D: Disk> Node<D> {
         if self.gate.covers(self.data_barrier) {
             // The common case, answered without a detour through the gate.
             let reply = self.value_reply(entry);
-            self.reply(op, Ok(reply));
+            self.reply(op, reply);
         } else {
             self.defer(self.data_barrier, Deferred::Value { op, entry });
         }
@@ -183,7 +183,7 @@ impl<D: Disk> Node<D> {
                 read.answered = true;
                 let op = read.op;
                 let reply = self.value_reply(newest);
-                self.reply(op, Ok(reply));
+                self.reply(op, reply);
             } else if let Some(newest) = newest {
                 let stale: Vec<NodeId> = read
                     .tally

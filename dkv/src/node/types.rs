@@ -220,6 +220,14 @@ pub enum OpError {
         /// Peers believed up.
         peers: usize,
     },
+    /// The clocks this node knows split evenly between two far apart (a
+    /// member unreachable since it started, say): it cannot tell the
+    /// agreed time, so it judges no expiry.
+    #[error("UNAVAILABLE the clocks this node has heard disagree by {spread_ms} ms with no majority; it cannot judge an expiry until it hears more of them")]
+    ClockDisputed {
+        /// How far apart the two middle clocks are.
+        spread_ms: u64,
+    },
     /// The client's deadline had passed when the node read the request
     /// (after a pause, say): nothing was applied.
     #[error("TIMEOUT the request's deadline passed before it was read; nothing was applied")]

@@ -30,13 +30,30 @@ impl<D: Disk> Node<D> {
         }
     }
 
-    /// Whether this node may stamp a write now; if not, `op` is answered
-    /// with why.
-    pub(super) fn may_stamp(&mut self, op: OpId) -> bool {
+    /// Whether this node's clock is the odd one out is for its peers'
+    /// clocks to say: until it has heard most of those it can reach (or,
+    /// reaching none, any at all), it stamps no write, and says so.
+    pub(super) fn clock_unknown(&self) -> Option<OpError> {
+        self.clocks_unheard(|heard, up| heard * 2 <= up)
+    }
+
+    /// The agreed time expiries go by is the median of every clock: until
+    /// this node has heard every peer it believes up (or, believing none
+    /// up, any), or while the clocks it knows split evenly between two far
+    /// apart, it does not know it well enough to judge an expiry at the
+    /// moment the others do, and says so.
+    pub(super) fn expiry_clock_unknown(&self) -> Option<OpError> {
+        if let Some(error) = self.clocks_unheard(|heard, up| heard < up) {
+            return Some(error);
+        }
+        let spread_ms = self.clocks.disputed()?;
+        Some(OpError::ClockDisputed { spread_ms })
+    }
+
+    /// The error for a node whose heard and reachable peers `unheard`
+    /// finds too few, if it does.
+    fn clocks_unheard(&self, unheard: impl Fn(usize, usize) -> bool) -> Option<OpError> {
         let me = self.settings.id;
-        // Whether this node's clock is the odd one out is for its peers'
-        // clocks to say: until it has heard most of those it can reach
-        // (or, reaching none, any at all), it stamps nothing.
         let (mut peers_up, mut heard) = (0, 0);
         for &member in &self.settings.members {
             if member != me && self.detector.is_up(member) {
@@ -46,15 +63,20 @@ impl<D: Disk> Node<D> {
         }
         let has_peers = self.settings.members.len() > 1;
         let unknown = if peers_up > 0 {
-            heard * 2 <= peers_up
+            unheard(heard, peers_up)
         } else {
             has_peers && !self.clocks.heard_any()
         };
-        if unknown {
-            let error = OpError::ClockUnknown {
-                heard,
-                peers: peers_up,
-            };
+        unknown.then_some(OpError::ClockUnknown {
+            heard,
+            peers: peers_up,
+        })
+    }
+
+    /// Whether this node may stamp a write now; if not, `op` is answered
+    /// with why.
+    pub(super) fn may_stamp(&mut self, op: OpId) -> bool {
+        if let Some(error) = self.clock_unknown() {
             self.reply(op, Err(error));
             return false;
         }

@@ -83,6 +83,13 @@ pub enum SimOp {
     Delete {
         key: Vec<u8>,
     },
+    /// `SET key value PXAT expires_at`.
+    #[allow(dead_code)] // only some simulations send it
+    PutUntil {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expires_at: u64,
+    },
     /// `INCRBY key delta`.
     #[allow(dead_code)] // only some simulations send it
     Add {
@@ -97,6 +104,7 @@ impl SimOp {
             SimOp::Get { key }
             | SimOp::Put { key, .. }
             | SimOp::Delete { key }
+            | SimOp::PutUntil { key, .. }
             | SimOp::Add { key, .. } => key,
         }
     }
@@ -110,6 +118,15 @@ impl SimOp {
                 expires_at: None,
             },
             SimOp::Delete { key } => Op::Delete { key },
+            SimOp::PutUntil {
+                key,
+                value,
+                expires_at,
+            } => Op::Put {
+                key,
+                value,
+                expires_at: Some(*expires_at),
+            },
             SimOp::Add { key, delta } => Op::Add {
                 key,
                 delta: dkv::counter::Delta::Int(*delta),
@@ -298,6 +315,18 @@ impl Sim {
         self.nodes.keys().copied().collect()
     }
 
+    /// The time node `id` judges expiries by now (its agreed time), if it
+    /// runs.
+    pub fn agreed_time(&self, id: NodeId) -> Option<u64> {
+        let wall = self.clock(id).wall;
+        self.nodes[&id].node.as_ref().map(|n| n.expiry_time(wall))
+    }
+
+    /// The true wall-clock time (no node's skew), unix ms.
+    pub fn wall(&self) -> u64 {
+        EPOCH_MS + self.now
+    }
+
     fn clock(&self, id: NodeId) -> Now {
         let skew = self.nodes[&id].skew_ms;
         Now {
@@ -402,6 +431,7 @@ impl Sim {
             SimOp::Get { .. } => ("get", None),
             SimOp::Put { value, .. } => ("put", Some(value.clone())),
             SimOp::Delete { .. } => ("delete", None),
+            SimOp::PutUntil { value, .. } => ("put", Some(value.clone())),
             SimOp::Add { delta, .. } => ("add", Some(delta.to_string().into_bytes())),
         };
         self.events += 1;
