@@ -317,12 +317,14 @@ impl Sim {
 
     /// The time node `id` judges expiries by now (its agreed time), if it
     /// runs.
+    #[allow(dead_code)] // only some simulations ask
     pub fn agreed_time(&self, id: NodeId) -> Option<u64> {
         let wall = self.clock(id).wall;
         self.nodes[&id].node.as_ref().map(|n| n.expiry_time(wall))
     }
 
     /// The true wall-clock time (no node's skew), unix ms.
+    #[allow(dead_code)] // only some simulations ask
     pub fn wall(&self) -> u64 {
         EPOCH_MS + self.now
     }
