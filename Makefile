@@ -42,6 +42,8 @@ bench:
 clippy:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The release build too: debug assertions compile away there.
+	cargo clippy --workspace --release -- -D warnings
 	cd bindings/python && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings
 
 # libdkv for C and C++: libraries, headers, pkg-config file, CMake config.

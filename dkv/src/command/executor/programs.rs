@@ -123,6 +123,7 @@ impl<D: Disk> Executor<D> {
         #[cfg(debug_assertions)]
         let held: Vec<Vec<u8>> = program.reads().into_iter().map(<[u8]>::to_vec).collect();
         let decision = program.decide(found, now, resp3);
+        #[cfg(debug_assertions)]
         debug_assert!(
             decision
                 .writes
