@@ -440,7 +440,7 @@ impl Engine {
         ) {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
-                let held_state = slot.entry().state_digest();
+                let held_state = slot.state_digest();
                 let mut outcome = ApplyOutcome {
                     won: false,
                     was_live: !slot.is_tombstone(),
@@ -450,13 +450,18 @@ impl Engine {
                     state: held_state,
                 };
                 let merged;
-                let entry = match supersedes(slot.entry(), entry) {
-                    Supersedes::No => return outcome,
-                    Supersedes::Whole => entry,
-                    Supersedes::Merged(state, expires_at) => {
-                        merged = state;
-                        EntryRef::counter(version, &merged, expires_at)
-                    }
+                // Only a tie needs the held entry unpacked.
+                let entry = match version.cmp(&slot.version()) {
+                    std::cmp::Ordering::Less => return outcome,
+                    std::cmp::Ordering::Greater => entry,
+                    std::cmp::Ordering::Equal => match supersedes(slot.entry(), entry) {
+                        Supersedes::No => return outcome,
+                        Supersedes::Whole => entry,
+                        Supersedes::Merged(state, expires_at) => {
+                            merged = state;
+                            EntryRef::counter(version, &merged, expires_at)
+                        }
+                    },
                 };
                 let (tombstones, expiring, bytes) = (
                     usize::from(slot.is_tombstone()),
@@ -469,7 +474,7 @@ impl Engine {
                     shard.expiring - expiring + usize::from(slot.expires_at().is_some());
                 shard.entry_bytes = shard.entry_bytes - bytes + slot.heap_bytes();
                 outcome.won = true;
-                outcome.state = slot.entry().state_digest();
+                outcome.state = slot.state_digest();
                 outcome
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {

@@ -123,6 +123,15 @@ impl Slot {
         }
     }
 
+    /// [`EntryRef::state_digest`] of this entry, without unpacking it
+    /// unless it is a counter.
+    pub(crate) fn state_digest(&self) -> u64 {
+        if self.key_len_field() & COUNTER_BIT == 0 {
+            return 0;
+        }
+        self.entry().state_digest()
+    }
+
     /// Heap bytes of this entry's allocation (not counting allocator
     /// overhead).
     pub(crate) fn heap_bytes(&self) -> usize {

@@ -223,6 +223,12 @@ impl Aae {
         }
     }
 
+    /// Whether anti-entropy runs (off for a node alone): when it does not,
+    /// no tree is kept up to date.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// When the next exchange is due, if anti-entropy runs.
     pub fn next_due(&self) -> Option<u64> {
         (self.enabled && !self.pairs.is_empty()).then_some(self.next_at)

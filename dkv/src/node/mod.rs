@@ -671,7 +671,8 @@ impl<D: Disk> Node<D> {
         // Whether the key held something a reader would see: an expired
         // value counts as gone, judged by the cluster's time.
         applied.was_live = applied.held_live_at(self.expiry_now());
-        if applied.won {
+        // Anti-entropy off (a node alone): no placement to hash.
+        if applied.won && self.aae.enabled() {
             let partition = self.ring.key_partition(key);
             self.aae
                 .record(partition, key, applied.held, Some(entry.version));
