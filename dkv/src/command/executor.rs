@@ -38,7 +38,6 @@ use crate::command::reply::{self, DataKind};
 use crate::command::session::Session;
 use crate::command::settings::{ServerStats, Settings};
 use crate::command::stats::{CommandStats, Outcome};
-use crate::command::table;
 use crate::node::{Consistency, Disk, KeyspaceOp, Node, Now, Op, OpError, OpId, Output};
 use crate::peer::Envelope;
 use crate::resp::{self, reply as resp_reply, Limits};
@@ -290,8 +289,8 @@ impl<D: Disk> Executor<D> {
                 return Executed::Answered;
             }
         };
-        let spec = parse::lookup(request).and_then(|spec| {
-            which.index = Some(table::index_of_spec(spec));
+        let spec = parse::lookup(request).and_then(|(index, spec)| {
+            which.index = Some(index);
             if !session.is_authenticated() && !spec.allowed_unauthenticated() {
                 return Err(CommandError::NoAuth);
             }
@@ -347,6 +346,7 @@ impl<D: Disk> Executor<D> {
     }
 
     /// Runs a parsed command.
+    #[inline(always)]
     fn run(
         &mut self,
         call: CallStart<'_>,

@@ -247,23 +247,23 @@ pub enum Command<'a> {
 /// A request's name and table entry, found before its arguments are
 /// looked at (so the caller can check authentication in between, as
 /// Redis does: unknown command, then arity, then `NOAUTH`).
-pub(crate) fn lookup(request: Request<'_>) -> Result<&'static Spec, CommandError> {
+pub(crate) fn lookup(request: Request<'_>) -> Result<(usize, &'static Spec), CommandError> {
     let name = request.name().unwrap_or_default();
     // Command names are short ASCII: lower-case them on the stack.
     let mut lowered = [0u8; 16];
-    let spec = match lowered.get_mut(..name.len()) {
+    let found = match lowered.get_mut(..name.len()) {
         Some(buf) => {
             buf.copy_from_slice(name);
             buf.make_ascii_lowercase();
-            table::lookup(buf)
+            table::lookup_indexed(buf)
         }
         None => None,
     };
-    let spec = spec.ok_or_else(|| CommandError::unknown(name, request.iter().skip(1)))?;
+    let (index, spec) = found.ok_or_else(|| CommandError::unknown(name, request.iter().skip(1)))?;
     if !spec.arity_ok(request.len()) {
         return Err(CommandError::WrongArity(spec.text));
     }
-    Ok(spec)
+    Ok((index, spec))
 }
 
 /// Parses the arguments of a request whose entry [`lookup`] found, at
@@ -546,7 +546,7 @@ mod tests {
     fn parse_line(line: &str) -> Result<String, String> {
         let request = resp::Command::from_args(line.split(' '));
         let request = Request::new(&request);
-        let spec = lookup(request).map_err(|e| e.to_string())?;
+        let (_, spec) = lookup(request).map_err(|e| e.to_string())?;
         parse(spec, request, &|| 1_000_000)
             .map(|c| format!("{c:?}"))
             .map_err(|e| e.to_string())
@@ -684,7 +684,7 @@ mod tests {
     fn key_lists_and_pairs_borrow_the_request() {
         let request = resp::Command::from_args(["MSET", "a", "1", "b", "2"]);
         let request = Request::new(&request);
-        let spec = lookup(request).unwrap();
+        let (_, spec) = lookup(request).unwrap();
         let Ok(Command::MSet { pairs }) = parse(spec, request, &|| 0) else {
             panic!("MSET")
         };
@@ -692,7 +692,7 @@ mod tests {
         assert_eq!(got, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
         let request = resp::Command::from_args(["DEL", "x", "y"]);
         let request = Request::new(&request);
-        let Ok(Command::Del { keys }) = parse(lookup(request).unwrap(), request, &|| 0) else {
+        let Ok(Command::Del { keys }) = parse(lookup(request).unwrap().1, request, &|| 0) else {
             panic!("DEL")
         };
         assert_eq!(keys.len(), 2);

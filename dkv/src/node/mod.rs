@@ -693,6 +693,7 @@ impl<D: Disk> Node<D> {
     /// value reads as missing, judged by the agreed time, so every
     /// coordinator lets it go at the same moment whatever the replicas'
     /// clocks did with their copies.
+    #[inline]
     fn value_reply(&self, newest: Option<Entry>) -> OpResult {
         if newest.as_ref().is_some_and(|e| e.expires_at.is_some()) {
             // An expiry is judged by the agreed time, which a node that
