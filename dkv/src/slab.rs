@@ -62,6 +62,20 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The key the next [`Slab::insert`] will return.
+    pub fn vacant_key(&self) -> Key {
+        match self.free.last() {
+            Some(&index) => Key {
+                index,
+                generation: self.slots[index].0.wrapping_add(1),
+            },
+            None => Key {
+                index: self.slots.len(),
+                generation: 0,
+            },
+        }
+    }
+
     pub fn get(&self, key: Key) -> Option<&T> {
         match self.slots.get(key.index) {
             Some((generation, Some(value))) if *generation == key.generation => Some(value),

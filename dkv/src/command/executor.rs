@@ -474,10 +474,41 @@ impl<D: Disk> Executor<D> {
         parts: usize,
         ops: impl IntoIterator<Item = Op<'a>>,
     ) -> Executed {
-        let results = match parts {
-            1 => Results::One(None),
-            n => Results::Many((0..n).map(|_| None).collect()),
-        };
+        let mut ops = ops.into_iter();
+        if parts == 1 {
+            // One operation, very often answered at once: the call enters
+            // the table only if it has to wait (it gets the key it was
+            // started under, as nothing else inserts meanwhile).
+            let Some(op) = ops.next() else {
+                return Executed::Answered;
+            };
+            let key = self.calls.vacant_key();
+            let op_id = OpId {
+                call: key.to_u64(),
+                part: 0,
+            };
+            self.node
+                .handle_request(start.now, op_id, op, consistency, start.deadline);
+            if let Some(result) = self.node.take_only_reply(op_id) {
+                reply::render(kind, start.resp3, std::slice::from_ref(&result), start.out);
+                return Executed::Answered;
+            }
+            let inserted = self.calls.insert(Call {
+                conn: start.conn,
+                kind: CallKind::Data(kind),
+                resp3: start.resp3,
+                results: Results::One(None),
+                remaining: 1,
+                started: None,
+            });
+            debug_assert_eq!(inserted, key, "the call has the key it was started under");
+            return if self.collect(Some((key, start.out))) {
+                Executed::Answered
+            } else {
+                Executed::Pending(CallId(key.to_u64()))
+            };
+        }
+        let results = Results::Many((0..parts).map(|_| None).collect());
         let key = self.calls.insert(Call {
             conn: start.conn,
             kind: CallKind::Data(kind),
@@ -487,7 +518,7 @@ impl<D: Disk> Executor<D> {
             started: None,
         });
         let call = key.to_u64();
-        for (part, op) in ops.into_iter().enumerate() {
+        for (part, op) in ops.enumerate() {
             debug_assert!(part < parts);
             // Parts are bounded by the argument limit, far below u32::MAX.
             let op_id = OpId {

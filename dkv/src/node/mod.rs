@@ -328,6 +328,21 @@ impl<D: Disk> Node<D> {
         self.outputs.pop_front()
     }
 
+    /// The reply to `op` when it is the only output waiting (a read of a
+    /// node alone, say, answered from memory at once); otherwise `None`,
+    /// and every output stays for [`Node::poll_output`].
+    pub fn take_only_reply(&mut self, op: OpId) -> Option<OpResult> {
+        match self.outputs.front() {
+            Some(Output::Reply { op: first, .. }) if *first == op && self.outputs.len() == 1 => {
+                match self.outputs.pop_front() {
+                    Some(Output::Reply { result, .. }) => Some(result),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// When the node next needs [`Node::handle_tick`] (monotonic ms).
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut next = self.detector.next_deadline();
