@@ -10,7 +10,8 @@
 //! from memory, or with nothing to fsync) or later:
 //!
 //! * finished at once: the reply is appended to the caller's buffer and
-//!   [`Executed::Answered`] returned;
+//!   [`Executed::Answered`] returned (a call of one operation then never
+//!   enters the call table);
 //! * finished later: [`Executed::Pending`] now, and a [`Completion`] with
 //!   the reply from [`Executor::poll_completion`] when it is done.
 //!
