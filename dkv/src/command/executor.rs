@@ -494,30 +494,15 @@ impl<D: Disk> Executor<D> {
                 reply::render(kind, start.resp3, std::slice::from_ref(&result), start.out);
                 return Executed::Answered;
             }
-            let inserted = self.calls.insert(Call {
-                conn: start.conn,
-                kind: CallKind::Data(kind),
-                resp3: start.resp3,
-                results: Results::One(None),
-                remaining: 1,
-                started: None,
-            });
+            let inserted = self
+                .calls
+                .insert(Call::data(start.conn, kind, start.resp3, 1));
             debug_assert_eq!(inserted, key, "the call has the key it was started under");
-            return if self.collect(Some((key, start.out))) {
-                Executed::Answered
-            } else {
-                Executed::Pending(CallId(key.to_u64()))
-            };
+            return self.answered_or_pending(key, start.out);
         }
-        let results = Results::Many((0..parts).map(|_| None).collect());
-        let key = self.calls.insert(Call {
-            conn: start.conn,
-            kind: CallKind::Data(kind),
-            resp3: start.resp3,
-            results,
-            remaining: parts,
-            started: None,
-        });
+        let key = self
+            .calls
+            .insert(Call::data(start.conn, kind, start.resp3, parts));
         let call = key.to_u64();
         for (part, op) in ops.enumerate() {
             debug_assert!(part < parts);
@@ -529,10 +514,16 @@ impl<D: Disk> Executor<D> {
             self.node
                 .handle_request(start.now, op_id, op, consistency, start.deadline);
         }
-        if self.collect(Some((key, start.out))) {
+        self.answered_or_pending(key, start.out)
+    }
+
+    /// Collects what the node answered: the reply of call `key` into `out`
+    /// if it came, or the call's id to wait for.
+    fn answered_or_pending(&mut self, key: Key, out: &mut Vec<u8>) -> Executed {
+        if self.collect(Some((key, out))) {
             Executed::Answered
         } else {
-            Executed::Pending(CallId(call))
+            Executed::Pending(CallId(key.to_u64()))
         }
     }
 
@@ -543,21 +534,12 @@ impl<D: Disk> Executor<D> {
         kind: DataKind,
         request: KeyspaceOp<'_>,
     ) -> Executed {
-        let key = self.calls.insert(Call {
-            conn: start.conn,
-            kind: CallKind::Data(kind),
-            resp3: start.resp3,
-            results: Results::One(None),
-            remaining: 1,
-            started: None,
-        });
+        let key = self
+            .calls
+            .insert(Call::data(start.conn, kind, start.resp3, 1));
         let op = OpId::single(key.to_u64());
         self.node.handle_keyspace(start.now, op, request);
-        if self.collect(Some((key, start.out))) {
-            Executed::Answered
-        } else {
-            Executed::Pending(CallId(key.to_u64()))
-        }
+        self.answered_or_pending(key, start.out)
     }
 
     /// Moves the node's outputs into the transmit and completion queues;

@@ -63,6 +63,22 @@ pub(super) struct Queued {
 }
 
 impl Call {
+    /// A data call of `parts` operations, none answered yet.
+    pub(super) fn data(conn: ConnId, kind: DataKind, resp3: bool, parts: usize) -> Call {
+        let results = match parts {
+            1 => Results::One(None),
+            n => Results::Many((0..n).map(|_| None).collect()),
+        };
+        Call {
+            conn,
+            kind: CallKind::Data(kind),
+            resp3,
+            results,
+            remaining: parts,
+            started: None,
+        }
+    }
+
     /// Records one part's result; true once every part has one.
     pub(super) fn record(&mut self, part: u32, result: OpResult) -> bool {
         let slot = match &mut self.results {
