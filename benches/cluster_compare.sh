@@ -2,9 +2,11 @@
 # A 3-node dkv cluster (N=3, W=2, R=2, --fsync always, three processes)
 # against redis-server with appendfsync always, same machine, same
 # redis-benchmark workloads: clients on one node, then spread over all
-# three. Prints ops/s, p50 and p99 latency, and the dkv/redis ratio.
+# three; each at every pipeline depth of PIPELINES (-P 1 and -P 16 by
+# default). Prints ops/s, p50 and p99 latency, and the dkv/redis ratio.
 #
 #   benches/cluster_compare.sh          # -n 100000
+#   PIPELINES=16 benches/cluster_compare.sh  # -P 16 only
 #   N=20000 benches/cluster_compare.sh  # quicker
 #   BASELINE=/path/to/old/dkv-node benches/cluster_compare.sh
 #                                       # also a cluster of an older build
@@ -18,21 +20,22 @@ SIZE=${SIZE:-64}
 REDIS_PORT=${REDIS_PORT:-16379}
 BASE=${BASE:-17101}
 ROUNDS=${ROUNDS:-1}
+PIPELINES=${PIPELINES:-1 16}
 
 . benches/lib.sh
 
-# csv <port> <test> <clients> <requests> -> "rps p50 p99"
+# csv <port> <test> <clients> <requests> <pipeline> -> "rps p50 p99"
 csv() {
-  redis-benchmark -h 127.0.0.1 -p "$1" -t "$2" -c "$3" -d "$SIZE" -n "$4" -P 1 -r 100000 --csv 2>/dev/null \
+  redis-benchmark -h 127.0.0.1 -p "$1" -t "$2" -c "$3" -d "$SIZE" -n "$4" -P "$5" -r 100000 --csv 2>/dev/null \
     | awk -F'","' 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }'
 }
 
-# spread <test>: clients split over the three nodes, run at once;
-# "sum_rps max_p50 max_p99".
+# spread <test> <pipeline>: clients split over the three nodes, run at
+# once; "sum_rps max_p50 max_p99".
 spread() {
   local per=$((CLIENTS / 3)) n=$((N / 3)) outs=()
   for i in 1 2 3; do
-    csv $((BASE + i - 1)) "$1" "$per" "$n" >"$work/spread.$i" &
+    csv $((BASE + i - 1)) "$1" "$per" "$n" "$2" >"$work/spread.$i" &
     outs+=($!)
   done
   wait "${outs[@]}"
@@ -44,7 +47,9 @@ run_redis() {
   rm -rf "$work/redis"; mkdir -p "$work/redis"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/redis" --save "" --appendonly yes --appendfsync always >/dev/null &
   pids+=($!); wait_port "$REDIS_PORT"
-  for t in set get; do runs[redis,$t]+="$(csv "$REDIS_PORT" "$t" "$CLIENTS" "$N");"; done
+  for p in $PIPELINES; do
+    for t in set get; do runs[redis,$p,$t]+="$(csv "$REDIS_PORT" "$t" "$CLIENTS" "$N" "$p");"; done
+  done
   stop_all
 }
 
@@ -64,9 +69,11 @@ run_cluster() {
   done
   for i in 1 2 3; do wait_port $((BASE + i - 1)); done
   sleep 1 # let the nodes connect and see each other up
-  for t in set get; do
-    runs[$2one,$t]+="$(csv "$BASE" "$t" "$CLIENTS" "$N");"
-    runs[$2spread,$t]+="$(spread "$t");"
+  for p in $PIPELINES; do
+    for t in set get; do
+      runs[$2one,$p,$t]+="$(csv "$BASE" "$t" "$CLIENTS" "$N" "$p");"
+      runs[$2spread,$p,$t]+="$(spread "$t" "$p");"
+    done
   done
   stop_all
 }
@@ -86,14 +93,15 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 for key in "${!runs[@]}"; do result[$key]=$(median_rows "${runs[$key]}"); done
 
-printf '\nredis-benchmark -c %s -d %s -n %s -P 1 on %s cores; dkv: 3 processes, N=3 W=2 R=2, fsync always; median of %s round(s)\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)" "$ROUNDS"
-printf '%-40s %5s %10s %8s %8s %7s\n' "target" "op" "ops/s" "p50 ms" "p99 ms" "ratio"
+printf '\nredis-benchmark -c %s -d %s -n %s on %s cores; dkv: 3 processes, N=3 W=2 R=2, fsync always; median of %s round(s)\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)" "$ROUNDS"
+printf '%-40s %4s %5s %10s %8s %8s %7s\n' "target" "-P" "op" "ops/s" "p50 ms" "p99 ms" "ratio"
+for p in $PIPELINES; do
 for t in set get; do
-  read -r rr rp50 rp99 <<<"${result[redis,$t]}"
+  read -r rr rp50 rp99 <<<"${result[redis,$p,$t]}"
   whos="redis one spread"
   [ -n "${BASELINE:-}" ] && whos="$whos oldone oldspread"
   for who in $whos; do
-    read -r r p50 p99 <<<"${result[$who,$t]}"
+    read -r r p50 p99 <<<"${result[$who,$p,$t]}"
     case $who in
       redis) label="redis-server appendfsync always" ;;
       one) label="dkv cluster, clients on node 1" ;;
@@ -102,6 +110,7 @@ for t in set get; do
       oldspread) label="baseline cluster, clients on all 3" ;;
     esac
     ratio=$(awk -v d="$r" -v b="$rr" 'BEGIN { printf "%.2f", d / b }')
-    printf '%-40s %5s %10.0f %8s %8s %7s\n' "$label" "${t^^}" "$r" "$p50" "$p99" "$ratio"
+    printf '%-40s %4s %5s %10.0f %8s %8s %7s\n' "$label" "$p" "${t^^}" "$r" "$p50" "$p99" "$ratio"
   done
+done
 done
