@@ -683,6 +683,12 @@ impl<D: Disk> Node<D> {
     /// must wait for.
     fn apply_local(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError> {
         let mut applied = self.disk.apply(key, entry)?;
+        if applied.won {
+            // Every stamp stored here is behind this node's clock, so a
+            // write it stamps next supersedes its own copy (`start_write`
+            // relies on it). Replicated writes passed the drift check.
+            self.clock.advance_to(entry.version.timestamp);
+        }
         // Whether the key held something a reader would see: an expired
         // value counts as gone, judged by the cluster's time.
         applied.was_live = applied.held_live_at(self.expiry_now());

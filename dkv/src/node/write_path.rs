@@ -113,11 +113,15 @@ impl<D: Disk> Node<D> {
             let version = Version::new(self.clock.tick(self.reference_wall()), me);
             return self.write_alone(op, key, EntryRef::new(version, value, expires_at));
         }
-        // Stamp past this node's own copy of the key: its own part of the
-        // write then always supersedes what it holds.
-        if let Some(held) = self.disk.version_of(key) {
-            self.clock.advance_to(held.timestamp);
-        }
+        // The clock is past every stamp this node holds (`apply_local`
+        // moves it past each it stores), so its own part of the write
+        // always supersedes its copy: no lookup of the key needed.
+        debug_assert!(
+            self.disk
+                .version_of(key)
+                .is_none_or(|held| held.timestamp <= self.clock.last()),
+            "the clock is past this node's copy of the key"
+        );
         let detector = &self.detector;
         let plan = coordinator::plan_write(&self.ring, key, n, |id| detector.is_up(id));
         if plan.reachable < required {
