@@ -194,22 +194,14 @@ impl PeerClocks {
         if self.offsets.is_empty() {
             return wall;
         }
-        // Asked on every read and write: no allocation for a cluster of up
-        // to 32 nodes.
-        let mut small = [0i64; 32];
-        let n = self.offsets.len() + 1;
-        let median = if n <= small.len() {
-            for (slot, &offset) in small.iter_mut().zip(self.offsets.values()) {
-                *slot = offset;
-            }
-            let values = &mut small[..n];
-            values.sort_unstable();
-            median_of_sorted(values)
+        // Of an even count, the middle one nearer zero (this node's own
+        // clock), so a node that has heard one peer does not jump to that
+        // peer's clock, however far off it is.
+        let (low, high) = self.middle_offsets();
+        let median = if low.unsigned_abs() <= high.unsigned_abs() {
+            low
         } else {
-            let mut values: Vec<i64> = self.offsets.values().copied().collect();
-            values.push(0);
-            values.sort_unstable();
-            median_of_sorted(&values)
+            high
         };
         wall.saturating_add_signed(median)
     }
@@ -219,15 +211,31 @@ impl PeerClocks {
     /// [`DISPUTED_MS`] apart: a median between them would be a guess, so
     /// [`PeerClocks::agreed_wall`] is not to be trusted for an expiry.
     pub fn disputed(&self) -> Option<u64> {
-        let n = self.offsets.len() + 1;
-        if n % 2 == 1 {
-            return None;
-        }
-        let mut values: Vec<i64> = self.offsets.values().copied().collect();
-        values.push(0);
-        values.sort_unstable();
-        let spread = values[n / 2].abs_diff(values[n / 2 - 1]);
+        let (low, high) = self.middle_offsets();
+        let spread = high.abs_diff(low);
         (spread > DISPUTED_MS).then_some(spread)
+    }
+
+    /// The middle two of every known offset and this node's own (zero), in
+    /// order; of an odd count, the median twice. Asked on every read and
+    /// write: no allocation for a cluster of up to 32 nodes.
+    fn middle_offsets(&self) -> (i64, i64) {
+        let n = self.offsets.len() + 1;
+        let middle = |values: &mut [i64]| {
+            values.sort_unstable();
+            (values[(n - 1) / 2], values[n / 2])
+        };
+        let mut small = [0i64; 32];
+        if n <= small.len() {
+            for (slot, &offset) in small.iter_mut().zip(self.offsets.values()) {
+                *slot = offset;
+            }
+            middle(&mut small[..n])
+        } else {
+            let mut values: Vec<i64> = self.offsets.values().copied().collect();
+            values.push(0);
+            middle(&mut values)
+        }
     }
 
     /// The cluster's wall time, as best this node can tell: its own, moved
@@ -238,23 +246,6 @@ impl PeerClocks {
             ClockSkew::Ahead(by) => wall.saturating_sub(by),
             ClockSkew::InStep => wall,
         }
-    }
-}
-
-/// The median of sorted offsets; of an even count, the middle one nearer
-/// zero (this node's own clock), so a node that has heard one peer does
-/// not jump to that peer's clock, however far off it is.
-fn median_of_sorted(values: &[i64]) -> i64 {
-    let n = values.len();
-    debug_assert!(n > 0 && values.windows(2).all(|w| w[0] <= w[1]));
-    if n % 2 == 1 {
-        return values[n / 2];
-    }
-    let (low, high) = (values[n / 2 - 1], values[n / 2]);
-    if low.unsigned_abs() <= high.unsigned_abs() {
-        low
-    } else {
-        high
     }
 }
 
