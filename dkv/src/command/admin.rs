@@ -15,6 +15,7 @@ use crate::command::parse::{
 use crate::command::session::Session;
 use crate::command::settings::{ServerStats, Settings};
 use crate::command::table::{self, Spec};
+use crate::engine::Entry;
 use crate::glob::glob_match;
 use crate::node::{Disk, Node, Now};
 use crate::resp::reply;
@@ -60,13 +61,15 @@ pub(crate) fn run<D: Disk>(
             reply::bulk(out, (micros / 1_000_000).to_string().as_bytes());
             reply::bulk(out, (micros % 1_000_000).to_string().as_bytes());
         }
-        Command::Local { key } => {
-            let entry = context.node.disk().get(key);
-            match entry.as_ref().and_then(|e| e.as_ref().readable_value()) {
-                Some(value) => reply::bulk(out, &value),
-                None => reply::null(out, session.resp3()),
-            }
-        }
+        Command::Local { key } => match context
+            .node
+            .disk()
+            .get(key)
+            .and_then(Entry::into_readable_value)
+        {
+            Some(value) => reply::bulk(out, &value),
+            None => reply::null(out, session.resp3()),
+        },
         Command::Info { sections } => {
             let text = info::render(context, sections.iter());
             reply::bulk(out, text.as_bytes());

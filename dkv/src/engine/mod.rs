@@ -92,6 +92,15 @@ impl Entry {
     pub fn live_at(&self, now_ms: u64) -> bool {
         self.as_ref().live_at(now_ms)
     }
+
+    /// The value as a client reads it: a counter's rendered, other values
+    /// as stored; `None` for a tombstone.
+    pub fn into_readable_value(self) -> Option<Vec<u8>> {
+        match self.counter {
+            true => self.value.as_deref().map(crate::counter::render_encoded),
+            false => self.value,
+        }
+    }
 }
 
 /// An [`Entry`] borrowed: what a write stores, as every layer passes it.
@@ -156,17 +165,6 @@ impl<'a> EntryRef<'a> {
             (true, Some(state)) => (crate::hash::murmur3_x64_128(state, 0x5747) as u64).max(1),
             _ => 0,
         }
-    }
-
-    /// The value as a client reads it: a counter's rendered, other values
-    /// as stored; `None` for a tombstone.
-    pub fn readable_value(&self) -> Option<std::borrow::Cow<'a, [u8]>> {
-        let value = self.value?;
-        Some(if self.counter {
-            std::borrow::Cow::Owned(crate::counter::render_encoded(value))
-        } else {
-            std::borrow::Cow::Borrowed(value)
-        })
     }
 
     /// Whether a reader at `now_ms` (unix ms) sees a value: not a tombstone

@@ -731,10 +731,7 @@ impl<D: Disk> Node<D> {
         match newest {
             Some(entry) if live(&entry) => Ok(OpReply::Value {
                 expires_at: entry.expires_at,
-                value: match entry.counter {
-                    true => entry.value.as_deref().map(crate::counter::render_encoded),
-                    false => entry.value,
-                },
+                value: entry.into_readable_value(),
                 version,
             }),
             _ => Ok(OpReply::Value {
