@@ -27,13 +27,27 @@ pub fn segment_of(key: &[u8]) -> u16 {
 
 /// What one key at one version adds to its leaf.
 pub fn entry_hash(key: &[u8], version: Version) -> u64 {
-    let mut bytes = Vec::with_capacity(key.len() + 12);
-    bytes.extend_from_slice(&version.timestamp.0.to_le_bytes());
-    bytes.extend_from_slice(&version.node_id.0.to_le_bytes());
-    bytes.extend_from_slice(key);
-    let hash = murmur3_x64_128(&bytes, 0x7ac7ac) as u64;
-    // Zero would make a key invisible to the tree.
-    hash.max(1)
+    let mut prefix = [0u8; 12];
+    prefix[..8].copy_from_slice(&version.timestamp.0.to_le_bytes());
+    prefix[8..].copy_from_slice(&version.node_id.0.to_le_bytes());
+    leaf_hash(&prefix, key, 0x7ac7ac)
+}
+
+/// What a counter's state digest adds to its key's leaf (0 for none).
+fn state_hash(key: &[u8], state: u64) -> u64 {
+    if state == 0 {
+        return 0;
+    }
+    leaf_hash(key, &state.to_le_bytes(), 0x57a7e)
+}
+
+/// MurmurHash3 of `first` then `second` under `seed`, never zero (zero
+/// would make a key invisible to the tree).
+fn leaf_hash(first: &[u8], second: &[u8], seed: u32) -> u64 {
+    let mut bytes = Vec::with_capacity(first.len() + second.len());
+    bytes.extend_from_slice(first);
+    bytes.extend_from_slice(second);
+    (murmur3_x64_128(&bytes, seed) as u64).max(1)
 }
 
 /// One partition's tree.
@@ -92,15 +106,7 @@ impl TicTacTree {
         if old == new {
             return;
         }
-        let hash = |state: u64| {
-            if state == 0 {
-                return 0;
-            }
-            let mut bytes = key.to_vec();
-            bytes.extend_from_slice(&state.to_le_bytes());
-            (murmur3_x64_128(&bytes, 0x57a7e) as u64).max(1)
-        };
-        let delta = hash(old) ^ hash(new);
+        let delta = state_hash(key, old) ^ state_hash(key, new);
         let segment = segment_of(key) as usize;
         self.leaves[segment] ^= delta;
         self.branches[segment / LEAVES_PER_BRANCH] ^= delta;

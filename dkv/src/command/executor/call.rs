@@ -17,6 +17,16 @@ pub(super) enum Results {
     Many(Vec<Option<OpResult>>),
 }
 
+impl Results {
+    /// Room for `parts` results, none in yet.
+    fn awaiting(parts: usize) -> Results {
+        match parts {
+            1 => Results::One(None),
+            n => Results::Many((0..n).map(|_| None).collect()),
+        }
+    }
+}
+
 /// A data command waiting for its operations.
 #[derive(Debug)]
 pub(super) struct Call {
@@ -65,15 +75,11 @@ pub(super) struct Queued {
 impl Call {
     /// A data call of `parts` operations, none answered yet.
     pub(super) fn data(conn: ConnId, kind: DataKind, resp3: bool, parts: usize) -> Call {
-        let results = match parts {
-            1 => Results::One(None),
-            n => Results::Many((0..n).map(|_| None).collect()),
-        };
         Call {
             conn,
             kind: CallKind::Data(kind),
             resp3,
-            results,
+            results: Results::awaiting(parts),
             remaining: parts,
             started: None,
         }
@@ -106,10 +112,7 @@ impl Call {
 
     /// Makes room for `parts` new results (a program's next step).
     pub(super) fn expect(&mut self, parts: usize) {
-        self.results = match parts {
-            1 => Results::One(None),
-            n => Results::Many((0..n).map(|_| None).collect()),
-        };
+        self.results = Results::awaiting(parts);
         self.remaining = parts;
     }
 
