@@ -138,6 +138,11 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     request_timeout_ms: u64,
 
+    /// A read asks only the replicas it must hear; one still unanswered
+    /// after this many milliseconds asks the other reachable replicas too.
+    #[arg(long, default_value_t = 20)]
+    read_hedge_ms: u64,
+
     /// Heartbeat period between nodes, in milliseconds.
     #[arg(long, default_value_t = 250)]
     heartbeat_interval_ms: u64,
@@ -257,6 +262,7 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
     };
     let replication = &mut config.replication;
     replication.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    replication.read_hedge_after = Duration::from_millis(args.read_hedge_ms.max(1));
     replication.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms.max(1));
     replication.failure_timeout = Duration::from_millis(args.failure_timeout_ms.max(1));
     replication.max_hints_per_target = args.max_hints_per_node.max(1);

@@ -172,6 +172,7 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             lines.add("hints_delivered", stats.hints_delivered);
             lines.add("hints_dropped", stats.hints_dropped);
             lines.add("read_repairs", stats.read_repairs);
+            lines.add("read_hedges", stats.read_hedges);
             lines.add("quorum_failures", stats.quorum_failures);
             lines.add("clock_refusals", stats.clock_refusals);
             lines.add("restamps", stats.restamps);

@@ -9,14 +9,21 @@
 //! stayed silent get a hint kept by the coordinator, so replicas converge
 //! even when messages are lost.
 //!
-//! A read asks every reachable replica of the preference list, answers at
-//! R replies with the newest version, and once all have answered (or the
-//! deadline passes) the node sends that newest version to the replicas
-//! that were stale: read repair.
+//! A read asks as many reachable replicas of the preference list as it
+//! must hear (R, or the N - R + 1 its answer must be on when that is
+//! more): this node first when it holds a copy, then the others in turn,
+//! so that reads spread over the replicas. The other reachable replicas
+//! are spares: one is asked when an asked replica cannot be reached, and
+//! all are when the read has not answered by its hedge time (a replica
+//! that is paused or slow, not yet believed down). It answers at R
+//! replies with the newest version, and once all asked have answered (or
+//! the deadline passes) the node sends that newest version to the
+//! replicas that were stale: read repair.
 //!
-//! Deadlines are `now + request_timeout`, so they arrive in the order the
-//! requests started: a FIFO queue is the timer table, and a request that
-//! finished early leaves a stale entry that is skipped when it comes due.
+//! Deadlines are `now + request_timeout`, and hedge times `now +
+//! read_hedge_after`, so each arrives in the order the requests started: a
+//! FIFO queue is a timer table, and a request that finished early leaves a
+//! stale entry that is skipped when it comes due.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -75,17 +82,35 @@ pub(crate) fn plan_write(
     WritePlan { targets, reachable }
 }
 
-/// The owners of `key` a read asks: those believed up.
+/// The owners of `key` a read may ask: those believed up, in the order to
+/// ask them. `me` comes first when it is one (its copy costs no message);
+/// the others are rotated by `turn`, so that successive reads of one
+/// coordinator spread over them.
 pub(crate) fn plan_read(
     ring: &Ring,
     key: &[u8],
     n: usize,
+    me: NodeId,
+    turn: usize,
     is_up: impl Fn(NodeId) -> bool,
 ) -> Vec<NodeId> {
-    ring.preference_list(key, n)
+    let mut owners: Vec<NodeId> = ring
+        .preference_list(key, n)
         .into_iter()
         .filter(|&node| is_up(node))
-        .collect()
+        .collect();
+    let others = match owners.iter().position(|&node| node == me) {
+        Some(at) => {
+            owners[..=at].rotate_right(1);
+            &mut owners[1..]
+        }
+        None => &mut owners[..],
+    };
+    if !others.is_empty() {
+        let by = turn % others.len();
+        others.rotate_left(by);
+    }
+    owners
 }
 
 /// A write this node coordinates (one attempt of it: a write stamped
@@ -171,6 +196,10 @@ pub(crate) struct Coordinator {
     writes: HashMap<WriteId, WriteOp>,
     reads: HashMap<ReadId, ReadOp>,
     deadlines: VecDeque<(u64, Pending)>,
+    /// When reads with spares ask them all, if they have not answered.
+    hedges: VecDeque<(u64, ReadId)>,
+    /// Reads planned so far: which replica a read asks first, in turn.
+    read_turn: usize,
 }
 
 impl Coordinator {
@@ -194,6 +223,38 @@ impl Coordinator {
     pub fn open_read(&mut self, id: ReadId, read: ReadOp, deadline: u64) {
         self.reads.insert(id, read);
         self.push_deadline(deadline, Pending::Read(id));
+    }
+
+    /// Asks for `id`'s spares at `at` (monotonic ms) unless it has
+    /// answered by then.
+    pub fn hedge_read(&mut self, id: ReadId, at: u64) {
+        debug_assert!(
+            self.hedges.back().is_none_or(|(t, _)| *t <= at),
+            "hedge times arrive in order"
+        );
+        self.hedges.push_back((at, id));
+    }
+
+    /// The reads whose hedge time is at or before `now` and that are still
+    /// in flight.
+    pub fn hedges_due(&mut self, now: u64) -> Vec<ReadId> {
+        let mut due = Vec::new();
+        while let Some(&(at, id)) = self.hedges.front() {
+            if at > now {
+                break;
+            }
+            self.hedges.pop_front();
+            if self.reads.contains_key(&id) {
+                due.push(id);
+            }
+        }
+        due
+    }
+
+    /// The turn of the next read planned (see [`plan_read`]).
+    pub fn next_read_turn(&mut self) -> usize {
+        self.read_turn = self.read_turn.wrapping_add(1);
+        self.read_turn
     }
 
     pub fn write_mut(&mut self, id: WriteId) -> Option<&mut WriteOp> {
@@ -240,7 +301,12 @@ impl Coordinator {
     /// The earliest deadline queued (possibly of a request that already
     /// finished: waking for it is harmless).
     pub fn next_deadline(&self) -> Option<u64> {
-        self.deadlines.front().map(|(d, _)| *d)
+        let deadline = self.deadlines.front().map(|(d, _)| *d);
+        let hedge = self.hedges.front().map(|(t, _)| *t);
+        match (deadline, hedge) {
+            (Some(d), Some(h)) => Some(d.min(h)),
+            (d, h) => d.or(h),
+        }
     }
 
     /// Requests in flight.
@@ -253,6 +319,19 @@ impl Coordinator {
 mod tests {
     use super::*;
     use crate::node::ids::RequestIds;
+
+    fn read_op() -> ReadOp {
+        ReadOp {
+            op: OpId::single(0),
+            key: Vec::new(),
+            tally: ReadTally::new(vec![NodeId(1)], 1),
+            needed: 1,
+            answered: false,
+            repaired: Vec::new(),
+            repair_acks: Vec::new(),
+            asked_again: Vec::new(),
+        }
+    }
 
     fn ring(n: u32) -> Ring {
         let members: Vec<NodeId> = (1..=n).map(NodeId).collect();
@@ -276,7 +355,51 @@ mod tests {
             .find(|t| t.stands_in_for == Some(down))
             .expect("a stand-in");
         assert!(!owners.contains(&stand_in.node));
-        assert_eq!(plan_read(&ring, key, 3, |n| n != down).len(), 2);
+        assert_eq!(
+            plan_read(&ring, key, 3, NodeId(9), 0, |n| n != down).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_read_asks_its_own_copy_first_and_the_others_in_turn() {
+        let ring = ring(5);
+        let key = b"some key";
+        let owners = ring.preference_list(key, 3);
+        let me = owners[2];
+        let mut firsts = Vec::new();
+        for turn in 0..4 {
+            let plan = plan_read(&ring, key, 3, me, turn, |_| true);
+            assert_eq!(plan[0], me);
+            let mut sorted = plan.clone();
+            sorted.sort();
+            let mut expected = owners.clone();
+            expected.sort();
+            assert_eq!(sorted, expected, "every owner, once");
+            firsts.push(plan[1]);
+        }
+        assert_eq!(firsts, [owners[0], owners[1], owners[0], owners[1]]);
+        let stranger = (1..=5).map(NodeId).find(|n| !owners.contains(n)).unwrap();
+        let plan = plan_read(&ring, key, 3, stranger, 1, |_| true);
+        assert_eq!(plan, [owners[1], owners[2], owners[0]]);
+    }
+
+    #[test]
+    fn hedges_come_due_in_order_and_only_for_reads_in_flight() {
+        let mut ids = RequestIds::new(0);
+        let mut c = Coordinator::new();
+        let (a, b) = (ids.read(), ids.read());
+        for id in [a, b] {
+            c.open_read(id, read_op(), 100);
+        }
+        c.hedge_read(a, 5);
+        c.hedge_read(b, 7);
+        assert_eq!(c.next_deadline(), Some(5));
+        assert!(c.finish_read(a).is_some());
+        assert!(c.hedges_due(6).is_empty(), "a finished: no hedge");
+        assert_eq!(c.next_deadline(), Some(7));
+        assert_eq!(c.hedges_due(7), [b]);
+        assert_eq!(c.next_deadline(), Some(100));
     }
 
     #[test]
@@ -301,20 +424,7 @@ mod tests {
         let mut c = Coordinator::new();
         let (a, b) = (ids.read(), ids.read());
         for (id, deadline) in [(a, 10), (b, 20)] {
-            c.open_read(
-                id,
-                ReadOp {
-                    op: OpId::single(0),
-                    key: Vec::new(),
-                    tally: ReadTally::new(vec![NodeId(1)], 1),
-                    needed: 1,
-                    answered: false,
-                    repaired: Vec::new(),
-                    repair_acks: Vec::new(),
-                    asked_again: Vec::new(),
-                },
-                deadline,
-            );
+            c.open_read(id, read_op(), deadline);
         }
         assert!(c.finish_read(a).is_some());
         assert_eq!(c.next_deadline(), Some(10));

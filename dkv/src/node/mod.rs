@@ -91,6 +91,8 @@ mod expiry_tests;
 #[cfg(test)]
 mod keyspace_tests;
 #[cfg(test)]
+mod read_path_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
@@ -589,6 +591,9 @@ impl<D: Disk> Node<D> {
             for peer in peers {
                 self.send(peer, Message::Heartbeat);
             }
+        }
+        for read in self.coordinator.hedges_due(now.mono) {
+            self.on_read_hedge(read);
         }
         for expired in self.coordinator.expire(now.mono) {
             match expired {

@@ -177,6 +177,9 @@ pub(crate) struct ReadProgress {
 #[derive(Debug, Clone)]
 pub(crate) struct ReadTally {
     asked: Vec<NodeId>,
+    /// Owners believed up but not asked yet: asked when one asked cannot
+    /// be reached, or when the read is slow (`take_spare`).
+    spares: Vec<NodeId>,
     replies: Vec<(NodeId, Option<Entry>)>,
     /// Asked, but could not be reached: they will never reply.
     failed: Vec<NodeId>,
@@ -191,9 +194,30 @@ impl ReadTally {
             replies: Vec::with_capacity(asked.len()),
             failed: Vec::new(),
             asked,
+            spares: Vec::new(),
             required,
             reached: false,
         }
+    }
+
+    /// The tally of a read that asks `asked` and keeps `spares` in reserve.
+    pub fn with_spares(mut self, spares: Vec<NodeId>) -> ReadTally {
+        debug_assert!(
+            spares.iter().all(|s| !self.asked.contains(s)),
+            "a spare is not asked yet"
+        );
+        self.spares = spares;
+        self
+    }
+
+    /// Moves the next spare into the asked set and returns it, to be asked.
+    pub fn take_spare(&mut self) -> Option<NodeId> {
+        if self.spares.is_empty() {
+            return None;
+        }
+        let spare = self.spares.remove(0);
+        self.asked.push(spare);
+        Some(spare)
     }
 
     fn answered_already(&self, from: NodeId) -> bool {
@@ -207,9 +231,9 @@ impl ReadTally {
         }
     }
 
-    /// Whether R can still be reached.
+    /// Whether R can still be reached, with the spares.
     pub fn can_reach(&self) -> bool {
-        self.asked.len() - self.failed.len() >= self.required
+        self.asked.len() + self.spares.len() - self.failed.len() >= self.required
     }
 
     /// Records `from`'s answer; one from a node not asked, or a repeat,
@@ -287,8 +311,9 @@ impl ReadTally {
         self.replies.len()
     }
 
-    pub fn asked(&self) -> usize {
-        self.asked.len()
+    /// Replicas asked or kept in reserve: every one the read could hear.
+    pub fn reachable(&self) -> usize {
+        self.asked.len() + self.spares.len()
     }
 
     pub fn required(&self) -> usize {

@@ -1,6 +1,8 @@
-//! The coordinator's control flow for reads: ask the reachable owners,
-//! answer with the newest version at R replies, fail at once when R is out
-//! of reach, and repair the replicas that answered with something older.
+//! The coordinator's control flow for reads: ask as many reachable owners
+//! as the read must hear (the others are spares, asked when one cannot be
+//! reached or when the read is slow), answer with the newest version at R
+//! replies, fail at once when R is out of reach, and repair the replicas
+//! that answered with something older.
 //! The state lives in `coordinator.rs` and `quorum.rs`.
 //!
 //! Quorum reads are monotonic: a quorum read answers only once the newest
@@ -32,36 +34,44 @@ impl<D: Disk> Node<D> {
             return self.read_alone(op, key);
         }
         let detector = &self.detector;
-        let asked = coordinator::plan_read(&self.ring, key, n, |id| detector.is_up(id));
-        if asked.len() < required {
+        let turn = self.coordinator.next_read_turn();
+        let mut owners =
+            coordinator::plan_read(&self.ring, key, n, me, turn, |id| detector.is_up(id));
+        if owners.len() < required {
             let error = OpError::Unavailable {
                 answered: 0,
                 required,
                 replicas: n,
-                reachable: asked.len(),
+                reachable: owners.len(),
             };
             self.reply(op, Err(error));
             return;
         }
-        if asked == [me] {
-            return self.read_alone(op, key);
-        }
-        let read = self.ids.read();
-        let deadline = self.deadline();
         // Weaker than a quorum read: no waiting for repairs.
         let needed = if required >= self.settings.read_quorum {
             (n + 1)
                 .saturating_sub(self.settings.read_quorum)
-                .min(asked.len())
+                .min(owners.len())
         } else {
             0
         };
+        let spares = owners.split_off(required.max(needed));
+        let asked = owners;
+        if asked == [me] && spares.is_empty() {
+            return self.read_alone(op, key);
+        }
+        let read = self.ids.read();
+        let deadline = self.deadline();
+        if !spares.is_empty() {
+            let hedge_at = self.now.mono + self.settings.read_hedge_after.as_millis() as u64;
+            self.coordinator.hedge_read(read, hedge_at);
+        }
         self.coordinator.open_read(
             read,
             ReadOp {
                 op,
                 key: key.to_vec(),
-                tally: ReadTally::new(asked.clone(), required),
+                tally: ReadTally::new(asked.clone(), required).with_spares(spares),
                 needed,
                 answered: false,
                 repaired: Vec::new(),
@@ -71,18 +81,27 @@ impl<D: Disk> Node<D> {
             deadline,
         );
         for node in asked {
-            if node == me {
-                let entry = self.local_entry(key);
-                self.defer(self.data_barrier, Deferred::OwnRead { read, entry });
-            } else {
-                self.send(
-                    node,
-                    Message::Read {
-                        request: read.into(),
-                        key: key.to_vec(),
-                    },
-                );
-            }
+            self.ask(node, read, key);
+        }
+    }
+
+    /// A read that has not answered by its hedge time asks every spare: an
+    /// asked replica may be paused or slow without being believed down.
+    pub(super) fn on_read_hedge(&mut self, id: ReadId) {
+        let Some(read) = self.coordinator.read_mut(id) else {
+            return;
+        };
+        if read.answered {
+            return;
+        }
+        let key = read.key.clone();
+        let mut spares = Vec::new();
+        while let Some(spare) = read.tally.take_spare() {
+            spares.push(spare);
+        }
+        self.stats.read_hedges += spares.len() as u64;
+        for spare in spares {
+            self.ask(spare, id, &key);
         }
     }
 
@@ -244,6 +263,11 @@ impl<D: Disk> Node<D> {
             return;
         };
         read.tally.fail(from);
+        if let Some(spare) = (!read.answered).then(|| read.tally.take_spare()).flatten() {
+            let key = read.key.clone();
+            self.ask(spare, id, &key);
+            return;
+        }
         if read.tally.reached() || read.tally.can_reach() {
             return;
         }
@@ -273,7 +297,7 @@ impl<D: Disk> Node<D> {
                 answered: read.tally.answered(),
                 required: read.tally.required(),
                 replicas: self.settings.replication_factor,
-                reachable: read.tally.asked(),
+                reachable: read.tally.reachable(),
             };
             self.reply(read.op, Err(error));
         }

@@ -310,6 +310,9 @@ pub struct NodeSettings {
     pub aae_interval: Duration,
     /// Timestamps further ahead of the wall clock are refused.
     pub max_clock_drift: Duration,
+    /// A read asks only the replicas it must hear; one that has not
+    /// answered after this long asks the other reachable replicas too.
+    pub read_hedge_after: Duration,
 }
 
 impl NodeSettings {
@@ -323,6 +326,7 @@ impl NodeSettings {
             read_quorum: r,
             virtual_nodes: 128,
             request_timeout: Duration::from_millis(2000),
+            read_hedge_after: Duration::from_millis(20),
             heartbeat_interval: Duration::from_millis(250),
             failure_timeout: Duration::from_millis(1500),
             max_hints_per_target: 1_000_000,
@@ -348,6 +352,8 @@ impl NodeSettings {
 pub struct NodeStats {
     /// Replicas sent the newest version after a read found them stale.
     pub read_repairs: u64,
+    /// Spare replicas asked because a read was slow to answer.
+    pub read_hedges: u64,
     /// Requests that failed for want of replicas.
     pub quorum_failures: u64,
     /// Hints delivered to their owner.
