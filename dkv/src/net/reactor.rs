@@ -46,8 +46,13 @@ use crate::net::rate_log::RateLimitedLog;
 use crate::net::tls::{TlsSetup, Transport};
 use crate::net::wakeup::Wakeup;
 use crate::node::Now;
+use crate::peer::Envelope;
 use crate::slab::{Key, Slab};
 use crate::version::NodeId;
+
+/// The longest per-turn list whose memory a reactor keeps for the next
+/// turn.
+const KEPT_LIST_CAPACITY: usize = 4096;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -103,6 +108,11 @@ pub(crate) struct Reactor {
     work: VecDeque<Key>,
     /// Connections with output to write this turn.
     dirty: Vec<Key>,
+    /// `dirty` being written (kept, like `received`, so that a turn does
+    /// not allocate and free these lists afresh).
+    writing: Vec<Key>,
+    /// Peer messages read this turn.
+    received: Vec<Envelope>,
     /// The listener may have more connections waiting.
     accept_pending: bool,
     /// An accept failed for want of descriptors or memory: try again then.
@@ -199,6 +209,8 @@ impl Reactor {
                 started,
                 work: VecDeque::new(),
                 dirty: Vec::new(),
+                writing: Vec::new(),
+                received: Vec::new(),
                 accept_pending: true,
                 accept_retry_at: None,
                 max_clients,
@@ -277,7 +289,8 @@ impl Reactor {
     /// outputs, writes.
     fn turn(&mut self, events: &Events) {
         let now = self.now();
-        let mut received = Vec::new();
+        let mut received = std::mem::take(&mut self.received);
+        debug_assert!(received.is_empty());
         for event in events.iter() {
             match event.token() {
                 LISTENER => self.accept_pending = true,
@@ -311,8 +324,12 @@ impl Reactor {
         if self.accept_pending {
             self.accept();
         }
-        for envelope in received {
+        for envelope in received.drain(..) {
             self.executor.handle_message(now, envelope);
+        }
+        // A burst's capacity is not kept for ever.
+        if received.capacity() <= KEPT_LIST_CAPACITY {
+            self.received = received;
         }
         for progress in self.watch.poll() {
             match progress {
@@ -342,8 +359,14 @@ impl Reactor {
             self.serve(key, now);
         }
         self.drain_executor(now);
-        for key in std::mem::take(&mut self.dirty) {
+        let mut writing = std::mem::take(&mut self.writing);
+        std::mem::swap(&mut writing, &mut self.dirty);
+        for &key in &writing {
             self.write(key);
+        }
+        writing.clear();
+        if writing.capacity() <= KEPT_LIST_CAPACITY {
+            self.writing = writing;
         }
     }
 

@@ -32,6 +32,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::engine::Entry;
+use crate::hash::IdMap;
 use crate::node::disk::Disk;
 use crate::node::tictac::{segment_of, TicTacTree, LEAVES_PER_BRANCH, SEGMENTS};
 use crate::node::Node;
@@ -115,7 +116,7 @@ pub(crate) struct Aae {
     enabled: bool,
     interval: u64,
     /// Partitions this node replicates, and their trees.
-    trees: HashMap<u32, TicTacTree>,
+    trees: IdMap<u32, TicTacTree>,
     /// Every (partition, other replica) pair, in exchange order.
     pairs: Vec<(u32, NodeId)>,
     cursor: usize,
@@ -143,7 +144,7 @@ pub(crate) struct Aae {
 impl Aae {
     /// The partitions `me` replicates on `ring` with `n` replicas.
     pub fn new(me: NodeId, ring: &Ring, n: usize, enabled: bool, interval_ms: u64) -> Aae {
-        let mut trees = HashMap::new();
+        let mut trees = IdMap::default();
         let mut pairs = Vec::new();
         for partition in 0..ring.partition_count() as u32 {
             let replicas = ring.partition_replicas(partition, n);

@@ -25,10 +25,11 @@
 //! FIFO queue is a timer table, and a request that finished early leaves a
 //! stale entry that is skipped when it comes due.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::counter::CounterValue;
 use crate::engine::Entry;
+use crate::hash::IdMap;
 use crate::node::ids::{ReadId, WriteId};
 use crate::node::quorum::{ReadTally, Target, WriteTally};
 use crate::node::types::OpId;
@@ -193,8 +194,8 @@ enum Pending {
 /// Every request this node coordinates that has not finished.
 #[derive(Debug, Default)]
 pub(crate) struct Coordinator {
-    writes: HashMap<WriteId, WriteOp>,
-    reads: HashMap<ReadId, ReadOp>,
+    writes: IdMap<WriteId, WriteOp>,
+    reads: IdMap<ReadId, ReadOp>,
     deadlines: VecDeque<(u64, Pending)>,
     /// When reads with spares ask them all, if they have not answered.
     hedges: VecDeque<(u64, ReadId)>,

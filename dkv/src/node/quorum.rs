@@ -154,6 +154,17 @@ impl WriteTally {
         &self.targets
     }
 
+    /// Whether the write went to `n` owners themselves and each took it:
+    /// no owner is left to hint.
+    pub fn all_owners_acked(&self, n: usize) -> bool {
+        self.targets.len() == n
+            && self
+                .targets
+                .iter()
+                .zip(&self.answers)
+                .all(|(t, &a)| a == Answer::Counted && t.stands_in_for.is_none())
+    }
+
     /// Owners whose copy was not acknowledged, by them or their stand-in.
     pub fn unacked_owners(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.targets
@@ -461,6 +472,19 @@ mod tests {
         missing.sort();
         assert_eq!(missing, vec![NodeId(2), NodeId(3)]);
         assert!(tally.existed());
+        tally.ack(NodeId(4), false);
+        tally.ack(NodeId(3), false);
+        assert!(!tally.all_owners_acked(3), "a stand-in took owner 2's copy");
+        let mut tally = WriteTally::new(vec![owner(1), owner(2), owner(3)], 2);
+        tally.ack(NodeId(1), false);
+        tally.refuse(NodeId(2));
+        tally.ack(NodeId(3), false);
+        assert!(!tally.all_owners_acked(3), "owner 2 refused");
+        let mut tally = WriteTally::new(vec![owner(1), owner(2)], 2);
+        tally.ack(NodeId(1), false);
+        tally.ack(NodeId(2), false);
+        assert!(tally.all_owners_acked(2));
+        assert!(!tally.all_owners_acked(3), "no target for the third owner");
     }
 
     fn entry(ts: u64) -> Option<Entry> {

@@ -44,10 +44,20 @@ fn state_hash(key: &[u8], state: u64) -> u64 {
 /// MurmurHash3 of `first` then `second` under `seed`, never zero (zero
 /// would make a key invisible to the tree).
 fn leaf_hash(first: &[u8], second: &[u8], seed: u32) -> u64 {
-    let mut bytes = Vec::with_capacity(first.len() + second.len());
-    bytes.extend_from_slice(first);
-    bytes.extend_from_slice(second);
-    (murmur3_x64_128(&bytes, seed) as u64).max(1)
+    let len = first.len() + second.len();
+    let mut on_stack = [0u8; 256];
+    let mut on_heap = Vec::new();
+    let bytes = if len <= on_stack.len() {
+        on_stack[..first.len()].copy_from_slice(first);
+        on_stack[first.len()..len].copy_from_slice(second);
+        &on_stack[..len]
+    } else {
+        on_heap.reserve_exact(len);
+        on_heap.extend_from_slice(first);
+        on_heap.extend_from_slice(second);
+        &on_heap[..]
+    };
+    (murmur3_x64_128(bytes, seed) as u64).max(1)
 }
 
 /// One partition's tree.
@@ -161,6 +171,19 @@ mod tests {
 
     fn v(ts: u64) -> Version {
         Version::new(Timestamp(ts), NodeId(1))
+    }
+
+    /// The hash of two byte strings is the hash of their concatenation,
+    /// on either side of the stack buffer's size.
+    #[test]
+    fn leaf_hash_is_the_hash_of_the_concatenation() {
+        for len in [0, 1, 100, 243, 244, 245, 256, 257, 1000] {
+            let key: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut both = b"prefix-12byt".to_vec();
+            both.extend_from_slice(&key);
+            let expected = (murmur3_x64_128(&both, 7) as u64).max(1);
+            assert_eq!(leaf_hash(b"prefix-12byt", &key, 7), expected, "{len}");
+        }
     }
 
     #[test]

@@ -327,6 +327,10 @@ impl<D: Disk> Node<D> {
             return;
         }
         let n = self.settings.replication_factor;
+        if write.tally.all_owners_acked(n) {
+            // The common case: every owner took it, nothing to hint.
+            return;
+        }
         let covered: BTreeSet<NodeId> = write.tally.targets().iter().map(|t| t.owner()).collect();
         let uncovered = self
             .ring
