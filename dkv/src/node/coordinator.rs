@@ -95,11 +95,7 @@ pub(crate) fn plan_read(
     turn: usize,
     is_up: impl Fn(NodeId) -> bool,
 ) -> Vec<NodeId> {
-    let mut owners: Vec<NodeId> = ring
-        .preference_list(key, n)
-        .into_iter()
-        .filter(|&node| is_up(node))
-        .collect();
+    let mut owners: Vec<NodeId> = ring.walk(key).take(n).filter(|&node| is_up(node)).collect();
     let others = match owners.iter().position(|&node| node == me) {
         Some(at) => {
             owners[..=at].rotate_right(1);

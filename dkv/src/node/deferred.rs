@@ -12,9 +12,11 @@ impl<D: Disk> Node<D> {
     /// `durable.lsn` durable: releases what waited for it.
     pub fn handle_durable(&mut self, now: Now, durable: Ticket) {
         self.advance(now);
-        let mut released = Vec::new();
-        self.gate.advance(durable, &mut released);
-        for action in released {
+        self.gate.advance(durable);
+        // One at a time, with no list to allocate: an action performed
+        // here may defer another, which the loop releases too if the log
+        // already covers it.
+        while let Some(action) = self.gate.next_released(durable.log) {
             self.perform(action);
         }
     }

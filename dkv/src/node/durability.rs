@@ -104,19 +104,25 @@ impl DurabilityGate {
         ticket.is_none_or(|t| t.lsn <= self.durable[t.log.index()])
     }
 
-    /// Records that `ticket.log` is durable up to `ticket.lsn` and moves
-    /// every action it covers into `released`, in order.
-    pub fn advance(&mut self, ticket: Ticket, released: &mut Vec<Deferred>) {
+    /// Records that `ticket.log` is durable up to `ticket.lsn`; what that
+    /// releases comes out of [`DurabilityGate::next_released`].
+    pub fn advance(&mut self, ticket: Ticket) {
         let log = ticket.log.index();
         if ticket.lsn > self.durable[log] {
             self.durable[log] = ticket.lsn;
         }
+    }
+
+    /// The oldest action waiting on `log` that its durable point covers,
+    /// if any: actions come out in the order they were deferred.
+    pub fn next_released(&mut self, log: Log) -> Option<Deferred> {
+        let log = log.index();
         let durable = self.durable[log];
         let queue = &mut self.waiting[log];
-        while queue.front().is_some_and(|(lsn, _)| *lsn <= durable) {
-            if let Some((_, action)) = queue.pop_front() {
-                released.push(action);
-            }
+        if queue.front().is_some_and(|(lsn, _)| *lsn <= durable) {
+            queue.pop_front().map(|(_, action)| action)
+        } else {
+            None
         }
     }
 
@@ -145,27 +151,26 @@ mod tests {
         }
     }
 
+    fn advance(gate: &mut DurabilityGate, ticket: Ticket) -> Vec<Deferred> {
+        gate.advance(ticket);
+        std::iter::from_fn(|| gate.next_released(ticket.log)).collect()
+    }
+
     #[test]
     fn actions_are_released_in_order_once_their_log_is_durable() {
         let mut gate = DurabilityGate::new();
         assert_eq!(gate.defer(Ticket::data(Lsn(1)), reply(1)), None);
         assert_eq!(gate.defer(Ticket::data(Lsn(3)), reply(2)), None);
         assert_eq!(gate.defer(Ticket::hint(Lsn(1)), reply(3)), None);
-        let mut released = Vec::new();
-        gate.advance(Ticket::data(Lsn(2)), &mut released);
-        assert_eq!(released, vec![reply(1)]);
-        released.clear();
+        assert_eq!(advance(&mut gate, Ticket::data(Lsn(2))), vec![reply(1)]);
         // The hint log's progress releases only hint-log actions.
-        gate.advance(Ticket::hint(Lsn(5)), &mut released);
-        assert_eq!(released, vec![reply(3)]);
-        released.clear();
-        gate.advance(Ticket::data(Lsn(3)), &mut released);
-        assert_eq!(released, vec![reply(2)]);
+        assert_eq!(advance(&mut gate, Ticket::hint(Lsn(5))), vec![reply(3)]);
+        assert_eq!(advance(&mut gate, Ticket::data(Lsn(3))), vec![reply(2)]);
         assert_eq!(gate.waiting(), 0);
         // Already durable: handed straight back.
         assert_eq!(gate.defer(Ticket::data(Lsn(2)), reply(4)), Some(reply(4)));
         // Progress never goes backwards.
-        gate.advance(Ticket::data(Lsn(1)), &mut released);
+        assert!(advance(&mut gate, Ticket::data(Lsn(1))).is_empty());
         assert_eq!(gate.defer(Ticket::data(Lsn(3)), reply(5)), Some(reply(5)));
     }
 

@@ -335,14 +335,42 @@ impl ReadTally {
     /// (or nothing, or a counter missing some of its increments): the ones
     /// read repair must update.
     pub fn stale(&self) -> Vec<NodeId> {
+        if self.agree() {
+            return Vec::new();
+        }
         let Some(newest) = self.newest() else {
             return Vec::new();
         };
+        self.stale_against(&newest)
+    }
+
+    /// Replicas whose reply does not cover `newest` (see [`Self::stale`]).
+    pub fn stale_against(&self, newest: &Entry) -> Vec<NodeId> {
         self.replies
             .iter()
-            .filter(|(_, e)| !covers(e.as_ref(), Some(&newest)))
+            .filter(|(_, e)| !covers(e.as_ref(), Some(newest)))
             .map(|(n, _)| *n)
             .collect()
+    }
+
+    /// Whether every reply is the same copy (or every one is missing):
+    /// then none is stale, which the common read finds without building
+    /// the newest entry.
+    pub fn agree(&self) -> bool {
+        let mut replies = self.replies.iter().map(|(_, e)| e.as_ref());
+        let Some(first) = replies.next() else {
+            return true;
+        };
+        replies.all(|e| match (first, e) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.version == b.version
+                    && a.counter == b.counter
+                    && a.value.is_some() == b.value.is_some()
+                    && (!a.counter || a.value == b.value)
+            }
+            _ => false,
+        })
     }
 }
 
@@ -489,6 +517,30 @@ mod tests {
 
     fn entry(ts: u64) -> Option<Entry> {
         Some(Entry::value(Version::new(Timestamp(ts), NodeId(1)), "v"))
+    }
+
+    #[test]
+    fn replies_agree_only_when_they_are_the_same_copy() {
+        let tally = |replies: Vec<Option<Entry>>| {
+            let asked = (1..=replies.len() as u32).map(NodeId).collect();
+            let mut tally = ReadTally::new(asked, 1);
+            for (i, entry) in replies.into_iter().enumerate() {
+                tally.record(NodeId(i as u32 + 1), entry);
+            }
+            tally
+        };
+        assert!(tally(vec![entry(3), entry(3)]).agree());
+        assert!(tally(vec![None, None]).agree());
+        let split = tally(vec![entry(3), entry(2)]);
+        assert!(!split.agree());
+        assert_eq!(split.stale(), vec![NodeId(2)]);
+        assert!(!tally(vec![entry(3), None]).agree());
+        // An expiry's tombstone at the value's own version: not the same
+        // copy, yet not stale either.
+        let expired = Some(Entry::tombstone(Version::new(Timestamp(3), NodeId(1))));
+        let judged = tally(vec![entry(3), expired]);
+        assert!(!judged.agree());
+        assert!(judged.stale().is_empty());
     }
 
     #[test]

@@ -307,10 +307,13 @@ impl<D: Disk> Node<D> {
     /// older one (or none). This node's own stale copy is repaired under
     /// the same drift check a replicated write gets.
     fn repair(&mut self, read: ReadOp) {
+        if read.tally.agree() {
+            return;
+        }
         let Some(newest) = read.tally.newest() else {
             return;
         };
-        for node in read.tally.stale() {
+        for node in read.tally.stale_against(&newest) {
             if read.repaired.iter().any(|(n, _)| *n == node) {
                 continue;
             }
