@@ -31,6 +31,8 @@ const SEGMENT_OVERHEAD: usize = 48;
 const INITIAL_CALL_WINDOW: usize = 32;
 /// An idle buffer whose capacity passed this is given back.
 const KEEP_CAPACITY: usize = 64 << 10;
+/// A written segment's buffer up to this capacity is kept for the next.
+const SPARE_SEGMENT_BYTES: usize = 16 << 10;
 /// A ready segment this small is copied to join the one before it.
 const MERGE_LIMIT: usize = 4096;
 
@@ -77,6 +79,10 @@ pub(crate) struct Conn {
     /// nothing for its replies.
     tail: Vec<u8>,
     tail_sent: usize,
+    /// A written segment's buffer, kept for the next segment (at most
+    /// `SPARE_SEGMENT_BYTES` of capacity, as Redis keeps a reply buffer
+    /// per client), so a pipeline's replies do not allocate one afresh.
+    spare: Vec<u8>,
     output_bytes: usize,
     calls_in_flight: usize,
     /// Request bytes of the calls in flight.
@@ -114,6 +120,7 @@ impl Conn {
             output: VecDeque::new(),
             tail: Vec::new(),
             tail_sent: 0,
+            spare: Vec::new(),
             output_bytes: 0,
             calls_in_flight: 0,
             request_bytes_in_flight: 0,
@@ -253,8 +260,9 @@ impl Conn {
     /// Moves the replies appended since the last segment into one.
     fn seal_tail(&mut self) {
         if self.tail_sent < self.tail.len() {
+            let spare = std::mem::take(&mut self.spare);
             self.output.push_back(Segment::Ready {
-                bytes: std::mem::take(&mut self.tail),
+                bytes: std::mem::replace(&mut self.tail, spare),
                 sent: self.tail_sent,
             });
         } else {
@@ -378,10 +386,9 @@ impl Conn {
             }
             return;
         }
-        self.output[at] = Segment::Ready {
-            bytes: reply.to_vec(),
-            sent: 0,
-        };
+        let mut bytes = std::mem::take(&mut self.spare);
+        bytes.extend_from_slice(reply);
+        self.output[at] = Segment::Ready { bytes, sent: 0 };
     }
 
     pub fn output_bytes(&self) -> usize {
@@ -423,13 +430,24 @@ impl Conn {
     /// Writes every ready segment in order, and the tail after them,
     /// stopping at the first pending one or when the socket would block.
     /// `Err`: the connection is dead.
+    /// Drops the written segment at the front, keeping its buffer as the
+    /// spare when that is small and no spare is kept yet.
+    fn pop_written(&mut self) {
+        if let Some(Segment::Ready { mut bytes, .. }) = self.output.pop_front() {
+            if self.spare.capacity() == 0 && bytes.capacity() <= SPARE_SEGMENT_BYTES {
+                bytes.clear();
+                self.spare = bytes;
+            }
+        }
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.socket.flush_tls()?;
         loop {
             // Ready segments already written (or empty) go.
             while matches!(self.output.front(), Some(Segment::Ready { bytes, sent }) if *sent >= bytes.len())
             {
-                self.output.pop_front();
+                self.pop_written();
             }
             if !self.has_ready() {
                 return Ok(());
@@ -470,7 +488,7 @@ impl Conn {
                 *sent += take;
                 left -= take;
                 if *sent == bytes.len() {
-                    self.output.pop_front();
+                    self.pop_written();
                 }
             }
             if left > 0 {
