@@ -4,8 +4,10 @@
 //! Persist before send: a replica acknowledges a write, and a coordinator
 //! counts its own copy, only once the log record is durable; a read reply
 //! (a replica's, the coordinator's own, a lone node's answer) goes out only
-//! once every data write before it is durable, so no reader ever sees a
-//! value a crash could take back. The node puts
+//! once the last data write to its key is durable, so no reader ever sees
+//! a value a crash could take back; a read of a key with no write in
+//! flight answers at once, whatever the log is doing for other keys
+//! ([`KeyBarriers`]). The node puts
 //! each such action here with the [`Ticket`] it waits for; the runtime
 //! reports each log's progress ([`DurabilityGate::advance`]) and the gate
 //! hands back every action now covered, in ticket order. Tickets of one
@@ -70,6 +72,54 @@ pub(crate) enum Deferred {
     Send { to: NodeId, message: Message },
 }
 
+/// Buckets of [`KeyBarriers`]: a power of two.
+const KEY_BARRIER_BUCKETS: usize = 4096;
+
+/// For each key, the data log position a read of it must wait for: that
+/// of the last write applied to it. Kept per bucket of the key's hash
+/// (the newest position of any key in the bucket), so it costs a fixed
+/// 32 KiB and no allocation per write; a key sharing a bucket with a key
+/// being written waits for that write too (a chance of one in 4,096 per
+/// write in flight), which is harmless: it only waits as every read once
+/// did.
+#[derive(Debug)]
+pub(crate) struct KeyBarriers {
+    lsns: Box<[u64]>,
+}
+
+impl Default for KeyBarriers {
+    fn default() -> Self {
+        KeyBarriers {
+            lsns: vec![0; KEY_BARRIER_BUCKETS].into_boxed_slice(),
+        }
+    }
+}
+
+impl KeyBarriers {
+    fn bucket(key: &[u8]) -> usize {
+        use std::hash::Hasher;
+        // Chosen keys can only make reads share a bucket, that is wait
+        // for a group commit: the fast id hash is enough.
+        let mut hasher = crate::hash::IdHasher::default();
+        hasher.write(key);
+        hasher.finish() as usize & (KEY_BARRIER_BUCKETS - 1)
+    }
+
+    /// A write to `key` was applied at `lsn` of the data log.
+    pub fn note(&mut self, key: &[u8], lsn: Lsn) {
+        let slot = &mut self.lsns[Self::bucket(key)];
+        *slot = (*slot).max(lsn.0);
+    }
+
+    /// The ticket a read of `key` waits for (`None`: no write to it yet).
+    pub fn of(&self, key: &[u8]) -> Option<Ticket> {
+        match self.lsns[Self::bucket(key)] {
+            0 => None,
+            lsn => Some(Ticket::data(Lsn(lsn))),
+        }
+    }
+}
+
 /// Actions waiting for each log, and how far each log is durable.
 #[derive(Debug, Default)]
 pub(crate) struct DurabilityGate {
@@ -83,18 +133,20 @@ impl DurabilityGate {
     }
 
     /// Holds `action` until `ticket` is durable; hands it straight back
-    /// when it already is.
+    /// when it already is. An action whose ticket is older than one
+    /// already waiting (a read waits for its own key's last write, which
+    /// may be older than the last write of all) waits with that one, so
+    /// each queue stays in order: a little later, never earlier.
     pub fn defer(&mut self, ticket: Ticket, action: Deferred) -> Option<Deferred> {
         let log = ticket.log.index();
         if ticket.lsn <= self.durable[log] {
             return Some(action);
         }
         let queue = &mut self.waiting[log];
-        debug_assert!(
-            queue.back().is_none_or(|(last, _)| *last <= ticket.lsn),
-            "tickets of one log arrive in order"
-        );
-        queue.push_back((ticket.lsn, action));
+        let lsn = queue
+            .back()
+            .map_or(ticket.lsn, |(last, _)| (*last).max(ticket.lsn));
+        queue.push_back((lsn, action));
         None
     }
 
@@ -167,11 +219,34 @@ mod tests {
         assert_eq!(advance(&mut gate, Ticket::hint(Lsn(5))), vec![reply(3)]);
         assert_eq!(advance(&mut gate, Ticket::data(Lsn(3))), vec![reply(2)]);
         assert_eq!(gate.waiting(), 0);
+        // An older ticket than one waiting waits with it.
+        assert_eq!(gate.defer(Ticket::data(Lsn(6)), reply(6)), None);
+        assert_eq!(gate.defer(Ticket::data(Lsn(4)), reply(7)), None);
+        assert!(advance(&mut gate, Ticket::data(Lsn(5))).is_empty());
+        assert_eq!(
+            advance(&mut gate, Ticket::data(Lsn(6))),
+            vec![reply(6), reply(7)]
+        );
         // Already durable: handed straight back.
         assert_eq!(gate.defer(Ticket::data(Lsn(2)), reply(4)), Some(reply(4)));
         // Progress never goes backwards.
         assert!(advance(&mut gate, Ticket::data(Lsn(1))).is_empty());
         assert_eq!(gate.defer(Ticket::data(Lsn(3)), reply(5)), Some(reply(5)));
+    }
+
+    #[test]
+    fn a_key_waits_for_its_own_last_write_only() {
+        let mut barriers = KeyBarriers::default();
+        assert_eq!(barriers.of(b"a"), None);
+        barriers.note(b"a", Lsn(7));
+        barriers.note(b"a", Lsn(9));
+        barriers.note(b"a", Lsn(8));
+        assert_eq!(barriers.of(b"a"), Some(Ticket::data(Lsn(9))));
+        // Of 100 other keys, few share a's bucket.
+        let sharing = (0..100)
+            .filter(|i| barriers.of(format!("key-{i}").as_bytes()).is_some())
+            .count();
+        assert!(sharing <= 2, "{sharing} keys share a's bucket");
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub use types::{
 
 use clocks::PeerClocks;
 use coordinator::{Coordinator, Expired};
-use durability::{Deferred, DurabilityGate};
+use durability::{Deferred, DurabilityGate, KeyBarriers};
 use failure::FailureDetector;
 use handoff::Handoff;
 use ids::{Classified, RequestIds};
@@ -141,6 +141,8 @@ pub struct Node<D: Disk> {
     /// The last data write applied here that had something to wait for:
     /// read replies wait for it (see `durability.rs`).
     data_barrier: Option<Ticket>,
+    /// Per key, the data write a read of it waits for.
+    key_barriers: KeyBarriers,
     clocks: PeerClocks,
     /// When a clock that is off was last reported (monotonic ms).
     skew_logged_at: Option<u64>,
@@ -205,6 +207,7 @@ impl<D: Disk> Node<D> {
             detector,
             gate: DurabilityGate::new(),
             data_barrier: None,
+            key_barriers: KeyBarriers::default(),
             clocks,
             skew_logged_at: None,
             outputs: VecDeque::new(),
@@ -460,12 +463,13 @@ impl<D: Disk> Node<D> {
             },
             Message::Read { request, key } => {
                 let entry = self.local_entry(&key);
+                let barrier = self.read_barrier(&key);
                 let reply = Deferred::ReadReply {
                     to: from,
                     request,
                     entry,
                 };
-                self.defer(self.data_barrier, reply);
+                self.defer(barrier, reply);
             }
             Message::ReadReply { request, entry } => {
                 if let Classified::Read(read) = Classified::of(request) {
@@ -684,6 +688,15 @@ impl<D: Disk> Node<D> {
         self.outputs.push_back(Output::Reply { op, result });
     }
 
+    /// What a read of `key` answered from this node's copy waits for: the
+    /// last write to the key, when one was applied since the last flush
+    /// of the keyspace. After a failed log, nothing (see
+    /// `handle_disk_failed`).
+    fn read_barrier(&self, key: &[u8]) -> Option<Ticket> {
+        self.data_barrier?;
+        self.key_barriers.of(key)
+    }
+
     /// Applies a write to the local data, noting what later read replies
     /// must wait for.
     fn apply_local(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError> {
@@ -711,6 +724,7 @@ impl<D: Disk> Node<D> {
                 "data tickets grow"
             );
             self.data_barrier = Some(ticket);
+            self.key_barriers.note(key, ticket.lsn);
         }
         Ok(applied)
     }

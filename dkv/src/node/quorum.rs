@@ -187,10 +187,11 @@ pub(crate) struct ReadProgress {
 /// The replies of one read.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadTally {
-    asked: Vec<NodeId>,
-    /// Owners believed up but not asked yet: asked when one asked cannot
-    /// be reached, or when the read is slow (`take_spare`).
-    spares: Vec<NodeId>,
+    /// The owners the read may ask, in order: the first `asked` were asked,
+    /// the rest are spares (believed up, asked when one asked cannot be
+    /// reached or the read is slow; see `take_spare`).
+    owners: Vec<NodeId>,
+    asked: usize,
     replies: Vec<(NodeId, Option<Entry>)>,
     /// Asked, but could not be reached: they will never reply.
     failed: Vec<NodeId>,
@@ -199,35 +200,42 @@ pub(crate) struct ReadTally {
 }
 
 impl ReadTally {
+    /// The tally of a read that asks every one of `asked`.
+    #[cfg(test)]
     pub fn new(asked: Vec<NodeId>, required: usize) -> ReadTally {
-        debug_assert!(required <= asked.len(), "a read asks at least R replicas");
+        let count = asked.len();
+        ReadTally::with_spares(asked, count, required)
+    }
+
+    /// The tally of a read that asks the first `asked` of `owners` and
+    /// keeps the rest in reserve.
+    pub fn with_spares(owners: Vec<NodeId>, asked: usize, required: usize) -> ReadTally {
+        debug_assert!(asked <= owners.len());
+        debug_assert!(required <= asked, "a read asks at least R replicas");
         ReadTally {
-            replies: Vec::with_capacity(asked.len()),
+            replies: Vec::with_capacity(asked),
             failed: Vec::new(),
+            owners,
             asked,
-            spares: Vec::new(),
             required,
             reached: false,
         }
     }
 
-    /// The tally of a read that asks `asked` and keeps `spares` in reserve.
-    pub fn with_spares(mut self, spares: Vec<NodeId>) -> ReadTally {
-        debug_assert!(
-            spares.iter().all(|s| !self.asked.contains(s)),
-            "a spare is not asked yet"
-        );
-        self.spares = spares;
-        self
+    /// The replicas asked so far.
+    fn asked(&self) -> &[NodeId] {
+        &self.owners[..self.asked]
+    }
+
+    /// The `at`-th owner in asking order.
+    pub fn owner(&self, at: usize) -> Option<NodeId> {
+        self.owners.get(at).copied()
     }
 
     /// Moves the next spare into the asked set and returns it, to be asked.
     pub fn take_spare(&mut self) -> Option<NodeId> {
-        if self.spares.is_empty() {
-            return None;
-        }
-        let spare = self.spares.remove(0);
-        self.asked.push(spare);
+        let spare = *self.owners.get(self.asked)?;
+        self.asked += 1;
         Some(spare)
     }
 
@@ -237,20 +245,20 @@ impl ReadTally {
 
     /// Records that `from` could not be reached: it will never reply.
     pub fn fail(&mut self, from: NodeId) {
-        if self.asked.contains(&from) && !self.answered_already(from) {
+        if self.asked().contains(&from) && !self.answered_already(from) {
             self.failed.push(from);
         }
     }
 
     /// Whether R can still be reached, with the spares.
     pub fn can_reach(&self) -> bool {
-        self.asked.len() + self.spares.len() - self.failed.len() >= self.required
+        self.owners.len() - self.failed.len() >= self.required
     }
 
     /// Records `from`'s answer; one from a node not asked, or a repeat,
     /// changes nothing.
     pub fn record(&mut self, from: NodeId, entry: Option<Entry>) -> ReadProgress {
-        if !self.asked.contains(&from) || self.answered_already(from) {
+        if !self.asked().contains(&from) || self.answered_already(from) {
             return ReadProgress::default();
         }
         self.replies.push((from, entry));
@@ -258,7 +266,7 @@ impl ReadTally {
         self.reached |= reached;
         ReadProgress {
             reached,
-            complete: self.replies.len() + self.failed.len() == self.asked.len(),
+            complete: self.replies.len() + self.failed.len() == self.asked,
         }
     }
 
@@ -269,7 +277,7 @@ impl ReadTally {
 
     /// Whether every asked replica answered or failed.
     pub fn complete(&self) -> bool {
-        self.replies.len() + self.failed.len() == self.asked.len()
+        self.replies.len() + self.failed.len() == self.asked
     }
 
     /// The newest entry among the replies. Of two copies of one version,
@@ -324,7 +332,7 @@ impl ReadTally {
 
     /// Replicas asked or kept in reserve: every one the read could hear.
     pub fn reachable(&self) -> usize {
-        self.asked.len() + self.spares.len()
+        self.owners.len()
     }
 
     pub fn required(&self) -> usize {

@@ -35,8 +35,7 @@ impl<D: Disk> Node<D> {
         }
         let detector = &self.detector;
         let turn = self.coordinator.next_read_turn();
-        let mut owners =
-            coordinator::plan_read(&self.ring, key, n, me, turn, |id| detector.is_up(id));
+        let owners = coordinator::plan_read(&self.ring, key, n, me, turn, |id| detector.is_up(id));
         if owners.len() < required {
             let error = OpError::Unavailable {
                 answered: 0,
@@ -55,14 +54,13 @@ impl<D: Disk> Node<D> {
         } else {
             0
         };
-        let spares = owners.split_off(required.max(needed));
-        let asked = owners;
-        if asked == [me] && spares.is_empty() {
+        let ask = required.max(needed);
+        if owners == [me] {
             return self.read_alone(op, key);
         }
         let read = self.ids.read();
         let deadline = self.deadline();
-        if !spares.is_empty() {
+        if ask < owners.len() {
             let hedge_at = self.now.mono + self.settings.read_hedge_after.as_millis() as u64;
             self.coordinator.hedge_read(read, hedge_at);
         }
@@ -71,7 +69,7 @@ impl<D: Disk> Node<D> {
             ReadOp {
                 op,
                 key: key.to_vec(),
-                tally: ReadTally::new(asked.clone(), required).with_spares(spares),
+                tally: ReadTally::with_spares(owners, ask, required),
                 needed,
                 answered: false,
                 repaired: Vec::new(),
@@ -80,7 +78,14 @@ impl<D: Disk> Node<D> {
             },
             deadline,
         );
-        for node in asked {
+        for at in 0..ask {
+            let Some(node) = self
+                .coordinator
+                .read_mut(read)
+                .and_then(|r| r.tally.owner(at))
+            else {
+                break;
+            };
             self.ask(node, read, key);
         }
     }
@@ -109,12 +114,13 @@ impl<D: Disk> Node<D> {
     /// repair.
     fn read_alone(&mut self, op: OpId, key: &[u8]) {
         let entry = self.local_entry(key);
-        if self.gate.covers(self.data_barrier) {
+        let barrier = self.read_barrier(key);
+        if self.gate.covers(barrier) {
             // The common case, answered without a detour through the gate.
             let reply = self.value_reply(entry);
             self.reply(op, reply);
         } else {
-            self.defer(self.data_barrier, Deferred::Value { op, entry });
+            self.defer(barrier, Deferred::Value { op, entry });
         }
     }
 
@@ -167,7 +173,8 @@ impl<D: Disk> Node<D> {
     fn ask(&mut self, node: NodeId, id: ReadId, key: &[u8]) {
         if node == self.settings.id {
             let entry = self.local_entry(key);
-            self.defer(self.data_barrier, Deferred::OwnRead { read: id, entry });
+            let barrier = self.read_barrier(key);
+            self.defer(barrier, Deferred::OwnRead { read: id, entry });
         } else {
             self.send(
                 node,
