@@ -135,6 +135,24 @@ fn one_node_down_then_back_two_nodes_down_and_back() {
             "k{i}"
         );
     }
+    // Each write went to both other replicas (INFO cluster counts the
+    // messages and the link writes carrying them; one client's sequential
+    // writes batch nothing, so about one write each).
+    let counter = |info: &str, name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let info = cluster.info(1);
+    let sent = counter(&info, "peer_messages_sent");
+    let writes = counter(&info, "peer_socket_writes");
+    assert!(
+        sent >= 200,
+        "node 1 sent {sent} peer messages for 100 writes"
+    );
+    assert!(counter(&info, "peer_messages_received") >= 200, "{info}");
+    assert!(writes >= 200, "{writes} link writes for {sent} messages");
     // SET options work and are refused as on a single node.
     assert_eq!(c1.cmd_str("SET kx v EX 10"), Reply::ok());
     assert_eq!(c1.cmd_str("TTL kx"), Reply::Integer(10));

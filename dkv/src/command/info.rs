@@ -185,6 +185,16 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             };
             lines.add("clock_skew", skew);
             lines.add("clock_skew_ms", by);
+            for (name, counter) in [
+                ("peer_messages_sent", &context.stats.peer_messages_sent),
+                (
+                    "peer_messages_received",
+                    &context.stats.peer_messages_received,
+                ),
+                ("peer_socket_writes", &context.stats.peer_socket_writes),
+            ] {
+                lines.add(name, counter.load(Ordering::Relaxed));
+            }
             lines.add(
                 "peer_handshakes_refused",
                 context

@@ -51,4 +51,9 @@ pub struct ServerStats {
     pub rejected_connections: AtomicU64,
     /// Peer handshakes refused since start, either side.
     pub peer_handshakes_refused: AtomicU64,
+    /// Messages sent to and received from peers, and `write` calls on
+    /// peer links, since start.
+    pub peer_messages_sent: AtomicU64,
+    pub peer_messages_received: AtomicU64,
+    pub peer_socket_writes: AtomicU64,
 }

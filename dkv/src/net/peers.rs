@@ -117,6 +117,20 @@ pub(crate) struct Peers {
     /// TLS for accepted and dialled links, when configured.
     tls_server: Option<Arc<rustls::ServerConfig>>,
     tls_client: Option<Arc<rustls::ClientConfig>>,
+    traffic: PeerTraffic,
+}
+
+/// Messages and socket writes on the peer links since start, for `INFO
+/// cluster`: what a replicated write costs in frames and system calls.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerTraffic {
+    /// Messages encoded onto a link.
+    pub messages_sent: u64,
+    /// Messages decoded from a link.
+    pub messages_received: u64,
+    /// `write` calls on established links (each carries every message
+    /// encoded for its link since the last).
+    pub socket_writes: u64,
 }
 
 /// Reads until the socket would block or `into` holds `cap` bytes;
@@ -138,9 +152,15 @@ fn read_available(socket: &mut Transport, into: &mut Vec<u8>, cap: usize) -> io:
 }
 
 /// Writes from `buf[*sent..]`; `Ok(true)` when everything is out.
-fn write_pending(socket: &mut Transport, buf: &mut Vec<u8>, sent: &mut usize) -> io::Result<bool> {
+fn write_pending(
+    socket: &mut Transport,
+    buf: &mut Vec<u8>,
+    sent: &mut usize,
+    writes: &mut u64,
+) -> io::Result<bool> {
     socket.flush_tls()?;
     while *sent < buf.len() {
+        *writes += 1;
         match socket.write(&buf[*sent..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => *sent += n,
@@ -202,6 +222,7 @@ impl Peers {
             accept_log: RateLimitedLog::new(),
             tls_server: tls.and_then(|t| t.peer_server.clone()),
             tls_client: tls.and_then(|t| t.peer_client.clone()),
+            traffic: PeerTraffic::default(),
         })
     }
 
@@ -322,9 +343,12 @@ impl Peers {
         };
         let len = peer::envelope_frame_len(&envelope) as usize;
         if ready && out.output.len() <= MAX_PEER_BACKLOG {
-            if let Err(e) = peer::encode_envelope(&envelope, &mut out.output) {
-                log::warn!("message for node {to} not sent: {e}");
-                self.undeliverable.push((to, envelope));
+            match peer::encode_envelope(&envelope, &mut out.output) {
+                Ok(_) => self.traffic.messages_sent += 1,
+                Err(e) => {
+                    log::warn!("message for node {to} not sent: {e}");
+                    self.undeliverable.push((to, envelope));
+                }
             }
         } else if may_wait && out.queued_bytes + len <= MAX_QUEUED_BYTES {
             out.queued_bytes += len;
@@ -343,7 +367,7 @@ impl Peers {
     pub fn flush(&mut self, registry: &Registry) {
         for (&id, out) in self.outbound.iter_mut() {
             if out.output.len() > out.sent {
-                if let Err(e) = out.flush() {
+                if let Err(e) = out.flush(&mut self.traffic.socket_writes) {
                     log::info!("connection to node {id} lost: {e}");
                     let lost = out.disconnect(registry, Instant::now());
                     self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
@@ -483,7 +507,8 @@ impl Peers {
                 };
                 conn.output.extend_from_slice(&reply);
                 let mut sent = 0;
-                let _ = write_pending(&mut conn.socket, &mut conn.output, &mut sent);
+                let mut writes = 0;
+                let _ = write_pending(&mut conn.socket, &mut conn.output, &mut sent, &mut writes);
                 conn.output.clear();
                 if drop_conn {
                     break;
@@ -504,6 +529,7 @@ impl Peers {
                         drop_conn = true;
                         break;
                     }
+                    self.traffic.messages_received += 1;
                     received.push(envelope);
                 }
                 Ok(None) => break,
@@ -547,7 +573,7 @@ impl Peers {
                 out.state = OutState::Handshaking(dialler);
             }
         }
-        if let Err(e) = out.flush() {
+        if let Err(e) = out.flush(&mut self.traffic.socket_writes) {
             log::debug!("connection to node {id}: {e}");
             let lost = out.disconnect(registry, now);
             self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
@@ -579,9 +605,12 @@ impl Peers {
                     log::info!("connected to node {id} at {}", out.addr);
                     // What waited for the handshake goes first.
                     for envelope in std::mem::take(&mut out.queued) {
-                        if let Err(e) = peer::encode_envelope(&envelope, &mut out.output) {
-                            log::warn!("message for node {id} not sent: {e}");
-                            self.undeliverable.push((id, envelope));
+                        match peer::encode_envelope(&envelope, &mut out.output) {
+                            Ok(_) => self.traffic.messages_sent += 1,
+                            Err(e) => {
+                                log::warn!("message for node {id} not sent: {e}");
+                                self.undeliverable.push((id, envelope));
+                            }
                         }
                     }
                     out.queued_bytes = 0;
@@ -595,7 +624,7 @@ impl Peers {
                 }
             }
         }
-        if let Err(e) = out.flush() {
+        if let Err(e) = out.flush(&mut self.traffic.socket_writes) {
             log::info!("connection to node {id} lost: {e}");
             let lost = out.disconnect(registry, now);
             self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
@@ -605,6 +634,11 @@ impl Peers {
             let lost = out.disconnect(registry, now);
             self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
         }
+    }
+
+    /// Messages and writes on the links since start.
+    pub fn traffic(&self) -> PeerTraffic {
+        self.traffic
     }
 
     /// Handshakes refused since start (inbound and outbound), for `INFO`.
@@ -627,10 +661,10 @@ impl Peers {
 }
 
 impl Outbound {
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self, writes: &mut u64) -> io::Result<()> {
         if let Some(socket) = self.socket.as_mut() {
             if !matches!(self.state, OutState::Connecting(_)) {
-                write_pending(socket, &mut self.output, &mut self.sent)?;
+                write_pending(socket, &mut self.output, &mut self.sent, writes)?;
             }
         }
         Ok(())

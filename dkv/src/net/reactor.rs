@@ -510,10 +510,20 @@ impl Reactor {
                     self.executor.handle_undeliverable(now, peer, envelope);
                 }
             }
-            self.executor
-                .stats()
+            let stats = self.executor.stats();
+            stats
                 .peer_handshakes_refused
                 .store(peers.refused_handshakes(), Ordering::Relaxed);
+            let traffic = peers.traffic();
+            stats
+                .peer_messages_sent
+                .store(traffic.messages_sent, Ordering::Relaxed);
+            stats
+                .peer_messages_received
+                .store(traffic.messages_received, Ordering::Relaxed);
+            stats
+                .peer_socket_writes
+                .store(traffic.socket_writes, Ordering::Relaxed);
         } else {
             // A node alone has no one to talk to.
             while self.executor.poll_transmit().is_some() {}
