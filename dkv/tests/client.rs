@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use dkv::client::{Client, ClientOptions, ErrorKind};
 use dkv::config::{ClusterConf, NodeAddr};
 use dkv::node::Consistency;
+use dkv::ring::Ring;
 use dkv::server::{self, Server, ServerConfig};
 use dkv::wal::FsyncMode;
 use dkv::NodeId;
@@ -35,12 +36,16 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::with_nodes(3)
+    }
+
+    fn with_nodes(count: u32) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut conf = ClusterConf {
             cluster_name: "client-test".into(),
             ..ClusterConf::default()
         };
-        for id in 1..=3 {
+        for id in 1..=count {
             conf.nodes.push(NodeAddr {
                 id: NodeId(id),
                 client: free_addr(),
@@ -67,8 +72,9 @@ impl Cluster {
             addrs: conf.nodes.iter().map(|n| n.client).collect(),
             nodes,
         };
+        let peers = count as usize - 1;
         cluster.wait(|status| {
-            status.peers.len() == 2 && status.peers.iter().all(|p| p.up && p.connected)
+            status.peers.len() == peers && status.peers.iter().all(|p| p.up && p.connected)
         });
         cluster
     }
@@ -240,4 +246,82 @@ fn a_password_is_sent_on_every_new_connection() {
         c.get(b"k", Consistency::One, None).unwrap(),
         Some(b"v".to_vec())
     );
+}
+
+/// Calls of `command` node `addr` has run (`INFO commandstats`).
+fn calls_of(addr: SocketAddr, command: &str) -> u64 {
+    let mut one = Client::connect(&[addr], options()).unwrap();
+    let text = one.info("commandstats", None).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A client given every node sends each key's requests to one of its
+/// replicas: the node it is connected to when that is one, else the key's
+/// first replica. With N=3 of 5 nodes, a client without routing sends all
+/// of them to its one node, which is no replica of 2 keys in 5.
+#[test]
+fn a_token_aware_client_sends_each_key_to_one_of_its_replicas() {
+    let cluster = Cluster::with_nodes(5);
+    let q = Consistency::Quorum;
+    let keys: Vec<String> = (0..200).map(|i| format!("routed-{i}")).collect();
+    let ids: Vec<NodeId> = (1..=5).map(NodeId).collect();
+    let ring = Ring::new(&ids, ClusterConf::default().virtual_nodes);
+    let mut expected = [0u64; 5];
+    for key in &keys {
+        let replicas = ring.preference_list(key.as_bytes(), 3);
+        let via = if replicas.contains(&NodeId(1)) {
+            NodeId(1)
+        } else {
+            replicas[0]
+        };
+        expected[via.0 as usize - 1] += 1;
+    }
+    assert!(expected[0] < 200, "some keys are not node 1's");
+
+    let mut routed = Client::connect(&cluster.addrs, options()).unwrap();
+    for key in &keys {
+        routed.put(key.as_bytes(), b"v", q, None).unwrap();
+        assert_eq!(
+            routed.get(key.as_bytes(), q, None).unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+    let got: Vec<u64> = cluster.addrs.iter().map(|&a| calls_of(a, "set")).collect();
+    assert_eq!(got, expected, "SETs per node");
+    let gets: Vec<u64> = cluster.addrs.iter().map(|&a| calls_of(a, "get")).collect();
+    assert_eq!(gets, expected, "GETs per node");
+
+    // Routing off: everything through node 1, and read back everywhere.
+    let plain_options = ClientOptions {
+        token_aware: false,
+        ..options()
+    };
+    let mut plain = Client::connect(&cluster.addrs, plain_options).unwrap();
+    for key in &keys {
+        plain.put(key.as_bytes(), b"w", q, None).unwrap();
+    }
+    assert_eq!(calls_of(cluster.addrs[0], "set"), expected[0] + 200);
+    for key in &keys {
+        assert_eq!(
+            routed.get(key.as_bytes(), q, None).unwrap().as_deref(),
+            Some(&b"w"[..])
+        );
+    }
+
+    // A replica gone: its keys go to the next replica, or the ordinary
+    // way; nothing fails that a quorum can answer.
+    let mut cluster = cluster;
+    if let Some(node) = cluster.nodes[1].take() {
+        node.stop().unwrap();
+    }
+    for key in &keys {
+        routed.put(key.as_bytes(), b"x", q, None).unwrap();
+        assert_eq!(
+            routed.get(key.as_bytes(), q, None).unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
+    }
 }

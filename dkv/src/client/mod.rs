@@ -4,7 +4,9 @@
 //! [`Client::connect`] is given a list of nodes; any node coordinates any
 //! request, so the client talks to the first one it can reach and, when
 //! that connection breaks, fails over to the next (reconnecting lazily, on
-//! the next request). Each request carries its own [`Consistency`] and
+//! the next request). Given more than one node, it also learns the ring and
+//! sends each single-key request to one of the key's replicas
+//! (`routes.rs`), falling back to the first way when none answers. Each request carries its own [`Consistency`] and
 //! timeout: the consistency is sent (`CONSISTENCY READ <l> WRITE <l>`) only
 //! when it differs from what the connection's server-side session already
 //! has, and the timeout bounds the whole request, reply included. Every
@@ -19,6 +21,7 @@
 //! | `commands.rs` | expiry, counters, scans and flushes                      |
 //! | `conn.rs`   | one connection: encoding, reading under a deadline         |
 //! | `reply.rs`  | the incremental RESP2 reply parser                         |
+//! | `routes.rs` | token-aware routing: each key to one of its replicas       |
 //! | `error.rs`  | [`ClientError`] and its stable [`ErrorKind`]               |
 //! | `status.rs` | [`NodeStatus`] parsed from `INFO cluster`                  |
 //!
@@ -44,6 +47,7 @@ mod commands;
 mod conn;
 mod error;
 pub mod reply;
+mod routes;
 mod status;
 
 #[cfg(test)]
@@ -72,6 +76,9 @@ pub struct ClientOptions {
     pub password: Option<String>,
     /// Bounds on replies.
     pub limits: ReplyLimits,
+    /// Send each single-key request to one of its key's replicas, when
+    /// the client is given more than one node (see `routes.rs`).
+    pub token_aware: bool,
 }
 
 impl Default for ClientOptions {
@@ -81,6 +88,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(5),
             password: None,
             limits: ReplyLimits::default(),
+            token_aware: true,
         }
     }
 }
@@ -93,6 +101,20 @@ pub struct Client {
     conn: Option<Connection>,
     /// The address to try first when (re)connecting.
     next: usize,
+    /// Where keys' replicas are, once learned (token-aware routing).
+    routes: Option<routes::Routes>,
+    /// Connections to replicas other than `conn`'s node, one per node.
+    pool: Vec<Connection>,
+    /// Replicas passed over until then: unreachable, or broke.
+    avoid: Vec<(SocketAddr, Instant)>,
+}
+
+/// Why [`Client::open`] gave no connection.
+enum Opened {
+    /// The node could not be reached (try another).
+    Unreachable(String),
+    /// It answered, and refused (a wrong password): no node will do better.
+    Refused(ClientError),
 }
 
 /// Which of the session's two levels a request uses.
@@ -155,6 +177,9 @@ impl Client {
             options,
             conn: None,
             next: 0,
+            routes: None,
+            pool: Vec::new(),
+            avoid: Vec::new(),
         };
         let per_node = client.options.connect_timeout;
         let total = per_node.saturating_mul(u32::try_from(addrs.len()).unwrap_or(u32::MAX));
@@ -279,6 +304,18 @@ impl Client {
         }
     }
 
+    /// The text of `INFO <section>` from the connected node.
+    pub fn info(
+        &mut self,
+        section: &str,
+        timeout: Option<Duration>,
+    ) -> Result<String, ClientError> {
+        match self.request(&[b"INFO", section.as_bytes()], None, timeout)? {
+            Reply::Bulk(text) => Ok(String::from_utf8_lossy(&text).into_owned()),
+            other => Err(ClientError::unexpected("INFO", &other)),
+        }
+    }
+
     /// `PING`: checks that some node answers.
     pub fn ping(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
         match self.request(&[b"PING"], None, timeout)? {
@@ -320,6 +357,7 @@ impl Client {
         let wall_deadline = crate::clock::wall_millis()
             .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
             .to_string();
+        let routing_key = routes::routing_key(args);
         let wrapped: Vec<&[u8]>;
         let args = if level.is_some() {
             let mut with_deadline: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
@@ -331,6 +369,16 @@ impl Client {
         } else {
             args
         };
+        if let Some(key) = routing_key {
+            if self.conn.is_none() {
+                self.reconnect(deadline)?;
+            }
+            if let routes::Routed::Done(result) =
+                self.call_routed(key, args, level, deadline, resend)
+            {
+                return result;
+            }
+        }
         let mut last_error = None;
         // One try per node, plus one: a connection that broke while idle
         // (its node restarted) must not use up the only node's try.
@@ -357,12 +405,7 @@ impl Client {
                     self.conn = None;
                     self.next = (self.next + 1) % self.addrs.len();
                     if resend == Resend::Never {
-                        return Err(ClientError::new(
-                            ErrorKind::Unavailable,
-                            format!(
-                                "the connection broke during the request, which may have been applied; not sent again ({e})"
-                            ),
-                        ));
+                        return Err(broken_not_resent(&e));
                     }
                     last_error = Some(e);
                 }
@@ -382,6 +425,30 @@ impl Client {
         ))
     }
 
+    /// Opens a connection to `addr` and authenticates it.
+    fn open(&self, addr: SocketAddr, deadline: Instant) -> Result<Connection, Opened> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = left.min(self.options.connect_timeout);
+        let mut conn = Connection::open(addr, timeout, self.options.limits)
+            .map_err(|e| Opened::Unreachable(e.message().to_string()))?;
+        if let Some(password) = self.options.password.as_deref() {
+            match conn.call(&[b"AUTH", password.as_bytes()], deadline) {
+                Ok(Reply::Simple(_)) => {}
+                Ok(Reply::Error { code, message }) => {
+                    return Err(Opened::Refused(ClientError::from_server(&code, &message)))
+                }
+                Ok(other) => return Err(Opened::Refused(ClientError::unexpected("AUTH", &other))),
+                Err(CallError::Broken(e) | CallError::Timeout(e)) => {
+                    return Err(Opened::Unreachable(e.to_string()))
+                }
+                Err(CallError::Protocol(e) | CallError::Rejected(e)) => {
+                    return Err(Opened::Refused(e))
+                }
+            }
+        }
+        Ok(conn)
+    }
+
     /// Connects to the first node that answers, starting at `self.next`.
     fn reconnect(&mut self, deadline: Instant) -> Result<(), ClientError> {
         let mut errors = Vec::new();
@@ -398,28 +465,15 @@ impl Client {
                     ),
                 ));
             }
-            let timeout = left.min(self.options.connect_timeout);
-            match Connection::open(addr, timeout, self.options.limits) {
-                Ok(mut conn) => {
-                    if let Some(password) = self.options.password.clone() {
-                        match conn.call(&[b"AUTH", password.as_bytes()], deadline) {
-                            Ok(Reply::Simple(_)) => {}
-                            Ok(Reply::Error { code, message }) => {
-                                return Err(ClientError::from_server(&code, &message))
-                            }
-                            Ok(other) => return Err(ClientError::unexpected("AUTH", &other)),
-                            Err(CallError::Broken(e) | CallError::Timeout(e)) => {
-                                errors.push(e.to_string());
-                                continue;
-                            }
-                            Err(CallError::Protocol(e) | CallError::Rejected(e)) => return Err(e),
-                        }
-                    }
+            match self.open(addr, deadline) {
+                Ok(conn) => {
                     self.next = index;
                     self.conn = Some(conn);
+                    self.learn_routes(deadline);
                     return Ok(());
                 }
-                Err(e) => errors.push(e.message().to_string()),
+                Err(Opened::Unreachable(e)) => errors.push(e),
+                Err(Opened::Refused(e)) => return Err(e),
             }
         }
         Err(ClientError::new(
@@ -427,6 +481,17 @@ impl Client {
             format!("no node reachable: {}", errors.join("; ")),
         ))
     }
+}
+
+/// The error of a request that must not be sent twice whose connection
+/// broke under it.
+fn broken_not_resent(e: &ClientError) -> ClientError {
+    ClientError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "the connection broke during the request, which may have been applied; not sent again ({e})"
+        ),
+    )
 }
 
 /// Makes the connection's session use `wanted` for `side`, sending

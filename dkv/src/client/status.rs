@@ -3,6 +3,8 @@
 //! `hints_pending:<n>`, ...). Unknown lines are ignored, so newer servers
 //! that add lines still parse.
 
+use std::net::SocketAddr;
+
 use crate::version::NodeId;
 
 /// One peer as the answering node sees it.
@@ -35,6 +37,11 @@ pub struct NodeStatus {
     pub peers: Vec<PeerStatus>,
     /// Hints held for all targets.
     pub hints_pending: u64,
+    /// Tokens per node on the ring (0 if the server did not say).
+    pub virtual_nodes: usize,
+    /// Where clients reach each member, by id (`member_<id>:<addr>`; empty
+    /// for a node alone or an older server).
+    pub members: Vec<(NodeId, SocketAddr)>,
 }
 
 impl NodeStatus {
@@ -51,6 +58,10 @@ impl NodeStatus {
             if let Some(id) = key.strip_prefix("hints_pending_node_") {
                 if let (Ok(id), Some(n)) = (id.parse(), number()) {
                     hints.push((id, n));
+                }
+            } else if let Some(id) = key.strip_prefix("member_") {
+                if let (Ok(id), Ok(addr)) = (id.parse::<u32>(), value.parse::<SocketAddr>()) {
+                    status.members.push((NodeId(id), addr));
                 }
             } else if let Some(id) = key.strip_prefix("node_") {
                 let Ok(id) = id.parse::<u32>() else { continue };
@@ -72,6 +83,7 @@ impl NodeStatus {
                     "write_quorum" => status.write_quorum = count().unwrap_or(0),
                     "read_quorum" => status.read_quorum = count().unwrap_or(0),
                     "hints_pending" => status.hints_pending = number().unwrap_or(0),
+                    "virtual_nodes" => status.virtual_nodes = count().unwrap_or(0),
                     _ => {}
                 }
             }
@@ -82,6 +94,7 @@ impl NodeStatus {
             }
         }
         status.peers.sort_by_key(|p| p.id);
+        status.members.sort();
         status
     }
 
@@ -101,7 +114,8 @@ mod tests {
             replication_factor:3\r\nwrite_quorum:2\r\nread_quorum:2\r\nvirtual_nodes:128\r\n\
             cluster_size:3\r\nring_tokens:384\r\nnode_2:self,up\r\nnode_3:down,disconnected\r\n\
             node_1:up,connected\r\nhints_pending:7\r\nhints_pending_node_3:7\r\n\
-            hints_delivered:0\r\nfuture_line:x\r\nnode_x:up\r\n";
+            hints_delivered:0\r\nfuture_line:x\r\nnode_x:up\r\n\
+            member_2:127.0.0.1:7002\r\nmember_1:127.0.0.1:7001\r\nmember_9:nowhere\r\n";
         let status = NodeStatus::parse(text);
         assert_eq!(status.node_id, NodeId(2));
         assert_eq!(status.cluster_name, "test");
@@ -114,6 +128,14 @@ mod tests {
             (3, 2, 2)
         );
         assert_eq!(status.hints_pending, 7);
+        assert_eq!(status.virtual_nodes, 128);
+        assert_eq!(
+            status.members,
+            vec![
+                (NodeId(1), "127.0.0.1:7001".parse().unwrap()),
+                (NodeId(2), "127.0.0.1:7002".parse().unwrap())
+            ]
+        );
         assert_eq!(
             status.peers,
             vec![

@@ -154,6 +154,13 @@ fn section<D: Disk>(context: &Context<'_, D>, name: &str, lines: &mut Lines<'_>)
             lines.add("virtual_nodes", conf.virtual_nodes);
             lines.add("cluster_size", conf.nodes.len());
             lines.add("ring_tokens", node.ring().token_count());
+            // Where clients reach each member: what a token-aware client
+            // needs, with the ring's shape above, to find a key's replicas.
+            if conf.nodes.len() > 1 {
+                for member in &conf.nodes {
+                    lines.add(&format!("member_{}", member.id), member.client);
+                }
+            }
             lines.add(&format!("node_{}", settings.node_id), "self,up");
             for (id, up) in node.peer_states() {
                 let state = if up { "up" } else { "down" };
