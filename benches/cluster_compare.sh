@@ -53,22 +53,11 @@ run_redis() {
   stop_all
 }
 
-conf="$work/cluster.conf"
-{
-  echo "cluster_name = bench"
-  echo "replication_factor = 3"; echo "write_quorum = 2"; echo "read_quorum = 2"
-  for i in 1 2 3; do echo "node $i 127.0.0.1:$((BASE + i - 1))"; done
-} >"$conf"
+cluster_conf 3 "$BASE"
 
 # run_cluster <binary> <name>: the two workloads against a fresh cluster.
 run_cluster() {
-  rm -rf "$work"/node-*
-  for i in 1 2 3; do
-    RUST_LOG=warn "$1" --node-id "$i" --cluster-conf "$conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
-    pids+=($!)
-  done
-  for i in 1 2 3; do wait_port $((BASE + i - 1)); done
-  sleep 1 # let the nodes connect and see each other up
+  start_nodes "$1" 3 "$BASE"
   for p in $PIPELINES; do
     for t in set get; do
       runs[$2one,$p,$t]+="$(csv "$BASE" "$t" "$CLIENTS" "$N" "$p");"

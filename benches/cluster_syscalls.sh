@@ -23,17 +23,11 @@ CLIENTS=${CLIENTS:-50}
 SIZE=${SIZE:-64}
 BASE=${BASE:-17111}
 PIPELINES=${PIPELINES:-1 16}
-REPLICAS=3
 
 . benches/lib.sh
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
 
-conf="$work/cluster.conf"
-{
-  echo "cluster_name = bench"
-  echo "replication_factor = $REPLICAS"; echo "write_quorum = 2"; echo "read_quorum = 2"
-  for i in 1 2 3; do echo "node $i 127.0.0.1:$((BASE + i - 1))"; done
-} >"$conf"
+cluster_conf 3 "$BASE"
 
 events="raw_syscalls:sys_enter,syscalls:sys_enter_fdatasync,syscalls:sys_enter_writev,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex"
 
@@ -45,13 +39,7 @@ peer_counter() {
 # run <binary> <label>: one row per pipeline depth.
 run() {
   for p in $PIPELINES; do
-    rm -rf "$work"/node-*
-    for i in 1 2 3; do
-      RUST_LOG=warn "$1" --node-id "$i" --cluster-conf "$conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
-      pids+=($!)
-    done
-    for i in 1 2 3; do wait_port $((BASE + i - 1)); done
-    sleep 1
+    start_nodes "$1" 3 "$BASE"
     local before_sent=0 before_writes=0
     for i in 1 2 3; do
       before_sent=$((before_sent + $(peer_counter $((BASE + i - 1)) peer_messages_sent)))
@@ -72,7 +60,7 @@ run() {
       writes=$((writes + $(peer_counter $((BASE + i - 1)) peer_socket_writes)))
     done
     stop_all
-    cat "$work"/stat.[123] | awk -F, -v n="$N" -v p="$p" -v label="$2" -v r="$REPLICAS" \
+    cat "$work"/stat.[123] | awk -F, -v n="$N" -v p="$p" -v label="$2" -v r=3 \
       -v sent=$((sent - before_sent)) -v pw=$((writes - before_writes)) '
       NF > 3 { name = $3; sub(/^.*sys_enter_?/, "", name); if (name == "") name = "all"; c[name] += $1 }
       END {

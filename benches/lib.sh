@@ -42,3 +42,26 @@ median_rows() {
     }
     END { if (!n) { print 0; exit } out = ""; for (c = 1; c <= cols; c++) out = out (c > 1 ? " " : "") med(c); print out }'
 }
+
+# cluster_conf <nodes> <base port>: writes $work/cluster.conf for that many
+# nodes on 127.0.0.1 from the base port (N=3, W=2, R=2).
+cluster_conf() {
+  {
+    echo "cluster_name = bench"
+    echo "replication_factor = 3"; echo "write_quorum = 2"; echo "read_quorum = 2"
+    for i in $(seq 1 "$1"); do echo "node $i 127.0.0.1:$(($2 + i - 1))"; done
+  } >"$work/cluster.conf"
+}
+
+# start_nodes <binary> <nodes> <base port>: fresh data directories, every
+# node of $work/cluster.conf started with --fsync always (pids in `pids`),
+# and a second for them to connect and see each other up.
+start_nodes() {
+  rm -rf "$work"/node-*
+  for i in $(seq 1 "$2"); do
+    RUST_LOG=warn "$1" --node-id "$i" --cluster-conf "$work/cluster.conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
+    pids+=($!)
+  done
+  for i in $(seq 1 "$2"); do wait_port $(($3 + i - 1)); done
+  sleep 1
+}

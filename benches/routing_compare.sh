@@ -15,12 +15,7 @@ BASE=${BASE:-17121}
 . benches/lib.sh
 cargo build --release --quiet --example routed_load
 
-conf="$work/cluster.conf"
-{
-  echo "cluster_name = bench"
-  echo "replication_factor = 3"; echo "write_quorum = 2"; echo "read_quorum = 2"
-  for i in 1 2 3 4 5; do echo "node $i 127.0.0.1:$((BASE + i - 1))"; done
-} >"$conf"
+cluster_conf 5 "$BASE"
 addrs=""
 for i in 1 2 3 4 5; do addrs="$addrs 127.0.0.1:$((BASE + i - 1))"; done
 
@@ -35,13 +30,7 @@ sent() {
 printf '\n%s sequential quorum SETs then GETs from one Rust client given all 5 nodes (N=3), %s cores\n' "$COUNT" "$(nproc)"
 printf '%-8s %10s %10s %18s\n' routing "SET/s" "GET/s" "peer msgs/request"
 for mode in off on; do
-  rm -rf "$work"/node-*
-  for i in 1 2 3 4 5; do
-    RUST_LOG=warn target/release/dkv-node --node-id "$i" --cluster-conf "$conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
-    pids+=($!)
-  done
-  for i in 1 2 3 4 5; do wait_port $((BASE + i - 1)); done
-  sleep 1
+  start_nodes target/release/dkv-node 5 "$BASE"
   before=$(sent)
   # shellcheck disable=SC2086
   read -r sets gets < <(target/release/examples/routed_load "$mode" "$COUNT" $addrs)
