@@ -49,6 +49,13 @@ fn wait_reply(trio: &mut Trio, client: OpId, millis: u64) -> Option<OpResult> {
     None
 }
 
+fn assert_reads_v(reply: &Option<OpResult>) {
+    assert!(
+        matches!(reply, Some(Ok(OpReply::Value { value: Some(v), .. })) if v == b"v"),
+        "{reply:?}"
+    );
+}
+
 /// With N=3 and R=2 a coordinator holding a copy asks one peer, and
 /// successive reads take the two peers in turn.
 #[test]
@@ -63,10 +70,7 @@ fn a_quorum_read_asks_its_own_copy_and_one_peer_in_turn() {
         assert_eq!(sent.len(), 1, "one peer asked: {sent:?}");
         asked.extend(sent);
         let reply = wait_reply(&mut trio, client, 10);
-        assert!(
-            matches!(&reply, Some(Ok(OpReply::Value { value: Some(v), .. })) if v == b"v"),
-            "{reply:?}"
-        );
+        assert_reads_v(&reply);
     }
     assert_eq!(asked[0], asked[2]);
     assert_eq!(asked[1], asked[3]);
@@ -94,10 +98,7 @@ fn a_read_that_asked_a_silent_peer_asks_the_spare_at_its_hedge_time() {
     for _ in 0..2 {
         let client = start_get(&mut trio, 1, "k");
         let reply = wait_reply(&mut trio, client, failure);
-        assert!(
-            matches!(&reply, Some(Ok(OpReply::Value { value: Some(v), .. })) if v == b"v"),
-            "{reply:?}"
-        );
+        assert_reads_v(&reply);
     }
     assert!(trio.nodes[0].is_up(NodeId(3)), "not yet believed down");
     assert!(trio.now - started < failure);
@@ -133,10 +134,7 @@ fn an_unreachable_peer_is_replaced_by_the_spare_at_once() {
         assert_eq!(spare.len(), 1, "the spare asked: {spare:?}");
         assert_ne!(spare[0], peer);
         let reply = wait_reply(&mut trio, client, 2);
-        assert!(
-            matches!(&reply, Some(Ok(OpReply::Value { value: Some(v), .. })) if v == b"v"),
-            "{reply:?}"
-        );
+        assert_reads_v(&reply);
     }
     assert_eq!(trio.nodes[0].stats().read_hedges, 0);
 }
