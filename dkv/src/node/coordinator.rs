@@ -187,14 +187,52 @@ enum Pending {
     Read(ReadId),
 }
 
+/// Timers that come due in the order they were set (each is now plus one
+/// fixed delay): a FIFO queue. A timer of a request that finished early
+/// stays until it comes due, for the caller to skip.
+#[derive(Debug)]
+struct TimerQueue<T>(VecDeque<(u64, T)>);
+
+impl<T> Default for TimerQueue<T> {
+    fn default() -> Self {
+        TimerQueue(VecDeque::new())
+    }
+}
+
+impl<T: Copy> TimerQueue<T> {
+    fn push(&mut self, at: u64, item: T) {
+        debug_assert!(
+            self.0.back().is_none_or(|(last, _)| *last <= at),
+            "timers arrive in order"
+        );
+        self.0.push_back((at, item));
+    }
+
+    /// The oldest timer due at `now`, removed.
+    fn pop_due(&mut self, now: u64) -> Option<T> {
+        match self.0.front() {
+            Some(&(at, item)) if at <= now => {
+                self.0.pop_front();
+                Some(item)
+            }
+            _ => None,
+        }
+    }
+
+    /// When the next timer comes due.
+    fn next(&self) -> Option<u64> {
+        self.0.front().map(|(at, _)| *at)
+    }
+}
+
 /// Every request this node coordinates that has not finished.
 #[derive(Debug, Default)]
 pub(crate) struct Coordinator {
     writes: IdMap<WriteId, WriteOp>,
     reads: IdMap<ReadId, ReadOp>,
-    deadlines: VecDeque<(u64, Pending)>,
+    deadlines: TimerQueue<Pending>,
     /// When reads with spares ask them all, if they have not answered.
-    hedges: VecDeque<(u64, ReadId)>,
+    hedges: TimerQueue<ReadId>,
     /// Reads planned so far: which replica a read asks first, in turn.
     read_turn: usize,
 }
@@ -204,43 +242,27 @@ impl Coordinator {
         Coordinator::default()
     }
 
-    fn push_deadline(&mut self, deadline: u64, pending: Pending) {
-        debug_assert!(
-            self.deadlines.back().is_none_or(|(d, _)| *d <= deadline),
-            "deadlines arrive in order"
-        );
-        self.deadlines.push_back((deadline, pending));
-    }
-
     pub fn open_write(&mut self, id: WriteId, write: WriteOp, deadline: u64) {
         self.writes.insert(id, write);
-        self.push_deadline(deadline, Pending::Write(id));
+        self.deadlines.push(deadline, Pending::Write(id));
     }
 
     pub fn open_read(&mut self, id: ReadId, read: ReadOp, deadline: u64) {
         self.reads.insert(id, read);
-        self.push_deadline(deadline, Pending::Read(id));
+        self.deadlines.push(deadline, Pending::Read(id));
     }
 
     /// Asks for `id`'s spares at `at` (monotonic ms) unless it has
     /// answered by then.
     pub fn hedge_read(&mut self, id: ReadId, at: u64) {
-        debug_assert!(
-            self.hedges.back().is_none_or(|(t, _)| *t <= at),
-            "hedge times arrive in order"
-        );
-        self.hedges.push_back((at, id));
+        self.hedges.push(at, id);
     }
 
     /// The reads whose hedge time is at or before `now` and that are still
     /// in flight.
     pub fn hedges_due(&mut self, now: u64) -> Vec<ReadId> {
         let mut due = Vec::new();
-        while let Some(&(at, id)) = self.hedges.front() {
-            if at > now {
-                break;
-            }
-            self.hedges.pop_front();
+        while let Some(id) = self.hedges.pop_due(now) {
             if self.reads.contains_key(&id) {
                 due.push(id);
             }
@@ -274,11 +296,7 @@ impl Coordinator {
     /// `now`.
     pub fn expire(&mut self, now: u64) -> Vec<Expired> {
         let mut expired = Vec::new();
-        while let Some(&(deadline, pending)) = self.deadlines.front() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_front();
+        while let Some(pending) = self.deadlines.pop_due(now) {
             match pending {
                 Pending::Write(id) => {
                     if let Some(write) = self.writes.remove(&id) {
@@ -298,12 +316,10 @@ impl Coordinator {
     /// The earliest deadline queued (possibly of a request that already
     /// finished: waking for it is harmless).
     pub fn next_deadline(&self) -> Option<u64> {
-        let deadline = self.deadlines.front().map(|(d, _)| *d);
-        let hedge = self.hedges.front().map(|(t, _)| *t);
-        match (deadline, hedge) {
-            (Some(d), Some(h)) => Some(d.min(h)),
-            (d, h) => d.or(h),
-        }
+        [self.deadlines.next(), self.hedges.next()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Requests in flight.

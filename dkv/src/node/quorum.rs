@@ -341,7 +341,9 @@ impl ReadTally {
 
     /// Replicas that answered with something older than the newest entry
     /// (or nothing, or a counter missing some of its increments): the ones
-    /// read repair must update.
+    /// read repair must update. (The read path has the newest entry at
+    /// hand and calls [`Self::stale_against`].)
+    #[cfg(test)]
     pub fn stale(&self) -> Vec<NodeId> {
         if self.agree() {
             return Vec::new();

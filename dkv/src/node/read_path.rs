@@ -213,7 +213,7 @@ impl<D: Disk> Node<D> {
             } else if let Some(newest) = newest {
                 let stale: Vec<NodeId> = read
                     .tally
-                    .stale()
+                    .stale_against(&newest)
                     .into_iter()
                     .filter(|n| !read.repaired.iter().any(|(r, _)| r == n))
                     .collect();

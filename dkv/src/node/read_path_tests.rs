@@ -4,21 +4,26 @@
 use super::tests::Trio;
 use super::*;
 
-/// The peers node `via` sent a `Read` for `key` to, from its outputs so
-/// far (the replies and other messages stay queued for the trio).
+/// Every output `node` has queued, taken out.
+fn drain_outputs(node: &mut Node<MemDisk>) -> Vec<Output> {
+    std::iter::from_fn(|| node.poll_output()).collect()
+}
+
+/// The peers node `via` sent a `Read` to, from its outputs so far (the
+/// replies and other messages stay queued for the trio).
 fn reads_sent(trio: &mut Trio, via: u32) -> Vec<NodeId> {
     let node = &mut trio.nodes[via as usize - 1];
-    let mut kept = Vec::new();
-    let mut asked = Vec::new();
-    while let Some(output) = node.poll_output() {
-        if let Output::Send { to, envelope } = &output {
-            if matches!(envelope.message, Message::Read { .. }) {
-                asked.push(*to);
+    let outputs = drain_outputs(node);
+    let asked = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Send { to, envelope } if matches!(envelope.message, Message::Read { .. }) => {
+                Some(*to)
             }
-        }
-        kept.push(output);
-    }
-    node.outputs.extend(kept);
+            _ => None,
+        })
+        .collect();
+    node.outputs.extend(outputs);
     asked
 }
 
@@ -120,16 +125,14 @@ fn an_unreachable_peer_is_replaced_by_the_spare_at_once() {
         };
         let now = trio.at_node(0);
         let node = &mut trio.nodes[0];
-        let mut kept = Vec::new();
-        while let Some(output) = node.poll_output() {
+        for output in drain_outputs(node) {
             match output {
                 Output::Send { to, envelope } if to == peer => {
                     node.handle_undeliverable(now, to, envelope.message)
                 }
-                other => kept.push(other),
+                other => node.outputs.push_back(other),
             }
         }
-        node.outputs.extend(kept);
         let spare = reads_sent(&mut trio, 1);
         assert_eq!(spare.len(), 1, "the spare asked: {spare:?}");
         assert_ne!(spare[0], peer);
@@ -140,13 +143,13 @@ fn an_unreachable_peer_is_replaced_by_the_spare_at_once() {
 }
 
 fn replies(node: &mut Node<MemDisk>) -> Vec<(OpId, OpResult)> {
-    let mut replies = Vec::new();
-    while let Some(output) = node.poll_output() {
-        if let Output::Reply { op, result } = output {
-            replies.push((op, result));
-        }
-    }
-    replies
+    drain_outputs(node)
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Reply { op, result } => Some((op, result)),
+            Output::Send { .. } => None,
+        })
+        .collect()
 }
 
 /// A read waits for the log only when its own key has a write that is not
