@@ -11,6 +11,9 @@
 #   BASELINE=/path/to/old/dkv-node benches/cluster_compare.sh
 #                                       # also a cluster of an older build
 #   ROUNDS=5 benches/cluster_compare.sh # five interleaved rounds, medians
+#   NODE_ARGS="--fsync-window-us 1000" BASELINE=target/release/dkv-node \
+#     benches/cluster_compare.sh        # the same build with a flag and
+#                                       # without (BASELINE_ARGS for the other)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,9 +58,10 @@ run_redis() {
 
 cluster_conf 3 "$BASE"
 
-# run_cluster <binary> <name>: the two workloads against a fresh cluster.
+# run_cluster <binary> <name> [node flags...]: the two workloads against a
+# fresh cluster.
 run_cluster() {
-  start_nodes "$1" 3 "$BASE"
+  start_nodes "$1" 3 "$BASE" "${@:3}"
   for p in $PIPELINES; do
     for t in set get; do
       runs[$2one,$p,$t]+="$(csv "$BASE" "$t" "$CLIENTS" "$N" "$p");"
@@ -73,16 +77,17 @@ run_cluster() {
 for round in $(seq 1 "$ROUNDS"); do
   run_redis
   if [ -n "${BASELINE:-}" ] && [ $((round % 2)) -eq 0 ]; then
-    run_cluster "$BASELINE" old
-    run_cluster target/release/dkv-node ""
+    run_cluster "$BASELINE" old ${BASELINE_ARGS:-}
+    run_cluster target/release/dkv-node "" ${NODE_ARGS:-}
   else
-    run_cluster target/release/dkv-node ""
-    [ -n "${BASELINE:-}" ] && run_cluster "$BASELINE" old
+    run_cluster target/release/dkv-node "" ${NODE_ARGS:-}
+    [ -n "${BASELINE:-}" ] && run_cluster "$BASELINE" old ${BASELINE_ARGS:-}
   fi
 done
 for key in "${!runs[@]}"; do result[$key]=$(median_rows "${runs[$key]}"); done
 
 printf '\nredis-benchmark -c %s -d %s -n %s on %s cores; dkv: 3 processes, N=3 W=2 R=2, fsync always; median of %s round(s)\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)" "$ROUNDS"
+printf 'node flags: this build "%s", baseline "%s"\n' "${NODE_ARGS:-}" "${BASELINE_ARGS:-}"
 printf '%-40s %4s %5s %10s %8s %8s %7s\n' "target" "-P" "op" "ops/s" "p50 ms" "p99 ms" "ratio"
 for p in $PIPELINES; do
 for t in set get; do

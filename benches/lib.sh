@@ -53,15 +53,18 @@ cluster_conf() {
   } >"$work/cluster.conf"
 }
 
-# start_nodes <binary> <nodes> <base port>: fresh data directories, every
-# node of $work/cluster.conf started with --fsync always (pids in `pids`),
-# and a second for them to connect and see each other up.
+# start_nodes <binary> <nodes> <base port> [node flags...]: fresh data
+# directories, every node of $work/cluster.conf started with --fsync always
+# and the flags given (pids in `pids`), and a second for them to connect
+# and see each other up.
 start_nodes() {
+  local bin=$1 count=$2 base=$3
+  shift 3
   rm -rf "$work"/node-*
-  for i in $(seq 1 "$2"); do
-    RUST_LOG=warn "$1" --node-id "$i" --cluster-conf "$work/cluster.conf" --data-dir "$work/node-$i" --fsync always >/dev/null &
+  for i in $(seq 1 "$count"); do
+    RUST_LOG=warn "$bin" --node-id "$i" --cluster-conf "$work/cluster.conf" --data-dir "$work/node-$i" --fsync always "$@" >/dev/null &
     pids+=($!)
   done
-  for i in $(seq 1 "$2"); do wait_port $(($3 + i - 1)); done
+  for i in $(seq 1 "$count"); do wait_port $((base + i - 1)); done
   sleep 1
 }

@@ -53,6 +53,7 @@ fn config(dir: &Path, segment_bytes: u64) -> WalConfig {
         dir: dir.to_path_buf(),
         fsync: FsyncMode::Never,
         segment_bytes,
+        fsync_window: std::time::Duration::ZERO,
     }
 }
 

@@ -61,6 +61,13 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     fsync_interval_ms: u64,
 
+    /// With `--fsync always`: while writes keep coming, wait this long
+    /// after an fsync before the next, so each covers more writes (a group
+    /// commit window, in microseconds; 0 syncs back to back). For nodes
+    /// sharing one disk; a lone sequential writer never waits.
+    #[arg(long, default_value_t = 0)]
+    fsync_window_us: u64,
+
     /// Take a snapshot (and compact the WAL) every this many seconds; 0 turns
     /// timed snapshots off.
     #[arg(long, default_value_t = 600)]
@@ -243,6 +250,13 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
             ))
         }
     };
+    if args.fsync_window_us > 0 && store.fsync != FsyncMode::Always {
+        return Err("--fsync-window-us applies to --fsync always only".into());
+    }
+    if args.fsync_window_us > 1_000_000 {
+        return Err("--fsync-window-us is at most 1000000 (one second)".into());
+    }
+    store.fsync_window = Duration::from_micros(args.fsync_window_us);
     store.snapshot_interval =
         (args.snapshot_interval > 0).then(|| Duration::from_secs(args.snapshot_interval));
     store.snapshot_wal_bytes = (args.snapshot_wal_mb > 0).then_some(args.snapshot_wal_mb << 20);

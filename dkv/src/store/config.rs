@@ -23,6 +23,9 @@ pub struct StoreConfig {
     pub snapshot_dir: PathBuf,
     /// When a write is acknowledged relative to its fsync.
     pub fsync: FsyncMode,
+    /// The data log's pause between fsyncs while busy
+    /// ([`crate::wal::WalConfig::fsync_window`]); zero syncs back to back.
+    pub fsync_window: Duration,
     /// Number of engine shards, a power of two.
     pub shards: usize,
     /// A WAL segment is closed and a new one started past this size.
@@ -53,6 +56,7 @@ impl StoreConfig {
             wal_dir: data_dir.join("wal"),
             snapshot_dir: data_dir.join("snapshots"),
             fsync: FsyncMode::Always,
+            fsync_window: Duration::ZERO,
             shards: DEFAULT_SHARDS,
             wal_segment_bytes: 64 << 20,
             snapshot_interval: Some(Duration::from_secs(600)),

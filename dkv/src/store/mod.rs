@@ -151,6 +151,7 @@ impl Store {
             dir: config.wal_dir.clone(),
             fsync: config.fsync,
             segment_bytes: config.wal_segment_bytes,
+            fsync_window: config.fsync_window,
         };
         let (wal, recovery) = Wal::open(wal_config, replay_from, |record| {
             engine.apply(&record.key, record.entry());

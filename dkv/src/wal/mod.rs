@@ -119,6 +119,12 @@ pub struct WalConfig {
     pub fsync: FsyncMode,
     /// A new segment starts once the current one reaches this many bytes.
     pub segment_bytes: u64,
+    /// With [`FsyncMode::Always`], while the log is busy (records arrived
+    /// during the last fsync), the next fsync starts no sooner than this
+    /// long after the last one ended, so that one covers more records.
+    /// Zero (the default) syncs back to back. A writer that waits for each
+    /// record before the next never finds the log busy and never waits.
+    pub fsync_window: Duration,
 }
 
 impl WalConfig {
@@ -128,6 +134,7 @@ impl WalConfig {
             dir: dir.into(),
             fsync: FsyncMode::Always,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            fsync_window: Duration::ZERO,
         }
     }
 }

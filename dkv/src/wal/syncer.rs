@@ -60,6 +60,9 @@ pub(crate) struct Syncer {
     written: u64,
     synced: u64,
     last_sync: Instant,
+    /// Records arrived while the last round wrote and synced: the log is
+    /// busy, and a round may wait out the fsync window.
+    busy: bool,
     spare: Vec<u8>,
     spare_marks: Vec<Mark>,
     /// A segment switch that could not create its file: tried again at the
@@ -107,6 +110,7 @@ impl Syncer {
             written: durable,
             synced: durable,
             last_sync: Instant::now(),
+            busy: false,
             spare: Vec::new(),
             spare_marks: Vec::new(),
             roll_pending: false,
@@ -163,6 +167,23 @@ impl Syncer {
         {
             shared.work.wait_for(&mut st, COALESCE_WINDOW);
         }
+        // Under load, let records gather for the rest of the window after
+        // the last fsync; a sync request, shutdown or a full buffer cuts
+        // the wait short (see `WalConfig::fsync_window`).
+        let window = shared.config.fsync_window;
+        if mode == FsyncMode::Always
+            && self.busy
+            && !st.shutdown
+            && !st.round_wanted
+            && !st.force_sync
+            && st.buf.len() < COALESCE_BYTES
+        {
+            if let Some(wait) = window.checked_sub(self.last_sync.elapsed()) {
+                if !wait.is_zero() {
+                    shared.work.wait_for(&mut st, wait);
+                }
+            }
+        }
         mem::swap(&mut st.buf, &mut self.spare);
         mem::swap(&mut st.marks, &mut self.spare_marks);
         let records = mem::take(&mut st.buf_records);
@@ -188,6 +209,7 @@ impl Syncer {
 
         let mut st = shared.state.lock();
         st.rounds_done = round;
+        self.busy = !st.buf.is_empty();
         match result {
             Ok(all_synced) => {
                 self.written = last;

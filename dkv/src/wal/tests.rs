@@ -19,6 +19,7 @@ pub(super) fn config(dir: &Path, fsync: FsyncMode) -> WalConfig {
         dir: dir.to_path_buf(),
         fsync,
         segment_bytes: DEFAULT_SEGMENT_BYTES,
+        fsync_window: std::time::Duration::ZERO,
     }
 }
 
@@ -436,4 +437,63 @@ fn damage_reasons_read_well() {
     assert!(WalError::Poisoned
         .to_string()
         .contains("a previous write or fsync of the log failed; it refuses writes until"));
+}
+
+/// Appends without waiting for `run` (at most 200,000 records), then syncs;
+/// returns the log's fsync count.
+fn syncs_under_steady_appends(dir: &Path, window: Duration, run: Duration) -> u64 {
+    let config = WalConfig {
+        fsync_window: window,
+        ..config(dir, FsyncMode::Always)
+    };
+    let (wal, _, _) = reopen(&config, Lsn(1));
+    let before = wal.stats().syncs;
+    let started = Instant::now();
+    for i in 1..=200_000 {
+        if started.elapsed() >= run {
+            break;
+        }
+        append_n(&wal, i..=i);
+        // A little room between appends, as between a node's writes.
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    wal.sync().unwrap();
+    wal.stats().syncs - before
+}
+
+#[test]
+fn a_busy_log_waits_out_its_fsync_window_between_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Duration::from_millis(400);
+    let back_to_back = syncs_under_steady_appends(&dir.path().join("a"), Duration::ZERO, run);
+    let windowed =
+        syncs_under_steady_appends(&dir.path().join("b"), Duration::from_millis(100), run);
+    // 400 ms of appends: a sync each 100 ms at most, the final one, and
+    // the first before the log was seen busy.
+    assert!(windowed <= 8, "{windowed} syncs with a 100 ms window");
+    assert!(
+        back_to_back > 3 * windowed,
+        "without a window the log syncs as fast as the disk: {back_to_back} against {windowed}"
+    );
+}
+
+#[test]
+fn a_writer_waiting_for_each_record_never_waits_out_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        fsync_window: Duration::from_secs(1),
+        ..config(dir.path(), FsyncMode::Always)
+    };
+    let (wal, _, _) = reopen(&config, Lsn(1));
+    let started = Instant::now();
+    for i in 1..=4 {
+        let lsn = append_n(&wal, i..=i)[0];
+        wal.wait_durable(lsn).unwrap();
+    }
+    // Were the window waited out after each sync, this took three seconds.
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "four sequential durable appends took {:?}",
+        started.elapsed()
+    );
 }
