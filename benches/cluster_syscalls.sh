@@ -13,6 +13,9 @@
 #   BASELINE=/path/to/old/dkv-node benches/cluster_syscalls.sh
 #                                               # an older build too (K
 #                                               # needs INFO's peer_* lines)
+#   NODE_ARGS="--fsync-window-us 1000" benches/cluster_syscalls.sh
+#                                               # node flags for this build
+#                                               # (BASELINE_ARGS for the other)
 #
 # Needs perf with tracepoint access (root, or perf_event_paranoid <= -1).
 set -euo pipefail
@@ -36,10 +39,10 @@ peer_counter() {
   redis-cli -p "$1" info cluster 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
 }
 
-# run <binary> <label>: one row per pipeline depth.
+# run <binary> <label> [node flags...]: one row per pipeline depth.
 run() {
   for p in $PIPELINES; do
-    start_nodes "$1" 3 "$BASE"
+    start_nodes "$1" 3 "$BASE" "${@:3}"
     local before_sent=0 before_writes=0
     for i in 1 2 3; do
       before_sent=$((before_sent + $(peer_counter $((BASE + i - 1)) peer_messages_sent)))
@@ -76,6 +79,7 @@ run() {
 
 printf '\nSET, redis-benchmark -c %s -d %s -n %s to node 1 of 3 (N=3 W=2 R=2, fsync always), %s cores; per acknowledged write, all three nodes together\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
 printf '%-10s %3s %8s %8s %8s %8s %7s %7s %8s %6s %6s %7s\n' build -P syscalls writes reads fdatasync epoll futex peer-msg K G floor
-run target/release/dkv-node current
-[ -n "${BASELINE:-}" ] && run "$BASELINE" baseline
+printf 'node flags: current "%s", baseline "%s"\n' "${NODE_ARGS:-}" "${BASELINE_ARGS:-}"
+run target/release/dkv-node current ${NODE_ARGS:-}
+[ -n "${BASELINE:-}" ] && run "$BASELINE" baseline ${BASELINE_ARGS:-}
 exit 0
