@@ -78,8 +78,8 @@ run() {
 }
 
 printf '\nSET, redis-benchmark -c %s -d %s -n %s to node 1 of 3 (N=3 W=2 R=2, fsync always), %s cores; per acknowledged write, all three nodes together\n' "$CLIENTS" "$SIZE" "$N" "$(nproc)"
-printf '%-10s %3s %8s %8s %8s %8s %7s %7s %8s %6s %6s %7s\n' build -P syscalls writes reads fdatasync epoll futex peer-msg K G floor
 printf 'node flags: current "%s", baseline "%s"\n' "${NODE_ARGS:-}" "${BASELINE_ARGS:-}"
+printf '%-10s %3s %8s %8s %8s %8s %7s %7s %8s %6s %6s %7s\n' build -P syscalls writes reads fdatasync epoll futex peer-msg K G floor
 run target/release/dkv-node current ${NODE_ARGS:-}
 [ -n "${BASELINE:-}" ] && run "$BASELINE" baseline ${BASELINE_ARGS:-}
 exit 0
