@@ -78,6 +78,9 @@ pub(super) struct State {
     /// Last lsn in the active segment, queued ones included; 0 if none.
     pub(super) active_last: u64,
     pub(super) syncer_idle: bool,
+    /// The syncer waits out its fsync window (`WalConfig::fsync_window`):
+    /// appends let it be, but a sync request or a full buffer wakes it.
+    pub(super) syncer_in_window: bool,
     /// Open [`Shared::hold`]s: appends do not wake the syncer meanwhile.
     pub(super) holds: usize,
     pub(super) space_waiters: usize,
@@ -98,6 +101,13 @@ impl State {
     /// awake so later callers do not notify again.
     fn wake_syncer(&mut self) -> bool {
         mem::replace(&mut self.syncer_idle, false)
+    }
+
+    /// Whether one who needs a round now (a sync request, an appender
+    /// facing a full buffer) must notify the syncer: it sleeps, or waits
+    /// out its window.
+    fn syncer_needs_waking(&mut self) -> bool {
+        self.wake_syncer() || self.syncer_in_window
     }
 }
 
@@ -159,6 +169,7 @@ impl Shared {
                 active_len: start.active_len,
                 active_last: start.active_last,
                 syncer_idle: false,
+                syncer_in_window: false,
                 holds: 0,
                 space_waiters: 0,
                 round_wanted: false,
@@ -202,7 +213,7 @@ impl Shared {
                 break;
             }
             st.space_waiters += 1;
-            if st.wake_syncer() {
+            if st.syncer_needs_waking() {
                 self.work.notify_one();
             }
             self.space.wait(&mut st);
@@ -345,7 +356,7 @@ impl Shared {
     fn run_round(&self, mut st: MutexGuard<'_, State>, last: u64) -> Result<(), WalError> {
         st.round_wanted = true;
         let target = st.rounds_taken + 1;
-        if st.wake_syncer() {
+        if st.syncer_needs_waking() {
             self.work.notify_one();
         }
         loop {

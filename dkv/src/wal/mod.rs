@@ -123,7 +123,8 @@ pub struct WalConfig {
     /// during the last fsync), the next fsync starts no sooner than this
     /// long after the last one ended, so that one covers more records.
     /// Zero (the default) syncs back to back. A writer that waits for each
-    /// record before the next never finds the log busy and never waits.
+    /// record before the next never finds the log busy and never waits; a
+    /// sync request, shutdown or a full buffer ends the wait.
     pub fsync_window: Duration,
 }
 

@@ -176,11 +176,14 @@ impl Syncer {
             && !st.shutdown
             && !st.round_wanted
             && !st.force_sync
+            && st.space_waiters == 0
             && st.buf.len() < COALESCE_BYTES
         {
             if let Some(wait) = window.checked_sub(self.last_sync.elapsed()) {
                 if !wait.is_zero() {
+                    st.syncer_in_window = true;
                     shared.work.wait_for(&mut st, wait);
+                    st.syncer_in_window = false;
                 }
             }
         }

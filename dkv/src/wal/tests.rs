@@ -497,3 +497,38 @@ fn a_writer_waiting_for_each_record_never_waits_out_the_window() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_sync_request_cuts_the_fsync_window_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        fsync_window: Duration::from_secs(5),
+        ..config(dir.path(), FsyncMode::Always)
+    };
+    let (wal, _, _) = reopen(&config, Lsn(1));
+    let wal = Arc::new(wal);
+    // Appends that keep coming: after its first round the log is busy and
+    // its syncer waits out the 5 s window.
+    let appender = {
+        let wal = Arc::clone(&wal);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut last = 0;
+            while started.elapsed() < Duration::from_millis(300) && last < 100_000 {
+                last += 1;
+                append_n(&wal, last..=last);
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            last
+        })
+    };
+    let last = appender.join().unwrap();
+    let started = Instant::now();
+    wal.sync().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "a sync request waited {:?} for the window",
+        started.elapsed()
+    );
+    assert_eq!(wal.durable_lsn(), Lsn(last));
+}
