@@ -439,14 +439,19 @@ fn damage_reasons_read_well() {
         .contains("a previous write or fsync of the log failed; it refuses writes until"));
 }
 
-/// Appends without waiting for `run` (at most 200,000 records), then syncs;
-/// returns the log's fsync count.
-fn syncs_under_steady_appends(dir: &Path, window: Duration, run: Duration) -> u64 {
+/// A fresh fsync-always log in `dir` with `window`.
+fn windowed_log(dir: &Path, window: Duration) -> Wal {
     let config = WalConfig {
         fsync_window: window,
         ..config(dir, FsyncMode::Always)
     };
-    let (wal, _, _) = reopen(&config, Lsn(1));
+    reopen(&config, Lsn(1)).0
+}
+
+/// Appends without waiting for `run` (at most 200,000 records), then syncs;
+/// returns the log's fsync count.
+fn syncs_under_steady_appends(dir: &Path, window: Duration, run: Duration) -> u64 {
+    let wal = windowed_log(dir, window);
     let before = wal.stats().syncs;
     let started = Instant::now();
     for i in 1..=200_000 {
@@ -480,11 +485,7 @@ fn a_busy_log_waits_out_its_fsync_window_between_syncs() {
 #[test]
 fn a_writer_waiting_for_each_record_never_waits_out_the_window() {
     let dir = tempfile::tempdir().unwrap();
-    let config = WalConfig {
-        fsync_window: Duration::from_secs(1),
-        ..config(dir.path(), FsyncMode::Always)
-    };
-    let (wal, _, _) = reopen(&config, Lsn(1));
+    let wal = windowed_log(dir.path(), Duration::from_secs(1));
     let started = Instant::now();
     for i in 1..=4 {
         let lsn = append_n(&wal, i..=i)[0];
@@ -501,12 +502,7 @@ fn a_writer_waiting_for_each_record_never_waits_out_the_window() {
 #[test]
 fn a_sync_request_cuts_the_fsync_window_short() {
     let dir = tempfile::tempdir().unwrap();
-    let config = WalConfig {
-        fsync_window: Duration::from_secs(5),
-        ..config(dir.path(), FsyncMode::Always)
-    };
-    let (wal, _, _) = reopen(&config, Lsn(1));
-    let wal = Arc::new(wal);
+    let wal = Arc::new(windowed_log(dir.path(), Duration::from_secs(5)));
     // Appends that keep coming: after its first round the log is busy and
     // its syncer waits out the 5 s window.
     let appender = {
