@@ -34,11 +34,6 @@ cluster_conf 3 "$BASE"
 
 events="raw_syscalls:sys_enter,syscalls:sys_enter_fdatasync,syscalls:sys_enter_writev,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex"
 
-# peer_counter <port> <name>: a peer_* counter of INFO cluster (0 if absent).
-peer_counter() {
-  redis-cli -p "$1" info cluster 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
-}
-
 # run <binary> <label> [node flags...]: one row per pipeline depth.
 run() {
   for p in $PIPELINES; do

@@ -43,6 +43,11 @@ median_rows() {
     END { if (!n) { print 0; exit } out = ""; for (c = 1; c <= cols; c++) out = out (c > 1 ? " " : "") med(c); print out }'
 }
 
+# peer_counter <port> <name>: a peer_* counter of INFO cluster (0 if absent).
+peer_counter() {
+  redis-cli -p "$1" info cluster 2>/dev/null | tr -d '\r' | awk -F: -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
 # cluster_conf <nodes> <base port>: writes $work/cluster.conf for that many
 # nodes on 127.0.0.1 from the base port (N=3, W=2, R=2).
 cluster_conf() {

@@ -22,7 +22,7 @@ for i in 1 2 3 4 5; do addrs="$addrs 127.0.0.1:$((BASE + i - 1))"; done
 sent() {
   local total=0
   for i in 1 2 3 4 5; do
-    total=$((total + $(redis-cli -p $((BASE + i - 1)) info cluster | tr -d '\r' | awk -F: '$1 == "peer_messages_sent" { print $2 + 0 }')))
+    total=$((total + $(peer_counter $((BASE + i - 1)) peer_messages_sent)))
   done
   echo "$total"
 }

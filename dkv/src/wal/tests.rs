@@ -19,7 +19,7 @@ pub(super) fn config(dir: &Path, fsync: FsyncMode) -> WalConfig {
         dir: dir.to_path_buf(),
         fsync,
         segment_bytes: DEFAULT_SEGMENT_BYTES,
-        fsync_window: std::time::Duration::ZERO,
+        fsync_window: Duration::ZERO,
     }
 }
 
@@ -448,20 +448,25 @@ fn windowed_log(dir: &Path, window: Duration) -> Wal {
     reopen(&config, Lsn(1)).0
 }
 
-/// Appends without waiting for `run` (at most 200,000 records), then syncs;
-/// returns the log's fsync count.
-fn syncs_under_steady_appends(dir: &Path, window: Duration, run: Duration) -> u64 {
-    let wal = windowed_log(dir, window);
-    let before = wal.stats().syncs;
+/// Appends records 1, 2, ... without waiting for them, for `run` (at most
+/// 200,000); returns the last one appended.
+fn append_steadily(wal: &Wal, run: Duration) -> u64 {
     let started = Instant::now();
-    for i in 1..=200_000 {
-        if started.elapsed() >= run {
-            break;
-        }
-        append_n(&wal, i..=i);
+    let mut last = 0;
+    while started.elapsed() < run && last < 200_000 {
+        last += 1;
+        append_n(wal, last..=last);
         // A little room between appends, as between a node's writes.
         std::thread::sleep(Duration::from_micros(50));
     }
+    last
+}
+
+/// Appends steadily for `run`, then syncs; returns the log's fsync count.
+fn syncs_under_steady_appends(dir: &Path, window: Duration, run: Duration) -> u64 {
+    let wal = windowed_log(dir, window);
+    let before = wal.stats().syncs;
+    append_steadily(&wal, run);
     wal.sync().unwrap();
     wal.stats().syncs - before
 }
@@ -507,16 +512,7 @@ fn a_sync_request_cuts_the_fsync_window_short() {
     // its syncer waits out the 5 s window.
     let appender = {
         let wal = Arc::clone(&wal);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut last = 0;
-            while started.elapsed() < Duration::from_millis(300) && last < 100_000 {
-                last += 1;
-                append_n(&wal, last..=last);
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            last
-        })
+        std::thread::spawn(move || append_steadily(&wal, Duration::from_millis(300)))
     };
     let last = appender.join().unwrap();
     let started = Instant::now();
