@@ -118,6 +118,8 @@ pub(crate) struct Peers {
     tls_server: Option<Arc<rustls::ServerConfig>>,
     tls_client: Option<Arc<rustls::ClientConfig>>,
     traffic: PeerTraffic,
+    /// What every socket read lands in first ([`READ_CHUNK`] bytes).
+    scratch: Box<[u8]>,
 }
 
 /// Messages and socket writes on the peer links since start, for `INFO
@@ -133,17 +135,25 @@ pub(crate) struct PeerTraffic {
     pub socket_writes: u64,
 }
 
-/// Reads until the socket would block or `into` holds `cap` bytes;
-/// `Ok(false)` once the peer closed.
-fn read_available(socket: &mut Transport, into: &mut Vec<u8>, cap: usize) -> io::Result<bool> {
-    let mut chunk = [0u8; 64 * 1024];
+/// Bytes a peer socket is read by at a time, through [`Peers`]' scratch
+/// buffer (kept, so no read zeroes a fresh one).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads until the socket would block or `into` holds `cap` bytes, through
+/// `scratch`; `Ok(false)` once the peer closed.
+fn read_available(
+    socket: &mut Transport,
+    into: &mut Vec<u8>,
+    cap: usize,
+    scratch: &mut [u8],
+) -> io::Result<bool> {
     loop {
         if into.len() >= cap {
             return Ok(true);
         }
-        match socket.read(&mut chunk) {
+        match socket.read(scratch) {
             Ok(0) => return Ok(false),
-            Ok(n) => into.extend_from_slice(&chunk[..n]),
+            Ok(n) => into.extend_from_slice(&scratch[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -223,6 +233,7 @@ impl Peers {
             tls_server: tls.and_then(|t| t.peer_server.clone()),
             tls_client: tls.and_then(|t| t.peer_client.clone()),
             traffic: PeerTraffic::default(),
+            scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
         })
     }
 
@@ -468,7 +479,8 @@ impl Peers {
             Some(_) => 2 * peer::HANDSHAKE_MAX_FRAME,
             None => usize::MAX,
         };
-        let open = read_available(&mut conn.socket, &mut conn.input, cap).unwrap_or_default();
+        let open = read_available(&mut conn.socket, &mut conn.input, cap, &mut self.scratch)
+            .unwrap_or_default();
         let mut drop_conn = !open;
         let mut admitted = false;
         let mut used_total = 0;
@@ -580,7 +592,8 @@ impl Peers {
             return;
         }
         let open = match out.socket.as_mut() {
-            Some(socket) => read_available(socket, &mut out.input, usize::MAX).unwrap_or(false),
+            Some(socket) => read_available(socket, &mut out.input, usize::MAX, &mut self.scratch)
+                .unwrap_or(false),
             None => false,
         };
         while let OutState::Handshaking(dialler) = &mut out.state {
