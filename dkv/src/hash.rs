@@ -29,7 +29,31 @@ pub fn murmur3_x64_128(bytes: &[u8], seed: u32) -> u128 {
 /// A key's or token's position on the 64-bit ring: MurmurHash3 x64-128,
 /// seed 0, low 64 bits.
 pub fn ring_position(bytes: &[u8]) -> u64 {
-    murmur3_x64_128(bytes, 0) as u64
+    KeyHash::of(bytes).ring_position()
+}
+
+/// A key's MurmurHash3 x64-128 under seed 0, computed once for both things
+/// that place the key: the ring, by the low 64 bits
+/// ([`KeyHash::ring_position`]), and anti-entropy's leaf, by the high 64
+/// ([`KeyHash::high`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(u128);
+
+impl KeyHash {
+    /// The hash of `key`.
+    pub fn of(key: &[u8]) -> KeyHash {
+        KeyHash(murmur3_x64_128(key, 0))
+    }
+
+    /// Where the key sits on the ring: [`ring_position`] of it.
+    pub fn ring_position(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// The high 64 bits (the reference's second output word).
+    pub fn high(self) -> u64 {
+        (self.0 >> 64) as u64
+    }
 }
 
 /// CRC-32 (ISO-HDLC, as zlib computes it) of `bytes`.

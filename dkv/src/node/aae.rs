@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::engine::Entry;
 use crate::hash::IdMap;
+use crate::hash::KeyHash;
 use crate::node::disk::Disk;
 use crate::node::tictac::{segment_of, TicTacTree, LEAVES_PER_BRANCH, SEGMENTS};
 use crate::node::Node;
@@ -203,24 +204,31 @@ impl Aae {
         }
     }
 
-    /// A key of `partition` went from `old` to `new` here.
+    /// A key of `partition` (whose hash is `hash`) went from `old` to
+    /// `new` here.
     pub fn record(
         &mut self,
         partition: u32,
-        key: &[u8],
+        (key, hash): (&[u8], KeyHash),
         old: Option<Version>,
         new: Option<Version>,
     ) {
         if let Some(tree) = self.trees.get_mut(&partition) {
-            tree.update(key, old, new);
+            tree.update(key, hash, old, new);
         }
     }
 
     /// A counter of `partition` changed state here (see
     /// [`TicTacTree::update_state`]).
-    pub fn record_state(&mut self, partition: u32, key: &[u8], old: u64, new: u64) {
+    pub fn record_state(
+        &mut self,
+        partition: u32,
+        (key, hash): (&[u8], KeyHash),
+        old: u64,
+        new: u64,
+    ) {
         if let Some(tree) = self.trees.get_mut(&partition) {
-            tree.update_state(key, old, new);
+            tree.update_state(key, hash, old, new);
         }
     }
 
@@ -313,9 +321,10 @@ impl<D: Disk> Node<D> {
         let ring = &self.ring;
         let aae = &mut self.aae;
         self.disk.for_each_version(&mut |key, version, state| {
-            let partition = ring.key_partition(key);
-            aae.record(partition, key, None, Some(version));
-            aae.record_state(partition, key, 0, state);
+            let hash = KeyHash::of(key);
+            let partition = ring.partition_of(hash.ring_position());
+            aae.record(partition, (key, hash), None, Some(version));
+            aae.record_state(partition, (key, hash), 0, state);
         });
     }
 
@@ -587,12 +596,14 @@ impl<D: Disk> Node<D> {
         for (key, version) in self.disk.tombstones() {
             let stamped = version.timestamp.millis();
             let old_enough = stamped.saturating_add(grace) < wall;
-            let partition = self.ring.key_partition(&key);
+            let hash = KeyHash::of(&key);
+            let partition = self.ring.partition_of(hash.ring_position());
             let confirmed = confirmed_since
                 .get(&partition)
                 .is_some_and(|&since| since > stamped.saturating_add(grace));
             if old_enough && confirmed && self.disk.purge_tombstone(&key, version) {
-                self.aae.record(partition, &key, Some(version), None);
+                self.aae
+                    .record(partition, (&key, hash), Some(version), None);
                 self.aae.stats.tombstones_purged += 1;
             }
         }
@@ -630,9 +641,12 @@ impl<D: Disk> Node<D> {
         let ring = &self.ring;
         let mut keys = Vec::new();
         self.disk.for_each_version(&mut |key, version, state| {
-            if keys.len() < limit
-                && wanted[segment_of(key) as usize]
-                && ring.key_partition(key) == partition
+            if keys.len() >= limit {
+                return;
+            }
+            let hash = KeyHash::of(key);
+            if wanted[segment_of(hash) as usize]
+                && ring.partition_of(hash.ring_position()) == partition
             {
                 keys.push((key.to_vec(), version, state));
             }

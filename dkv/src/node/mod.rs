@@ -100,6 +100,7 @@ use std::collections::VecDeque;
 use crate::clock::HybridClock;
 use crate::counter::Actor;
 use crate::engine::{Entry, EntryRef};
+use crate::hash::KeyHash;
 use crate::peer::{Envelope, Message};
 use crate::ring::Ring;
 use crate::version::{NodeId, Timestamp, Version};
@@ -712,11 +713,13 @@ impl<D: Disk> Node<D> {
         applied.was_live = applied.held_live_at(self.expiry_now());
         // Anti-entropy off (a node alone): no placement to hash.
         if applied.won && self.aae.enabled() {
-            let partition = self.ring.key_partition(key);
+            // One hash places the key on the ring and in its leaf.
+            let hash = KeyHash::of(key);
+            let partition = self.ring.partition_of(hash.ring_position());
             self.aae
-                .record(partition, key, applied.held, Some(entry.version));
+                .record(partition, (key, hash), applied.held, Some(entry.version));
             self.aae
-                .record_state(partition, key, applied.held_state, applied.state);
+                .record_state(partition, (key, hash), applied.held_state, applied.state);
         }
         if let Some(ticket) = applied.ticket.filter(|t| t.log == Log::Data) {
             debug_assert!(

@@ -9,7 +9,7 @@
 //! where they differ, comparing branches, then the leaves of the branches
 //! that differ, finds the segments to compare key by key. Pure data.
 
-use crate::hash::murmur3_x64_128;
+use crate::hash::{murmur3_x64_128, KeyHash};
 use crate::version::Version;
 
 /// Leaves of a tree.
@@ -19,10 +19,10 @@ pub const LEAVES_PER_BRANCH: usize = 32;
 /// Branches of a tree.
 pub const BRANCHES: usize = SEGMENTS / LEAVES_PER_BRANCH;
 
-/// The leaf a key falls in: the high bits of its 128-bit hash (the ring
+/// The leaf a key falls in, by its [`KeyHash`]: the high bits (the ring
 /// position uses the low ones, so the leaves of one partition fill evenly).
-pub fn segment_of(key: &[u8]) -> u16 {
-    ((murmur3_x64_128(key, 0) >> 64) as u64 % SEGMENTS as u64) as u16
+pub fn segment_of(hash: KeyHash) -> u16 {
+    (hash.high() % SEGMENTS as u64) as u16
 }
 
 /// What one key at one version adds to its leaf.
@@ -88,10 +88,17 @@ impl Default for TicTacTree {
 }
 
 impl TicTacTree {
-    /// `key` went from `old` (none: it was absent) to `new` (none: it is
-    /// gone from this replica entirely). Tombstones are versions like any
-    /// other and stay in the tree.
-    pub fn update(&mut self, key: &[u8], old: Option<Version>, new: Option<Version>) {
+    /// `key` (whose hash is `hash`) went from `old` (none: it was absent)
+    /// to `new` (none: it is gone from this replica entirely). Tombstones
+    /// are versions like any other and stay in the tree.
+    pub fn update(
+        &mut self,
+        key: &[u8],
+        hash: KeyHash,
+        old: Option<Version>,
+        new: Option<Version>,
+    ) {
+        debug_assert_eq!(hash, KeyHash::of(key), "the hash is the key's");
         if old == new {
             return;
         }
@@ -104,20 +111,21 @@ impl TicTacTree {
             delta ^= entry_hash(key, new);
             self.keys += 1;
         }
-        let segment = segment_of(key) as usize;
+        let segment = segment_of(hash) as usize;
         self.leaves[segment] ^= delta;
         self.branches[segment / LEAVES_PER_BRANCH] ^= delta;
     }
 
-    /// A counter at `key` changed state from `old` to `new` (digests, 0
-    /// for none): copies of one version that differ in their counter
-    /// state then differ in their trees too.
-    pub fn update_state(&mut self, key: &[u8], old: u64, new: u64) {
+    /// A counter at `key` (whose hash is `hash`) changed state from `old`
+    /// to `new` (digests, 0 for none): copies of one version that differ
+    /// in their counter state then differ in their trees too.
+    pub fn update_state(&mut self, key: &[u8], hash: KeyHash, old: u64, new: u64) {
+        debug_assert_eq!(hash, KeyHash::of(key), "the hash is the key's");
         if old == new {
             return;
         }
         let delta = state_hash(key, old) ^ state_hash(key, new);
-        let segment = segment_of(key) as usize;
+        let segment = segment_of(hash) as usize;
         self.leaves[segment] ^= delta;
         self.branches[segment / LEAVES_PER_BRANCH] ^= delta;
     }
@@ -190,18 +198,35 @@ mod tests {
     fn order_does_not_matter_and_updates_undo() {
         let mut a = TicTacTree::default();
         let mut b = TicTacTree::default();
-        a.update(b"x", None, Some(v(1)));
-        a.update(b"y", None, Some(v(2)));
-        a.update(b"x", Some(v(1)), Some(v(3)));
-        b.update(b"y", None, Some(v(2)));
-        b.update(b"x", None, Some(v(3)));
+        a.update(b"x", KeyHash::of(b"x"), None, Some(v(1)));
+        a.update(b"y", KeyHash::of(b"y"), None, Some(v(2)));
+        a.update(b"x", KeyHash::of(b"x"), Some(v(1)), Some(v(3)));
+        b.update(b"y", KeyHash::of(b"y"), None, Some(v(2)));
+        b.update(b"x", KeyHash::of(b"x"), None, Some(v(3)));
         assert_eq!(a, b);
         assert_eq!(a.keys(), 2);
         assert_ne!(a.root(), 0);
-        b.update(b"x", Some(v(3)), None);
-        b.update(b"y", Some(v(2)), None);
+        b.update(b"x", KeyHash::of(b"x"), Some(v(3)), None);
+        b.update(b"y", KeyHash::of(b"y"), Some(v(2)), None);
         assert_eq!(b, TicTacTree::default());
         assert_eq!(b.root(), 0);
+    }
+
+    /// Leaves are compared between replicas, so where a key falls is
+    /// fixed: the high word of its seed-0 MurmurHash3, whose low word is
+    /// its ring position.
+    #[test]
+    fn a_keys_segment_is_the_high_word_of_its_ring_hash() {
+        for key in [&b""[..], b"k7", b"key:000000012345", &[0xff; 40]] {
+            let both = murmur3_x64_128(key, 0);
+            let hash = KeyHash::of(key);
+            assert_eq!(
+                segment_of(hash) as u64,
+                ((both >> 64) as u64) % SEGMENTS as u64
+            );
+            assert_eq!(hash.ring_position(), crate::hash::ring_position(key));
+            assert_eq!(hash.ring_position(), both as u64);
+        }
     }
 
     #[test]
@@ -210,13 +235,23 @@ mod tests {
         let mut b = TicTacTree::default();
         for i in 0..500u32 {
             let key = format!("k{i}");
-            a.update(key.as_bytes(), None, Some(v(1)));
-            b.update(key.as_bytes(), None, Some(v(1)));
+            a.update(
+                key.as_bytes(),
+                KeyHash::of(key.as_bytes()),
+                None,
+                Some(v(1)),
+            );
+            b.update(
+                key.as_bytes(),
+                KeyHash::of(key.as_bytes()),
+                None,
+                Some(v(1)),
+            );
         }
         assert_eq!(a.root(), b.root());
-        b.update(b"k7", Some(v(1)), Some(v(2)));
+        b.update(b"k7", KeyHash::of(b"k7"), Some(v(1)), Some(v(2)));
         let branches = a.branches_differing(b.branches());
-        let segment = segment_of(b"k7");
+        let segment = segment_of(KeyHash::of(b"k7"));
         assert_eq!(branches, vec![segment / LEAVES_PER_BRANCH as u16]);
         let branch = branches[0] as usize;
         let theirs: Vec<(u16, u64)> = b
