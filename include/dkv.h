@@ -570,6 +570,16 @@ dkv_status dkv_node_config_set_fsync(struct dkv_node_config *config,
                                      uint32_t interval_ms);
 
 /**
+ * Sets the group commit window, in microseconds (0, the default, syncs
+ * back to back): with `DKV_FSYNC_ALWAYS`, a busy data log waits this long
+ * after one fsync began before it starts the next, so each covers more
+ * writes, and a writer waiting alone is never held (as `dkv-node
+ * --fsync-window-us`). At most 1000000; `dkv_node_start` refuses a
+ * window with another fsync mode (CONFIG).
+ */
+dkv_status dkv_node_config_set_fsync_window(struct dkv_node_config *config, uint32_t window_us);
+
+/**
  * Sets, in milliseconds, how long a request may wait for its quorum
  * (default 2000), the heartbeat period (250), and the silence after
  * which a peer is considered down (1500). 0 keeps a default.

@@ -206,6 +206,13 @@ class NodeConfig {
         return set(dkv_node_config_set_fsync(raw_, static_cast<uint32_t>(mode),
                                              detail::millis(interval)));
     }
+    /// The group commit window of Fsync::Always (0: sync back to back; at
+    /// most one second), as dkv_node_config_set_fsync_window.
+    NodeConfig &fsync_window(std::chrono::microseconds window) {
+        auto us = window.count();
+        return set(dkv_node_config_set_fsync_window(
+            raw_, us <= 0 ? 0u : us > 0xffffffffLL ? 0xffffffffu : static_cast<uint32_t>(us)));
+    }
     NodeConfig &timeouts(std::chrono::milliseconds request, std::chrono::milliseconds heartbeat,
                          std::chrono::milliseconds failure) {
         return set(dkv_node_config_set_timeouts(raw_, detail::millis(request),

@@ -37,6 +37,7 @@ pub struct dkv_node_config {
     nodes: Vec<NodeAddr>,
     quorums: (u32, u32, u32),
     fsync: FsyncMode,
+    fsync_window: Duration,
     timeouts: (u32, u32, u32),
     /// `None`: the secret this process made up (see
     /// `dkv_node_config_set_cluster_secret`).
@@ -121,6 +122,7 @@ impl dkv_node_config {
             config.cluster = cluster;
         }
         config.store.fsync = self.fsync;
+        config.store.fsync_window = self.fsync_window;
         config.cluster_secret = self
             .cluster_secret
             .clone()
@@ -157,6 +159,7 @@ pub extern "C" fn dkv_node_config_new(config_out: *mut *mut dkv_node_config) -> 
             nodes: Vec::new(),
             quorums: (0, 0, 0),
             fsync: FsyncMode::Always,
+            fsync_window: Duration::ZERO,
             timeouts: (0, 0, 0),
             cluster_secret: None,
         }));
@@ -348,6 +351,29 @@ pub extern "C" fn dkv_node_config_set_fsync(
                 )))
             }
         };
+        Ok(())
+    })
+}
+
+/// Sets the group commit window, in microseconds (0, the default, syncs
+/// back to back): with `DKV_FSYNC_ALWAYS`, a busy data log waits this long
+/// after one fsync began before it starts the next, so each covers more
+/// writes, and a writer waiting alone is never held (as `dkv-node
+/// --fsync-window-us`). At most 1000000; `dkv_node_start` refuses a
+/// window with another fsync mode (CONFIG).
+#[no_mangle]
+pub extern "C" fn dkv_node_config_set_fsync_window(
+    config: *mut dkv_node_config,
+    window_us: u32,
+) -> dkv_status {
+    with_config("dkv_node_config_set_fsync_window", config, |c| {
+        let window = Duration::from_micros(u64::from(window_us));
+        if window > dkv::store::MAX_FSYNC_WINDOW {
+            return Err(Error::invalid(format!(
+                "fsync window {window_us} us is over 1000000 (one second)"
+            )));
+        }
+        c.fsync_window = window;
         Ok(())
     })
 }

@@ -81,6 +81,13 @@ fn bad_flags_and_conf_lines_exit_non_zero_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     assert!(run_node_expecting_failure(&["--no-such-flag"]).contains("--no-such-flag"));
     assert!(run_node_expecting_failure(&["--fsync", "sometimes"]).contains("--fsync must be"));
+    let err = run_node_expecting_failure(&["--fsync", "never", "--fsync-window-us", "500"]);
+    assert!(
+        err.contains("--fsync-window-us: an fsync window applies to fsync always only"),
+        "{err}"
+    );
+    let err = run_node_expecting_failure(&["--fsync-window-us", "1000001"]);
+    assert!(err.contains("at most one second"), "{err}");
     let conf = dir.path().join("cluster.conf");
     std::fs::write(&conf, "replication_factor = 1\nwrite_quorum = 1\nread_quorum = 1\nnode 1 127.0.0.1:7001\nfrobnicate = 3\n").unwrap();
     let err = run_node_expecting_failure(&["--cluster-conf", conf.to_str().unwrap()]);

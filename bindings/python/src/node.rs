@@ -30,7 +30,7 @@ use crate::errors::{error, from_node, invalid, Kind};
 /// under ``data_dir``, served over RESP2 on ``127.0.0.1:port``.
 ///
 /// ``Node(node_id=1, port=None, cluster=None, data_dir=None, *,
-/// fsync="always", bind=None, password=None,
+/// fsync="always", fsync_window=None, bind=None, password=None,
 /// replication_factor=None, write_quorum=None, read_quorum=None,
 /// cluster_name=None, virtual_nodes=None, allow_weak_quorums=False,
 /// request_timeout=None, heartbeat_interval=None, failure_timeout=None,
@@ -53,7 +53,11 @@ use crate::errors::{error, from_node, invalid, Kind};
 /// on the first start and keeps it. ``data_dir`` defaults to
 /// ``./dkv-data/node-<id>``. ``fsync`` is ``"always"`` (acknowledge after
 /// fsync), ``"periodic"`` (every second), ``"never"``, or a number of
-/// seconds between periodic syncs. Timeouts and intervals are in seconds.
+/// seconds between periodic syncs. ``fsync_window`` (seconds, at most 1;
+/// with ``fsync="always"`` only) is the group commit window of
+/// ``dkv-node --fsync-window-us``: a busy log waits that long after one
+/// fsync began before starting the next, so each covers more writes.
+/// Timeouts and intervals are in seconds.
 ///
 /// ``cluster_secret`` is the secret every node of the cluster shares; each
 /// proves it knows it when it connects to a peer, and the secret itself
@@ -210,7 +214,7 @@ impl Node {
     #[new]
     #[pyo3(signature = (
         node_id = 1, port = None, cluster = None, data_dir = None, *,
-        fsync = None, bind = None, password = None,
+        fsync = None, fsync_window = None, bind = None, password = None,
         replication_factor = None, write_quorum = None, read_quorum = None,
         cluster_name = None, virtual_nodes = None, allow_weak_quorums = false,
         request_timeout = None, heartbeat_interval = None, failure_timeout = None,
@@ -224,6 +228,7 @@ impl Node {
         cluster: Option<&Bound<'_, PyAny>>,
         data_dir: Option<PathBuf>,
         fsync: Option<&Bound<'_, PyAny>>,
+        fsync_window: Option<&Bound<'_, PyAny>>,
         bind: Option<String>,
         password: Option<String>,
         replication_factor: Option<usize>,
@@ -346,6 +351,12 @@ impl Node {
         config.requirepass = password;
         if let Some(fsync) = fsync {
             config.store.fsync = fsync_mode(py, fsync)?;
+        }
+        if let Some(window) = fsync_window.filter(|w| !w.is_none()) {
+            config.store.fsync_window = args::seconds(py, "fsync_window", window)?;
+        }
+        if let Some(problem) = config.store.fsync_window_problem() {
+            return Err(invalid(py, problem));
         }
         if let Some(conf) = &conf {
             config.cluster = conf.clone();

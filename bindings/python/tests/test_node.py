@@ -106,6 +106,23 @@ def test_fsync_modes(tmp_path):
         dkv.Node(1, data_dir=tmp_path / "bad", fsync=[1])
 
 
+def test_fsync_window(tmp_path):
+    # Durable writes through a group commit window of 2 ms.
+    with dkv.Node(1, data_dir=tmp_path / "w", fsync="always", fsync_window=0.002) as node:
+        with dkv.Client(node.address) as c:
+            for i in range(20):
+                c.put(b"k%d" % i, b"v")
+            assert c.get(b"k19") == b"v"
+    with pytest.raises(dkv.InvalidArgument, match="fsync always only"):
+        dkv.Node(1, data_dir=tmp_path / "bad", fsync="never", fsync_window=0.001)
+    with pytest.raises(dkv.InvalidArgument, match="at most one second"):
+        dkv.Node(1, data_dir=tmp_path / "bad", fsync_window=2)
+    with pytest.raises(dkv.InvalidArgument):
+        dkv.Node(1, data_dir=tmp_path / "bad", fsync_window=0)
+    with pytest.raises(TypeError):
+        dkv.Node(1, data_dir=tmp_path / "bad", fsync_window="1ms")
+
+
 def test_cluster_as_a_list_of_members(tmp_path):
     p = [free_port() for _ in range(6)]
     forms = [

@@ -53,6 +53,9 @@ static void test_config_errors(void) {
     EXPECT(dkv_node_config_set_fsync(config, 99, 0), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_fsync(config, DKV_FSYNC_PERIODIC, 0), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_fsync(NULL, DKV_FSYNC_NEVER, 0), DKV_STATUS_INVALID_ARGUMENT);
+    EXPECT(dkv_node_config_set_fsync_window(NULL, 1000), DKV_STATUS_INVALID_ARGUMENT);
+    EXPECT(dkv_node_config_set_fsync_window(config, 1000001), DKV_STATUS_INVALID_ARGUMENT);
+    ERROR_MENTIONS("one second");
     EXPECT(dkv_node_config_set_replication(NULL, 1, 1, 1), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_set_timeouts(NULL, 1, 1, 1), DKV_STATUS_INVALID_ARGUMENT);
     EXPECT(dkv_node_config_add_node(config, 1, NULL, NULL), DKV_STATUS_INVALID_ARGUMENT);
@@ -415,6 +418,12 @@ int main(int argc, char **argv) {
     OK(dkv_node_config_set_data_dir(config, path_in("node-7")));
     OK(dkv_node_config_set_fsync(config, DKV_FSYNC_PERIODIC, 50));
     OK(dkv_node_config_set_timeouts(config, 0, 0, 0));
+    /* A group commit window spaces the fsyncs of DKV_FSYNC_ALWAYS only. */
+    OK(dkv_node_config_set_fsync_window(config, 500));
+    EXPECT(dkv_node_start(config, &node), DKV_STATUS_CONFIG);
+    ERROR_MENTIONS("fsync always");
+    CHECK(node == NULL);
+    OK(dkv_node_config_set_fsync_window(config, 0));
     OK(dkv_node_start(config, &node));
     uint16_t port = 0;
     EXPECT(dkv_node_port(NULL, &port), DKV_STATUS_INVALID_ARGUMENT);

@@ -187,6 +187,17 @@ static void single_node(const std::string &dir) {
     dkv::NodeConfig bad;
     bad.data_dir(dir + "/bad").add_node(2, "127.0.0.1:1", "127.0.0.1:2");
     THROWS(dkv::Node(bad), dkv::Status::Config);
+
+    // Durable writes through a group commit window; a window of more than
+    // a second is refused.
+    dkv::NodeConfig windowed;
+    windowed.port(0).data_dir(dir + "/windowed").fsync(dkv::Fsync::Always);
+    THROWS(windowed.fsync_window(std::chrono::seconds(2)), dkv::Status::InvalidArgument);
+    windowed.fsync_window(std::chrono::microseconds(2000));
+    dkv::Node durable(windowed);
+    dkv::Client writer({durable.address()}, 2000ms);
+    for (int i = 0; i < 20; i++) writer.put("w" + std::to_string(i), std::to_string(i));
+    CHECK(writer.get("w19") == std::optional<std::string>("19"));
 }
 
 static void cluster(const std::string &dir) {

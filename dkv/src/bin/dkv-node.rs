@@ -250,13 +250,10 @@ fn build_config(args: &Args) -> Result<ServerConfig, String> {
             ))
         }
     };
-    if args.fsync_window_us > 0 && store.fsync != FsyncMode::Always {
-        return Err("--fsync-window-us applies to --fsync always only".into());
-    }
-    if args.fsync_window_us > 1_000_000 {
-        return Err("--fsync-window-us is at most 1000000 (one second)".into());
-    }
     store.fsync_window = Duration::from_micros(args.fsync_window_us);
+    if let Some(problem) = store.fsync_window_problem() {
+        return Err(format!("--fsync-window-us: {problem}"));
+    }
     store.snapshot_interval =
         (args.snapshot_interval > 0).then(|| Duration::from_secs(args.snapshot_interval));
     store.snapshot_wal_bytes = (args.snapshot_wal_mb > 0).then_some(args.snapshot_wal_mb << 20);

@@ -188,6 +188,9 @@ fn fit_max_clients(wanted: usize, members: usize) -> usize {
 pub fn start(mut config: ServerConfig) -> Result<Server, ServerError> {
     // An empty password is no password, as in Redis.
     config.requirepass = config.requirepass.filter(|password| !password.is_empty());
+    if let Some(problem) = config.store.fsync_window_problem() {
+        return Err(ServerError::Config(problem));
+    }
     let max_bulk = config.limits.max_bulk_len;
     if max_bulk > Limits::MAX_BULK_LEN_CEILING {
         return Err(ServerError::Config(format!(

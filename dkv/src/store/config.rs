@@ -45,7 +45,29 @@ pub struct StoreConfig {
     pub max_clock_drift: Duration,
 }
 
+/// The longest group commit window a store takes
+/// ([`StoreConfig::fsync_window`]).
+pub const MAX_FSYNC_WINDOW: Duration = Duration::from_secs(1);
+
 impl StoreConfig {
+    /// Why the group commit window cannot be used, if it cannot: a window
+    /// spaces the fsyncs of `FsyncMode::Always` only, and is at most
+    /// [`MAX_FSYNC_WINDOW`].
+    pub fn fsync_window_problem(&self) -> Option<String> {
+        if self.fsync_window.is_zero() {
+            None
+        } else if self.fsync != FsyncMode::Always {
+            Some("an fsync window applies to fsync always only".into())
+        } else if self.fsync_window > MAX_FSYNC_WINDOW {
+            Some(format!(
+                "an fsync window is at most one second, not {} us",
+                self.fsync_window.as_micros()
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Defaults with WAL and snapshots under `data_dir` (`wal/` and
     /// `snapshots/`), fsync always, 32 shards, a snapshot every 10 minutes
     /// or when the WAL passes 256 MiB.

@@ -37,7 +37,7 @@ use crate::snapshot::{self, SnapshotError, SnapshotInfo};
 use crate::version::{Timestamp, Version};
 use crate::wal::{record, Lsn, RecoveryReport, Wal, WalConfig, WalError};
 
-pub use config::{StoreConfig, DEFAULT_TOMBSTONE_GRACE};
+pub use config::{StoreConfig, DEFAULT_TOMBSTONE_GRACE, MAX_FSYNC_WINDOW};
 
 /// A store error.
 #[derive(Debug, thiserror::Error)]

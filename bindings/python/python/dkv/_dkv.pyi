@@ -122,6 +122,7 @@ class Node:
         data_dir: Union[str, "os.PathLike[str]", None] = None,
         *,
         fsync: Union[str, bool, float, None] = None,
+        fsync_window: Optional[float] = None,
         bind: Optional[str] = None,
         password: Optional[str] = None,
         replication_factor: Optional[int] = None,
