@@ -54,6 +54,11 @@ impl KeyHash {
     pub fn high(self) -> u64 {
         (self.0 >> 64) as u64
     }
+
+    /// Both words, low first.
+    pub fn words(self) -> (u64, u64) {
+        (self.ring_position(), self.high())
+    }
 }
 
 /// CRC-32 (ISO-HDLC, as zlib computes it) of `bytes`.

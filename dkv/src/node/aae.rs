@@ -209,26 +209,20 @@ impl Aae {
     pub fn record(
         &mut self,
         partition: u32,
-        (key, hash): (&[u8], KeyHash),
+        hash: KeyHash,
         old: Option<Version>,
         new: Option<Version>,
     ) {
         if let Some(tree) = self.trees.get_mut(&partition) {
-            tree.update(key, hash, old, new);
+            tree.update(hash, old, new);
         }
     }
 
     /// A counter of `partition` changed state here (see
     /// [`TicTacTree::update_state`]).
-    pub fn record_state(
-        &mut self,
-        partition: u32,
-        (key, hash): (&[u8], KeyHash),
-        old: u64,
-        new: u64,
-    ) {
+    pub fn record_state(&mut self, partition: u32, hash: KeyHash, old: u64, new: u64) {
         if let Some(tree) = self.trees.get_mut(&partition) {
-            tree.update_state(key, hash, old, new);
+            tree.update_state(hash, old, new);
         }
     }
 
@@ -323,8 +317,8 @@ impl<D: Disk> Node<D> {
         self.disk.for_each_version(&mut |key, version, state| {
             let hash = KeyHash::of(key);
             let partition = ring.partition_of(hash.ring_position());
-            aae.record(partition, (key, hash), None, Some(version));
-            aae.record_state(partition, (key, hash), 0, state);
+            aae.record(partition, hash, None, Some(version));
+            aae.record_state(partition, hash, 0, state);
         });
     }
 
@@ -602,8 +596,7 @@ impl<D: Disk> Node<D> {
                 .get(&partition)
                 .is_some_and(|&since| since > stamped.saturating_add(grace));
             if old_enough && confirmed && self.disk.purge_tombstone(&key, version) {
-                self.aae
-                    .record(partition, (&key, hash), Some(version), None);
+                self.aae.record(partition, hash, Some(version), None);
                 self.aae.stats.tombstones_purged += 1;
             }
         }

@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 
 use crate::counter::CounterValue;
 use crate::engine::Entry;
-use crate::hash::IdMap;
+use crate::hash::{IdMap, KeyHash};
 use crate::node::ids::{ReadId, WriteId};
 use crate::node::quorum::{ReadTally, Target, WriteTally};
 use crate::node::types::OpId;
@@ -54,14 +54,14 @@ impl WritePlan {
 
 /// Plans a write of `key` to its N owners, replacing each owner that is
 /// down by the next node past the list that is up. One walk of the ring
-/// (one hash of the key) gives both.
+/// from the key's position (`hash`, the key's one hash) gives both.
 pub(crate) fn plan_write(
     ring: &Ring,
-    key: &[u8],
+    hash: KeyHash,
     n: usize,
     is_up: impl Fn(NodeId) -> bool,
 ) -> WritePlan {
-    let mut walk = ring.walk(key);
+    let mut walk = ring.walk_from(hash.ring_position());
     let preference: Vec<NodeId> = walk.by_ref().take(n).collect();
     let mut spares = walk.filter(|&node| is_up(node));
     let mut targets = Vec::with_capacity(n);
@@ -356,11 +356,11 @@ mod tests {
         let ring = ring(5);
         let key = b"some key";
         let owners = ring.preference_list(key, 3);
-        let all_up = plan_write(&ring, key, 3, |_| true);
+        let all_up = plan_write(&ring, KeyHash::of(key), 3, |_| true);
         assert_eq!(all_up.reachable, 3);
         assert!(all_up.targets.iter().all(|t| t.stands_in_for.is_none()));
         let down = owners[1];
-        let plan = plan_write(&ring, key, 3, |n| n != down);
+        let plan = plan_write(&ring, KeyHash::of(key), 3, |n| n != down);
         assert_eq!(plan.reachable, 2);
         let stand_in = plan
             .targets
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn with_every_node_down_nothing_is_planned() {
         let ring = ring(3);
-        let plan = plan_write(&ring, b"k", 3, |_| false);
+        let plan = plan_write(&ring, KeyHash::of(b"k"), 3, |_| false);
         assert_eq!(plan.reachable, 0);
         assert!(plan.targets.is_empty());
     }
@@ -426,7 +426,7 @@ mod tests {
     #[test]
     fn a_node_alone_is_its_only_target() {
         let ring = ring(1);
-        let plan = plan_write(&ring, b"k", 1, |_| true);
+        let plan = plan_write(&ring, KeyHash::of(b"k"), 1, |_| true);
         assert!(plan.is_only(NodeId(1)));
         assert!(!plan.is_only(NodeId(2)));
     }

@@ -17,6 +17,7 @@
 
 use crate::counter::{Counter, CounterError, CounterValue, Delta};
 use crate::engine::{Entry, EntryRef};
+use crate::hash::KeyHash;
 use crate::node::coordinator::{self, CounterWrite, WriteOp};
 use crate::node::durability::Deferred;
 use crate::node::ids::WriteId;
@@ -41,7 +42,8 @@ impl<D: Disk> Node<D> {
         let me = self.settings.id;
         let n = self.settings.replication_factor;
         let detector = &self.detector;
-        let plan = coordinator::plan_write(&self.ring, key, n, |id| detector.is_up(id));
+        let hash = KeyHash::of(key);
+        let plan = coordinator::plan_write(&self.ring, hash, n, |id| detector.is_up(id));
         if self.ring.len() == 1 || plan.is_only(me) {
             return self.add_alone(op, key, delta);
         }
@@ -85,7 +87,7 @@ impl<D: Disk> Node<D> {
             self.deadline(),
         );
         if leader == me {
-            self.send_write(write, key, &entry, &targets, None);
+            self.send_write(write, (key, hash), &entry, &targets, None);
         } else {
             let message = Message::CounterAdd {
                 request: write.into(),
@@ -169,7 +171,7 @@ impl<D: Disk> Node<D> {
                     counter.value = Some(value);
                 }
                 let (key, targets) = (write.key.clone(), write.tally.targets().to_vec());
-                self.send_write(id, &key, &entry, &targets, Some(from));
+                self.send_write(id, (&key, KeyHash::of(&key)), &entry, &targets, Some(from));
                 self.on_write_answer(from, id, true, false, None);
             }
             Err(error) => {

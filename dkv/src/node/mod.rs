@@ -701,6 +701,21 @@ impl<D: Disk> Node<D> {
     /// Applies a write to the local data, noting what later read replies
     /// must wait for.
     fn apply_local(&mut self, key: &[u8], entry: EntryRef<'_>) -> Result<Applied, DiskError> {
+        self.apply_hashed(key, None, entry)
+    }
+
+    /// [`Node::apply_local`] for a key whose hash may be known already
+    /// (anti-entropy needs it; it is worked out only then when not).
+    fn apply_hashed(
+        &mut self,
+        key: &[u8],
+        hash: Option<KeyHash>,
+        entry: EntryRef<'_>,
+    ) -> Result<Applied, DiskError> {
+        debug_assert!(
+            hash.is_none_or(|hash| hash == KeyHash::of(key)),
+            "the hash is the key's"
+        );
         let mut applied = self.disk.apply(key, entry)?;
         if applied.won {
             // Every stamp stored here is behind this node's clock, so a
@@ -714,12 +729,12 @@ impl<D: Disk> Node<D> {
         // Anti-entropy off (a node alone): no placement to hash.
         if applied.won && self.aae.enabled() {
             // One hash places the key on the ring and in its leaf.
-            let hash = KeyHash::of(key);
+            let hash = hash.unwrap_or_else(|| KeyHash::of(key));
             let partition = self.ring.partition_of(hash.ring_position());
             self.aae
-                .record(partition, (key, hash), applied.held, Some(entry.version));
+                .record(partition, hash, applied.held, Some(entry.version));
             self.aae
-                .record_state(partition, (key, hash), applied.held_state, applied.state);
+                .record_state(partition, hash, applied.held_state, applied.state);
         }
         if let Some(ticket) = applied.ticket.filter(|t| t.log == Log::Data) {
             debug_assert!(

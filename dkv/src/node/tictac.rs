@@ -9,7 +9,7 @@
 //! where they differ, comparing branches, then the leaves of the branches
 //! that differ, finds the segments to compare key by key. Pure data.
 
-use crate::hash::{murmur3_x64_128, KeyHash};
+use crate::hash::KeyHash;
 use crate::version::Version;
 
 /// Leaves of a tree.
@@ -25,39 +25,40 @@ pub fn segment_of(hash: KeyHash) -> u16 {
     (hash.high() % SEGMENTS as u64) as u16
 }
 
-/// What one key at one version adds to its leaf.
-pub fn entry_hash(key: &[u8], version: Version) -> u64 {
-    let mut prefix = [0u8; 12];
-    prefix[..8].copy_from_slice(&version.timestamp.0.to_le_bytes());
-    prefix[8..].copy_from_slice(&version.node_id.0.to_le_bytes());
-    leaf_hash(&prefix, key, 0x7ac7ac)
+/// What one key at one version adds to its leaf: its [`KeyHash`] mixed
+/// with the version, so no second pass over the key's bytes.
+pub fn entry_hash(hash: KeyHash, version: Version) -> u64 {
+    leaf_hash(hash, version.timestamp.0, u64::from(version.node_id.0))
 }
 
 /// What a counter's state digest adds to its key's leaf (0 for none).
-fn state_hash(key: &[u8], state: u64) -> u64 {
+fn state_hash(hash: KeyHash, state: u64) -> u64 {
     if state == 0 {
         return 0;
     }
-    leaf_hash(key, &state.to_le_bytes(), 0x57a7e)
+    // Past every u32: never the node id of an entry's hash.
+    const STATE_TAG: u64 = 0x57a7e << 32;
+    leaf_hash(hash, state, STATE_TAG)
 }
 
-/// MurmurHash3 of `first` then `second` under `seed`, never zero (zero
-/// would make a key invisible to the tree).
-fn leaf_hash(first: &[u8], second: &[u8], seed: u32) -> u64 {
-    let len = first.len() + second.len();
-    let mut on_stack = [0u8; 256];
-    let mut on_heap = Vec::new();
-    let bytes = if len <= on_stack.len() {
-        on_stack[..first.len()].copy_from_slice(first);
-        on_stack[first.len()..len].copy_from_slice(second);
-        &on_stack[..len]
-    } else {
-        on_heap.reserve_exact(len);
-        on_heap.extend_from_slice(first);
-        on_heap.extend_from_slice(second);
-        &on_heap[..]
-    };
-    (murmur3_x64_128(bytes, seed) as u64).max(1)
+/// `fmix64(fmix64(low ^ a) ^ high ^ b)` of the key's hash words, never
+/// zero (zero would make a key invisible to the tree). `fmix64` is
+/// MurmurHash3's finalizer, a bijection that spreads every input bit over
+/// the output: two versions of one key differ in `a` or `b`, so their
+/// hashes differ as unrelated numbers.
+fn leaf_hash(hash: KeyHash, a: u64, b: u64) -> u64 {
+    let (low, high) = hash.words();
+    fmix64(fmix64(low ^ a) ^ high ^ b).max(1)
+}
+
+/// MurmurHash3's 64-bit finalizer.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    k
 }
 
 /// One partition's tree.
@@ -88,27 +89,20 @@ impl Default for TicTacTree {
 }
 
 impl TicTacTree {
-    /// `key` (whose hash is `hash`) went from `old` (none: it was absent)
+    /// The key whose hash is `hash` went from `old` (none: it was absent)
     /// to `new` (none: it is gone from this replica entirely). Tombstones
     /// are versions like any other and stay in the tree.
-    pub fn update(
-        &mut self,
-        key: &[u8],
-        hash: KeyHash,
-        old: Option<Version>,
-        new: Option<Version>,
-    ) {
-        debug_assert_eq!(hash, KeyHash::of(key), "the hash is the key's");
+    pub fn update(&mut self, hash: KeyHash, old: Option<Version>, new: Option<Version>) {
         if old == new {
             return;
         }
         let mut delta = 0;
         if let Some(old) = old {
-            delta ^= entry_hash(key, old);
+            delta ^= entry_hash(hash, old);
             self.keys = self.keys.saturating_sub(1);
         }
         if let Some(new) = new {
-            delta ^= entry_hash(key, new);
+            delta ^= entry_hash(hash, new);
             self.keys += 1;
         }
         let segment = segment_of(hash) as usize;
@@ -116,15 +110,14 @@ impl TicTacTree {
         self.branches[segment / LEAVES_PER_BRANCH] ^= delta;
     }
 
-    /// A counter at `key` (whose hash is `hash`) changed state from `old`
-    /// to `new` (digests, 0 for none): copies of one version that differ
-    /// in their counter state then differ in their trees too.
-    pub fn update_state(&mut self, key: &[u8], hash: KeyHash, old: u64, new: u64) {
-        debug_assert_eq!(hash, KeyHash::of(key), "the hash is the key's");
+    /// The counter whose key's hash is `hash` changed state from `old` to
+    /// `new` (digests, 0 for none): copies of one version that differ in
+    /// their counter state then differ in their trees too.
+    pub fn update_state(&mut self, hash: KeyHash, old: u64, new: u64) {
         if old == new {
             return;
         }
-        let delta = state_hash(key, old) ^ state_hash(key, new);
+        let delta = state_hash(hash, old) ^ state_hash(hash, new);
         let segment = segment_of(hash) as usize;
         self.leaves[segment] ^= delta;
         self.branches[segment / LEAVES_PER_BRANCH] ^= delta;
@@ -175,22 +168,49 @@ impl TicTacTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::murmur3_x64_128;
     use crate::version::{NodeId, Timestamp};
 
     fn v(ts: u64) -> Version {
         Version::new(Timestamp(ts), NodeId(1))
     }
 
-    /// The hash of two byte strings is the hash of their concatenation,
-    /// on either side of the stack buffer's size.
+    /// Leaves are compared between replicas: what an entry adds is part
+    /// of the peer protocol (`docs/peer-protocol.md`), pinned here.
     #[test]
-    fn leaf_hash_is_the_hash_of_the_concatenation() {
-        for len in [0, 1, 100, 243, 244, 245, 256, 257, 1000] {
-            let key: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let mut both = b"prefix-12byt".to_vec();
-            both.extend_from_slice(&key);
-            let expected = (murmur3_x64_128(&both, 7) as u64).max(1);
-            assert_eq!(leaf_hash(b"prefix-12byt", &key, 7), expected, "{len}");
+    fn entry_and_state_hashes_are_the_documented_ones() {
+        let hash = KeyHash::of(b"k");
+        let version = Version::new(Timestamp(0x10), NodeId(2));
+        let (low, high) = hash.words();
+        assert_eq!(
+            entry_hash(hash, version),
+            fmix64(fmix64(low ^ 0x10) ^ high ^ 2)
+        );
+        assert_eq!(entry_hash(hash, version), PINNED_ENTRY);
+        assert_eq!(
+            state_hash(hash, 7),
+            fmix64(fmix64(low ^ 7) ^ high ^ (0x57a7e << 32))
+        );
+        assert_eq!(state_hash(hash, 0), 0);
+        assert_eq!(fmix64(0x10), PINNED_FMIX);
+    }
+
+    const PINNED_ENTRY: u64 = 0xb7c0_9110_25a5_927e;
+    const PINNED_FMIX: u64 = 0x5f69_4972_d3c6_8944;
+
+    /// No two of many keys at many versions add the same hash, and the
+    /// versions of one key never do.
+    #[test]
+    fn entry_hashes_do_not_collide() {
+        let mut seen = std::collections::HashSet::new();
+        for k in 0..2_000u32 {
+            let hash = KeyHash::of(format!("key:{k:012}").as_bytes());
+            for ts in [1u64, 2, 3, 1 << 16, u64::MAX] {
+                for node in [1u32, 2, 3] {
+                    let version = Version::new(Timestamp(ts), NodeId(node));
+                    assert!(seen.insert(entry_hash(hash, version)), "{k} {ts} {node}");
+                }
+            }
         }
     }
 
@@ -198,16 +218,16 @@ mod tests {
     fn order_does_not_matter_and_updates_undo() {
         let mut a = TicTacTree::default();
         let mut b = TicTacTree::default();
-        a.update(b"x", KeyHash::of(b"x"), None, Some(v(1)));
-        a.update(b"y", KeyHash::of(b"y"), None, Some(v(2)));
-        a.update(b"x", KeyHash::of(b"x"), Some(v(1)), Some(v(3)));
-        b.update(b"y", KeyHash::of(b"y"), None, Some(v(2)));
-        b.update(b"x", KeyHash::of(b"x"), None, Some(v(3)));
+        a.update(KeyHash::of(b"x"), None, Some(v(1)));
+        a.update(KeyHash::of(b"y"), None, Some(v(2)));
+        a.update(KeyHash::of(b"x"), Some(v(1)), Some(v(3)));
+        b.update(KeyHash::of(b"y"), None, Some(v(2)));
+        b.update(KeyHash::of(b"x"), None, Some(v(3)));
         assert_eq!(a, b);
         assert_eq!(a.keys(), 2);
         assert_ne!(a.root(), 0);
-        b.update(b"x", KeyHash::of(b"x"), Some(v(3)), None);
-        b.update(b"y", KeyHash::of(b"y"), Some(v(2)), None);
+        b.update(KeyHash::of(b"x"), Some(v(3)), None);
+        b.update(KeyHash::of(b"y"), Some(v(2)), None);
         assert_eq!(b, TicTacTree::default());
         assert_eq!(b.root(), 0);
     }
@@ -235,21 +255,11 @@ mod tests {
         let mut b = TicTacTree::default();
         for i in 0..500u32 {
             let key = format!("k{i}");
-            a.update(
-                key.as_bytes(),
-                KeyHash::of(key.as_bytes()),
-                None,
-                Some(v(1)),
-            );
-            b.update(
-                key.as_bytes(),
-                KeyHash::of(key.as_bytes()),
-                None,
-                Some(v(1)),
-            );
+            a.update(KeyHash::of(key.as_bytes()), None, Some(v(1)));
+            b.update(KeyHash::of(key.as_bytes()), None, Some(v(1)));
         }
         assert_eq!(a.root(), b.root());
-        b.update(b"k7", KeyHash::of(b"k7"), Some(v(1)), Some(v(2)));
+        b.update(KeyHash::of(b"k7"), Some(v(1)), Some(v(2)));
         let branches = a.branches_differing(b.branches());
         let segment = segment_of(KeyHash::of(b"k7"));
         assert_eq!(branches, vec![segment / LEAVES_PER_BRANCH as u16]);

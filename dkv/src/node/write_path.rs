@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use crate::engine::{Entry, EntryRef};
+use crate::hash::KeyHash;
 use crate::node::clocks::ClockSkew;
 use crate::node::coordinator::{self, WriteAttempt, WriteOp};
 use crate::node::counters::counted;
@@ -123,7 +124,8 @@ impl<D: Disk> Node<D> {
             "the clock is past this node's copy of the key"
         );
         let detector = &self.detector;
-        let plan = coordinator::plan_write(&self.ring, key, n, |id| detector.is_up(id));
+        let hash = KeyHash::of(key);
+        let plan = coordinator::plan_write(&self.ring, hash, n, |id| detector.is_up(id));
         if plan.reachable < required {
             // Too few replicas up: fail at once and write nothing.
             let error = OpError::Unavailable {
@@ -160,15 +162,15 @@ impl<D: Disk> Node<D> {
             // taken after `attempt.expires` (see `on_write_lost`).
             self.deadline(),
         );
-        self.send_write(write, key, &entry, &targets, None);
+        self.send_write(write, (key, hash), &entry, &targets, None);
     }
 
-    /// Sends a write to each of `targets` but `skip` (this node's own copy
-    /// applied here).
+    /// Sends a write of `key` (whose hash is `hash`) to each of `targets`
+    /// but `skip` (this node's own copy applied here).
     pub(super) fn send_write(
         &mut self,
         write: WriteId,
-        key: &[u8],
+        (key, hash): (&[u8], KeyHash),
         entry: &Entry,
         targets: &[Target],
         skip: Option<NodeId>,
@@ -176,7 +178,7 @@ impl<D: Disk> Node<D> {
         let me = self.settings.id;
         for target in targets.iter().filter(|t| Some(t.node) != skip) {
             if target.node == me {
-                self.write_locally(write, key, entry);
+                self.write_locally(write, (key, hash), entry);
             } else {
                 self.send(
                     target.node,
@@ -209,8 +211,8 @@ impl<D: Disk> Node<D> {
         }
     }
 
-    fn write_locally(&mut self, write: WriteId, key: &[u8], entry: &Entry) {
-        match self.apply_local(key, entry.as_ref()) {
+    fn write_locally(&mut self, write: WriteId, (key, hash): (&[u8], KeyHash), entry: &Entry) {
+        match self.apply_hashed(key, Some(hash), entry.as_ref()) {
             Ok(applied) => {
                 let action = Deferred::OwnWrite {
                     write,

@@ -11,7 +11,7 @@ use crate::version::{NodeId, Timestamp, Version};
 
 /// The version of the peer protocol this build speaks. The first two bytes
 /// of every [`Hello`] payload carry it, in every version.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// Bytes of a handshake nonce.
 pub const NONCE_LEN: usize = 32;
 /// Bytes of a handshake proof (an HMAC-SHA256 tag).

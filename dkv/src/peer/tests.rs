@@ -212,7 +212,7 @@ const NONCE_22: &str = "22222222222222222222222222222222 22222222222222222222222
 fn golden_handshake_frames() {
     let mut wire = Vec::new();
     assert_eq!(encode_hello(&hello(), &mut wire), Ok(47));
-    let hello_bytes = format!("2b000000 01 | 0500 | 02000000 | 03000000 | {NONCE_11}");
+    let hello_bytes = format!("2b000000 01 | 0600 | 02000000 | 03000000 | {NONCE_11}");
     assert_eq!(wire, hex(&hello_bytes));
     assert_eq!(decode_hello(&wire, MAX), Ok(Some((hello(), 47))));
 
@@ -489,7 +489,7 @@ fn errors_read_well() {
     );
     assert_eq!(
         FrameError::UnsupportedVersion(1).to_string(),
-        "peer speaks protocol version 1; this node speaks 5"
+        "peer speaks protocol version 1; this node speaks 6"
     );
     assert_eq!(
         FrameError::UnexpectedType(1).to_string(),
