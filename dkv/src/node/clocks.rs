@@ -94,6 +94,9 @@ pub(crate) struct PeerClocks {
     /// [`PeerClocks::skew`] as of the last reading (it is asked on every
     /// message sent).
     skew: ClockSkew,
+    /// [`PeerClocks::middle_offsets`] as of the last change of an offset
+    /// (it is asked on every read and write).
+    middle: (i64, i64),
 }
 
 fn median(values: &mut [u64]) -> u64 {
@@ -109,6 +112,7 @@ impl PeerClocks {
             peers,
             max_drift_ms,
             skew: ClockSkew::InStep,
+            middle: (0, 0),
         }
     }
 
@@ -128,6 +132,13 @@ impl PeerClocks {
             (offset > drift) as i8 - (offset < -drift) as i8
         };
         let previous = self.offsets.insert(from, offset_ms);
+        if previous == Some(offset_ms) {
+            // Most readings leave the estimate where it was: nothing that
+            // depends on the offsets changes.
+            debug_assert_eq!(self.middle, self.compute_middle_offsets());
+            return;
+        }
+        self.middle = self.compute_middle_offsets();
         // In step, the verdict depends only on which side of the drift
         // limit each peer is: a reading on the same side changes nothing.
         let same_side = previous.is_some_and(|p| side(p) == side(offset_ms));
@@ -217,9 +228,16 @@ impl PeerClocks {
     }
 
     /// The middle two of every known offset and this node's own (zero), in
-    /// order; of an odd count, the median twice. Asked on every read and
-    /// write: no allocation for a cluster of up to 32 nodes.
+    /// order; of an odd count, the median twice. Kept since the last change
+    /// of an offset.
     fn middle_offsets(&self) -> (i64, i64) {
+        debug_assert_eq!(self.middle, self.compute_middle_offsets());
+        self.middle
+    }
+
+    /// [`PeerClocks::middle_offsets`] worked out: no allocation for a
+    /// cluster of up to 32 nodes.
+    fn compute_middle_offsets(&self) -> (i64, i64) {
         let n = self.offsets.len() + 1;
         let middle = |values: &mut [i64]| {
             values.sort_unstable();
