@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::iter::FusedIterator;
 
-use crate::hash::ring_position;
+use crate::hash::{ring_position, KeyHash};
 use crate::version::NodeId;
 
 /// The default number of tokens per node (`virtual_nodes` in `cluster.conf`).
@@ -154,9 +154,9 @@ impl Ring {
         }
     }
 
-    /// The partition `key` falls in.
-    pub fn key_partition(&self, key: &[u8]) -> u32 {
-        self.partition_of(ring_position(key))
+    /// The partition of the key whose hash is `hash`.
+    pub fn key_partition(&self, hash: KeyHash) -> u32 {
+        self.partition_of(hash.ring_position())
     }
 
     /// How many partitions the ring has (one per token).

@@ -32,8 +32,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::engine::Entry;
-use crate::hash::IdMap;
-use crate::hash::KeyHash;
+use crate::hash::{IdMap, KeyHash};
 use crate::node::disk::Disk;
 use crate::node::tictac::{segment_of, TicTacTree, LEAVES_PER_BRANCH, SEGMENTS};
 use crate::node::Node;
@@ -316,7 +315,7 @@ impl<D: Disk> Node<D> {
         let aae = &mut self.aae;
         self.disk.for_each_version(&mut |key, version, state| {
             let hash = KeyHash::of(key);
-            let partition = ring.partition_of(hash.ring_position());
+            let partition = ring.key_partition(hash);
             aae.record(partition, hash, None, Some(version));
             aae.record_state(partition, hash, 0, state);
         });
@@ -591,7 +590,7 @@ impl<D: Disk> Node<D> {
             let stamped = version.timestamp.millis();
             let old_enough = stamped.saturating_add(grace) < wall;
             let hash = KeyHash::of(&key);
-            let partition = self.ring.partition_of(hash.ring_position());
+            let partition = self.ring.key_partition(hash);
             let confirmed = confirmed_since
                 .get(&partition)
                 .is_some_and(|&since| since > stamped.saturating_add(grace));
@@ -638,9 +637,7 @@ impl<D: Disk> Node<D> {
                 return;
             }
             let hash = KeyHash::of(key);
-            if wanted[segment_of(hash) as usize]
-                && ring.partition_of(hash.ring_position()) == partition
-            {
+            if wanted[segment_of(hash) as usize] && ring.key_partition(hash) == partition {
                 keys.push((key.to_vec(), version, state));
             }
         });

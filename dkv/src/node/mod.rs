@@ -239,7 +239,7 @@ impl<D: Disk> Node<D> {
     /// `key`, if it replicates it (tests compare replicas with it).
     pub fn aae_root_of(&self, key: &[u8]) -> Option<u64> {
         self.aae
-            .tree(self.ring.key_partition(key))
+            .tree(self.ring.key_partition(KeyHash::of(key)))
             .map(|t| t.root())
     }
 
@@ -730,7 +730,7 @@ impl<D: Disk> Node<D> {
         if applied.won && self.aae.enabled() {
             // One hash places the key on the ring and in its leaf.
             let hash = hash.unwrap_or_else(|| KeyHash::of(key));
-            let partition = self.ring.partition_of(hash.ring_position());
+            let partition = self.ring.key_partition(hash);
             self.aae
                 .record(partition, hash, applied.held, Some(entry.version));
             self.aae
