@@ -7,8 +7,9 @@
 //! closes, and refusals are logged at a bounded rate (a line a second at
 //! most, with a count of those left out), so guessing cannot flood the
 //! log. Outbound connections reconnect with exponential backoff. Frames
-//! are bounded in size (small until the handshake passes); a peer that
-//! breaks the protocol is disconnected.
+//! are bounded in size (small until the handshake passes), and a link is
+//! read by a bounded budget per turn ([`io_bounds`]); a peer that breaks
+//! the protocol is disconnected.
 //!
 //! No message is dropped silently. One sent while its link is being
 //! (re)established waits, within a bound, for the handshake; one that
@@ -22,7 +23,7 @@
 //! [`Peers::poll_link_changes`] reports links going up and down, for INFO.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,9 @@ use crate::net::tls::{TlsSetup, Transport};
 use crate::peer::{self, Envelope};
 use crate::slab::Slab;
 use crate::version::NodeId;
+use io_bounds::{
+    read_available, write_pending, Stopped, HANDSHAKE_INPUT_MAX, READ_BUDGET, READ_CHUNK,
+};
 
 /// Tokens at and above this belong to peer sockets.
 pub(crate) const PEER_TOKEN_BASE: usize = 1 << 40;
@@ -120,6 +124,13 @@ pub(crate) struct Peers {
     traffic: PeerTraffic,
     /// What every socket read lands in first ([`READ_CHUNK`] bytes).
     scratch: Box<[u8]>,
+    /// Bytes an established link is read by per event, at most
+    /// ([`READ_BUDGET`]; smaller in tests).
+    read_budget: usize,
+    /// Established inbound links that stopped at their budget with bytes
+    /// perhaps left in the socket: no event will come for those, so the
+    /// next turn reads them again ([`Peers::read_unread`]).
+    unread: Vec<crate::slab::Key>,
 }
 
 /// Messages and socket writes on the peer links since start, for `INFO
@@ -133,55 +144,6 @@ pub(crate) struct PeerTraffic {
     /// `write` calls on established links (each carries every message
     /// encoded for its link since the last).
     pub socket_writes: u64,
-}
-
-/// Bytes a peer socket is read by at a time, through [`Peers`]' scratch
-/// buffer (kept, so no read zeroes a fresh one).
-const READ_CHUNK: usize = 64 * 1024;
-
-/// Reads until the socket would block or `into` holds `cap` bytes, through
-/// `scratch`; `Ok(false)` once the peer closed.
-fn read_available(
-    socket: &mut Transport,
-    into: &mut Vec<u8>,
-    cap: usize,
-    scratch: &mut [u8],
-) -> io::Result<bool> {
-    loop {
-        if into.len() >= cap {
-            return Ok(true);
-        }
-        match socket.read(scratch) {
-            Ok(0) => return Ok(false),
-            Ok(n) => into.extend_from_slice(&scratch[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Writes from `buf[*sent..]`; `Ok(true)` when everything is out.
-fn write_pending(
-    socket: &mut Transport,
-    buf: &mut Vec<u8>,
-    sent: &mut usize,
-    writes: &mut u64,
-) -> io::Result<bool> {
-    socket.flush_tls()?;
-    while *sent < buf.len() {
-        *writes += 1;
-        match socket.write(&buf[*sent..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => *sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.clear();
-    *sent = 0;
-    Ok(true)
 }
 
 impl Peers {
@@ -234,6 +196,8 @@ impl Peers {
             tls_client: tls.and_then(|t| t.peer_client.clone()),
             traffic: PeerTraffic::default(),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            read_budget: READ_BUDGET,
+            unread: Vec::new(),
         })
     }
 
@@ -399,7 +363,11 @@ impl Peers {
             t if t >= OUTBOUND_BASE => {
                 self.outbound_event(registry, NodeId((t - OUTBOUND_BASE) as u32))
             }
-            t => self.inbound_event(registry, t - INBOUND_BASE, received),
+            t => {
+                if let Some(key) = self.inbound.key_at(t - INBOUND_BASE) {
+                    self.inbound_event(registry, key, received)
+                }
+            }
         }
     }
 
@@ -466,22 +434,36 @@ impl Peers {
         self.accept_retry_at = Some(Instant::now());
     }
 
-    fn inbound_event(&mut self, registry: &Registry, index: usize, received: &mut Vec<Envelope>) {
-        let Some(key) = self.inbound.key_at(index) else {
-            return;
-        };
+    /// Whether a link stopped at its read budget last turn: the reactor
+    /// must not wait in poll before [`Peers::read_unread`].
+    pub fn has_unread(&self) -> bool {
+        !self.unread.is_empty()
+    }
+
+    /// Reads again the links that stopped at their budget last turn.
+    pub fn read_unread(&mut self, registry: &Registry, received: &mut Vec<Envelope>) {
+        for key in std::mem::take(&mut self.unread) {
+            self.inbound_event(registry, key, received);
+        }
+    }
+
+    fn inbound_event(
+        &mut self,
+        registry: &Registry,
+        key: crate::slab::Key,
+        received: &mut Vec<Envelope>,
+    ) {
         let Some(conn) = self.inbound.get_mut(key) else {
             return;
         };
         // Before its handshake passes a connection has no business sending
         // more than the two small handshake frames.
-        let cap = match conn.handshake {
-            Some(_) => 2 * peer::HANDSHAKE_MAX_FRAME,
-            None => usize::MAX,
+        let budget = match conn.handshake {
+            Some(_) => HANDSHAKE_INPUT_MAX.saturating_sub(conn.input.len()),
+            None => self.read_budget,
         };
-        let open = read_available(&mut conn.socket, &mut conn.input, cap, &mut self.scratch)
-            .unwrap_or_default();
-        let mut drop_conn = !open;
+        let stopped = read_available(&mut conn.socket, &mut conn.input, budget, &mut self.scratch);
+        let mut drop_conn = stopped == Stopped::Closed;
         let mut admitted = false;
         let mut used_total = 0;
         loop {
@@ -553,14 +535,22 @@ impl Peers {
             }
         }
         conn.input.drain(..used_total.min(conn.input.len()));
-        if conn.handshake.is_some() && conn.input.len() >= cap {
+        if conn.handshake.is_some() && conn.input.len() >= HANDSHAKE_INPUT_MAX {
             drop_conn = true;
         }
+        debug_assert!(
+            conn.handshake.is_some()
+                || conn.input.len()
+                    <= self.identity.max_frame + peer::LEN_PREFIX + self.read_budget,
+            "an inbound link's input outgrew a frame and a budget"
+        );
         if admitted {
             self.handshaking_now -= 1;
         }
         if drop_conn {
             self.drop_inbound(registry, key);
+        } else if stopped == Stopped::Budget && !self.unread.contains(&key) {
+            self.unread.push(key);
         }
     }
 
@@ -591,11 +581,19 @@ impl Peers {
             self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
             return;
         }
-        let open = match out.socket.as_mut() {
-            Some(socket) => read_available(socket, &mut out.input, usize::MAX, &mut self.scratch)
-                .unwrap_or(false),
-            None => false,
+        // The listener speaks on this link only in the handshake; once it
+        // is done, what it sends comes over the link it dialled. A byte
+        // here after that breaks the protocol; reading one is enough to
+        // see it (and a close).
+        let budget = match out.state {
+            OutState::Ready => 1,
+            _ => HANDSHAKE_INPUT_MAX.saturating_sub(out.input.len()),
         };
+        let stopped = match out.socket.as_mut() {
+            Some(socket) => read_available(socket, &mut out.input, budget, &mut self.scratch),
+            None => Stopped::Closed,
+        };
+        let mut open = stopped != Stopped::Closed;
         while let OutState::Handshaking(dialler) = &mut out.state {
             let (outcome, used) = match dialler.step(&self.identity, &out.input) {
                 Ok(Some(found)) => found,
@@ -636,6 +634,16 @@ impl Peers {
                     return;
                 }
             }
+        }
+        let overflowing =
+            !matches!(out.state, OutState::Ready) && out.input.len() >= HANDSHAKE_INPUT_MAX;
+        if open && (overflowing || matches!(out.state, OutState::Ready) && !out.input.is_empty()) {
+            log::warn!(
+                "node {id} sent {} bytes on the link this node dialled, where it may send only \
+                 its handshake; disconnecting",
+                out.input.len()
+            );
+            open = false;
         }
         if let Err(e) = out.flush(&mut self.traffic.socket_writes) {
             log::info!("connection to node {id} lost: {e}");
@@ -716,3 +724,7 @@ impl Outbound {
         std::mem::take(&mut self.queued)
     }
 }
+
+mod io_bounds;
+#[cfg(test)]
+mod tests;

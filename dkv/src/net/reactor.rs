@@ -232,7 +232,8 @@ impl Reactor {
 
     /// How long the next poll may wait.
     fn poll_timeout(&self, now: Now, stopping: bool) -> Option<Duration> {
-        if !self.work.is_empty() || self.accept_pending {
+        let unread = self.peers.as_ref().is_some_and(Peers::has_unread);
+        if !self.work.is_empty() || self.accept_pending || unread {
             return Some(Duration::ZERO);
         }
         let mut timeout = stopping.then_some(Duration::from_millis(10));
@@ -291,6 +292,11 @@ impl Reactor {
         let now = self.now();
         let mut received = std::mem::take(&mut self.received);
         debug_assert!(received.is_empty());
+        // Links that stopped at their read budget last turn go first: no
+        // event will come for what they hold.
+        if let Some(peers) = self.peers.as_mut() {
+            peers.read_unread(self.poll.registry(), &mut received);
+        }
         for event in events.iter() {
             match event.token() {
                 LISTENER => self.accept_pending = true,
