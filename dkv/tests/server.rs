@@ -330,6 +330,40 @@ fn many_nodes_run_in_one_process() {
     }
 }
 
+/// One `name:value` line of an INFO section, as a number.
+fn info_number(c: &mut Client, section: &str, name: &str) -> u64 {
+    let text = match c.cmd_str(&format!("INFO {section}")) {
+        Reply::Bulk(text) => String::from_utf8(text).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let prefix = format!("{name}:");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn info_persistence_counts_the_logs_records_and_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), |_| {});
+    let mut c = Client::connect(node.client_addr());
+    let records = info_number(&mut c, "persistence", "wal_records_written");
+    let fsyncs = info_number(&mut c, "persistence", "wal_fsyncs");
+    // One at a time under `--fsync always`: each SET is answered after an
+    // fsync of its own record.
+    for i in 0..10 {
+        assert_eq!(c.cmd_str(&format!("SET k{i} v")), Reply::ok());
+    }
+    let records_after = info_number(&mut c, "persistence", "wal_records_written");
+    let fsyncs_after = info_number(&mut c, "persistence", "wal_fsyncs");
+    assert_eq!(records_after - records, 10);
+    assert!(fsyncs_after - fsyncs >= 10, "{fsyncs} -> {fsyncs_after}");
+    assert!(info_number(&mut c, "persistence", "wal_write_rounds") >= fsyncs_after);
+}
+
 #[test]
 fn data_survives_stop_and_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -106,6 +106,8 @@ pub struct StoreStats {
     pub last_snapshot: Option<SnapshotInfo>,
     /// What recovery did at open.
     pub recovery: RecoveryReport,
+    /// The data log's writes and fsyncs since open.
+    pub wal: crate::wal::WalStats,
 }
 
 struct Shared {
@@ -334,6 +336,7 @@ impl Store {
             log_failed: self.shared.wal.is_poisoned(),
             last_snapshot: snapshots.last.clone(),
             recovery: self.shared.recovery.clone(),
+            wal: self.shared.wal.stats(),
         }
     }
 

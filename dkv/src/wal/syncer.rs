@@ -226,13 +226,15 @@ impl Syncer {
                 }
                 .max(st.durable);
                 let advanced = durable > st.durable;
+                // Counted before anyone hears of the round: whoever saw
+                // its records acknowledged sees them counted.
+                shared.rounds.fetch_add(1, Ordering::Relaxed);
+                shared.records_written.fetch_add(records, Ordering::Relaxed);
+                shared.bytes_written.fetch_add(bytes, Ordering::Relaxed);
                 st.durable = durable;
                 shared.durable.store(durable, Ordering::Release);
                 drop(st);
                 shared.done_for(round).notify_all();
-                shared.rounds.fetch_add(1, Ordering::Relaxed);
-                shared.records_written.fetch_add(records, Ordering::Relaxed);
-                shared.bytes_written.fetch_add(bytes, Ordering::Relaxed);
                 if advanced {
                     shared.call_back(Ok(Lsn(durable)));
                 }
