@@ -24,8 +24,11 @@
 //! Adding a node only moves keys *to* it: every other key keeps its primary,
 //! and a preference list changes only by the new node entering it.
 
+mod preferences;
 #[cfg(test)]
 mod tests;
+
+pub use preferences::PreferenceLists;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -33,7 +33,7 @@ use crate::hash::{IdMap, KeyHash};
 use crate::node::ids::{ReadId, WriteId};
 use crate::node::quorum::{ReadTally, Target, WriteTally};
 use crate::node::types::OpId;
-use crate::ring::Ring;
+use crate::ring::{PreferenceLists, Ring};
 use crate::version::{NodeId, Version};
 
 /// Where a write goes.
@@ -52,19 +52,36 @@ impl WritePlan {
     }
 }
 
-/// Plans a write of `key` to its N owners, replacing each owner that is
-/// down by the next node past the list that is up. One walk of the ring
-/// from the key's position (`hash`, the key's one hash) gives both.
+/// Plans a write of the key whose hash is `hash` to its owners (the
+/// replication factor of `lists`), replacing each owner that is down by the
+/// next node past the list that is up. With every owner up, as usual, that
+/// is the partition's worked-out list; otherwise one walk of the ring from
+/// the key's position gives the owners and their stand-ins.
 pub(crate) fn plan_write(
     ring: &Ring,
+    lists: &PreferenceLists,
     hash: KeyHash,
-    n: usize,
     is_up: impl Fn(NodeId) -> bool,
 ) -> WritePlan {
+    let owners = lists.of_partition(ring.key_partition(hash));
+    if owners.iter().all(|&owner| is_up(owner)) {
+        let targets = owners
+            .iter()
+            .map(|&node| Target {
+                node,
+                stands_in_for: None,
+            })
+            .collect();
+        return WritePlan {
+            targets,
+            reachable: owners.len(),
+        };
+    }
     let mut walk = ring.walk_from(hash.ring_position());
-    let preference: Vec<NodeId> = walk.by_ref().take(n).collect();
+    let preference: Vec<NodeId> = walk.by_ref().take(lists.width()).collect();
+    debug_assert_eq!(preference, owners);
     let mut spares = walk.filter(|&node| is_up(node));
-    let mut targets = Vec::with_capacity(n);
+    let mut targets = Vec::with_capacity(owners.len());
     let mut reachable = 0;
     for owner in preference {
         if is_up(owner) {
@@ -83,19 +100,24 @@ pub(crate) fn plan_write(
     WritePlan { targets, reachable }
 }
 
-/// The owners of `key` a read may ask: those believed up, in the order to
-/// ask them. `me` comes first when it is one (its copy costs no message);
-/// the others are rotated by `turn`, so that successive reads of one
-/// coordinator spread over them.
+/// The owners of the key whose hash is `hash` a read may ask: those
+/// believed up, in the order to ask them. `me` comes first when it is one
+/// (its copy costs no message); the others are rotated by `turn`, so that
+/// successive reads of one coordinator spread over them.
 pub(crate) fn plan_read(
     ring: &Ring,
-    key: &[u8],
-    n: usize,
+    lists: &PreferenceLists,
+    hash: KeyHash,
     me: NodeId,
     turn: usize,
     is_up: impl Fn(NodeId) -> bool,
 ) -> Vec<NodeId> {
-    let mut owners: Vec<NodeId> = ring.walk(key).take(n).filter(|&node| is_up(node)).collect();
+    let mut owners: Vec<NodeId> = lists
+        .of_partition(ring.key_partition(hash))
+        .iter()
+        .copied()
+        .filter(|&node| is_up(node))
+        .collect();
     let others = match owners.iter().position(|&node| node == me) {
         Some(at) => {
             owners[..=at].rotate_right(1);
@@ -351,16 +373,20 @@ mod tests {
         Ring::new(&members, 16)
     }
 
+    fn lists(ring: &Ring, n: usize) -> PreferenceLists {
+        PreferenceLists::new(ring, n)
+    }
+
     #[test]
     fn a_down_owner_is_replaced_by_the_next_node_that_is_up() {
         let ring = ring(5);
         let key = b"some key";
         let owners = ring.preference_list(key, 3);
-        let all_up = plan_write(&ring, KeyHash::of(key), 3, |_| true);
+        let all_up = plan_write(&ring, &lists(&ring, 3), KeyHash::of(key), |_| true);
         assert_eq!(all_up.reachable, 3);
         assert!(all_up.targets.iter().all(|t| t.stands_in_for.is_none()));
         let down = owners[1];
-        let plan = plan_write(&ring, KeyHash::of(key), 3, |n| n != down);
+        let plan = plan_write(&ring, &lists(&ring, 3), KeyHash::of(key), |n| n != down);
         assert_eq!(plan.reachable, 2);
         let stand_in = plan
             .targets
@@ -369,7 +395,15 @@ mod tests {
             .expect("a stand-in");
         assert!(!owners.contains(&stand_in.node));
         assert_eq!(
-            plan_read(&ring, key, 3, NodeId(9), 0, |n| n != down).len(),
+            plan_read(
+                &ring,
+                &lists(&ring, 3),
+                KeyHash::of(key),
+                NodeId(9),
+                0,
+                |n| n != down
+            )
+            .len(),
             2
         );
     }
@@ -382,7 +416,9 @@ mod tests {
         let me = owners[2];
         let mut firsts = Vec::new();
         for turn in 0..4 {
-            let plan = plan_read(&ring, key, 3, me, turn, |_| true);
+            let plan = plan_read(&ring, &lists(&ring, 3), KeyHash::of(key), me, turn, |_| {
+                true
+            });
             assert_eq!(plan[0], me);
             let mut sorted = plan.clone();
             sorted.sort();
@@ -393,7 +429,14 @@ mod tests {
         }
         assert_eq!(firsts, [owners[0], owners[1], owners[0], owners[1]]);
         let stranger = (1..=5).map(NodeId).find(|n| !owners.contains(n)).unwrap();
-        let plan = plan_read(&ring, key, 3, stranger, 1, |_| true);
+        let plan = plan_read(
+            &ring,
+            &lists(&ring, 3),
+            KeyHash::of(key),
+            stranger,
+            1,
+            |_| true,
+        );
         assert_eq!(plan, [owners[1], owners[2], owners[0]]);
     }
 
@@ -418,7 +461,7 @@ mod tests {
     #[test]
     fn with_every_node_down_nothing_is_planned() {
         let ring = ring(3);
-        let plan = plan_write(&ring, KeyHash::of(b"k"), 3, |_| false);
+        let plan = plan_write(&ring, &lists(&ring, 3), KeyHash::of(b"k"), |_| false);
         assert_eq!(plan.reachable, 0);
         assert!(plan.targets.is_empty());
     }
@@ -426,7 +469,7 @@ mod tests {
     #[test]
     fn a_node_alone_is_its_only_target() {
         let ring = ring(1);
-        let plan = plan_write(&ring, KeyHash::of(b"k"), 1, |_| true);
+        let plan = plan_write(&ring, &lists(&ring, 1), KeyHash::of(b"k"), |_| true);
         assert!(plan.is_only(NodeId(1)));
         assert!(!plan.is_only(NodeId(2)));
     }

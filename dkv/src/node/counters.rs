@@ -43,7 +43,8 @@ impl<D: Disk> Node<D> {
         let n = self.settings.replication_factor;
         let detector = &self.detector;
         let hash = KeyHash::of(key);
-        let plan = coordinator::plan_write(&self.ring, hash, n, |id| detector.is_up(id));
+        let plan =
+            coordinator::plan_write(&self.ring, &self.preferences, hash, |id| detector.is_up(id));
         if self.ring.len() == 1 || plan.is_only(me) {
             return self.add_alone(op, key, delta);
         }

@@ -102,7 +102,7 @@ use crate::counter::Actor;
 use crate::engine::{Entry, EntryRef};
 use crate::hash::KeyHash;
 use crate::peer::{Envelope, Message};
-use crate::ring::Ring;
+use crate::ring::{PreferenceLists, Ring};
 use crate::version::{NodeId, Timestamp, Version};
 
 pub use clocks::ClockSkew;
@@ -131,6 +131,8 @@ const SKEW_LOG_EVERY_MS: u64 = 10_000;
 pub struct Node<D: Disk> {
     settings: NodeSettings,
     ring: Ring,
+    /// Every partition's owners for the replication factor.
+    preferences: PreferenceLists,
     disk: D,
     clock: HybridClock,
     now: Now,
@@ -198,6 +200,7 @@ impl<D: Disk> Node<D> {
         );
         aae.limit_bytes_per_sec(settings.aae_max_bytes_per_sec);
         let mut node = Node {
+            preferences: PreferenceLists::new(&ring, settings.replication_factor),
             ring,
             disk,
             clock,

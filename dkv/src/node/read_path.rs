@@ -18,6 +18,7 @@
 //! `durability.rs`), so no answer rests on a copy a crash can take back.
 
 use crate::engine::Entry;
+use crate::hash::KeyHash;
 use crate::node::coordinator::{self, ReadOp};
 use crate::node::durability::Deferred;
 use crate::node::ids::ReadId;
@@ -35,7 +36,14 @@ impl<D: Disk> Node<D> {
         }
         let detector = &self.detector;
         let turn = self.coordinator.next_read_turn();
-        let owners = coordinator::plan_read(&self.ring, key, n, me, turn, |id| detector.is_up(id));
+        let owners = coordinator::plan_read(
+            &self.ring,
+            &self.preferences,
+            KeyHash::of(key),
+            me,
+            turn,
+            |id| detector.is_up(id),
+        );
         if owners.len() < required {
             let error = OpError::Unavailable {
                 answered: 0,

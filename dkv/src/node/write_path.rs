@@ -125,7 +125,8 @@ impl<D: Disk> Node<D> {
         );
         let detector = &self.detector;
         let hash = KeyHash::of(key);
-        let plan = coordinator::plan_write(&self.ring, hash, n, |id| detector.is_up(id));
+        let plan =
+            coordinator::plan_write(&self.ring, &self.preferences, hash, |id| detector.is_up(id));
         if plan.reachable < required {
             // Too few replicas up: fail at once and write nothing.
             let error = OpError::Unavailable {

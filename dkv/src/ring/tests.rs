@@ -258,6 +258,19 @@ proptest! {
         let again = Ring::new(ring.nodes(), ring.virtual_nodes());
         prop_assert_eq!(again.preference_list(&key, n), preference);
     }
+
+    #[test]
+    fn the_worked_out_lists_are_the_walks(
+        ring in arb_ring(),
+        key in prop::collection::vec(any::<u8>(), 0..32),
+        n in 0..24usize,
+    ) {
+        let lists = PreferenceLists::new(&ring, n);
+        prop_assert_eq!(lists.width(), n.min(ring.len()));
+        let partition = ring.key_partition(crate::hash::KeyHash::of(&key));
+        prop_assert_eq!(lists.of_partition(partition), &ring.preference_list(&key, n)[..]);
+        prop_assert!(lists.of_partition(ring.partition_count() as u32).is_empty());
+    }
 }
 
 #[test]
