@@ -23,7 +23,7 @@
 mod slot;
 
 use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -254,10 +254,26 @@ pub struct EngineStats {
     pub bytes: usize,
 }
 
+/// The keyed hash of the engine's tables: SipHash-1-3 under a key drawn
+/// at random per engine, as std's `HashMap` uses, so that clients cannot
+/// choose keys that collide. Over the key's bytes alone, without the
+/// length prefix `Hash for [u8]` adds (a table's keys are whole byte
+/// strings, and SipHash takes the length into its last block): a
+/// quarter fewer instructions for a 16-byte key.
+struct KeyHasher(RandomState);
+
+impl KeyHasher {
+    fn of(&self, key: &[u8]) -> u64 {
+        let mut hasher = self.0.build_hasher();
+        hasher.write(key);
+        hasher.finish()
+    }
+}
+
 /// The sharded LWW map.
 pub struct Engine {
     shards: Box<[RwLock<Shard>]>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     shard_shift: u32,
 }
 
@@ -285,11 +301,10 @@ impl Shard {
 
     /// Gives back the table's memory when most of it is empty (after
     /// expiry or a flush dropped entries), keeping room to double.
-    fn shrink_if_sparse(&mut self, hasher: &RandomState) {
+    fn shrink_if_sparse(&mut self, hasher: &KeyHasher) {
         let len = self.table.len();
         if len * 8 < self.table.capacity() {
-            self.table
-                .shrink_to(len * 2, |slot| hasher.hash_one(slot.key()));
+            self.table.shrink_to(len * 2, |slot| hasher.of(slot.key()));
         }
     }
 
@@ -351,7 +366,7 @@ impl Engine {
         }
         Ok(Engine {
             shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: RandomState::new(),
+            hasher: KeyHasher(RandomState::new()),
             shard_shift: 64 - shards.trailing_zeros(),
         })
     }
@@ -362,7 +377,7 @@ impl Engine {
     }
 
     fn locate(&self, key: &[u8]) -> (u64, &RwLock<Shard>) {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.of(key);
         // The top bits pick the shard; the table uses the low bits and the
         // top 7 for its control bytes, so both stay well spread.
         let index = hash.checked_shr(self.shard_shift).unwrap_or(0) as usize;
@@ -431,11 +446,10 @@ impl Engine {
             };
         }
         let hasher = &self.hasher;
-        match shard.table.entry(
-            hash,
-            |slot| slot.key() == key,
-            |slot| hasher.hash_one(slot.key()),
-        ) {
+        match shard
+            .table
+            .entry(hash, |slot| slot.key() == key, |slot| hasher.of(slot.key()))
+        {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
                 let held_state = slot.state_digest();

@@ -228,3 +228,32 @@ fn expired_entries_become_tombstones_or_go() {
     let stats = engine.stats();
     assert_eq!((stats.keys, stats.tombstones, stats.expiring), (1, 1, 0));
 }
+
+#[test]
+fn keys_left_after_a_table_shrinks_are_still_found() {
+    let engine = Engine::new(1).unwrap();
+    for i in 0..10_000u32 {
+        engine.put(format!("key-{i}").as_bytes(), b"x", v(u64::from(i) + 1, 1));
+    }
+    let before = engine.stats().bytes;
+    // Drops all but the newest 100: the table is rebuilt smaller, every
+    // key left rehashed.
+    assert_eq!(engine.raise_floor(v(9_900, 1)), 9_900);
+    assert!(
+        engine.stats().bytes < before / 4,
+        "the table did not shrink"
+    );
+    for i in 0..10_000u32 {
+        let found = engine.get(format!("key-{i}").as_bytes()).is_some();
+        assert_eq!(found, i >= 9_900, "key-{i}");
+    }
+    // And it grows again as before.
+    for i in 0..10_000u32 {
+        engine.put(
+            format!("new-{i}").as_bytes(),
+            b"y",
+            v(20_000 + u64::from(i), 1),
+        );
+    }
+    assert!((0..10_000u32).all(|i| engine.get(format!("new-{i}").as_bytes()).is_some()));
+}
