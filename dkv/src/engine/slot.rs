@@ -40,7 +40,8 @@ impl Slot {
     pub(crate) fn new(key: &[u8], entry: EntryRef<'_>) -> Slot {
         let value_bytes = entry.value.unwrap_or(&[]);
         let mut data = Vec::with_capacity(packed_len(key.len(), entry));
-        write_header(&mut data, key.len(), entry);
+        let (header, header_len) = header(key.len(), entry);
+        data.extend_from_slice(&header[..header_len]);
         data.extend_from_slice(key);
         data.extend_from_slice(value_bytes);
         debug_assert_eq!(data.len(), packed_len(key.len(), entry));
@@ -52,10 +53,9 @@ impl Slot {
     pub(crate) fn overwrite(&mut self, entry: EntryRef<'_>) {
         let key_len = self.key().len();
         if self.0.len() == packed_len(key_len, entry) && self.has_expiry() == has_expiry(entry) {
-            let mut header = Vec::with_capacity(HEADER + EXPIRY_LEN);
-            write_header(&mut header, key_len, entry);
-            let value_at = header.len() + key_len;
-            self.0[..header.len()].copy_from_slice(&header);
+            let (header, header_len) = header(key_len, entry);
+            let value_at = header_len + key_len;
+            self.0[..header_len].copy_from_slice(&header[..header_len]);
             self.0[value_at..].copy_from_slice(entry.value.unwrap_or(&[]));
         } else {
             *self = Slot::new(self.key(), entry);
@@ -150,7 +150,9 @@ fn packed_len(key_len: usize, entry: EntryRef<'_>) -> usize {
 
 /// Writes the header (and the expiry, if any). A tombstone never keeps an
 /// expiry: it is already what an expired value becomes.
-fn write_header(out: &mut Vec<u8>, key_len: usize, entry: EntryRef<'_>) {
+/// An entry's header: the version, the key length with its flags, and the
+/// expiry when it has one; `.1` is how many of the bytes are used.
+fn header(key_len: usize, entry: EntryRef<'_>) -> ([u8; HEADER + EXPIRY_LEN], usize) {
     debug_assert!(key_len <= MAX_KEY_LEN);
     let mut key_len_field = key_len as u32;
     if entry.value.is_none() {
@@ -162,11 +164,16 @@ fn write_header(out: &mut Vec<u8>, key_len: usize, entry: EntryRef<'_>) {
     if entry.counter && entry.value.is_some() {
         key_len_field |= COUNTER_BIT;
     }
-    out.extend_from_slice(&entry.version.timestamp.0.to_le_bytes());
-    out.extend_from_slice(&entry.version.node_id.0.to_le_bytes());
-    out.extend_from_slice(&key_len_field.to_le_bytes());
-    if let (true, Some(at)) = (has_expiry(entry), entry.expires_at) {
-        out.extend_from_slice(&at.to_le_bytes());
+    let mut out = [0u8; HEADER + EXPIRY_LEN];
+    out[0..8].copy_from_slice(&entry.version.timestamp.0.to_le_bytes());
+    out[8..12].copy_from_slice(&entry.version.node_id.0.to_le_bytes());
+    out[12..16].copy_from_slice(&key_len_field.to_le_bytes());
+    match (has_expiry(entry), entry.expires_at) {
+        (true, Some(at)) => {
+            out[16..24].copy_from_slice(&at.to_le_bytes());
+            (out, HEADER + EXPIRY_LEN)
+        }
+        _ => (out, HEADER),
     }
 }
 

@@ -88,7 +88,7 @@ impl<D: Disk> Node<D> {
             self.deadline(),
         );
         if leader == me {
-            self.send_write(write, (key, hash), &entry, &targets, None);
+            self.send_write(write, (key, hash), entry, &targets, None);
         } else {
             let message = Message::CounterAdd {
                 request: write.into(),
@@ -172,7 +172,7 @@ impl<D: Disk> Node<D> {
                     counter.value = Some(value);
                 }
                 let (key, targets) = (write.key.clone(), write.tally.targets().to_vec());
-                self.send_write(id, (&key, KeyHash::of(&key)), &entry, &targets, Some(from));
+                self.send_write(id, (&key, KeyHash::of(&key)), entry, &targets, Some(from));
                 self.on_write_answer(from, id, true, false, None);
             }
             Err(error) => {

@@ -163,34 +163,49 @@ impl<D: Disk> Node<D> {
             // taken after `attempt.expires` (see `on_write_lost`).
             self.deadline(),
         );
-        self.send_write(write, (key, hash), &entry, &targets, None);
+        self.send_write(write, (key, hash), entry, &targets, None);
     }
 
     /// Sends a write of `key` (whose hash is `hash`) to each of `targets`
-    /// but `skip` (this node's own copy applied here).
+    /// but `skip`, this node's own copy applied here first. The last
+    /// message takes `entry` itself; the others carry copies.
     pub(super) fn send_write(
         &mut self,
         write: WriteId,
         (key, hash): (&[u8], KeyHash),
-        entry: &Entry,
+        entry: Entry,
         targets: &[Target],
         skip: Option<NodeId>,
     ) {
         let me = self.settings.id;
-        for target in targets.iter().filter(|t| Some(t.node) != skip) {
-            if target.node == me {
-                self.write_locally(write, (key, hash), entry);
+        let wanted = |t: &&Target| Some(t.node) != skip;
+        if targets.iter().filter(wanted).any(|t| t.node == me) {
+            self.write_locally(write, (key, hash), &entry);
+        }
+        let mut remote = targets
+            .iter()
+            .filter(wanted)
+            .filter(|t| t.node != me)
+            .peekable();
+        let mut entry = Some(entry);
+        while let Some(target) = remote.next() {
+            let copy = if remote.peek().is_none() {
+                entry.take()
             } else {
-                self.send(
-                    target.node,
-                    Message::Replicate {
-                        request: write.into(),
-                        key: key.to_vec(),
-                        entry: entry.clone(),
-                        hint_for: target.stands_in_for,
-                    },
-                );
-            }
+                entry.clone()
+            };
+            let Some(copy) = copy else {
+                break;
+            };
+            self.send(
+                target.node,
+                Message::Replicate {
+                    request: write.into(),
+                    key: key.to_vec(),
+                    entry: copy,
+                    hint_for: target.stands_in_for,
+                },
+            );
         }
     }
 
