@@ -148,10 +148,10 @@ fn packed_len(key_len: usize, entry: EntryRef<'_>) -> usize {
     HEADER + expiry + key_len + entry.value.map_or(0, <[u8]>::len)
 }
 
-/// Writes the header (and the expiry, if any). A tombstone never keeps an
-/// expiry: it is already what an expired value becomes.
 /// An entry's header: the version, the key length with its flags, and the
-/// expiry when it has one; `.1` is how many of the bytes are used.
+/// expiry when it has one; `.1` is how many of the bytes are used. A
+/// tombstone never keeps an expiry: it is already what an expired value
+/// becomes.
 fn header(key_len: usize, entry: EntryRef<'_>) -> ([u8; HEADER + EXPIRY_LEN], usize) {
     debug_assert!(key_len <= MAX_KEY_LEN);
     let mut key_len_field = key_len as u32;

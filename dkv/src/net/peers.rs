@@ -71,6 +71,20 @@ enum OutState {
     Ready,
 }
 
+impl OutState {
+    /// Bytes the listener may have sent on this link and not yet had
+    /// decoded. It speaks here only in the handshake; once that is done,
+    /// what it sends comes over the link it dialled, so a single byte
+    /// breaks the protocol (and reading one is enough to see it, or a
+    /// close).
+    fn input_limit(&self) -> usize {
+        match self {
+            OutState::Ready => 1,
+            _ => HANDSHAKE_INPUT_MAX,
+        }
+    }
+}
+
 struct Outbound {
     addr: SocketAddr,
     socket: Option<Transport>,
@@ -581,14 +595,7 @@ impl Peers {
             self.undeliverable.extend(lost.into_iter().map(|e| (id, e)));
             return;
         }
-        // The listener speaks on this link only in the handshake; once it
-        // is done, what it sends comes over the link it dialled. A byte
-        // here after that breaks the protocol; reading one is enough to
-        // see it (and a close).
-        let budget = match out.state {
-            OutState::Ready => 1,
-            _ => HANDSHAKE_INPUT_MAX.saturating_sub(out.input.len()),
-        };
+        let budget = out.state.input_limit().saturating_sub(out.input.len());
         let stopped = match out.socket.as_mut() {
             Some(socket) => read_available(socket, &mut out.input, budget, &mut self.scratch),
             None => Stopped::Closed,
@@ -635,9 +642,7 @@ impl Peers {
                 }
             }
         }
-        let overflowing =
-            !matches!(out.state, OutState::Ready) && out.input.len() >= HANDSHAKE_INPUT_MAX;
-        if open && (overflowing || matches!(out.state, OutState::Ready) && !out.input.is_empty()) {
+        if open && out.input.len() >= out.state.input_limit() {
             log::warn!(
                 "node {id} sent {} bytes on the link this node dialled, where it may send only \
                  its handshake; disconnecting",

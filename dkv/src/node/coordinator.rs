@@ -55,8 +55,8 @@ impl WritePlan {
 /// Plans a write of the key whose hash is `hash` to its owners (the
 /// replication factor of `lists`), replacing each owner that is down by the
 /// next node past the list that is up. With every owner up, as usual, that
-/// is the partition's worked-out list; otherwise one walk of the ring from
-/// the key's position gives the owners and their stand-ins.
+/// is the partition's worked-out list; otherwise a walk of the ring from
+/// the key's position past the owners gives their stand-ins.
 pub(crate) fn plan_write(
     ring: &Ring,
     lists: &PreferenceLists,
@@ -77,13 +77,14 @@ pub(crate) fn plan_write(
             reachable: owners.len(),
         };
     }
-    let mut walk = ring.walk_from(hash.ring_position());
-    let preference: Vec<NodeId> = walk.by_ref().take(lists.width()).collect();
-    debug_assert_eq!(preference, owners);
-    let mut spares = walk.filter(|&node| is_up(node));
+    // The walk's first nodes are the owners; the stand-ins come after.
+    let mut spares = ring
+        .walk_from(hash.ring_position())
+        .skip(lists.width())
+        .filter(|&node| is_up(node));
     let mut targets = Vec::with_capacity(owners.len());
     let mut reachable = 0;
-    for owner in preference {
+    for &owner in owners {
         if is_up(owner) {
             reachable += 1;
             targets.push(Target {
