@@ -36,7 +36,7 @@ use crate::hash::{IdMap, KeyHash};
 use crate::node::disk::Disk;
 use crate::node::tictac::{segment_of, TicTacTree, LEAVES_PER_BRANCH, SEGMENTS};
 use crate::node::Node;
-use crate::peer::Message;
+use crate::peer::{Message, SharedWrite};
 use crate::ring::Ring;
 use crate::version::{NodeId, Version};
 
@@ -609,8 +609,7 @@ impl<D: Disk> Node<D> {
             to,
             Message::Replicate {
                 request,
-                key,
-                entry,
+                write: SharedWrite::new(&key, entry.as_ref()),
                 hint_for: None,
             },
         );

@@ -28,11 +28,11 @@
 use std::collections::VecDeque;
 
 use crate::counter::CounterValue;
-use crate::engine::Entry;
 use crate::hash::{IdMap, KeyHash};
 use crate::node::ids::{ReadId, WriteId};
 use crate::node::quorum::{ReadTally, Target, WriteTally};
 use crate::node::types::OpId;
+use crate::peer::SharedWrite;
 use crate::ring::{PreferenceLists, Ring};
 use crate::version::{NodeId, Version};
 
@@ -138,16 +138,18 @@ pub(crate) fn plan_read(
 #[derive(Debug)]
 pub(crate) struct WriteOp {
     pub op: OpId,
-    pub key: Vec<u8>,
-    pub entry: Entry,
+    /// The key and the entry this attempt writes, shared with the
+    /// messages that carry it.
+    pub body: SharedWrite,
     pub tally: WriteTally,
     pub reachable: usize,
     /// Which stamp this is, and how long the write may take.
     pub attempt: WriteAttempt,
     /// The newest version a replica said it held that beat this one.
     pub newest_held: Option<Version>,
-    /// Set for an add to a counter (`counters.rs`).
-    pub counter: Option<CounterWrite>,
+    /// Set for an add to a counter (`counters.rs`); boxed, since it is
+    /// rare and every write is moved in and out of the table of writes.
+    pub counter: Option<Box<CounterWrite>>,
 }
 
 /// What a counter add's write carries besides the entry.

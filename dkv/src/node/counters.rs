@@ -23,7 +23,7 @@ use crate::node::durability::Deferred;
 use crate::node::ids::WriteId;
 use crate::node::quorum::WriteTally;
 use crate::node::{Disk, Node, OpError, OpId, OpReply};
-use crate::peer::{Message, RequestId};
+use crate::peer::{Message, RequestId, SharedWrite};
 use crate::version::{NodeId, Version};
 
 impl<D: Disk> Node<D> {
@@ -73,22 +73,22 @@ impl<D: Disk> Node<D> {
         };
         let write = self.ids.write();
         let targets = plan.targets.clone();
+        let body = SharedWrite::new(key, entry.as_ref());
         self.coordinator.open_write(
             write,
             WriteOp {
                 op,
-                key: key.to_vec(),
-                entry: entry.clone(),
+                body: body.clone(),
                 tally: WriteTally::new(plan.targets, required),
                 reachable: plan.reachable,
                 attempt: self.first_attempt(client_deadline),
                 newest_held: None,
-                counter: Some(CounterWrite { leader, value }),
+                counter: Some(Box::new(CounterWrite { leader, value })),
             },
             self.deadline(),
         );
         if leader == me {
-            self.send_write(write, (key, hash), entry, &targets, None);
+            self.send_write(write, (&body, hash), &targets, None);
         } else {
             let message = Message::CounterAdd {
                 request: write.into(),
@@ -167,12 +167,14 @@ impl<D: Disk> Node<D> {
         });
         match value {
             Ok((entry, value)) => {
-                write.entry = entry.clone();
+                let body = SharedWrite::new(write.body.key(), entry.as_ref());
+                write.body = body.clone();
                 if let Some(counter) = write.counter.as_mut() {
                     counter.value = Some(value);
                 }
-                let (key, targets) = (write.key.clone(), write.tally.targets().to_vec());
-                self.send_write(id, (&key, KeyHash::of(&key)), entry, &targets, Some(from));
+                let targets = write.tally.targets().to_vec();
+                let hash = KeyHash::of(body.key());
+                self.send_write(id, (&body, hash), &targets, Some(from));
                 self.on_write_answer(from, id, true, false, None);
             }
             Err(error) => {

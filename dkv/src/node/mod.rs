@@ -444,10 +444,9 @@ impl<D: Disk> Node<D> {
         match envelope.message {
             Message::Replicate {
                 request,
-                key,
-                entry,
+                write,
                 hint_for,
-            } => self.on_replicate(from, request, key, entry, hint_for),
+            } => self.on_replicate(from, request, write, hint_for),
             Message::ReplicateAck {
                 request,
                 ok,

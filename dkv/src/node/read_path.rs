@@ -24,7 +24,7 @@ use crate::node::durability::Deferred;
 use crate::node::ids::ReadId;
 use crate::node::quorum::ReadTally;
 use crate::node::{Disk, Node, OpError, OpId};
-use crate::peer::{Message, RequestId};
+use crate::peer::{Message, RequestId, SharedWrite};
 use crate::version::{NodeId, Version};
 
 impl<D: Disk> Node<D> {
@@ -249,8 +249,7 @@ impl<D: Disk> Node<D> {
         if node != self.settings.id {
             let repair = Message::Replicate {
                 request: id.repair().into(),
-                key: key.to_vec(),
-                entry: newest.clone(),
+                write: SharedWrite::new(key, newest.as_ref()),
                 hint_for: None,
             };
             self.send(node, repair);
@@ -347,8 +346,7 @@ impl<D: Disk> Node<D> {
                     node,
                     Message::Replicate {
                         request,
-                        key: read.key.clone(),
-                        entry: newest.clone(),
+                        write: SharedWrite::new(&read.key, newest.as_ref()),
                         hint_for: None,
                     },
                 );

@@ -3,11 +3,10 @@
 //! under the clock check every applied entry goes through; and the
 //! delivery of the hints this node keeps to owners that are up again.
 
-use crate::engine::Entry;
 use crate::node::disk::Hint;
 use crate::node::durability::Deferred;
 use crate::node::{Disk, Node};
-use crate::peer::{Message, RequestId};
+use crate::peer::{Message, RequestId, SharedWrite};
 use crate::version::NodeId;
 
 impl<D: Disk> Node<D> {
@@ -21,8 +20,7 @@ impl<D: Disk> Node<D> {
                 delivery.target,
                 Message::Replicate {
                     request: delivery.id.into(),
-                    key: delivery.key,
-                    entry: delivery.entry,
+                    write: SharedWrite::new(&delivery.key, delivery.entry.as_ref()),
                     hint_for: None,
                 },
             );
@@ -37,10 +35,10 @@ impl<D: Disk> Node<D> {
         &mut self,
         from: NodeId,
         request: RequestId,
-        key: Vec<u8>,
-        entry: Entry,
+        write: SharedWrite,
         hint_for: Option<NodeId>,
     ) {
+        let entry = write.entry();
         let refuse = |node: &mut Self| {
             node.send(
                 from,
@@ -81,8 +79,8 @@ impl<D: Disk> Node<D> {
             Some(owner) if owner != self.settings.id => {
                 let hint = Hint {
                     target: owner,
-                    key,
-                    entry,
+                    key: write.key().to_vec(),
+                    entry: entry.to_owned(),
                     stored_at_millis: self.now.wall,
                 };
                 self.handoff
@@ -90,7 +88,7 @@ impl<D: Disk> Node<D> {
                     .map(|ticket| (ticket, false, None))
             }
             _ => self
-                .apply_local(&key, entry.as_ref())
+                .apply_local(write.key(), entry)
                 .map(|applied| (applied.ticket, applied.was_live, applied.held)),
         };
         match result {

@@ -482,13 +482,15 @@ fn runaway_clocks_are_refused() {
         clock: crate::version::Timestamp::from_millis(10_000_000_000),
         message: Message::Replicate {
             request: RequestId(9),
-            key: b"k".to_vec(),
-            entry: crate::engine::Entry::value(
-                crate::version::Version::new(
-                    crate::version::Timestamp::from_millis(10_000_000_000),
-                    NodeId(2),
+            write: crate::peer::SharedWrite::new(
+                b"k",
+                crate::engine::EntryRef::value(
+                    crate::version::Version::new(
+                        crate::version::Timestamp::from_millis(10_000_000_000),
+                        NodeId(2),
+                    ),
+                    b"future",
                 ),
-                "future",
             ),
             hint_for: None,
         },
@@ -548,13 +550,15 @@ fn hints_for_nodes_that_are_not_members_are_refused() {
         clock: crate::version::Timestamp::from_millis(stamp),
         message: Message::Replicate {
             request: RequestId(9),
-            key: b"k".to_vec(),
-            entry: crate::engine::Entry::value(
-                crate::version::Version::new(
-                    crate::version::Timestamp::from_millis(stamp),
-                    NodeId(2),
+            write: crate::peer::SharedWrite::new(
+                b"k",
+                crate::engine::EntryRef::value(
+                    crate::version::Version::new(
+                        crate::version::Timestamp::from_millis(stamp),
+                        NodeId(2),
+                    ),
+                    b"v",
                 ),
-                "v",
             ),
             hint_for: Some(NodeId(77)),
         },

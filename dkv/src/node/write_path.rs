@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::{Entry, EntryRef};
+use crate::engine::EntryRef;
 use crate::hash::KeyHash;
 use crate::node::clocks::ClockSkew;
 use crate::node::coordinator::{self, WriteAttempt, WriteOp};
@@ -16,7 +16,7 @@ use crate::node::durability::Deferred;
 use crate::node::ids::WriteId;
 use crate::node::quorum::{Target, WriteTally};
 use crate::node::{Disk, Hint, Node, OpError, OpId, OpReply, MAX_WRITE_ATTEMPTS};
-use crate::peer::Message;
+use crate::peer::{Message, SharedWrite};
 use crate::version::{NodeId, Version};
 
 impl<D: Disk> Node<D> {
@@ -143,15 +143,18 @@ impl<D: Disk> Node<D> {
         if plan.is_only(me) {
             return self.write_alone(op, key, entry);
         }
-        let entry = entry.to_owned();
         let write = self.ids.write();
-        let targets = plan.targets.clone();
+        let body = SharedWrite::new(key, entry);
+        // The messages are queued before the write is opened, so that they
+        // borrow the plan's targets instead of a copy; this node's own copy
+        // is applied after, since a failure there answers the open write.
+        self.send_copies(write, &body, &plan.targets, None);
+        let local = plan.targets.iter().any(|t| t.node == me);
         self.coordinator.open_write(
             write,
             WriteOp {
                 op,
-                key: key.to_vec(),
-                entry: entry.clone(),
+                body,
                 tally: WriteTally::new(plan.targets, required).with_existed(attempt.existed),
                 reachable: plan.reachable,
                 attempt,
@@ -163,46 +166,47 @@ impl<D: Disk> Node<D> {
             // taken after `attempt.expires` (see `on_write_lost`).
             self.deadline(),
         );
-        self.send_write(write, (key, hash), entry, &targets, None);
+        if local {
+            self.write_locally(write, (key, hash), entry);
+        }
     }
 
-    /// Sends a write of `key` (whose hash is `hash`) to each of `targets`
-    /// but `skip`, this node's own copy applied here first. The last
-    /// message takes `entry` itself; the others carry copies.
+    /// Sends a write (`body`, whose key's hash is `hash`) to each of
+    /// `targets` but `skip`, and applies this node's own copy when it is
+    /// one of them. The write must be open.
     pub(super) fn send_write(
         &mut self,
         write: WriteId,
-        (key, hash): (&[u8], KeyHash),
-        entry: Entry,
+        (body, hash): (&SharedWrite, KeyHash),
+        targets: &[Target],
+        skip: Option<NodeId>,
+    ) {
+        self.send_copies(write, body, targets, skip);
+        let me = self.settings.id;
+        if targets.iter().any(|t| t.node == me && Some(me) != skip) {
+            self.write_locally(write, (body.key(), hash), body.entry());
+        }
+    }
+
+    /// Sends `body` to each of `targets` but `skip` and this node. Every
+    /// message shares `body`'s one buffer.
+    fn send_copies(
+        &mut self,
+        write: WriteId,
+        body: &SharedWrite,
         targets: &[Target],
         skip: Option<NodeId>,
     ) {
         let me = self.settings.id;
-        let wanted = |t: &&Target| Some(t.node) != skip;
-        if targets.iter().filter(wanted).any(|t| t.node == me) {
-            self.write_locally(write, (key, hash), &entry);
-        }
-        let mut remote = targets
+        for target in targets
             .iter()
-            .filter(wanted)
-            .filter(|t| t.node != me)
-            .peekable();
-        let mut entry = Some(entry);
-        while let Some(target) = remote.next() {
-            let copy = if remote.peek().is_none() {
-                entry.take()
-            } else {
-                entry.clone()
-            };
-            let Some(copy) = copy else {
-                break;
-            };
+            .filter(|t| t.node != me && Some(t.node) != skip)
+        {
             self.send(
                 target.node,
                 Message::Replicate {
                     request: write.into(),
-                    key: key.to_vec(),
-                    entry: copy,
+                    write: body.clone(),
                     hint_for: target.stands_in_for,
                 },
             );
@@ -227,8 +231,13 @@ impl<D: Disk> Node<D> {
         }
     }
 
-    fn write_locally(&mut self, write: WriteId, (key, hash): (&[u8], KeyHash), entry: &Entry) {
-        match self.apply_hashed(key, Some(hash), entry.as_ref()) {
+    fn write_locally(
+        &mut self,
+        write: WriteId,
+        (key, hash): (&[u8], KeyHash),
+        entry: EntryRef<'_>,
+    ) {
+        match self.apply_hashed(key, Some(hash), entry) {
             Ok(applied) => {
                 let action = Deferred::OwnWrite {
                     write,
@@ -257,7 +266,7 @@ impl<D: Disk> Node<D> {
         let Some(write) = self.coordinator.write_mut(id) else {
             return;
         };
-        let version = write.entry.version;
+        let version = write.body.version();
         // A copy counts only if this write superseded what the replica
         // held (the same version is this very write, delivered twice).
         let counts = ok && held.is_none_or(|h| h <= version);
@@ -273,7 +282,7 @@ impl<D: Disk> Node<D> {
         let reached = write.tally.reached();
         let lost = !reached && !write.tally.can_reach();
         if progress.reached {
-            let reply = match write.counter.and_then(|c| c.value) {
+            let reply = match write.counter.as_ref().and_then(|c| c.value) {
                 Some(value) => counted(value),
                 None => OpReply::Written { existed, version },
             };
@@ -312,8 +321,9 @@ impl<D: Disk> Node<D> {
                     existed: write.tally.existed(),
                     ..attempt
                 };
-                let payload = (write.entry.value.as_deref(), write.entry.expires_at);
-                return self.start_write(write.op, &write.key, payload, required, next);
+                let entry = write.body.entry();
+                let payload = (entry.value, entry.expires_at);
+                return self.start_write(write.op, write.body.key(), payload, required, next);
             }
         }
         self.reply(write.op, Err(self.write_unavailable(&write)));
@@ -340,7 +350,7 @@ impl<D: Disk> Node<D> {
     /// Keeps a hint for every owner whose copy was not acknowledged, by it
     /// or by its stand-in, and for every owner no stand-in was found for.
     fn hint_silent_replicas(&mut self, write: WriteOp) {
-        if write.counter.is_some_and(|c| c.value.is_none()) {
+        if write.counter.as_ref().is_some_and(|c| c.value.is_none()) {
             // An add whose leader never answered: nothing was written.
             return;
         }
@@ -352,7 +362,7 @@ impl<D: Disk> Node<D> {
         let covered: BTreeSet<NodeId> = write.tally.targets().iter().map(|t| t.owner()).collect();
         let uncovered = self
             .ring
-            .preference_list(&write.key, n)
+            .preference_list(write.body.key(), n)
             .into_iter()
             .filter(|owner| !covered.contains(owner));
         let me = self.settings.id;
@@ -365,8 +375,8 @@ impl<D: Disk> Node<D> {
         for owner in owners {
             let hint = Hint {
                 target: owner,
-                key: write.key.clone(),
-                entry: write.entry.clone(),
+                key: write.body.key().to_vec(),
+                entry: write.body.to_entry(),
                 stored_at_millis: self.now.wall,
             };
             if let Err(e) = self.handoff.keep(&mut self.disk, hint) {

@@ -16,7 +16,7 @@
 use super::error::FrameError;
 use super::message::{Envelope, Hello, HelloReply, Message, Proof, NONCE_LEN, PROOF_LEN};
 use crate::counter::Delta;
-use crate::engine::Entry;
+use crate::engine::{Entry, EntryRef};
 
 /// Bytes of the length prefix.
 pub const LEN_PREFIX: usize = 4;
@@ -151,13 +151,12 @@ pub fn encode_envelope(envelope: &Envelope, buf: &mut Vec<u8>) -> Result<usize, 
     match &envelope.message {
         Message::Replicate {
             request,
-            key,
-            entry,
+            write,
             hint_for,
         } => {
             put_u64(buf, request.0);
-            put_bytes(buf, key);
-            put_entry(buf, entry);
+            put_bytes(buf, write.key());
+            put_entry_ref(buf, write.entry());
             match hint_for {
                 None => buf.push(0),
                 Some(owner) => {
@@ -321,12 +320,10 @@ fn put_aae_head(buf: &mut Vec<u8>, exchange: u64, partition: u32, count: usize) 
 pub fn envelope_frame_len(envelope: &Envelope) -> u64 {
     let body = match &envelope.message {
         Message::Replicate {
-            key,
-            entry,
-            hint_for,
-            ..
+            write, hint_for, ..
         } => {
-            8 + field_len(key.len()) + entry_len(entry) + 1 + if hint_for.is_some() { 4 } else { 0 }
+            let hint = if hint_for.is_some() { 4 } else { 0 };
+            8 + field_len(write.key().len()) + entry_ref_len(write.entry()) + 1 + hint
         }
         Message::ReplicateAck { held, .. } => 8 + 1 + if held.is_some() { 12 } else { 0 },
         Message::Read { key, .. } => 8 + field_len(key.len()),
@@ -384,11 +381,15 @@ fn field_len(len: usize) -> u64 {
 }
 
 fn entry_len(entry: &Entry) -> u64 {
-    let expiry = match (&entry.value, entry.expires_at) {
+    entry_ref_len(entry.as_ref())
+}
+
+fn entry_ref_len(entry: EntryRef<'_>) -> u64 {
+    let expiry = match (entry.value, entry.expires_at) {
         (Some(_), Some(_)) => 8,
         _ => 0,
     };
-    8 + 4 + 1 + expiry + entry.value.as_ref().map_or(0, |v| field_len(v.len()))
+    8 + 4 + 1 + expiry + entry.value.map_or(0, |v| field_len(v.len()))
 }
 
 /// Checks `len` fits the prefix and writes the prefix and type byte; returns
@@ -438,10 +439,14 @@ fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn put_entry(buf: &mut Vec<u8>, entry: &Entry) {
+    put_entry_ref(buf, entry.as_ref())
+}
+
+fn put_entry_ref(buf: &mut Vec<u8>, entry: EntryRef<'_>) {
     put_u64(buf, entry.version.timestamp.0);
     put_u32(buf, entry.version.node_id.0);
     let counter = entry.counter;
-    match (&entry.value, entry.expires_at) {
+    match (entry.value, entry.expires_at) {
         (Some(value), None) => {
             buf.push(if counter { ENTRY_COUNTER } else { ENTRY_VALUE });
             put_bytes(buf, value);

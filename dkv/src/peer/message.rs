@@ -7,6 +7,7 @@ use std::fmt;
 
 use crate::counter::{CounterError, Delta};
 use crate::engine::Entry;
+use crate::peer::shared_write::SharedWrite;
 use crate::version::{NodeId, Timestamp, Version};
 
 /// The version of the peer protocol this build speaks. The first two bytes
@@ -100,10 +101,8 @@ pub enum Message {
     Replicate {
         /// Echoed in the [`Message::ReplicateAck`].
         request: RequestId,
-        /// The key.
-        key: Vec<u8>,
-        /// The write.
-        entry: Entry,
+        /// The key and the entry written to it.
+        write: SharedWrite,
         /// When set, the receiver stands in for this owner (sloppy quorum):
         /// it keeps the write as a hint and hands it to the owner later.
         hint_for: Option<NodeId>,

@@ -50,6 +50,7 @@ mod codec;
 mod error;
 mod handshake;
 mod message;
+mod shared_write;
 
 #[cfg(test)]
 mod proptests;
@@ -70,3 +71,4 @@ pub use handshake::{
 pub use message::{
     Envelope, Hello, HelloReply, Message, Proof, RequestId, NONCE_LEN, PROOF_LEN, PROTOCOL_VERSION,
 };
+pub use shared_write::SharedWrite;

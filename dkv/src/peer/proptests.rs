@@ -40,8 +40,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
         )
             .prop_map(|(request, key, entry, hint_for)| Message::Replicate {
                 request: RequestId(request),
-                key,
-                entry,
+                write: SharedWrite::new(&key, entry.as_ref()),
                 hint_for: hint_for.map(NodeId),
             }),
         (

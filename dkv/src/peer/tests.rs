@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::config::ClusterConf;
-use crate::engine::Entry;
+use crate::engine::{Entry, EntryRef};
 use crate::version::{NodeId, Timestamp, Version};
 
 /// Bytes from hex, ignoring spaces and `|`.
@@ -38,8 +38,7 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
         (
             envelope(Message::Replicate {
                 request: RequestId(9),
-                key: b"k".to_vec(),
-                entry: Entry::value(v(0x10, 2), *b"v"),
+                write: SharedWrite::new(b"k", EntryRef::value(v(0x10, 2), b"v")),
                 hint_for: Some(NodeId(3)),
             }),
             format!(
@@ -50,8 +49,7 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
         (
             envelope(Message::Replicate {
                 request: RequestId(9),
-                key: b"k".to_vec(),
-                entry: Entry::tombstone(v(0x11, 2)),
+                write: SharedWrite::new(b"k", EntryRef::tombstone(v(0x11, 2))),
                 hint_for: None,
             }),
             format!(
@@ -62,11 +60,7 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
         (
             envelope(Message::Replicate {
                 request: RequestId(9),
-                key: b"k".to_vec(),
-                entry: Entry {
-                    expires_at: Some(0x0102),
-                    ..Entry::value(v(0x10, 2), *b"v")
-                },
+                write: SharedWrite::new(b"k", EntryRef::new(v(0x10, 2), Some(b"v"), Some(0x0102))),
                 hint_for: None,
             }),
             format!(

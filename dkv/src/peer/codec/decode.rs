@@ -7,11 +7,12 @@ use super::{
     ENTRY_VALUE, LEN_PREFIX,
 };
 use crate::counter::{CounterError, Delta};
-use crate::engine::Entry;
+use crate::engine::{Entry, EntryRef};
 use crate::peer::error::FrameError;
 use crate::peer::message::{
     Envelope, Hello, HelloReply, Message, Proof, RequestId, PROTOCOL_VERSION,
 };
+use crate::peer::shared_write::SharedWrite;
 use crate::version::{NodeId, Timestamp, Version};
 
 /// Whether `buf` starts with a whole frame: `Ok(Some(n))` with its length
@@ -159,8 +160,10 @@ pub fn decode_envelope(
     let message = match kind {
         REPLICATE => Message::Replicate {
             request: RequestId(r.u64("request")?),
-            key: r.bytes("key")?.to_vec(),
-            entry: r.entry()?,
+            write: {
+                let key = r.bytes("key")?;
+                SharedWrite::within(payload, key, r.entry_ref()?)
+            },
             hint_for: match r.u8("hint_for")? {
                 0 => None,
                 1 => Some(NodeId(r.u32("hint_for")?)),
@@ -414,23 +417,26 @@ impl<'a> Reader<'a> {
     }
 
     fn entry(&mut self) -> Result<Entry, FrameError> {
+        self.entry_ref().map(|entry| entry.to_owned())
+    }
+
+    /// An entry whose value is borrowed from the payload.
+    fn entry_ref(&mut self) -> Result<EntryRef<'a>, FrameError> {
         let timestamp = Timestamp(self.u64("entry.timestamp")?);
         let node_id = NodeId(self.u32("entry.node_id")?);
         let version = Version { timestamp, node_id };
         match self.u8("entry.kind")? {
-            ENTRY_VALUE => Ok(Entry::value(version, self.bytes("entry.value")?)),
-            ENTRY_TOMBSTONE => Ok(Entry::tombstone(version)),
-            ENTRY_COUNTER => Ok(Entry {
-                counter: true,
-                ..Entry::value(version, self.bytes("entry.value")?)
-            }),
+            ENTRY_VALUE => Ok(EntryRef::value(version, self.bytes("entry.value")?)),
+            ENTRY_TOMBSTONE => Ok(EntryRef::tombstone(version)),
+            ENTRY_COUNTER => Ok(EntryRef::counter(version, self.bytes("entry.value")?, None)),
             kind @ (ENTRY_EXPIRING | ENTRY_EXPIRING_COUNTER) => {
                 let expires_at = Some(self.u64("entry.expires_at")?);
                 let value = self.bytes("entry.value")?;
-                Ok(Entry {
+                Ok(EntryRef {
+                    version,
+                    value: Some(value),
                     expires_at,
                     counter: kind == ENTRY_EXPIRING_COUNTER,
-                    ..Entry::value(version, value)
                 })
             }
             value => Err(bad_tag("entry.kind", value)),
