@@ -330,7 +330,6 @@ impl Peers {
             OutState::Connecting(_) | OutState::Handshaking(_) => true,
             OutState::Idle { .. } => !out.failed,
         };
-        let len = peer::envelope_frame_len(&envelope) as usize;
         if ready && out.output.len() <= MAX_PEER_BACKLOG {
             match peer::encode_envelope(&envelope, &mut out.output) {
                 Ok(_) => self.traffic.messages_sent += 1,
@@ -339,7 +338,10 @@ impl Peers {
                     self.undeliverable.push((to, envelope));
                 }
             }
-        } else if may_wait && out.queued_bytes + len <= MAX_QUEUED_BYTES {
+            return;
+        }
+        let len = peer::envelope_frame_len(&envelope) as usize;
+        if may_wait && out.queued_bytes + len <= MAX_QUEUED_BYTES {
             out.queued_bytes += len;
             out.queued.push_back(envelope);
         } else {

@@ -1,19 +1,111 @@
 //! [`Command`]: the arguments of one client request, binary-safe.
 //!
 //! All arguments live in one byte buffer with a table of end offsets, so a
-//! parsed command costs two allocations whatever its number of arguments,
-//! and the whole command can be handed to a worker thread as one value.
-//! Invariant: `ends` is non-decreasing and its last element (if any) equals
-//! `data.len()`; argument `i` is `data[ends[i - 1]..ends[i]]` (with
-//! `ends[-1] = 0`).
+//! parsed command costs one allocation when it has at most
+//! [`INLINE_ENDS`] arguments (the table is kept in place) and two past
+//! that, and the whole command can be handed to a worker thread as one
+//! value. Invariant: the ends are non-decreasing and the last (if any)
+//! equals `data.len()`; argument `i` is `data[end(i - 1)..end(i)]` (with
+//! `end(-1) = 0`).
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// How many argument ends a command keeps without a table of its own.
+const INLINE_ENDS: usize = 4;
+
+/// The end offsets of a command's arguments.
+#[derive(Clone, Debug)]
+enum Ends {
+    /// The first `len` of `at`; every end fits a u32.
+    Inline {
+        len: u8,
+        at: [u32; INLINE_ENDS],
+    },
+    Spilled(Vec<usize>),
+}
+
+impl Default for Ends {
+    fn default() -> Ends {
+        Ends::Inline {
+            len: 0,
+            at: [0; INLINE_ENDS],
+        }
+    }
+}
+
+impl Ends {
+    fn with_capacity(args: usize) -> Ends {
+        match args <= INLINE_ENDS {
+            true => Ends::default(),
+            false => Ends::Spilled(Vec::with_capacity(args)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Ends::Inline { len, .. } => usize::from(*len),
+            Ends::Spilled(ends) => ends.len(),
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<usize> {
+        match self {
+            Ends::Inline { len, at } => at[..usize::from(*len)].get(index).map(|&e| e as usize),
+            Ends::Spilled(ends) => ends.get(index).copied(),
+        }
+    }
+
+    fn push(&mut self, end: usize) {
+        debug_assert!(self.len() == 0 || self.get(self.len() - 1) <= Some(end));
+        if let Ends::Inline { len, at } = self {
+            let index = usize::from(*len);
+            match u32::try_from(end) {
+                Ok(end) if index < INLINE_ENDS => {
+                    at[index] = end;
+                    *len += 1;
+                    return;
+                }
+                _ => {
+                    let mut spilled = Vec::with_capacity(2 * INLINE_ENDS);
+                    spilled.extend(at[..index].iter().map(|&e| e as usize));
+                    *self = Ends::Spilled(spilled);
+                }
+            }
+        }
+        if let Ends::Spilled(ends) = self {
+            ends.push(end);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
 
 /// The arguments of one request, the command name first (`GET`, `key`).
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default)]
 pub struct Command {
     data: Vec<u8>,
-    ends: Vec<usize>,
+    ends: Ends,
+}
+
+impl PartialEq for Command {
+    fn eq(&self, other: &Command) -> bool {
+        self.data == other.data && self.ends.iter().eq(other.ends.iter())
+    }
+}
+
+impl Eq for Command {}
+
+impl Hash for Command {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.data.hash(state);
+        state.write_usize(self.ends.len());
+        for end in self.ends.iter() {
+            state.write_usize(end);
+        }
+    }
 }
 
 impl Command {
@@ -27,7 +119,7 @@ impl Command {
     pub fn with_capacity(args: usize, bytes: usize) -> Command {
         Command {
             data: Vec::with_capacity(bytes),
-            ends: Vec::with_capacity(args),
+            ends: Ends::with_capacity(args),
         }
     }
 
@@ -68,15 +160,15 @@ impl Command {
 
     /// Whether there are no arguments at all.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ends.len() == 0
     }
 
     /// Argument `index` (0 is the command name), or `None` past the end.
     pub fn get(&self, index: usize) -> Option<&[u8]> {
-        let end = *self.ends.get(index)?;
+        let end = self.ends.get(index)?;
         let start = match index {
             0 => 0,
-            _ => *self.ends.get(index - 1)?,
+            _ => self.ends.get(index - 1)?,
         };
         self.data.get(start..end)
     }
@@ -172,6 +264,35 @@ mod tests {
             format!("{command:?}"),
             r#"Command["SET", "", "\x00\r\n\xff", "v"]"#
         );
+    }
+
+    #[test]
+    fn commands_past_the_inline_table_are_whole_and_equal_however_built() {
+        for count in 0..3 * INLINE_ENDS {
+            let args: Vec<Vec<u8>> = (0..count).map(|i| vec![b'a' + i as u8; i]).collect();
+            let pushed = Command::from_args(&args);
+            let mut sized = Command::with_capacity(count, 0);
+            for arg in &args {
+                sized.push(arg);
+            }
+            let mut guessed = Command::with_capacity(INLINE_ENDS + 1, 0);
+            for arg in &args {
+                guessed.push(arg);
+            }
+            for command in [&pushed, &sized, &guessed] {
+                assert_eq!(command.len(), count);
+                assert_eq!(command.to_vecs(), args);
+                assert_eq!(command.get(count), None);
+            }
+            assert_eq!(pushed, sized);
+            assert_eq!(pushed, guessed);
+            let hash = |c: &Command| {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                c.hash(&mut hasher);
+                hasher.finish()
+            };
+            assert_eq!(hash(&pushed), hash(&guessed));
+        }
     }
 
     #[test]
