@@ -182,6 +182,13 @@ impl PeerClocks {
         self.offsets.contains_key(&peer)
     }
 
+    /// Whether every peer's clock has been heard since this node started.
+    pub fn heard_every_peer(&self) -> bool {
+        // Readings come only from peers, and each stays once heard.
+        debug_assert!(self.offsets.len() <= self.peers);
+        self.offsets.len() >= self.peers
+    }
+
     /// Whether any peer's clock has been heard.
     pub fn heard_any(&self) -> bool {
         !self.offsets.is_empty()
@@ -280,6 +287,21 @@ mod tests {
             c.observe(NodeId(id), clock, wall);
         }
         c
+    }
+
+    #[test]
+    fn every_peer_is_heard_once_each_has_been_heard_and_stays_so() {
+        let mut c = PeerClocks::new(2, 30_000);
+        let wall = 1_000_000_000;
+        assert!(!c.heard_every_peer());
+        for _ in 0..3 {
+            c.observe(NodeId(2), Timestamp::from_millis(wall), wall);
+        }
+        assert!(!c.heard_every_peer(), "one peer heard three times");
+        c.observe(NodeId(3), Timestamp::from_millis(wall - 5), wall);
+        assert!(c.heard_every_peer());
+        c.observe(NodeId(3), Timestamp::from_millis(wall), wall + 120_000);
+        assert!(c.heard_every_peer());
     }
 
     #[test]

@@ -57,11 +57,52 @@ enum Answer {
     Refused,
 }
 
+/// How many targets' answers a write keeps without a table of its own.
+const INLINE_ANSWERS: usize = 16;
+
+/// What each target of a write has said, in target order.
+#[derive(Debug, Clone)]
+enum Answers {
+    /// The first `len` of `at`.
+    Inline {
+        len: u8,
+        at: [Answer; INLINE_ANSWERS],
+    },
+    Spilled(Vec<Answer>),
+}
+
+impl Answers {
+    /// `targets` answers, all waiting.
+    fn waiting(targets: usize) -> Answers {
+        match u8::try_from(targets) {
+            Ok(len) if targets <= INLINE_ANSWERS => Answers::Inline {
+                len,
+                at: [Answer::Waiting; INLINE_ANSWERS],
+            },
+            _ => Answers::Spilled(vec![Answer::Waiting; targets]),
+        }
+    }
+
+    fn as_slice(&self) -> &[Answer] {
+        match self {
+            Answers::Inline { len, at } => &at[..usize::from(*len)],
+            Answers::Spilled(answers) => answers,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Answer] {
+        match self {
+            Answers::Inline { len, at } => &mut at[..usize::from(*len)],
+            Answers::Spilled(answers) => answers,
+        }
+    }
+}
+
 /// The acknowledgements of one write.
 #[derive(Debug, Clone)]
 pub(crate) struct WriteTally {
     targets: Vec<Target>,
-    answers: Vec<Answer>,
+    answers: Answers,
     required: usize,
     existed: bool,
     reached: bool,
@@ -70,7 +111,7 @@ pub(crate) struct WriteTally {
 impl WriteTally {
     pub fn new(targets: Vec<Target>, required: usize) -> WriteTally {
         WriteTally {
-            answers: vec![Answer::Waiting; targets.len()],
+            answers: Answers::waiting(targets.len()),
             targets,
             required,
             existed: false,
@@ -89,10 +130,11 @@ impl WriteTally {
         let Some(index) = self.targets.iter().position(|t| t.node == from) else {
             return WriteProgress::default();
         };
-        if self.answers[index] != Answer::Waiting {
+        let answers = self.answers.as_mut_slice();
+        if answers[index] != Answer::Waiting {
             return WriteProgress::default();
         }
-        self.answers[index] = answer;
+        answers[index] = answer;
         if answer == Answer::Counted {
             self.existed |= was_live;
         }
@@ -100,7 +142,7 @@ impl WriteTally {
         self.reached |= reached;
         WriteProgress {
             reached,
-            complete: !self.answers.contains(&Answer::Waiting),
+            complete: !self.answers.as_slice().contains(&Answer::Waiting),
         }
     }
 
@@ -119,7 +161,7 @@ impl WriteTally {
     pub fn owners_acked(&self) -> usize {
         self.targets
             .iter()
-            .zip(&self.answers)
+            .zip(self.answers.as_slice())
             .filter(|(t, &a)| a == Answer::Counted && t.stands_in_for.is_none())
             .count()
     }
@@ -130,7 +172,7 @@ impl WriteTally {
         let waiting = self
             .targets
             .iter()
-            .zip(&self.answers)
+            .zip(self.answers.as_slice())
             .filter(|(t, &a)| a == Answer::Waiting && t.stands_in_for.is_none())
             .count();
         self.owners_acked() + waiting >= self.required
@@ -161,7 +203,7 @@ impl WriteTally {
             && self
                 .targets
                 .iter()
-                .zip(&self.answers)
+                .zip(self.answers.as_slice())
                 .all(|(t, &a)| a == Answer::Counted && t.stands_in_for.is_none())
     }
 
@@ -169,7 +211,7 @@ impl WriteTally {
     pub fn unacked_owners(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.targets
             .iter()
-            .zip(&self.answers)
+            .zip(self.answers.as_slice())
             .filter(|(_, &a)| a != Answer::Counted)
             .map(|(t, _)| t.owner())
     }
@@ -500,6 +542,23 @@ mod tests {
         read.fail(NodeId(3));
         assert!(!read.can_reach());
         assert!(read.record(NodeId(1), None).complete);
+    }
+
+    #[test]
+    fn a_tally_of_more_targets_than_it_keeps_in_place_counts_each_once() {
+        for n in [INLINE_ANSWERS, INLINE_ANSWERS + 1, 3 * INLINE_ANSWERS] {
+            let targets = (1..=n as u32).map(owner).collect();
+            let w = n / 2 + 1;
+            let mut tally = WriteTally::new(targets, w);
+            for id in 1..=n as u32 {
+                let progress = tally.ack(NodeId(id), false);
+                assert_eq!(progress.reached, id as usize == w, "n {n} ack {id}");
+                assert_eq!(progress.complete, id as usize == n, "n {n} ack {id}");
+                assert_eq!(tally.ack(NodeId(id), false), WriteProgress::default());
+            }
+            assert!(tally.all_owners_acked(n));
+            assert_eq!(tally.owners_acked(), n);
+        }
     }
 
     #[test]
