@@ -26,6 +26,7 @@
 //! | [`net`]       | all socket IO: the reactor, client connections, peer links  |
 //! | [`server`]    | start-up: [`server::start`] wires a node and runs it        |
 //! | [`client`]    | a blocking Rust client: failover, per-request consistency   |
+//! | `allocator`   | the allocator `dkv-node` links (feature `mimalloc`)         |
 //!
 //! A SET, from socket to disk: the reactor reads bytes ([`net`]), the
 //! RESP parser frames a request ([`resp`]), the command layer parses it
@@ -53,6 +54,8 @@
 //! assert!(matches!(node.poll_output(), Some(Output::Reply { op: OpId { call: 7, .. }, result: Ok(_) })));
 //! ```
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod client;
 pub mod clock;
 pub mod command;

@@ -354,7 +354,7 @@ fn dev_configs(args: &Args) -> Result<Vec<ServerConfig>, String> {
 /// jemalloc for the same reason). Measured in benches/README.md.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: dkv::allocator::NodeAllocator = dkv::allocator::NodeAllocator;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
