@@ -10,9 +10,11 @@
 #   benches/cluster_cpu.sh
 #   BASELINE=/path/to/old/dkv-node ROUNDS=5 N=200000 benches/cluster_cpu.sh
 #   NODE_ARGS="--fsync-window-us 1000" benches/cluster_cpu.sh
+#   ROWS="set:16" benches/cluster_cpu.sh     # only these workloads
 set -eu
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
+ROWS=${ROWS:-set:1 set:16 get:16}
 N=${N:-200000}
 BASE=${BASE:-17401}
 REDIS_PORT=${REDIS_PORT:-17499}
@@ -80,8 +82,8 @@ cluster_row() {
 printf 'CPU per request, microseconds (user + system over every process of the target), redis-benchmark -c 50 -d 64 -n %s, median of %s round(s)\n' "$N" "$ROUNDS"
 printf 'node flags: this build "%s"%s\n' "$NODE_ARGS" "${BASELINE:+, baseline \"$BASELINE_ARGS\"}"
 printf '%-40s %4s %5s %8s %8s %8s %7s\n' target -P op user system total ratio
-for row in "set 1" "set 16" "get 16"; do
-  read -r test pipeline <<<"$row"
+for row in $ROWS; do
+  read -r test pipeline <<<"${row/:/ }"
   redis="" this="" base=""
   for _ in $(seq 1 "$ROUNDS"); do
     redis+="$(redis_row "$test" "$pipeline");"
