@@ -121,16 +121,27 @@ pub(crate) fn plan_read(
         .collect();
     let others = match owners.iter().position(|&node| node == me) {
         Some(at) => {
-            owners[..=at].rotate_right(1);
+            rotate_left_by_reversal(&mut owners[..=at], at);
             &mut owners[1..]
         }
         None => &mut owners[..],
     };
     if !others.is_empty() {
         let by = turn % others.len();
-        others.rotate_left(by);
+        rotate_left_by_reversal(others, by);
     }
     owners
+}
+
+/// `slice.rotate_left(by)` done with three reversals: for the handful of
+/// owners a read plans this is a few swaps, where the standard rotation
+/// copies through a stack buffer with calls to `memcpy` (~90
+/// instructions per read).
+fn rotate_left_by_reversal(slice: &mut [NodeId], by: usize) {
+    debug_assert!(by <= slice.len());
+    slice[..by].reverse();
+    slice[by..].reverse();
+    slice.reverse();
 }
 
 /// A write this node coordinates (one attempt of it: a write stamped
@@ -355,6 +366,19 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rotation_by_reversal_is_the_standard_rotation() {
+        for len in 0..=9u32 {
+            for by in 0..=len as usize {
+                let mut ours: Vec<NodeId> = (0..len).map(NodeId).collect();
+                let mut std = ours.clone();
+                super::rotate_left_by_reversal(&mut ours, by);
+                std.rotate_left(by);
+                assert_eq!(ours, std, "len {len} by {by}");
+            }
+        }
+    }
+
     use super::*;
     use crate::node::ids::RequestIds;
 
