@@ -348,6 +348,29 @@ impl ReadTally {
         Some(newest)
     }
 
+    /// Whether every reply is the same copy and not a counter's (whose
+    /// copies merge): then [`Self::into_agreed`] may move it out.
+    pub fn agree_on_a_plain_copy(&self) -> bool {
+        let plain = self
+            .replies
+            .last()
+            .is_none_or(|(_, e)| e.as_ref().is_none_or(|e| !e.counter));
+        plain && self.agree()
+    }
+
+    /// [`Self::newest`] of a tally that is done with and whose replies
+    /// [agree on a plain copy](Self::agree_on_a_plain_copy), moved out
+    /// instead of copied: the last reply's, as `newest` picks of equals.
+    pub fn into_agreed(mut self) -> Option<Entry> {
+        debug_assert!(self.agree_on_a_plain_copy());
+        #[cfg(debug_assertions)]
+        let newest = self.newest();
+        let entry = self.replies.pop().and_then(|(_, e)| e);
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(entry, newest);
+        entry
+    }
+
     /// Whether enough replicas have answered.
     pub fn reached(&self) -> bool {
         self.reached
@@ -610,6 +633,52 @@ mod tests {
         let judged = tally(vec![entry(3), expired]);
         assert!(!judged.agree());
         assert!(judged.stale().is_empty());
+    }
+
+    #[test]
+    fn the_agreed_copy_moved_out_of_a_tally_is_the_newest_it_would_copy() {
+        let at = |ts: u64, node: u32| Version::new(Timestamp(ts), NodeId(node));
+        let expiring = |ts: u64, expires_at: u64| {
+            Some(Entry {
+                expires_at: Some(expires_at),
+                ..Entry::value(at(ts, 1), "v")
+            })
+        };
+        let counter = |ts: u64| {
+            Some(Entry {
+                counter: true,
+                ..Entry::value(at(ts, 1), "c")
+            })
+        };
+        // (replies, whether they agree on a plain copy)
+        let cases: Vec<(Vec<Option<Entry>>, bool)> = vec![
+            (vec![], true),
+            (vec![None], true),
+            (vec![None, None], true),
+            (vec![entry(3), entry(3)], true),
+            (vec![entry(3), entry(3), entry(3)], true),
+            // One version, expiries apart: the same copy, the last wins.
+            (vec![expiring(3, 10), expiring(3, 20)], true),
+            (vec![expiring(3, 20), expiring(3, 10)], true),
+            (vec![Some(Entry::tombstone(at(3, 1))); 2], true),
+            (vec![entry(2), entry(3)], false),
+            (vec![entry(3), None], false),
+            (vec![Some(Entry::tombstone(at(3, 1))), entry(3)], false),
+            (vec![counter(3), counter(3)], false),
+            (vec![entry(3), counter(3)], false),
+        ];
+        for (replies, plain) in cases {
+            let asked = (1..=replies.len() as u32).map(NodeId).collect();
+            let mut tally = ReadTally::new(asked, 0);
+            for (i, reply) in replies.iter().enumerate() {
+                tally.record(NodeId(i as u32 + 1), reply.clone());
+            }
+            assert_eq!(tally.agree_on_a_plain_copy(), plain, "{replies:?}");
+            if plain {
+                let copied = tally.newest();
+                assert_eq!(tally.into_agreed(), copied, "{replies:?}");
+            }
+        }
     }
 
     #[test]

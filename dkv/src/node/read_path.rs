@@ -203,6 +203,24 @@ impl<D: Disk> Node<D> {
             return;
         };
         if !read.answered && read.tally.reached() {
+            // The usual read: every asked replica answered, alike, and
+            // enough of them. All hold the newest copy, nothing is left to
+            // repair, so the read ends here and its copy moves into the
+            // reply instead of being copied.
+            if read.tally.complete()
+                && read.tally.answered() >= read.needed
+                && read.repair_acks.is_empty()
+                && read.tally.agree_on_a_plain_copy()
+            {
+                let op = read.op;
+                let newest = self
+                    .coordinator
+                    .finish_read(id)
+                    .and_then(|read| read.tally.into_agreed());
+                let reply = self.value_reply(newest);
+                self.reply(op, reply);
+                return;
+            }
             let newest = read.tally.newest();
             let version = newest.as_ref().map(|e| e.version);
             let holding = read.tally.holding(newest.as_ref())
