@@ -185,31 +185,34 @@ impl Parser {
             match &mut self.state {
                 State::Idle => match buf.get(self.pos) {
                     None => return Ok(None),
-                    Some(&b'*') => match int_line(buf, self.pos + 1) {
-                        IntLine::Incomplete => return Ok(None),
-                        IntLine::Invalid => return Err(fatal(Kind::InvalidMultibulkLength)),
-                        IntLine::Done { value, next } => {
-                            self.pos = next;
-                            if self.pos > self.limits.max_request_len {
-                                return Err(fatal(Kind::TooBigRequest));
+                    Some(&b'*') => match self.whole_multibulk(buf) {
+                        Some(found) => return Ok(Some(found)),
+                        None => match int_line(buf, self.pos + 1) {
+                            IntLine::Incomplete => return Ok(None),
+                            IntLine::Invalid => return Err(fatal(Kind::InvalidMultibulkLength)),
+                            IntLine::Done { value, next } => {
+                                self.pos = next;
+                                if self.pos > self.limits.max_request_len {
+                                    return Err(fatal(Kind::TooBigRequest));
+                                }
+                                if value <= 0 {
+                                    continue; // `*0`, `*-1`: an empty request
+                                }
+                                let count = value as u64;
+                                if count > self.limits.arg_cap() {
+                                    return Err(fatal(match self.limits.unauthenticated {
+                                        true => Kind::UnauthenticatedMultibulkLength,
+                                        false => Kind::InvalidMultibulkLength,
+                                    }));
+                                }
+                                // count <= i32::MAX: it fits a usize. Reserve no
+                                // more than Redis does for a count not yet backed
+                                // by data.
+                                let left = count as usize;
+                                self.args.reserve(left.min(MAX_KEPT_ARGS));
+                                self.state = State::Multibulk { left, bulk: None };
                             }
-                            if value <= 0 {
-                                continue; // `*0`, `*-1`: an empty request
-                            }
-                            let count = value as u64;
-                            if count > self.limits.arg_cap() {
-                                return Err(fatal(match self.limits.unauthenticated {
-                                    true => Kind::UnauthenticatedMultibulkLength,
-                                    false => Kind::InvalidMultibulkLength,
-                                }));
-                            }
-                            // count <= i32::MAX: it fits a usize. Reserve no
-                            // more than Redis does for a count not yet backed
-                            // by data.
-                            let left = count as usize;
-                            self.args.reserve(left.min(MAX_KEPT_ARGS));
-                            self.state = State::Multibulk { left, bulk: None };
-                        }
+                        },
                     },
                     Some(_) => {
                         self.state = State::Inline { start: self.pos };
@@ -303,6 +306,76 @@ impl Parser {
             }
         }
     }
+}
+
+impl Parser {
+    /// The usual request in one pass: a multibulk request whose headers
+    /// are plain (digits only, no sign, no leading zero), within every
+    /// limit, and all of it in `buf` from `pos`. Anything else (not all
+    /// here yet, an empty request, a header or a limit to judge) is `None`,
+    /// and the state machine parses it from the same place instead, so
+    /// this path decides nothing the state machine would decide otherwise
+    /// (`proptests.rs` checks that whole and split inputs agree). It is
+    /// tried once per request: when it fails the state machine moves past
+    /// the request's first header.
+    fn whole_multibulk(&mut self, buf: &[u8]) -> Option<(Command, usize)> {
+        debug_assert!(self.args.is_empty(), "a request starts with no arguments");
+        let found = self.scan_multibulk(buf);
+        if found.is_none() {
+            self.args.clear();
+        }
+        let end = found?;
+        Some((collect(buf, &self.args), end))
+    }
+
+    /// [`Parser::whole_multibulk`]'s scan: fills `args`, returns the end.
+    fn scan_multibulk(&mut self, buf: &[u8]) -> Option<usize> {
+        let limits = &self.limits;
+        let (count, mut at) = plain_int_line(buf, self.pos + 1)?;
+        if count == 0 || count as u64 > limits.arg_cap() || at > limits.max_request_len {
+            return None;
+        }
+        self.args.reserve(count.min(MAX_KEPT_ARGS));
+        for _ in 0..count {
+            if buf.get(at) != Some(&b'$') {
+                return None;
+            }
+            let (len, data) = plain_int_line(buf, at + 1)?;
+            let end = data.checked_add(len)?;
+            if len > limits.max_bulk_len || end.checked_add(2)? > limits.max_request_len {
+                return None;
+            }
+            if buf.get(end..end + 2)? != b"\r\n" {
+                return None;
+            }
+            self.args.push((data, end));
+            at = end + 2;
+        }
+        Some(at)
+    }
+}
+
+/// `digits\r\n` at `buf[start..]`, plainly written: `0`, or a digit 1-9
+/// then at most 17 more digits (so no overflow). The value and the offset
+/// past the `\r\n`; `None` for anything else, whole or not.
+fn plain_int_line(buf: &[u8], start: usize) -> Option<(usize, usize)> {
+    let mut value: u64 = 0;
+    let mut at = start;
+    loop {
+        match buf.get(at) {
+            Some(&digit @ b'0'..=b'9') if at - start < 18 => {
+                value = value * 10 + u64::from(digit - b'0');
+                at += 1;
+            }
+            Some(&b'\r') => break,
+            _ => return None,
+        }
+    }
+    let digits = at - start;
+    if digits == 0 || (digits > 1 && buf[start] == b'0') || buf.get(at + 1) != Some(&b'\n') {
+        return None;
+    }
+    Some((usize::try_from(value).ok()?, at + 2))
 }
 
 /// Argument slots reserved ahead of data, and kept between requests.

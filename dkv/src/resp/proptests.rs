@@ -287,5 +287,18 @@ proptest! {
         prop_assert_eq!(&run(chunks.iter().copied(), limits, false), &whole);
         let defaults = run([&input[..]], Limits::default(), true);
         prop_assert_eq!(&run(input.chunks(1), Limits::default(), true), &defaults);
+        // One byte at a time never finds a whole request at its start, so
+        // only the state machine parses; whole, the one-pass path does.
+        prop_assert_eq!(&run(input.chunks(1), limits, true), &whole);
+    }
+
+    #[test]
+    fn whole_requests_parse_alike_in_one_pass_and_byte_by_byte(
+        requests in proptest::collection::vec(request(), 1..8),
+        limits in small_limits(),
+    ) {
+        let input = encode(&requests);
+        let whole = run([&input[..]], limits, true);
+        prop_assert_eq!(&run(input.chunks(1), limits, true), &whole);
     }
 }
