@@ -26,6 +26,7 @@
 //! stale entry that is skipped when it comes due.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::counter::CounterValue;
 use crate::hash::{IdMap, KeyHash};
@@ -193,7 +194,8 @@ pub(crate) struct WriteAttempt {
 #[derive(Debug)]
 pub(crate) struct ReadOp {
     pub op: OpId,
-    pub key: Vec<u8>,
+    /// Shared with every `Read` message the read sends.
+    pub key: Arc<[u8]>,
     pub tally: ReadTally,
     /// Owners that must hold the newest version before the read answers:
     /// enough that every later quorum read meets one of them.
@@ -385,7 +387,7 @@ mod tests {
     fn read_op() -> ReadOp {
         ReadOp {
             op: OpId::single(0),
-            key: Vec::new(),
+            key: Arc::from(&b""[..]),
             tally: ReadTally::new(vec![NodeId(1)], 1),
             needed: 1,
             answered: false,

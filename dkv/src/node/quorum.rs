@@ -169,13 +169,13 @@ impl WriteTally {
     /// Whether W can still be reached: owners acknowledged plus owners
     /// still to answer.
     pub fn can_reach(&self) -> bool {
-        let waiting = self
+        let owners_acked_or_waiting = self
             .targets
             .iter()
             .zip(self.answers.as_slice())
-            .filter(|(t, &a)| a == Answer::Waiting && t.stands_in_for.is_none())
+            .filter(|(t, &a)| a != Answer::Refused && t.stands_in_for.is_none())
             .count();
-        self.owners_acked() + waiting >= self.required
+        owners_acked_or_waiting >= self.required
     }
 
     /// Whether the quorum has been reached.

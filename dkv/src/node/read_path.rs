@@ -17,6 +17,8 @@
 //! contradict. Replicas answer only from durable data (see
 //! `durability.rs`), so no answer rests on a copy a crash can take back.
 
+use std::sync::Arc;
+
 use crate::engine::Entry;
 use crate::hash::KeyHash;
 use crate::node::coordinator::{self, ReadOp};
@@ -72,11 +74,12 @@ impl<D: Disk> Node<D> {
             let hedge_at = self.now.mono + self.settings.read_hedge_after.as_millis() as u64;
             self.coordinator.hedge_read(read, hedge_at);
         }
+        let key: Arc<[u8]> = key.into();
         self.coordinator.open_read(
             read,
             ReadOp {
                 op,
-                key: key.to_vec(),
+                key: Arc::clone(&key),
                 tally: ReadTally::with_spares(owners, ask, required),
                 needed,
                 answered: false,
@@ -94,7 +97,7 @@ impl<D: Disk> Node<D> {
             else {
                 break;
             };
-            self.ask(node, read, key);
+            self.ask(node, read, &key);
         }
     }
 
@@ -178,7 +181,7 @@ impl<D: Disk> Node<D> {
 
     /// Sends a read to one replica (this node's own copy goes through the
     /// same durability wait as a replica's answer).
-    fn ask(&mut self, node: NodeId, id: ReadId, key: &[u8]) {
+    fn ask(&mut self, node: NodeId, id: ReadId, key: &Arc<[u8]>) {
         if node == self.settings.id {
             let entry = self.local_entry(key);
             let barrier = self.read_barrier(key);
@@ -188,7 +191,7 @@ impl<D: Disk> Node<D> {
                 node,
                 Message::Read {
                     request: id.into(),
-                    key: key.to_vec(),
+                    key: Arc::clone(key),
                 },
             );
         }

@@ -4,6 +4,7 @@
 //! and hybrid clock. Plain data; [`super::codec`] puts them on the wire.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::counter::{CounterError, Delta};
 use crate::engine::Entry;
@@ -127,8 +128,8 @@ pub enum Message {
     Read {
         /// Echoed in the [`Message::ReadReply`].
         request: RequestId,
-        /// The key.
-        key: Vec<u8>,
+        /// The key, shared with the coordinator's record of the read.
+        key: Arc<[u8]>,
     },
     /// The answer to a [`Message::Read`].
     ReadReply {

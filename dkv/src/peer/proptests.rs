@@ -57,7 +57,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
             }),
         (any::<u64>(), bytes(24)).prop_map(|(request, key)| Message::Read {
             request: RequestId(request),
-            key
+            key: key.into(),
         }),
         (any::<u64>(), prop::option::of(arb_entry())).prop_map(|(request, entry)| {
             Message::ReadReply {

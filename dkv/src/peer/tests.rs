@@ -89,7 +89,7 @@ fn golden_envelopes() -> Vec<(Envelope, String)> {
         (
             envelope(Message::Read {
                 request: RequestId(10),
-                key: b"k".to_vec(),
+                key: b"k"[..].into(),
             }),
             format!("1a000000 12 | {HEAD} | 0a00000000000000 | 01000000 6b"),
         ),

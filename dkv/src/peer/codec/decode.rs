@@ -191,7 +191,7 @@ pub fn decode_envelope(
         }
         READ => Message::Read {
             request: RequestId(r.u64("request")?),
-            key: r.bytes("key")?.to_vec(),
+            key: r.bytes("key")?.into(),
         },
         READ_REPLY => Message::ReadReply {
             request: RequestId(r.u64("request")?),
