@@ -244,7 +244,7 @@ const LAYERS: &[&[&str]] = &[
     &["store", "peer", "resp", "config"],
     &["wal", "snapshot", "ring"],
     &["engine", "clock", "slab", "counter"],
-    &["hash", "version", "random", "glob"],
+    &["hash", "version", "random", "glob", "allocator"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
