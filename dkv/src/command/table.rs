@@ -415,6 +415,30 @@ pub(crate) fn lookup(lowercase: &[u8]) -> Option<&'static Spec> {
     lookup_indexed(lowercase).map(|(_, spec)| spec)
 }
 
+/// `GET` and `SET` in any case, with their places in [`TABLE`], found
+/// without lower-casing a copy of the name first (the data path's
+/// commands, asked for on every request).
+pub(crate) fn lookup_get_or_set(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    let index = match name {
+        [g, e, t]
+            if g.eq_ignore_ascii_case(&b'g')
+                && e.eq_ignore_ascii_case(&b'e')
+                && t.eq_ignore_ascii_case(&b't') =>
+        {
+            GET
+        }
+        [s, e, t]
+            if s.eq_ignore_ascii_case(&b's')
+                && e.eq_ignore_ascii_case(&b'e')
+                && t.eq_ignore_ascii_case(&b't') =>
+        {
+            SET
+        }
+        _ => return None,
+    };
+    Some((index, &ENTRIES[index]))
+}
+
 /// [`lookup`], with the entry's place in [`TABLE`] (what the command
 /// statistics are kept by).
 pub(crate) fn lookup_indexed(lowercase: &[u8]) -> Option<(usize, &'static Spec)> {
@@ -480,6 +504,21 @@ mod tests {
         assert!(lookup(b"nosuchcommand").is_none());
         assert!(lookup(b"").is_none());
         assert!(lookup(b"GET").is_none(), "lookups are by lower-case name");
+    }
+
+    #[test]
+    fn get_and_set_are_found_in_any_case_and_nothing_else_is() {
+        for name in ["get", "GET", "Get", "gEt", "set", "SET", "sEt"] {
+            let lower = name.to_ascii_lowercase();
+            assert_eq!(
+                lookup_get_or_set(name.as_bytes()).map(|(i, s)| (i, s.name)),
+                lookup_indexed(lower.as_bytes()).map(|(i, s)| (i, s.name)),
+                "{name}"
+            );
+        }
+        for name in ["", "ge", "gets", "del", "DEL", "ttl", "mget", "g\0t", "xet"] {
+            assert!(lookup_get_or_set(name.as_bytes()).is_none(), "{name}");
+        }
     }
 
     #[test]
