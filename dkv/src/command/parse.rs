@@ -249,22 +249,8 @@ pub enum Command<'a> {
 /// Redis does: unknown command, then arity, then `NOAUTH`).
 pub(crate) fn lookup(request: Request<'_>) -> Result<(usize, &'static Spec), CommandError> {
     let name = request.name().unwrap_or_default();
-    // Command names are short ASCII: lower-case them on the stack (GET
-    // and SET need not be).
-    let mut lowered = [0u8; 16];
-    let found = match (
-        table::lookup_get_or_set(name),
-        lowered.get_mut(..name.len()),
-    ) {
-        (Some(found), _) => Some(found),
-        (None, Some(buf)) => {
-            buf.copy_from_slice(name);
-            buf.make_ascii_lowercase();
-            table::lookup_indexed(buf)
-        }
-        (None, None) => None,
-    };
-    let (index, spec) = found.ok_or_else(|| CommandError::unknown(name, request.iter().skip(1)))?;
+    let (index, spec) = table::lookup_any_case(name)
+        .ok_or_else(|| CommandError::unknown(name, request.iter().skip(1)))?;
     if !spec.arity_ok(request.len()) {
         return Err(CommandError::WrongArity(spec.text));
     }

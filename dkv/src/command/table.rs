@@ -408,33 +408,28 @@ pub(crate) const TABLE: &[Spec] = &[
     ),
 ];
 
-/// The entry for a command name already in lower case: `GET` and `SET`
-/// by a direct match (the data path's commands), the rest by binary search
+/// The entry for a command name already in lower case, by binary search
 /// of the sorted [`TABLE`] (a test checks the order).
 pub(crate) fn lookup(lowercase: &[u8]) -> Option<&'static Spec> {
     lookup_indexed(lowercase).map(|(_, spec)| spec)
 }
 
-/// `GET` and `SET` in any case, with their places in [`TABLE`], found
-/// without lower-casing a copy of the name first (the data path's
-/// commands, asked for on every request).
-pub(crate) fn lookup_get_or_set(name: &[u8]) -> Option<(usize, &'static Spec)> {
-    let index = match name {
-        [g, e, t]
-            if g.eq_ignore_ascii_case(&b'g')
-                && e.eq_ignore_ascii_case(&b'e')
-                && t.eq_ignore_ascii_case(&b't') =>
-        {
-            GET
-        }
-        [s, e, t]
-            if s.eq_ignore_ascii_case(&b's')
-                && e.eq_ignore_ascii_case(&b'e')
-                && t.eq_ignore_ascii_case(&b't') =>
-        {
-            SET
-        }
-        _ => return None,
+/// The entry for a command name as a client sent it, in any case, with
+/// its place in [`TABLE`]: `GET` and `SET` (the data path's commands,
+/// asked for on every request) by a direct match, the rest lower-cased on
+/// the stack (names are short ASCII) and found by [`lookup_indexed`].
+pub(crate) fn lookup_any_case(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    let is = |word: &[u8; 3]| name.eq_ignore_ascii_case(word);
+    let index = if is(b"get") {
+        GET
+    } else if is(b"set") {
+        SET
+    } else {
+        let mut lowered = [0u8; 16];
+        let buf = lowered.get_mut(..name.len())?;
+        buf.copy_from_slice(name);
+        buf.make_ascii_lowercase();
+        return lookup_indexed(buf);
     };
     Some((index, &ENTRIES[index]))
 }
@@ -442,13 +437,9 @@ pub(crate) fn lookup_get_or_set(name: &[u8]) -> Option<(usize, &'static Spec)> {
 /// [`lookup`], with the entry's place in [`TABLE`] (what the command
 /// statistics are kept by).
 pub(crate) fn lookup_indexed(lowercase: &[u8]) -> Option<(usize, &'static Spec)> {
-    let index = match lowercase {
-        b"get" => GET,
-        b"set" => SET,
-        _ => ENTRIES
-            .binary_search_by(|spec| spec.text.as_bytes().cmp(lowercase))
-            .ok()?,
-    };
+    let index = ENTRIES
+        .binary_search_by(|spec| spec.text.as_bytes().cmp(lowercase))
+        .ok()?;
     Some((index, &ENTRIES[index]))
 }
 
@@ -507,17 +498,28 @@ mod tests {
     }
 
     #[test]
-    fn get_and_set_are_found_in_any_case_and_nothing_else_is() {
-        for name in ["get", "GET", "Get", "gEt", "set", "SET", "sEt"] {
+    fn names_are_found_in_any_case_and_unknown_ones_are_not() {
+        for name in [
+            "get", "GET", "Get", "gEt", "set", "SET", "sEt", "del", "DEL", "Ttl",
+        ] {
             let lower = name.to_ascii_lowercase();
             assert_eq!(
-                lookup_get_or_set(name.as_bytes()).map(|(i, s)| (i, s.name)),
+                lookup_any_case(name.as_bytes()).map(|(i, s)| (i, s.name)),
                 lookup_indexed(lower.as_bytes()).map(|(i, s)| (i, s.name)),
                 "{name}"
             );
+            assert!(lookup_any_case(name.as_bytes()).is_some(), "{name}");
         }
-        for name in ["", "ge", "gets", "del", "DEL", "ttl", "mget", "g\0t", "xet"] {
-            assert!(lookup_get_or_set(name.as_bytes()).is_none(), "{name}");
+        for name in [
+            "",
+            "ge",
+            "gets",
+            "g\0t",
+            "xet",
+            "nosuchcommand",
+            "averyveryverylongname",
+        ] {
+            assert!(lookup_any_case(name.as_bytes()).is_none(), "{name}");
         }
     }
 

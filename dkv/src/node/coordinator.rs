@@ -368,21 +368,21 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::node::ids::RequestIds;
+
     #[test]
     fn a_rotation_by_reversal_is_the_standard_rotation() {
         for len in 0..=9u32 {
             for by in 0..=len as usize {
                 let mut ours: Vec<NodeId> = (0..len).map(NodeId).collect();
                 let mut std = ours.clone();
-                super::rotate_left_by_reversal(&mut ours, by);
+                rotate_left_by_reversal(&mut ours, by);
                 std.rotate_left(by);
                 assert_eq!(ours, std, "len {len} by {by}");
             }
         }
     }
-
-    use super::*;
-    use crate::node::ids::RequestIds;
 
     fn read_op() -> ReadOp {
         ReadOp {

@@ -185,9 +185,11 @@ impl Parser {
             match &mut self.state {
                 State::Idle => match buf.get(self.pos) {
                     None => return Ok(None),
-                    Some(&b'*') => match self.whole_multibulk(buf) {
-                        Some(found) => return Ok(Some(found)),
-                        None => match int_line(buf, self.pos + 1) {
+                    Some(&b'*') => {
+                        if let Some(found) = self.whole_multibulk(buf) {
+                            return Ok(Some(found));
+                        }
+                        match int_line(buf, self.pos + 1) {
                             IntLine::Incomplete => return Ok(None),
                             IntLine::Invalid => return Err(fatal(Kind::InvalidMultibulkLength)),
                             IntLine::Done { value, next } => {
@@ -212,8 +214,8 @@ impl Parser {
                                 self.args.reserve(left.min(MAX_KEPT_ARGS));
                                 self.state = State::Multibulk { left, bulk: None };
                             }
-                        },
-                    },
+                        }
+                    }
                     Some(_) => {
                         self.state = State::Inline { start: self.pos };
                     }
@@ -310,8 +312,8 @@ impl Parser {
 
 impl Parser {
     /// The usual request in one pass: a multibulk request whose headers
-    /// are plain (digits only, no sign, no leading zero), within every
-    /// limit, and all of it in `buf` from `pos`. Anything else (not all
+    /// are whole counts (read by the state machine's own [`int_line`]),
+    /// within every limit, and all of it in `buf` from `pos`. Anything else (not all
     /// here yet, an empty request, a header or a limit to judge) is `None`,
     /// and the state machine parses it from the same place instead, so
     /// this path decides nothing the state machine would decide otherwise
@@ -331,7 +333,7 @@ impl Parser {
     /// [`Parser::whole_multibulk`]'s scan: fills `args`, returns the end.
     fn scan_multibulk(&mut self, buf: &[u8]) -> Option<usize> {
         let limits = &self.limits;
-        let (count, mut at) = plain_int_line(buf, self.pos + 1)?;
+        let (count, mut at) = whole_count(buf, self.pos + 1)?;
         if count == 0 || count as u64 > limits.arg_cap() || at > limits.max_request_len {
             return None;
         }
@@ -340,7 +342,7 @@ impl Parser {
             if buf.get(at) != Some(&b'$') {
                 return None;
             }
-            let (len, data) = plain_int_line(buf, at + 1)?;
+            let (len, data) = whole_count(buf, at + 1)?;
             let end = data.checked_add(len)?;
             if len > limits.max_bulk_len || end.checked_add(2)? > limits.max_request_len {
                 return None;
@@ -355,27 +357,13 @@ impl Parser {
     }
 }
 
-/// `digits\r\n` at `buf[start..]`, plainly written: `0`, or a digit 1-9
-/// then at most 17 more digits (so no overflow). The value and the offset
-/// past the `\r\n`; `None` for anything else, whole or not.
-fn plain_int_line(buf: &[u8], start: usize) -> Option<(usize, usize)> {
-    let mut value: u64 = 0;
-    let mut at = start;
-    loop {
-        match buf.get(at) {
-            Some(&digit @ b'0'..=b'9') if at - start < 18 => {
-                value = value * 10 + u64::from(digit - b'0');
-                at += 1;
-            }
-            Some(&b'\r') => break,
-            _ => return None,
-        }
+/// A header's value read by [`int_line`] as a count or a length: whole,
+/// and not negative; `None` for anything else.
+fn whole_count(buf: &[u8], start: usize) -> Option<(usize, usize)> {
+    match int_line(buf, start) {
+        IntLine::Done { value, next } => Some((usize::try_from(value).ok()?, next)),
+        IntLine::Incomplete | IntLine::Invalid => None,
     }
-    let digits = at - start;
-    if digits == 0 || (digits > 1 && buf[start] == b'0') || buf.get(at + 1) != Some(&b'\n') {
-        return None;
-    }
-    Some((usize::try_from(value).ok()?, at + 2))
 }
 
 /// Argument slots reserved ahead of data, and kept between requests.
